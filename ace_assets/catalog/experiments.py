@@ -1,0 +1,208 @@
+"""experiments.csv: one validated record per recording session.
+
+A row that cannot be trusted (bad key, unsafe path, shifted cells) is
+reported with its row, line number and column and left out; every other row
+is still usable, so one typo never blocks a night of processing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from ace_assets.catalog.cells import NA_TOKENS
+from ace_assets.catalog.csv_table import RawRow, RowProblem, normalize_header, read_table
+from ace_assets.catalog.line_numbers import keyed_rows
+from ace_assets.catalog.paths import UnsafePathError, normalize_relative_dir
+
+#: header text labs use -> attribute name of :class:`Experiment`
+COLUMNS: dict[str, str] = {
+    "line number": "line_number",
+    "id": "animal_id",
+    "date (YYMMDD)": "date",
+    "Box Calcium Folder ID": "box_calcium_folder_id",
+    "calcium imaging directory": "calcium_dir",
+    "Box ephys folder ID": "box_ephys_folder_id",
+    "ephys directory": "ephys_dir",
+    "rat weight (kg)": "weight_kg",
+    "systemic drug": "systemic_drug",
+    "systemic dose (% or mg/kg/min)": "systemic_dose",
+    "systemic drug concentration (mg/mL)": "systemic_drug_concentration",
+    "total systemic time (min)": "total_systemic_time_min",
+    "emg channel": "emg_channel",
+    "events filename": "events_filename",
+    "LFP and EEG CSCs": "channels",
+    "comments": "comments",
+}
+_BY_KEY = {normalize_header(k): k for k in COLUMNS}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    line_number: int
+    row: int
+    animal_id: str | None = None
+    date: dt.date | None = None
+    calcium_dir: PurePosixPath | None = None
+    ephys_dir: PurePosixPath | None = None
+    weight_kg: float | None = None
+    systemic_drug: str | None = None
+    systemic_dose: str | None = None
+    systemic_drug_concentration: str | None = None
+    total_systemic_time_min: str | None = None
+    emg_channel: str | None = None
+    events_filename: str | None = None
+    channels: tuple[str, ...] = ()
+    comments: str | None = None
+    box_calcium_folder_id: str | None = None
+    box_ephys_folder_id: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def has_calcium(self) -> bool:
+        return self.calcium_dir is not None
+
+    @property
+    def has_ephys(self) -> bool:
+        return self.ephys_dir is not None
+
+    def as_row(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("calcium_dir", "ephys_dir"):
+            out[key] = str(out[key]) if out[key] is not None else None
+        out["date"] = self.date.isoformat() if self.date else None
+        out["channels"] = ";".join(self.channels)
+        out["extra"] = dict(self.extra)
+        return out
+
+
+@dataclass
+class ExperimentCatalog:
+    file: str
+    experiments: dict[int, Experiment]
+    problems: list[RowProblem]
+    unknown_columns: list[str]
+
+    def problems_for(self, line_number: int) -> list[RowProblem]:
+        return [p for p in self.problems if p.line_number == line_number]
+
+    def to_frame(self) -> pd.DataFrame:
+        rows = [e.as_row() for e in self.experiments.values()]
+        frame = pd.DataFrame(rows, columns=list(Experiment.__dataclass_fields__))
+        return frame.drop(columns=["extra"])
+
+
+def read_experiments(path: str | Path) -> ExperimentCatalog:
+    """Parse and validate experiments.csv; raises only when the file itself is unusable."""
+    table = read_table(path)
+    known: dict[str, str] = {}
+    unknown: list[str] = []
+    for header in table.header:
+        canonical = _BY_KEY.get(normalize_header(header))
+        if canonical:
+            known[header] = COLUMNS[canonical]
+        elif header:
+            unknown.append(header)
+    for header in unknown:
+        guess = difflib.get_close_matches(header, list(COLUMNS), n=1, cutoff=0.75)
+        hint = f"; did you mean '{guess[0]}'?" if guess else ""
+        table.problems.append(
+            RowProblem(
+                table.file, 1, None, header, f"unknown column kept as extra{hint}", "warning"
+            )
+        )
+    experiments: dict[int, Experiment] = {}
+    for line, raw in keyed_rows(table).items():
+        record = _parse_row(table.file, line, raw, known, unknown, table.problems)
+        if record is not None:
+            experiments[line] = record
+    return ExperimentCatalog(table.file, experiments, table.problems, unknown)
+
+
+def _text(value: str) -> str | None:
+    s = value.strip()
+    return None if s == "" or s.lower() in NA_TOKENS else s
+
+
+def _parse_row(
+    file: str,
+    line: int,
+    raw: RawRow,
+    known: dict[str, str],
+    unknown: list[str],
+    problems: list[RowProblem],
+) -> Experiment | None:
+    values: dict[str, Any] = {}
+    errors: list[RowProblem] = []
+
+    def problem(column: str, message: str, severity: str = "error") -> None:
+        (errors if severity == "error" else problems).append(
+            RowProblem(file, raw.row, line, column, message, severity)
+        )
+
+    for header, attr in known.items():
+        text = _text(raw.cells.get(header, ""))
+        if attr == "line_number" or text is None:
+            continue
+        if attr in ("calcium_dir", "ephys_dir"):
+            try:
+                values[attr] = normalize_relative_dir(text)
+            except UnsafePathError as exc:
+                problem(header, str(exc))
+        elif attr == "date":
+            values[attr] = _parse_date(text, lambda m, h=header: problem(h, m, "warning"))
+        elif attr == "weight_kg":
+            try:
+                values[attr] = float(text)
+            except ValueError:
+                problem(header, f"'{text}' is not a number (kg)", "warning")
+        elif attr == "channels":
+            names = [_strip_ext(c, ".ncs") for c in text.replace(",", ";").split(";")]
+            values[attr] = tuple(n for n in names if n)
+        elif attr == "emg_channel":
+            values[attr] = _strip_ext(text, ".ncs")
+        elif attr == "events_filename":
+            values[attr] = text if text.lower().endswith(".nev") else f"{text}.nev"
+        else:
+            values[attr] = text
+    for name in ("emg_channel", "events_filename", "channels"):
+        cell = values.get(name)
+        if cell and "/" in str(cell).replace("\\", "/"):
+            problem(_header_for(known, name), f"'{cell}' must be a file name, not a path")
+    if "ephys_dir" not in values and (values.get("channels") or values.get("events_filename")):
+        problem(
+            _header_for(known, "ephys_dir"),
+            "channels or events are listed but there is no ephys directory; ephys is ignored",
+            "warning",
+        )
+    if errors:
+        problems.extend(errors)
+        return None
+    extra = {h: raw.cells.get(h, "") for h in unknown if raw.cells.get(h, "").strip()}
+    return Experiment(line_number=line, row=raw.row, extra=extra, **values)
+
+
+def _header_for(known: dict[str, str], attr: str) -> str:
+    return next((h for h, a in known.items() if a == attr), attr)
+
+
+def _strip_ext(name: str, ext: str) -> str:
+    name = name.strip()
+    return name[: -len(ext)] if name.lower().endswith(ext) else name
+
+
+def _parse_date(text: str, warn: Any) -> dt.date | None:
+    try:
+        number = float(text)
+        digits = f"{int(number):06d}"
+        if not number.is_integer() or len(digits) != 6:
+            raise ValueError
+        return dt.date(2000 + int(digits[:2]), int(digits[2:4]), int(digits[4:]))
+    except ValueError:
+        warn(f"'{text}' is not a YYMMDD date; kept without a date")
+        return None

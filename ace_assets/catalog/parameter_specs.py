@@ -1,0 +1,135 @@
+"""Every analysis parameter: its default, its type and the stage that uses it.
+
+Defaults are the reference pipeline's (the shared template row and the
+spec); they apply wherever a CSV cell is empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    default: Any
+    kind: str  # see ace_assets.catalog.parameters.coerce
+    group: str
+    doc: str = ""
+    choices: tuple[Any, ...] = ()
+
+
+P = ParamSpec
+SPECS: dict[str, ParamSpec] = {
+    # alignment / analysis windows
+    "indices of TTL events to delete": P(
+        [], "int_list", "alignment", "TTL events removed before matching frames"
+    ),
+    "zero time (s)": P(0.0, "float", "alignment", "shared time origin on the ephys clock"),
+    "baseline period (min)": P(None, "opt_float", "alignment"),
+    "periods of high slow wave power (s)": P([], "intervals", "alignment", "[[start, end], ...] s"),
+    "control periods (s)": P([], "intervals", "alignment", "[[start, end], ...] s"),
+    "ca_ephys_baseline_video_num": P(None, "opt_int", "alignment"),
+    "ca_ephys_slow_wave_video_num": P(None, "opt_int", "alignment"),
+    "ca_ephys_burst_suppression_video_num": P(None, "opt_int", "alignment"),
+    # denoise (spec 2.1)
+    "frameStep": P(500, "int", "denoise", "frames per processing batch"),
+    "goodRadius": P(2000.0, "float", "denoise"),
+    "notchHalfWidth": P(3, "int", "denoise"),
+    "centerHalfHeightToLeave": P(90, "int", "denoise"),
+    "cutoff": P(3.0, "float", "denoise", "flicker low-pass cutoff, Hz"),
+    "butterOrder": P(6, "int", "denoise"),
+    # preprocess
+    "crop_coords": P(None, "opt_int4", "preprocess", "(x0, y0, x1, y1)"),
+    "detrend": P("median", "opt_str", "preprocess", choices=("median", "linear", None)),
+    "dff": P(
+        None, "opt_str", "preprocess", choices=("delta_f_over_f", "delta_f_over_sqrt_f", None)
+    ),
+    "secs_window": P(5.0, "float", "preprocess"),
+    "quantile_min": P(8.0, "float", "preprocess"),
+    # motion correction
+    "pw_rigid": P(True, "bool", "motion"),
+    "shifts_opencv": P(True, "bool", "motion"),
+    "max_shifts": P((15, 15), "int2", "motion"),
+    "gSig_filt": P((7, 7), "int2", "motion"),
+    "strides": P((48, 48), "int2", "motion"),
+    "overlaps": P((24, 24), "int2", "motion"),
+    "max_deviation_rigid": P(7, "int", "motion"),
+    "border_nan": P("copy", "border", "motion"),
+    # source extraction (CNMF-E)
+    "decay_time": P(0.4, "float", "extraction"),
+    "update_background_components": P(True, "bool", "extraction"),
+    "method_deconvolution": P("oasis", "str", "extraction"),
+    "method_init": P("corr_pnr", "str", "extraction"),
+    "K": P(None, "opt_int", "extraction"),
+    "gSig": P((7, 7), "int2", "extraction"),
+    "gSiz": P((29, 29), "int2", "extraction"),
+    "tsub": P(2, "int", "extraction"),
+    "ssub": P(1, "int", "extraction"),
+    "ssub_B": P(2, "int", "extraction"),
+    "ring_size_factor": P(1.4, "float", "extraction"),
+    "min_corr": P(0.8, "float", "extraction"),
+    "min_pnr": P(10.0, "float", "extraction"),
+    "normalize_init": P(False, "bool", "extraction"),
+    "center_psf": P(True, "bool", "extraction"),
+    "nb": P(0, "int", "extraction"),
+    "p": P(1, "int", "extraction"),
+    "del_duplicates": P(True, "bool", "extraction"),
+    "border_pix": P(0, "int", "extraction"),
+    "low_rank_background": P(None, "opt_bool", "extraction"),
+    "rf": P(40, "opt_int", "extraction"),
+    "stride": P(20, "opt_int", "extraction"),
+    "only_init": P(True, "bool", "extraction"),
+    "nb_patch": P(0, "int", "extraction"),
+    "min_SNR": P(2.5, "float", "extraction"),
+    "rval_thr": P(0.85, "float", "extraction"),
+    "use_cnn": P(False, "bool", "extraction"),
+    "merge_thr": P(0.7, "float", "extraction"),
+    # calcium events and post-processing
+    "derivative_for_estimates": P("first", "str", "events", choices=("zeroth", "first", "second")),
+    "event_height": P(3.0, "float", "events", "threshold in robust SDs"),
+    "n": P(2, "int", "postprocess", "band-pass filter order"),
+    "cut": P([0.1, 1.5], "float_list", "postprocess", "band-pass edges, Hz"),
+    "ftype": P("butter", "str", "postprocess"),
+    "btype": P("bandpass", "str", "postprocess"),
+    "window_length": P(30.0, "float", "postprocess", "spectrogram window, s"),
+    "window_step": P(3.0, "float", "postprocess", "spectrogram step, s"),
+    "freq_lims": P([0.0, 15.0], "float_list", "postprocess"),
+    "time_bandwidth": P(2.0, "float", "postprocess"),
+    "frameWindow": P(1000, "int", "postprocess", "z-score sliding window, frames"),
+    "framesb": P(30, "int", "postprocess", "frames before an event (ETA)"),
+    "framesa": P(60, "int", "postprocess", "frames after an event (ETA)"),
+    # ephys
+    "filter_type": P("butter", "str", "ephys", choices=("butter", "fir")),
+    "filter_range": P([0.5, 4.0], "float_list", "ephys", "[low, high] Hz"),
+    "filter_order": P(4, "int", "ephys"),
+    "remove_artifacts": P(False, "bool", "ephys"),
+    "artifact_threshold_sd": P(8.0, "float", "ephys"),
+    "ephys_window_s": P(4.0, "float", "ephys", "spectrogram window, s"),
+    "ephys_step_s": P(1.0, "float", "ephys"),
+    "ephys_freq_range": P([0.0, 30.0], "float_list", "ephys"),
+    "ephys_time_bandwidth": P(3.0, "float", "ephys"),
+    "ephys_detrend": P("constant", "opt_str", "ephys", choices=("constant", "linear", None)),
+    # quality thresholds used by asset checks
+    "max_dropped_frame_fraction": P(0.01, "float", "checks"),
+    "max_ttl_mismatch": P(5, "int", "checks"),
+}
+
+#: spellings seen in the wild -> canonical name
+ALIASES: dict[str, str] = {
+    "crop": "crop_coords",
+    "ttl events to delete": "indices of TTL events to delete",
+    "zero time": "zero time (s)",
+}
+
+#: identity columns copied from experiments.csv; not parameters
+IDENTITY_COLUMNS = (
+    "line number",
+    "id",
+    "date (YYMMDD)",
+    "Box Calcium Folder ID",
+    "calcium imaging directory",
+    "Box ephys folder ID",
+    "ephys directory",
+    "comments",
+)

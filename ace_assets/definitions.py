@@ -1,0 +1,23 @@
+"""The Dagster code location: ``dagster dev -w workspace.yaml`` loads ``defs``."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ace_assets.defs.catalog_assets import analysis_parameters, experiments
+from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.session_assets import session_files
+
+all_assets = [experiments, analysis_parameters, session_files]
+
+process_all = dg.define_asset_job(
+    "process_line",
+    selection=dg.AssetSelection.assets(*all_assets) - dg.AssetSelection.assets(experiments),
+    description="Every per-line asset of one line number.",
+)
+
+defs = dg.Definitions(
+    assets=all_assets,
+    jobs=[process_all],
+    resources={"paths": PathsResource()},
+)

@@ -1,0 +1,213 @@
+"""Catalog assets: experiments (registers partitions) and per-line analysis parameters."""
+
+import hashlib
+import json
+
+import dagster as dg
+
+from ace_assets.catalog.csv_table import RowProblem
+from ace_assets.catalog.experiments import ExperimentCatalog, read_experiments
+from ace_assets.catalog.parameter_specs import SPECS
+from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
+from ace_assets.defs.failures import input_errors_as_failures
+from ace_assets.defs.manifests import asset_dir, read_manifest, write_manifest
+from ace_assets.defs.partitions import LINE_PARTITIONS_NAME, line_of, line_partitions
+from ace_assets.defs.resources import PathsResource
+from ace_assets.errors import AceInputError
+from ace_assets.io.store import atomic_write_text
+
+CATALOG_GROUP = "catalog"
+
+_EXPERIMENT_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("line_number", "int", description="key of both CSVs and the partition"),
+        dg.TableColumn("row", "int", description="row in experiments.csv (header = 1)"),
+        dg.TableColumn("animal_id", "string"),
+        dg.TableColumn("date", "date"),
+        dg.TableColumn("calcium_dir", "string", description="relative to data_path"),
+        dg.TableColumn("ephys_dir", "string", description="relative to data_path"),
+        dg.TableColumn("weight_kg", "float"),
+        dg.TableColumn("systemic_drug", "string"),
+        dg.TableColumn("emg_channel", "string"),
+        dg.TableColumn("events_filename", "string"),
+        dg.TableColumn("channels", "string", description="';'-separated .ncs names"),
+        dg.TableColumn("comments", "string"),
+    ]
+)
+_PROBLEM_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("row", "int"),
+        dg.TableColumn("line_number", "int"),
+        dg.TableColumn("column", "string"),
+        dg.TableColumn("severity", "string"),
+        dg.TableColumn("message", "string"),
+    ]
+)
+
+
+def problems_table(problems: list[RowProblem]) -> dg.MetadataValue:
+    records = [
+        dg.TableRecord(
+            {
+                "row": p.row,
+                "line_number": p.line_number if p.line_number is not None else -1,
+                "column": p.column or "",
+                "severity": p.severity,
+                "message": p.message,
+            }
+        )
+        for p in problems
+    ]
+    return dg.MetadataValue.table(records=records, schema=_PROBLEM_SCHEMA)
+
+
+@dg.asset(
+    group_name=CATALOG_GROUP,
+    kinds={"csv", "pandas"},
+    check_specs=[dg.AssetCheckSpec("rows_valid", asset="experiments")],
+)
+def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
+    """experiments.csv, validated; registers every good line number as a partition.
+
+    Bad rows are reported (metadata and the ``rows_valid`` check) and left
+    out; partitions are only ever added, so results of removed rows stay
+    browsable.
+    """
+    with input_errors_as_failures():
+        catalog = read_experiments(paths.experiments_csv)
+    frame = catalog.to_frame()
+    keys = [str(n) for n in catalog.experiments]
+    existing = set(context.instance.get_dynamic_partitions(LINE_PARTITIONS_NAME))
+    new_keys = [k for k in keys if k not in existing]
+    if new_keys:
+        context.instance.add_dynamic_partitions(LINE_PARTITIONS_NAME, new_keys)
+    orphaned = sorted(existing - set(keys), key=int)
+
+    out = asset_dir(paths, "experiments")
+    atomic_write_text(out / "experiments.csv", frame.to_csv(index=False))
+    write_manifest(
+        paths,
+        "experiments",
+        None,
+        {
+            "file": catalog.file,
+            "experiments": {str(k): e.as_row() for k, e in catalog.experiments.items()},
+            "problems": [p.as_dict() for p in catalog.problems],
+            "unknown_columns": catalog.unknown_columns,
+        },
+    )
+    errors = [p for p in catalog.problems if p.severity == "error"]
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "dagster/column_schema": _EXPERIMENT_SCHEMA,
+            "source": dg.MetadataValue.path(str(paths.experiments_csv)),
+            "table": dg.MetadataValue.md(_markdown_table(frame)),
+            "lines": dg.MetadataValue.text(", ".join(keys)),
+            "new_partitions": dg.MetadataValue.text(", ".join(new_keys) or "none"),
+            "partitions_without_row": dg.MetadataValue.text(", ".join(orphaned) or "none"),
+            "calcium_lines": sum(e.has_calcium for e in catalog.experiments.values()),
+            "ephys_lines": sum(e.has_ephys for e in catalog.experiments.values()),
+            "rows_rejected": len({p.row for p in errors}),
+            "problems": problems_table(catalog.problems),
+            "unknown_columns": dg.MetadataValue.text(", ".join(catalog.unknown_columns) or "none"),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="rows_valid",
+        passed=not errors,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "rows_rejected": len({p.row for p in errors}),
+            "problems": dg.MetadataValue.md(
+                "\n".join(f"- {p}" for p in catalog.problems) or "no problems"
+            ),
+        },
+    )
+
+
+class ParameterConfig(dg.Config):
+    """Run-config overrides, written in the CSV cell grammar, e.g. {"gSig": "(5, 5)"}."""
+
+    overrides: dict[str, str] = {}
+
+
+@dg.asset(
+    group_name=CATALOG_GROUP,
+    partitions_def=line_partitions,
+    deps=[experiments],
+    kinds={"json"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def analysis_parameters(
+    context: dg.AssetExecutionContext, config: ParameterConfig, paths: PathsResource
+) -> dg.MaterializeResult:
+    """The typed settings of one line: defaults < analysis_parameters.csv row < run config."""
+    line = line_of(context)
+    csv_path = paths.parameters_csv
+    with input_errors_as_failures():
+        experiment_row(paths, line)  # the line must be a valid experiment
+        table = read_parameter_table(csv_path) if csv_path.is_file() else None
+        params = resolve_parameters(table, line, dict(config.overrides))
+    notes = []
+    if table is None:
+        notes.append(f"{csv_path} not found: every setting is the default")
+    elif line not in table.rows:
+        notes.append(f"line {line} has no row in {csv_path}: every setting is the default")
+    data = params.to_json()
+    data["notes"] = notes
+    write_manifest(paths, "analysis_parameters", line, data)
+    changed = {k: v for k, v in params.values.items() if params.sources[k] != "default"}
+    rows = "\n".join(
+        f"| {k} | `{v}` | {params.sources[k]} | {SPECS[k].group} |"
+        for k, v in sorted(changed.items())
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "settings_from_csv": sum(s == "csv" for s in params.sources.values()),
+            "settings_from_run_config": sum(s == "run_config" for s in params.sources.values()),
+            "non_default_settings": dg.MetadataValue.md(
+                "| parameter | value | source | stage |\n|---|---|---|---|\n" + rows
+                if rows
+                else "all defaults"
+            ),
+            "unknown_columns": dg.MetadataValue.json(params.unknown),
+            "problems": problems_table(params.problems),
+            "notes": dg.MetadataValue.text("; ".join(notes) or "none"),
+        },
+        data_version=dg.DataVersion(_digest(data["values"])),
+    )
+
+
+def experiment_row(paths: PathsResource, line: int) -> dict:
+    """The stored experiments row of ``line``, or the reason it was rejected."""
+    manifest = read_manifest(paths, "experiments")
+    row = manifest["experiments"].get(str(line))
+    if row is None:
+        reasons = [p for p in manifest["problems"] if p["line_number"] == line]
+        if reasons:
+            p = reasons[0]
+            raise AceInputError(
+                p["message"], file=p["file"], row=p["row"], line=line, column=p["column"]
+            )
+        raise AceInputError(
+            f"line {line} is not in experiments.csv", file=manifest["file"], line=line
+        )
+    return row
+
+
+def _digest(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _markdown_table(frame) -> str:
+    cols = ["line_number", "animal_id", "date", "calcium_dir", "ephys_dir", "channels"]
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
+    body = "\n".join(
+        "| " + " | ".join("" if v is None else str(v) for v in rec) + " |"
+        for rec in frame[cols].itertuples(index=False)
+    )
+    return head + body
+
+
+__all__ = ["ExperimentCatalog", "analysis_parameters", "experiment_row", "experiments"]

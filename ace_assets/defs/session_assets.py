@@ -1,0 +1,70 @@
+"""session_files: the raw inputs of one line, resolved and verified once."""
+
+import dagster as dg
+
+from ace_assets.defs.catalog_assets import CATALOG_GROUP, experiment_row, experiments
+from ace_assets.defs.failures import input_errors_as_failures
+from ace_assets.defs.manifests import read_manifest, write_manifest
+from ace_assets.defs.partitions import line_of, line_partitions
+from ace_assets.defs.resources import PathsResource
+from ace_assets.io.session import resolve_session
+
+
+@dg.asset(
+    group_name=CATALOG_GROUP,
+    partitions_def=line_partitions,
+    deps=[experiments],
+    kinds={"miniscope", "neuralynx"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg.MaterializeResult:
+    """Miniscope movie files (numeric order, frame counts, rate) and Neuralynx channels of a line."""
+    line = line_of(context)
+    with input_errors_as_failures():
+        row = experiment_row(paths, line)
+        source = read_manifest(paths, "experiments")["file"]
+        session = resolve_session(paths.data, row, source)
+    write_manifest(paths, "session_files", line, session.to_json())
+    meta: dict[str, object] = {
+        "modalities": dg.MetadataValue.text(
+            ", ".join(
+                m for m, v in (("miniscope", session.miniscope), ("ephys", session.ephys)) if v
+            )
+            or "none"
+        ),
+        "missing": dg.MetadataValue.text("; ".join(session.missing) or "none"),
+    }
+    if session.miniscope:
+        ms = session.miniscope
+        meta.update(
+            {
+                "miniscope_folder": dg.MetadataValue.path(ms.folder),
+                "miniscope_version": ms.version,
+                "movie_files": dg.MetadataValue.md(
+                    "| file | frames |\n|---|---|\n"
+                    + "\n".join(f"| {f['name']} | {f['frames']} |" for f in ms.files)
+                ),
+                "n_frames": ms.n_frames,
+                "frame_rate_hz": ms.frame_rate,
+                "frame_shape": dg.MetadataValue.text(f"{ms.frame_shape[0]} x {ms.frame_shape[1]}"),
+                "dropped_frames": len(ms.dropped_frames),
+                "duration_s": round(ms.n_frames / ms.frame_rate, 3) if ms.frame_rate else 0.0,
+            }
+        )
+    if session.ephys:
+        ep = session.ephys
+        meta.update(
+            {
+                "ephys_folder": dg.MetadataValue.path(ep.folder),
+                "channels": dg.MetadataValue.md(
+                    "| channel | fs (Hz) | file |\n|---|---|---|\n"
+                    + "\n".join(
+                        f"| {c['name']} | {c.get('sampling_rate', '')} | {c['path']} |"
+                        for c in ep.channels
+                    )
+                ),
+                "events_file": dg.MetadataValue.text(ep.events_file or "missing"),
+                "ephys_notes": dg.MetadataValue.text("; ".join(ep.notes) or "none"),
+            }
+        )
+    return dg.MaterializeResult(metadata=meta)

@@ -1,0 +1,709 @@
+"""Read UCLA Miniscope V4 and V3 session folders as one streamable movie.
+
+A recording is a list of AVI files played back to back. Frames are decoded
+sequentially, a chunk at a time, as single-channel uint8 arrays: the whole
+movie is never held in memory. Opening a folder is cheap (headers, a seek to
+each file's last frame, the timestamp table); bad input is reported up front
+with the file that is wrong.
+
+Timestamp rows are matched to AVI frames in order (row i is frame i). A table
+with fewer or more rows than there are frames is an error in ``strict`` mode
+(the default); with ``strict=False`` it becomes an entry in ``issues`` and the
+frames without a row get a NaN timestamp — never a silent truncation.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import queue
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cv2
+import numpy as np
+
+from ace_assets.errors import AceInputError
+
+V4_AVI = re.compile(r"^(\d+)\.avi$", re.IGNORECASE)
+V3_AVI = re.compile(r"^mscam(\d+)\.avi$", re.IGNORECASE)
+V4_TIMESTAMPS = "timeStamps.csv"
+V3_TIMESTAMPS = "timestamp.dat"
+V4_METADATA = "metaData.json"
+V4_TS_COLUMNS = ("Frame Number", "Time Stamp (ms)", "Buffer Index")
+V3_TS_COLUMNS = ("camNum", "frameNum", "sysClock", "buffer")
+#: An inter-frame interval longer than this many median intervals means lost frames.
+LONG_INTERVAL_FACTOR = 1.5
+_GREY_FOURCCS = {b"Y800", b"GREY", b"Y8  ", b"Y08 "}
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DroppedFrames:
+    """Evidence of frames the DAQ lost before they reached the AVI files."""
+
+    missing_frame_numbers: np.ndarray
+    """DAQ frame numbers absent from the timestamp table (gaps in the counter)."""
+    long_interval_frames: np.ndarray
+    """Frame indices ``i`` whose interval ``t[i] - t[i-1]`` exceeds 1.5 x the median."""
+    median_interval_ms: float
+    missing_from_intervals: int = 0
+    """Frames that would fit in the long intervals: sum of round(interval / median) - 1."""
+
+    @property
+    def estimated_missing(self) -> int:
+        """Frames lost, by whichever evidence (counter gaps or long intervals) shows more."""
+        return max(int(len(self.missing_frame_numbers)), int(self.missing_from_intervals))
+
+    @property
+    def any(self) -> bool:
+        return bool(len(self.missing_frame_numbers) or len(self.long_interval_frames))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "missing_frame_numbers": self.missing_frame_numbers.tolist(),
+            "long_interval_frames": self.long_interval_frames.tolist(),
+            "median_interval_ms": self.median_interval_ms,
+            "n_missing_frame_numbers": int(len(self.missing_frame_numbers)),
+            "n_long_intervals": int(len(self.long_interval_frames)),
+            "estimated_missing": self.estimated_missing,
+        }
+
+
+@dataclass
+class MiniscopeRecording:
+    """One Miniscope session: its AVI files, timing and metadata.
+
+    Build it with :func:`open_miniscope`. Frames are indexed 0..n_frames-1 across
+    all files in playback order.
+    """
+
+    folder: Path
+    version: str
+    files: tuple[Path, ...]
+    frames_per_file: tuple[int, ...]
+    frame_rate: float
+    frame_shape: tuple[int, int]
+    timestamps_ms: np.ndarray
+    frame_numbers: np.ndarray
+    dropped: DroppedFrames
+    metadata: dict[str, Any] = field(default_factory=dict)
+    issues: list[str] = field(default_factory=list)
+    timestamps_file: Path | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return int(sum(self.frames_per_file))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.n_frames, *self.frame_shape)
+
+    @property
+    def file_starts(self) -> np.ndarray:
+        """Global index of each file's first frame (plus the total at the end)."""
+        return np.concatenate([[0], np.cumsum(self.frames_per_file)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description for asset metadata and QC."""
+        return {
+            "folder": str(self.folder),
+            "version": self.version,
+            "files": [p.name for p in self.files],
+            "frames_per_file": list(self.frames_per_file),
+            "n_frames": self.n_frames,
+            "frame_rate": self.frame_rate,
+            "frame_shape": list(self.frame_shape),
+            "dropped_frames": self.dropped.as_dict(),
+            "issues": list(self.issues),
+        }
+
+    def iter_chunks(
+        self,
+        chunk_frames: int = 256,
+        start: int = 0,
+        stop: int | None = None,
+        *,
+        prefetch: bool = True,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield ``(first_frame, uint8 (k, H, W))`` blocks decoded sequentially.
+
+        With ``prefetch`` a background thread decodes the next block while the
+        caller works on this one (OpenCV releases the GIL while decoding).
+        """
+        if chunk_frames < 1:
+            raise ValueError("chunk_frames must be >= 1")
+        start, stop = self._bounds(start, stop)
+        blocks = self._decode_blocks(chunk_frames, start, stop)
+        return prefetched(blocks) if prefetch else blocks
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Frames ``start:stop`` as one uint8 array (seeks; for short ranges)."""
+        start, stop = self._bounds(start, stop)
+        out = np.empty((stop - start, *self.frame_shape), np.uint8)
+        for first, block in self._decode_blocks(max(stop - start, 1), start, stop):
+            out[first - start : first - start + len(block)] = block
+        return out
+
+    def _bounds(self, start: int, stop: int | None) -> tuple[int, int]:
+        n = self.n_frames
+        stop = n if stop is None else min(int(stop), n)
+        start = int(start)
+        if start < 0 or start > stop:
+            raise IndexError(f"frame range {start}:{stop} outside 0:{n}")
+        return start, stop
+
+    def _decode_blocks(
+        self, chunk_frames: int, start: int, stop: int
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        starts = self.file_starts
+        pos = start
+        block = np.empty((min(chunk_frames, stop - start), *self.frame_shape), np.uint8)
+        filled = 0
+        block_start = start
+        while pos < stop:
+            i = int(np.searchsorted(starts, pos, side="right") - 1)
+            local = pos - int(starts[i])
+            take = min(int(starts[i + 1]) - pos, stop - pos)
+            with _GreyCapture(self.files[i], self.frame_shape) as cap:
+                if local:
+                    cap.seek(local)
+                for j in range(take):
+                    if not cap.read_into(block[filled]):
+                        raise AceInputError(
+                            f"decoding stopped at frame {local + j} but the file claims "
+                            f"{self.frames_per_file[i]} frames (truncated or corrupt AVI)",
+                            file=self.files[i],
+                        )
+                    filled += 1
+                    if filled == len(block):
+                        yield block_start, block
+                        block_start += filled
+                        filled = 0
+                        remaining = stop - block_start
+                        if remaining > 0:
+                            block = np.empty(
+                                (min(chunk_frames, remaining), *self.frame_shape), np.uint8
+                            )
+            pos += take
+
+
+class _GreyCapture:
+    """An OpenCV capture that returns single-channel frames without a colour round trip."""
+
+    def __init__(self, path: Path, frame_shape: tuple[int, int] | None = None) -> None:
+        self.path = path
+        self.cap = _open_capture(path)
+        self.cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
+        self.grey = _fourcc_bytes(self.cap.get(cv2.CAP_PROP_CODEC_PIXEL_FORMAT)) in _GREY_FOURCCS
+        if not self.grey:
+            self.cap.set(cv2.CAP_PROP_CONVERT_RGB, 1)
+        self.frame_shape = frame_shape
+
+    def seek(self, frame: int) -> None:
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, float(frame))
+
+    def read_into(self, out: np.ndarray) -> bool:
+        if self.grey:
+            ok, frame = self.cap.read(out)
+            if not ok or frame is None:
+                return False
+            if frame.shape != out.shape:
+                raise AceInputError(
+                    f"frame of size {frame.shape[1]}x{frame.shape[0]}, expected "
+                    f"{out.shape[1]}x{out.shape[0]}",
+                    file=self.path,
+                )
+            if not np.shares_memory(frame, out):
+                out[...] = frame
+            return True
+        ok, frame = self.cap.read()
+        if not ok or frame is None:
+            return False
+        # OpenCV expands grey video to 3 identical BGR channels; green is what the
+        # reference pipeline reads, and also the right channel for colour sources.
+        single = frame if frame.ndim == 2 else frame[:, :, 1 if frame.shape[2] > 1 else 0]
+        if single.shape != out.shape:
+            raise AceInputError(
+                f"frame of size {single.shape[1]}x{single.shape[0]}, expected "
+                f"{out.shape[1]}x{out.shape[0]}",
+                file=self.path,
+            )
+        out[...] = single
+        return True
+
+    def close(self) -> None:
+        self.cap.release()
+
+    def __enter__(self) -> _GreyCapture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, ``depth`` items ahead.
+
+    Exceptions raised by the producer are re-raised in the consumer; closing the
+    consumer early stops the producer.
+    """
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("done", None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, payload = q.get()
+            if kind == "item":
+                yield payload
+            elif kind == "error":
+                raise payload
+            else:
+                return
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+# ---------------------------------------------------------------------------------------
+# Opening a folder
+
+
+def open_miniscope(
+    folder: str | Path, *, strict: bool = True, verify: bool = True
+) -> MiniscopeRecording:
+    """Open a Miniscope V4 or V3 session folder (or its ``Miniscope/`` subfolder).
+
+    ``verify`` seeks to each file's last frame so a truncated AVI is reported now
+    rather than hours into a run. ``strict`` turns timestamp-table mismatches into
+    errors; otherwise they are listed in ``recording.issues``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise AceInputError("Miniscope folder not found", file=folder)
+    movie_dir, version = _find_movie_dir(folder)
+    if version == "V4":
+        return _open_v4(movie_dir, strict=strict, verify=verify)
+    return _open_v3(movie_dir, strict=strict, verify=verify)
+
+
+def numbered_avis(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """AVI files whose names match ``pattern``, in numeric (not lexical) order."""
+    found = []
+    for p in folder.iterdir():
+        m = pattern.match(p.name)
+        if m and p.is_file():
+            found.append((int(m.group(1)), p))
+    found.sort()
+    return [p for _, p in found]
+
+
+def _find_movie_dir(folder: Path) -> tuple[Path, str]:
+    if numbered_avis(folder, V4_AVI):
+        return folder, "V4"
+    if numbered_avis(folder, V3_AVI):
+        return folder, "V3"
+    preferred = folder / "Miniscope"
+    candidates = [preferred] if preferred.is_dir() else []
+    candidates += sorted(
+        p for p in folder.iterdir() if p.is_dir() and p != preferred and _is_miniscope_dir(p)
+    )
+    for cand in candidates:
+        if numbered_avis(cand, V4_AVI):
+            return cand, "V4"
+    raise AceInputError(
+        "no Miniscope movie found: expected 0.avi, 1.avi, ... (V4, here or in a "
+        "'Miniscope/' subfolder) or msCam1.avi, ... with timestamp.dat (V3)",
+        file=folder,
+    )
+
+
+def _is_miniscope_dir(path: Path) -> bool:
+    meta = path / V4_METADATA
+    if not meta.is_file():
+        return "miniscope" in path.name.lower()
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
+    kind = f"{data.get('deviceType', '')} {data.get('deviceName', '')}".lower()
+    return "miniscope" in kind
+
+
+def _open_v4(movie_dir: Path, *, strict: bool, verify: bool) -> MiniscopeRecording:
+    files = numbered_avis(movie_dir, V4_AVI)
+    issues: list[str] = []
+    _check_contiguous(files, V4_AVI, strict, issues, first=0)
+    meta_file = movie_dir / V4_METADATA
+    if not meta_file.is_file():
+        raise AceInputError(
+            "metaData.json missing: the V4 frame rate (frameRate) is read from it",
+            file=meta_file,
+        )
+    metadata = _load_json(meta_file)
+    if "frameRate" not in metadata:
+        raise AceInputError("no 'frameRate' entry", file=meta_file, column="frameRate")
+    frame_rate = parse_frame_rate(metadata["frameRate"], meta_file)
+    counts, shape = _probe_files(files, verify)
+    _check_roi(metadata, shape, meta_file, issues)
+    n_frames = sum(counts)
+    ts_file = movie_dir / V4_TIMESTAMPS
+    frame_numbers, times = _read_v4_timestamps(ts_file)
+    frame_numbers, times = _match_rows(frame_numbers, times, n_frames, ts_file, strict, issues)
+    dropped = find_dropped_frames(frame_numbers, times)
+    _check_rate(frame_rate, dropped.median_interval_ms, issues)
+    return MiniscopeRecording(
+        folder=movie_dir,
+        version="V4",
+        files=tuple(files),
+        frames_per_file=tuple(counts),
+        frame_rate=frame_rate,
+        frame_shape=shape,
+        timestamps_ms=times,
+        frame_numbers=frame_numbers,
+        dropped=dropped,
+        metadata=metadata,
+        issues=issues,
+        timestamps_file=ts_file,
+    )
+
+
+def _open_v3(movie_dir: Path, *, strict: bool, verify: bool) -> MiniscopeRecording:
+    files = numbered_avis(movie_dir, V3_AVI)
+    issues: list[str] = []
+    _check_contiguous(files, V3_AVI, strict, issues, first=1)
+    counts, shape = _probe_files(files, verify)
+    n_frames = sum(counts)
+    ts_file = movie_dir / V3_TIMESTAMPS
+    table = _read_v3_timestamps(ts_file)
+    cams = {
+        int(c): (table[table[:, 0] == c, 1], table[table[:, 0] == c, 2]) for c in set(table[:, 0])
+    }
+    exact = [c for c, (fn, _) in cams.items() if len(fn) == n_frames]
+    if len(exact) >= 1:
+        cam = exact[0]
+        if len(exact) > 1:
+            issues.append(
+                f"{ts_file.name}: cameras {sorted(exact)} all have {n_frames} rows; "
+                f"using camNum {cam}"
+            )
+    else:
+        cam = min(cams, key=lambda c: abs(len(cams[c][0]) - n_frames))
+        msg = (
+            f"no camNum has one row per frame ({n_frames} frames in the AVIs; rows per "
+            f"camNum: { {c: len(v[0]) for c, v in sorted(cams.items())} })"
+        )
+        if strict:
+            raise AceInputError(msg, file=ts_file, column="camNum")
+        issues.append(f"{ts_file.name}: {msg}; using camNum {cam}")
+    frame_numbers = cams[cam][0].astype(np.int64)
+    times = cams[cam][1].astype(np.float64)
+    frame_numbers, times = _match_rows(frame_numbers, times, n_frames, ts_file, False, issues)
+    dropped = find_dropped_frames(frame_numbers, times)
+    if math.isfinite(dropped.median_interval_ms) and dropped.median_interval_ms > 0:
+        frame_rate = 1000.0 / dropped.median_interval_ms
+    else:
+        frame_rate = _header_fps(files[0])
+        issues.append("frame rate taken from the AVI header (timestamps unusable)")
+    return MiniscopeRecording(
+        folder=movie_dir,
+        version="V3",
+        files=tuple(files),
+        frames_per_file=tuple(counts),
+        frame_rate=float(frame_rate),
+        frame_shape=shape,
+        timestamps_ms=times,
+        frame_numbers=frame_numbers,
+        dropped=dropped,
+        metadata={"camNum": cam},
+        issues=issues,
+        timestamps_file=ts_file,
+    )
+
+
+def _check_contiguous(
+    files: list[Path], pattern: re.Pattern[str], strict: bool, issues: list[str], first: int
+) -> None:
+    numbers = [int(pattern.match(p.name).group(1)) for p in files]  # type: ignore[union-attr]
+    expected = list(range(numbers[0], numbers[0] + len(numbers)))
+    if numbers != expected or numbers[0] != first:
+        missing = sorted(set(range(first, numbers[-1] + 1)) - set(numbers))
+        msg = f"movie files are not numbered contiguously from {first}; missing numbers {missing}"
+        if strict:
+            raise AceInputError(msg, file=files[0].parent)
+        issues.append(msg)
+
+
+def parse_frame_rate(value: Any, source: Path | None = None) -> float:
+    """``"30FPS"``, ``"30 fps"``, ``"30.0"`` or ``30`` -> 30.0."""
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, (int, float)):
+        rate = float(value)
+    else:
+        m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*(fps)?\s*", str(value), re.IGNORECASE)
+        rate = float(m.group(1)) if m else float("nan")
+    if not math.isfinite(rate) or rate <= 0:
+        raise AceInputError(
+            f"frameRate {value!r} is not a positive rate like '30FPS' or 30.0",
+            file=source,
+            column="frameRate",
+        )
+    return rate
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AceInputError(f"not UTF-8 text ({exc.reason})", file=path) from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AceInputError(
+            f"malformed JSON: {exc.msg} at column {exc.colno}", file=path, line=exc.lineno
+        ) from exc
+    if not isinstance(data, dict):
+        raise AceInputError("expected a JSON object at top level", file=path)
+    return data
+
+
+def _open_capture(path: Path) -> cv2.VideoCapture:
+    if not path.is_file():
+        raise AceInputError("movie file missing", file=path)
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        raise AceInputError("cannot open as a video (corrupt or not an AVI)", file=path)
+    return cap
+
+
+def _fourcc_bytes(code: float) -> bytes:
+    return int(code).to_bytes(4, "little", signed=False) if code > 0 else b""
+
+
+def _header_fps(path: Path) -> float:
+    cap = _open_capture(path)
+    try:
+        return float(cap.get(cv2.CAP_PROP_FPS))
+    finally:
+        cap.release()
+
+
+def _probe_files(files: list[Path], verify: bool) -> tuple[list[int], tuple[int, int]]:
+    counts: list[int] = []
+    shape: tuple[int, int] | None = None
+    for path in files:
+        cap = _open_capture(path)
+        try:
+            n = int(round(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+            h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+            if n <= 0 or h <= 0 or w <= 0:
+                raise AceInputError(
+                    f"header reports {n} frames of {w}x{h}: empty or corrupt AVI", file=path
+                )
+            if shape is None:
+                shape = (h, w)
+            elif shape != (h, w):
+                raise AceInputError(
+                    f"frames are {w}x{h} but {files[0].name} has {shape[1]}x{shape[0]}; "
+                    "all files of a recording must share one frame size",
+                    file=path,
+                )
+            if verify:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, float(n - 1))
+                ok = cap.grab()
+                if not ok:
+                    raise AceInputError(
+                        f"the header claims {n} frames but frame {n - 1} cannot be decoded "
+                        "(truncated or corrupt AVI)",
+                        file=path,
+                    )
+        finally:
+            cap.release()
+        counts.append(n)
+    assert shape is not None
+    return counts, shape
+
+
+def _check_roi(
+    metadata: dict[str, Any], shape: tuple[int, int], meta_file: Path, issues: list[str]
+) -> None:
+    roi = metadata.get("ROI")
+    if not isinstance(roi, dict):
+        return
+    try:
+        h, w = int(roi.get("height", shape[0])), int(roi.get("width", shape[1]))
+    except (TypeError, ValueError):
+        issues.append(f"{meta_file.name}: ROI {roi!r} is not numeric")
+        return
+    if (h, w) != shape:
+        issues.append(
+            f"{meta_file.name}: ROI {w}x{h} differs from the AVI frame size {shape[1]}x{shape[0]}"
+        )
+
+
+def _check_rate(frame_rate: float, median_ms: float, issues: list[str]) -> None:
+    if math.isfinite(median_ms) and median_ms > 0:
+        measured = 1000.0 / median_ms
+        if abs(measured - frame_rate) > 0.1 * frame_rate:
+            issues.append(
+                f"metadata frame rate {frame_rate:g} Hz but timestamps give {measured:.3g} Hz"
+            )
+
+
+def _read_v4_timestamps(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise AceInputError("timeStamps.csv missing (per-frame times)", file=path)
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        cols = _column_indices(header, V4_TS_COLUMNS[:2], path)
+        numbers: list[int] = []
+        times: list[float] = []
+        for line, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            numbers.append(int(_number(row, cols[0], path, line, V4_TS_COLUMNS[0])))
+            times.append(_number(row, cols[1], path, line, V4_TS_COLUMNS[1]))
+    return np.asarray(numbers, np.int64), np.asarray(times, np.float64)
+
+
+def _read_v3_timestamps(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise AceInputError("timestamp.dat missing (V3 per-frame times)", file=path)
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh, delimiter="\t")
+        header = [h.strip() for h in next(reader, [])]
+        cols = _column_indices(header, V3_TS_COLUMNS[:3], path)
+        rows: list[tuple[float, float, float]] = []
+        for line, row in enumerate(reader, start=2):
+            if not row or all(not c.strip() for c in row):
+                continue
+            cam, frame, clock = (
+                _number(row, c, path, line, n) for c, n in zip(cols, V3_TS_COLUMNS[:3], strict=True)
+            )
+            rows.append((cam, frame, clock))
+    if not rows:
+        raise AceInputError("no timestamp rows", file=path)
+    return np.asarray(rows, np.float64)
+
+
+def _column_indices(header: list[str], wanted: tuple[str, ...], path: Path) -> list[int]:
+    lowered = [h.lower() for h in header]
+    out = []
+    for name in wanted:
+        if name.lower() not in lowered:
+            raise AceInputError(
+                f"header {header} lacks column '{name}' (expected {list(wanted)})",
+                file=path,
+                line=1,
+                column=name,
+            )
+        out.append(lowered.index(name.lower()))
+    return out
+
+
+def _number(row: list[str], col: int, path: Path, line: int, name: str) -> float:
+    try:
+        value = float(row[col])
+    except (IndexError, ValueError):
+        cell = row[col] if col < len(row) else "<missing>"
+        raise AceInputError(
+            f"expected a number, got {cell!r}", file=path, line=line, column=name
+        ) from None
+    if not math.isfinite(value):
+        raise AceInputError(
+            f"expected a finite number, got {row[col]!r}", file=path, line=line, column=name
+        )
+    return value
+
+
+def _match_rows(
+    frame_numbers: np.ndarray,
+    times: np.ndarray,
+    n_frames: int,
+    path: Path,
+    strict: bool,
+    issues: list[str],
+) -> tuple[np.ndarray, np.ndarray]:
+    rows = len(times)
+    if rows == n_frames:
+        return frame_numbers, times
+    msg = f"{rows} timestamp rows for {n_frames} frames in the AVI files"
+    if strict:
+        raise AceInputError(
+            msg + " (open with strict=False to continue with NaN times for unmatched frames)",
+            file=path,
+        )
+    if rows < n_frames:
+        issues.append(f"{path.name}: {msg}; the last {n_frames - rows} frames have no time (NaN)")
+        pad = n_frames - rows
+        times = np.concatenate([times, np.full(pad, np.nan)])
+        frame_numbers = np.concatenate([frame_numbers, np.full(pad, -1, np.int64)])
+    else:
+        issues.append(f"{path.name}: {msg}; the last {rows - n_frames} rows were ignored")
+        times, frame_numbers = times[:n_frames], frame_numbers[:n_frames]
+    return frame_numbers, times
+
+
+def find_dropped_frames(frame_numbers: np.ndarray, times_ms: np.ndarray) -> DroppedFrames:
+    """Counter gaps and over-long intervals in a per-frame timestamp table."""
+    valid = frame_numbers >= 0
+    fn = frame_numbers[valid]
+    missing: np.ndarray = np.zeros(0, np.int64)
+    if len(fn) > 1:
+        steps = np.diff(fn)
+        gaps = np.nonzero(steps > 1)[0]
+        if len(gaps):
+            missing = np.concatenate([np.arange(fn[g] + 1, fn[g + 1]) for g in gaps])
+    finite = np.isfinite(times_ms)
+    intervals = np.diff(times_ms)
+    good = intervals[np.isfinite(intervals) & (intervals > 0)]
+    median = float(np.median(good)) if len(good) else float("nan")
+    long = np.zeros(0, np.int64)
+    from_intervals = 0
+    if math.isfinite(median) and finite.sum() > 1:
+        with np.errstate(invalid="ignore"):
+            long = np.nonzero(intervals > LONG_INTERVAL_FACTOR * median)[0] + 1
+        from_intervals = int(np.sum(np.maximum(np.rint(intervals[long - 1] / median) - 1, 1)))
+    return DroppedFrames(
+        missing_frame_numbers=missing.astype(np.int64),
+        long_interval_frames=long.astype(np.int64),
+        median_interval_ms=median,
+        missing_from_intervals=from_intervals,
+    )

@@ -1,0 +1,151 @@
+"""Resolve one experiment line to the raw files that exist for it.
+
+Everything downstream trusts this: paths stay inside data_path, every listed
+channel exists, movie files are in numeric order with their frame counts.
+A line may lack a modality; that is stated, not an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ace_assets.catalog.paths import UnsafePathError, resolve_under
+from ace_assets.errors import AceInputError
+
+
+@dataclass
+class MiniscopeFiles:
+    folder: str
+    version: str
+    files: list[dict[str, Any]]
+    n_frames: int
+    frame_rate: float
+    frame_shape: tuple[int, int]
+    dropped_frames: list[int]
+    timestamps_file: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EphysFiles:
+    folder: str
+    channels: list[dict[str, Any]]
+    emg: dict[str, Any] | None
+    events_file: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SessionFiles:
+    line_number: int
+    miniscope: MiniscopeFiles | None
+    ephys: EphysFiles | None
+    missing: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_session(data_path: str | Path, experiment: dict[str, Any], source: str) -> SessionFiles:
+    """``experiment`` is a stored experiments row (see Experiment.as_row)."""
+    line = int(experiment["line_number"])
+    missing: list[str] = []
+    miniscope = None
+    ephys = None
+    if experiment.get("calcium_dir"):
+        folder = _folder(
+            data_path, experiment["calcium_dir"], source, line, "calcium imaging directory"
+        )
+        miniscope = _miniscope(folder, line)
+    else:
+        missing.append("calcium imaging: no 'calcium imaging directory' for this line")
+    if experiment.get("ephys_dir"):
+        folder = _folder(data_path, experiment["ephys_dir"], source, line, "ephys directory")
+        ephys = _ephys(folder, experiment, source, line)
+    else:
+        missing.append("ephys: no 'ephys directory' for this line")
+    return SessionFiles(line, miniscope, ephys, missing)
+
+
+def _folder(data_path: str | Path, relative: str, source: str, line: int, column: str) -> Path:
+    try:
+        folder = resolve_under(data_path, PurePosixPath(relative))
+    except UnsafePathError as exc:
+        raise AceInputError(str(exc), file=source, line=line, column=column) from None
+    if not folder.is_dir():
+        raise AceInputError(
+            f"directory {folder} does not exist under data_path {data_path}",
+            file=source,
+            line=line,
+            column=column,
+        )
+    return folder
+
+
+def _miniscope(folder: Path, line: int) -> MiniscopeFiles:
+    from ace_assets.io.miniscope import open_miniscope
+
+    rec = open_miniscope(folder)
+    files = [
+        {"name": str(Path(f).name), "path": str(f), "frames": int(n)}
+        for f, n in zip(rec.files, rec.frames_per_file, strict=True)
+    ]
+    return MiniscopeFiles(
+        folder=str(folder),
+        version=str(rec.version),
+        files=files,
+        n_frames=int(rec.n_frames),
+        frame_rate=float(rec.frame_rate),
+        frame_shape=(int(rec.frame_shape[0]), int(rec.frame_shape[1])),
+        dropped_frames=[int(i) for i in rec.dropped_frames],
+        timestamps_file=str(rec.timestamps_file) if rec.timestamps_file else None,
+        notes=list(getattr(rec, "notes", [])),
+    )
+
+
+def _ephys(folder: Path, experiment: dict[str, Any], source: str, line: int) -> EphysFiles:
+    from ace_assets.io.neuralynx import read_ncs_header
+
+    channels = [c for c in str(experiment.get("channels") or "").split(";") if c]
+    if not channels:
+        raise AceInputError(
+            "an ephys directory is given but no channels are listed",
+            file=source,
+            line=line,
+            column="LFP and EEG CSCs",
+        )
+
+    def describe(name: str, column: str) -> dict[str, Any]:
+        path = folder / f"{name}.ncs"
+        if not path.is_file():
+            present = sorted(p.stem for p in folder.glob("*.ncs"))
+            raise AceInputError(
+                f"channel '{name}' has no file {path} (present: {', '.join(present) or 'none'})",
+                file=source,
+                line=line,
+                column=column,
+            )
+        header = read_ncs_header(path)
+        return {"name": name, "path": str(path), **header}
+
+    notes: list[str] = []
+    described = [describe(c, "LFP and EEG CSCs") for c in channels]
+    emg_name = experiment.get("emg_channel")
+    emg = None
+    if emg_name:
+        emg = next((c for c in described if c["name"] == emg_name), None) or describe(
+            emg_name, "emg channel"
+        )
+    events = None
+    events_name = experiment.get("events_filename")
+    if events_name:
+        candidate = folder / events_name
+        if candidate.is_file():
+            events = str(candidate)
+        else:
+            notes.append(f"events file {candidate} is missing: no TTL alignment for this line")
+    else:
+        notes.append("no events filename: no TTL alignment for this line")
+    return EphysFiles(str(folder), described, emg, events, notes)

@@ -1,0 +1,19 @@
+"""Small helpers for reading Dagster results in tests."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+
+def failure_text(result: dg.ExecuteInProcessResult) -> str:
+    """Every failure message of a run, including the causes Dagster wraps around them."""
+    parts: list[str] = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None:
+            parts.append(error.message)
+            error = error.cause
+        user = event.step_failure_data.user_failure_data
+        if user is not None and user.description:
+            parts.append(user.description)
+    return "\n".join(parts)
