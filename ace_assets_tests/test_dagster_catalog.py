@@ -61,7 +61,7 @@ def test_experiments_registers_partitions_and_parameters_resolve(
         )
         assert stored["values"]["gSig"] == [3, 3] and stored["sources"]["gSig"] == "csv"
         assert stored["values"]["p"] == 2 and stored["sources"]["p"] == "run_config"
-        assert stored["values"]["indices of TTL events to delete"] == [0, 301]
+        assert stored["values"]["indices of TTL events to delete"] == [0, 302]
 
 
 def test_bad_parameter_cell_fails_the_line_and_writes_nothing(

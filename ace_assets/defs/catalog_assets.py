@@ -175,7 +175,7 @@ def analysis_parameters(
             "problems": problems_table(params.problems),
             "notes": dg.MetadataValue.text("; ".join(notes) or "none"),
         },
-        data_version=dg.DataVersion(_digest(data["values"])),
+        data_version=dg.DataVersion(parameters_digest(data["values"])),
     )
 
 
@@ -196,7 +196,8 @@ def experiment_row(paths: PathsResource, line: int) -> dict:
     return row
 
 
-def _digest(values: dict) -> str:
+def parameters_digest(values: dict) -> str:
+    """Stable hash of resolved settings: equal settings, equal data version."""
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -47,7 +47,7 @@ def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg
                 "n_frames": ms.n_frames,
                 "frame_rate_hz": ms.frame_rate,
                 "frame_shape": dg.MetadataValue.text(f"{ms.frame_shape[0]} x {ms.frame_shape[1]}"),
-                "dropped_frames": len(ms.dropped_frames),
+                "dropped_frames": int(ms.dropped_frames["estimated_missing"]),
                 "duration_s": round(ms.n_frames / ms.frame_rate, 3) if ms.frame_rate else 0.0,
             }
         )

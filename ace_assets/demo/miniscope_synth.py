@@ -50,9 +50,9 @@ class MiniscopeSynthConfig:
     min_spikes: int = 3  # every neuron fires at least this often (so it is findable)
     decay_time: float = 0.4  # s, calcium decay (AR(1) if rise_time == 0)
     rise_time: float = 0.0  # s, > 0 gives an AR(2) kernel
-    amplitude_range: tuple[float, float] = (15.0, 30.0)  # grey levels per spike at the centre
+    amplitude_range: tuple[float, float] = (18.0, 32.0)  # grey levels per spike at the centre
     noise_sd: float = 3.0  # grey levels, white Gaussian sensor noise
-    background_level: float = 70.0  # grey levels, static 1-photon background
+    background_level: float = 80.0  # grey levels, static 1-photon background
     background_fluctuation: float = 0.35  # relative amplitude of the slow background blobs
     n_background_components: int = 3
     bleach_fraction: float = 0.15  # fraction of brightness lost as t -> infinity
@@ -196,7 +196,7 @@ class SyntheticMiniscope:
             missing = cfg.min_spikes - int(counts[k].sum())
             if missing > 0:
                 p = rate[k] / rate[k].sum()
-                counts[k, rng.choice(t, size=missing, replace=False, p=p)] += 1
+                np.add.at(counts[k], rng.choice(t, size=missing, p=p), 1)
         amp = rng.uniform(*cfg.amplitude_range, size=n)
         jitter = rng.uniform(0.8, 1.2, size=(n, t))
         self.S = (counts * amp[:, None] * jitter / peak).astype(np.float32)
@@ -267,9 +267,7 @@ class SyntheticMiniscope:
             np.float32
         )
         rng = _rng(cfg.seed, _FLICKER)
-        self.flicker = (1.0 + cfg.flicker_sd * rng.standard_normal(cfg.n_frames)).astype(
-            np.float32
-        )
+        self.flicker = (1.0 + cfg.flicker_sd * rng.standard_normal(cfg.n_frames)).astype(np.float32)
         self.band_phase0 = float(_rng(cfg.seed, _BANDS).uniform(0, 2 * np.pi))
 
     @property

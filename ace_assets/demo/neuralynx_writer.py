@@ -102,7 +102,7 @@ def ncs_header(
         "",
         f"-ApplicationName {APPLICATION}",
         "-AcquisitionSystem AcqSystem1 DigitalLynxSX",
-        "-ReferenceChannel \"Source 01 Reference\"",
+        '-ReferenceChannel "Source 01 Reference"',
         f'-OriginalFileName "C:\\CheetahData\\ace_assets_demo\\{path.name}"',
         f"-TimeCreated {_fmt_time(time_created)}",
         f"-TimeClosed {closed}",
@@ -160,7 +160,9 @@ class NcsWriter:
         if start_us < 0:
             raise ValueError(f"start_us must be >= 0, got {start_us}")
         if any(c.isspace() for c in channel_name) or not channel_name:
-            raise ValueError(f"channel_name must be one word (neo splits on spaces): {channel_name!r}")
+            raise ValueError(
+                f"channel_name must be one word (neo splits on spaces): {channel_name!r}"
+            )
         self.path = Path(path)
         self.fs = float(fs)
         self.ad_bit_volts = float(ad_bit_volts)
@@ -209,7 +211,9 @@ class NcsWriter:
             sign = -1.0 if self.input_inverted else 1.0
             counts = np.rint(sign * arr.astype(np.float64) / self.ad_bit_volts)
             return np.clip(counts, ADC_MIN, ADC_MAX).astype(np.int16)
-        raise ValueError(f"{self.path}: samples must be int16 counts or float volts, not {arr.dtype}")
+        raise ValueError(
+            f"{self.path}: samples must be int16 counts or float volts, not {arr.dtype}"
+        )
 
     def append(self, samples: np.ndarray, *, gaps: list[tuple[int, float]] | None = None) -> None:
         """Add samples; ``gaps`` are (index into ``samples``, seconds) inserted before that index."""

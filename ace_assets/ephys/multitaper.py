@@ -96,7 +96,9 @@ def plan_multitaper(
     all_freqs = np.fft.rfftfreq(nfft, 1.0 / fs)
     index = np.flatnonzero((all_freqs >= lo) & (all_freqs <= hi))
     if index.size == 0:
-        raise ValueError(f"no FFT bin (spacing {fs / nfft:.4g} Hz) falls in freq_range {freq_range}")
+        raise ValueError(
+            f"no FFT bin (spacing {fs / nfft:.4g} Hz) falls in freq_range {freq_range}"
+        )
     tapers = np.atleast_2d(dpss(win, time_bandwidth, k))
     return MultitaperPlan(
         fs=float(fs),

@@ -133,7 +133,7 @@ class MiniscopeRecording:
         start: int = 0,
         stop: int | None = None,
         *,
-        prefetch: bool = True,
+        prefetch: bool = False,
     ) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(first_frame, uint8 (k, H, W))`` blocks decoded sequentially.
 

@@ -23,7 +23,7 @@ class MiniscopeFiles:
     n_frames: int
     frame_rate: float
     frame_shape: tuple[int, int]
-    dropped_frames: list[int]
+    dropped_frames: dict[str, Any]
     timestamps_file: str | None
     notes: list[str] = field(default_factory=list)
 
@@ -99,9 +99,9 @@ def _miniscope(folder: Path, line: int) -> MiniscopeFiles:
         n_frames=int(rec.n_frames),
         frame_rate=float(rec.frame_rate),
         frame_shape=(int(rec.frame_shape[0]), int(rec.frame_shape[1])),
-        dropped_frames=[int(i) for i in rec.dropped_frames],
+        dropped_frames=rec.dropped.as_dict(),
         timestamps_file=str(rec.timestamps_file) if rec.timestamps_file else None,
-        notes=list(getattr(rec, "notes", [])),
+        notes=list(rec.issues),
     )
 
 
@@ -128,7 +128,14 @@ def _ephys(folder: Path, experiment: dict[str, Any], source: str, line: int) -> 
                 column=column,
             )
         header = read_ncs_header(path)
-        return {"name": name, "path": str(path), **header}
+        return {
+            "name": name,
+            "path": str(path),
+            "sampling_rate": header.sampling_rate,
+            "ad_bit_volts": header.ad_bit_volts,
+            "input_inverted": header.input_inverted,
+            "n_records": header.n_records,
+        }
 
     notes: list[str] = []
     described = [describe(c, "LFP and EEG CSCs") for c in channels]

@@ -11,7 +11,7 @@ zero-argument callable returning a fresh iterator. Stages that need two passes
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -29,7 +29,7 @@ class FrameSink(Protocol):
     def write(self, start: int, block: np.ndarray) -> None: ...
 
 
-MovieSource = Union[ChunkedMovie, np.ndarray, Callable[[], Chunks]]
+MovieSource = ChunkedMovie | np.ndarray | Callable[[], Chunks]
 
 DEFAULT_CHUNK = 64
 
@@ -40,7 +40,9 @@ def chunk_factory(source: MovieSource, chunk_frames: int = DEFAULT_CHUNK) -> Cal
         arr = source
 
         def from_array() -> Chunks:
-            return ((s, np.asarray(arr[s : s + chunk_frames])) for s in range(0, len(arr), chunk_frames))
+            return (
+                (s, np.asarray(arr[s : s + chunk_frames])) for s in range(0, len(arr), chunk_frames)
+            )
 
         return from_array
     if isinstance(source, ChunkedMovie):

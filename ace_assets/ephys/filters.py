@@ -1,0 +1,347 @@
+"""Zero-phase Butterworth / FIR filtering of long recordings with memory flat in length.
+
+``filter_type`` ``"butter"`` gives ``scipy.signal.sosfiltfilt`` (Butterworth, second-order
+sections); ``"fir"`` gives ``scipy.signal.filtfilt(b, [1.0], ...)`` with a Hamming-window
+``firwin`` design. ``filter_range`` is ``[low, high]`` Hz: ``low`` 0/None -> low-pass at
+``high``; ``high`` None -> high-pass at ``low``; both -> band-pass.
+
+How it streams. A forward-backward filter is a causal pass followed by an anti-causal one.
+Rather than re-filtering overlapping chunks (which costs the overlap in compute and is only
+approximate), the causal pass runs over time-ordered chunks carrying the filter state, writes
+its output to a scratch buffer, and the anti-causal pass runs over the scratch buffer in
+reverse chunk order, again carrying state. The ends are padded exactly as SciPy pads them
+(odd extension of ``padlen`` samples, steady-state initial conditions), so the result equals
+the whole-signal ``sosfiltfilt`` / ``filtfilt`` everywhere, ends included, to float rounding
+(plus float32 rounding of the scratch buffer when filtering a float32 store). Memory is one
+chunk plus the pads; FIR steps use FFT (overlap-add) convolution, so long FIR designs stay
+fast.
+
+Each segment (recording section between gaps) is filtered on its own: a filter must not ring
+across a gap. NaN samples (excluded artefacts) are bridged by linear interpolation inside the
+chunk before filtering and set back to NaN afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import signal
+
+from ace_assets.ephys.pages import release_pages
+from ace_assets.ephys.sidecars import copy_sidecars, segments_from_meta
+from ace_assets.io.store import ArrayStore, ArrayStoreWriter
+
+Reader = Callable[[int, int], np.ndarray]
+Writer = Callable[[int, np.ndarray], None]
+FILTER_TYPES = ("butter", "fir")
+
+
+@dataclass(frozen=True)
+class ZeroPhaseFilter:
+    """A designed filter: Butterworth SOS or FIR taps, plus what its forward-backward needs."""
+
+    filter_type: str
+    btype: str
+    cutoff: tuple[float, ...]
+    fs: float
+    sos: np.ndarray | None = None
+    taps: np.ndarray | None = None
+
+    @property
+    def padlen(self) -> int:
+        """SciPy's default pad length for sosfiltfilt / filtfilt of this design."""
+        if self.sos is not None:
+            zeros = min(int((self.sos[:, 2] == 0).sum()), int((self.sos[:, 5] == 0).sum()))
+            return 3 * (2 * len(self.sos) + 1 - zeros)
+        assert self.taps is not None
+        return 3 * len(self.taps)
+
+    def stepper(self) -> _Stepper:
+        if self.sos is not None:
+            return _SosStepper(self.sos)
+        assert self.taps is not None
+        return _FirStepper(self.taps)
+
+    def reference(self, x: np.ndarray, axis: int = 0) -> np.ndarray:
+        """The whole-signal SciPy call this module reproduces (for tests and baselines)."""
+        if self.sos is not None:
+            return signal.sosfiltfilt(self.sos, x, axis=axis)
+        return signal.filtfilt(self.taps, [1.0], x, axis=axis)
+
+
+def _fir_numtaps(low: float | None, high: float | None, fs: float) -> int:
+    """Hamming-window length for the transition bands MNE-Python uses by default."""
+    widths = []
+    if low:
+        widths.append(min(max(0.25 * low, 2.0), low))
+    if high is not None:
+        widths.append(min(max(0.25 * high, 2.0), fs / 2 - high))
+    n = int(math.ceil(3.3 / min(widths) * fs))
+    return n + 1 if n % 2 == 0 else n
+
+
+def design_filter(
+    filter_type: str,
+    filter_range: tuple[float | None, float | None] | list[float | None],
+    fs: float,
+    *,
+    order: int = 4,
+    numtaps: int | None = None,
+) -> ZeroPhaseFilter:
+    """Design the filter named by the ``filter_type`` / ``filter_range`` parameters."""
+    kind = str(filter_type).lower()
+    if kind not in FILTER_TYPES:
+        raise ValueError(f"filter_type must be 'butter' or 'fir', got {filter_type!r}")
+    if len(filter_range) != 2:
+        raise ValueError(f"filter_range must be [low, high], got {filter_range!r}")
+    low, high = filter_range
+    low = None if low is None or float(low) <= 0 else float(low)
+    high = None if high is None else float(high)
+    nyq = fs / 2
+    if low is None and high is None:
+        raise ValueError("filter_range needs a low or a high cutoff")
+    if high is not None and not 0 < high < nyq:
+        raise ValueError(f"high cutoff {high} Hz must be between 0 and Nyquist ({nyq} Hz)")
+    if low is not None and not low < nyq:
+        raise ValueError(f"low cutoff {low} Hz must be below Nyquist ({nyq} Hz)")
+    if low is not None and high is not None and not low < high:
+        raise ValueError(f"filter_range low {low} must be below high {high}")
+    if low is None:
+        btype, cutoff = "lowpass", (high,)
+    elif high is None:
+        btype, cutoff = "highpass", (low,)
+    else:
+        btype, cutoff = "bandpass", (low, high)
+    wn = cutoff[0] if len(cutoff) == 1 else list(cutoff)
+    if kind == "butter":
+        sos = signal.butter(order, wn, btype=btype, fs=fs, output="sos")
+        return ZeroPhaseFilter("butter", btype, cutoff, float(fs), sos=sos)
+    n = int(numtaps) if numtaps is not None else _fir_numtaps(low, high, fs)
+    if btype in ("highpass", "bandpass") and n % 2 == 0:
+        n += 1  # type I FIR: an even length cannot pass Nyquist / be high-pass
+    taps = signal.firwin(n, wn, window="hamming", pass_zero=btype == "lowpass", fs=fs)
+    return ZeroPhaseFilter("fir", btype, cutoff, float(fs), taps=taps)
+
+
+class _Stepper:
+    def reset(self, value: np.ndarray) -> None:  # steady state for a constant input
+        raise NotImplementedError
+
+    def step(self, block: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class _SosStepper(_Stepper):
+    def __init__(self, sos: np.ndarray) -> None:
+        self.sos = sos
+        self.zi0 = signal.sosfilt_zi(sos)  # (n_sections, 2)
+        self.state: np.ndarray | None = None
+
+    def reset(self, value: np.ndarray) -> None:
+        self.state = self.zi0[:, :, None] * np.asarray(value, dtype=np.float64)[None, None, :]
+
+    def step(self, block: np.ndarray) -> np.ndarray:
+        out, self.state = signal.sosfilt(self.sos, block, axis=0, zi=self.state)
+        return out
+
+
+class _FirStepper(_Stepper):
+    """Causal FIR as FFT convolution over [history, block]; history = last M-1 inputs."""
+
+    def __init__(self, taps: np.ndarray) -> None:
+        self.taps = taps
+        self.history: np.ndarray | None = None
+
+    def reset(self, value: np.ndarray) -> None:
+        value = np.asarray(value, dtype=np.float64)
+        self.history = np.repeat(value[None, :], len(self.taps) - 1, axis=0)
+
+    def step(self, block: np.ndarray) -> np.ndarray:
+        assert self.history is not None
+        if block.shape[0] == 0:
+            return block.copy()
+        full = np.concatenate([self.history, block], axis=0)
+        m = len(self.taps)
+        if block.shape[0] * m < 50_000:
+            out = np.stack(
+                [np.convolve(full[:, c], self.taps, mode="valid") for c in range(full.shape[1])],
+                axis=1,
+            )
+        else:
+            out = signal.oaconvolve(full, self.taps[:, None], mode="valid", axes=0)
+        self.history = full[full.shape[0] - (m - 1) :]
+        return out
+
+
+def bridge_nans(block: np.ndarray) -> np.ndarray | None:
+    """Linearly interpolate NaNs per channel in place; returns the NaN mask (None if none)."""
+    mask = np.isnan(block)
+    if not mask.any():
+        return None
+    idx = np.arange(block.shape[0])
+    for c in np.flatnonzero(mask.any(axis=0)):
+        good = ~mask[:, c]
+        block[mask[:, c], c] = (
+            np.interp(idx[mask[:, c]], idx[good], block[good, c]) if good.any() else 0.0
+        )
+    return mask
+
+
+def _read2d(read: Reader, a: int, b: int) -> tuple[np.ndarray, np.ndarray | None]:
+    block = np.array(read(a, b), dtype=np.float64)
+    if block.ndim == 1:
+        block = block[:, None]
+    return block, bridge_nans(block)
+
+
+def filtfilt_stream(
+    filt: ZeroPhaseFilter,
+    read: Reader,
+    write: Writer,
+    start: int,
+    stop: int,
+    scratch: np.ndarray,
+    *,
+    chunk_samples: int = 1 << 18,
+) -> None:
+    """Forward-backward filter samples ``start:stop`` of ``read`` into ``write``.
+
+    ``read(a, b)`` returns ``(b - a, n_channels)``; ``write(a, block)`` receives the
+    output for absolute indices ``a:a+len(block)``; ``scratch`` is a writable
+    ``(>= stop - start, n_channels)`` buffer (memmap or array) for the forward pass.
+    Equals ``filt.reference`` on ``[start, stop)`` alone, with SciPy's default pad length
+    (reduced to ``n - 1`` for segments too short for it).
+    """
+    n = stop - start
+    if n <= 0:
+        return
+    chunk = max(int(chunk_samples), 1)
+    edge = min(filt.padlen, n - 1)
+    head, _ = _read2d(read, start, start + edge + 1)
+    tail, _ = _read2d(read, stop - edge - 1, stop)
+    pre = 2 * head[0] - head[edge:0:-1]
+    post = 2 * tail[-1] - tail[-2 : -(edge + 2) : -1] if edge else tail[:0]
+    step = filt.stepper()
+    # forward (causal) pass, starting at the first sample of the odd extension
+    step.reset(pre[0] if edge else head[0])
+    step.step(pre)
+    nan_ranges: list[tuple[int, int]] = []  # forward chunks that held NaN (re-read later)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        block, mask = _read2d(read, start + a, start + b)
+        if mask is not None:
+            nan_ranges.append((a, b))
+        scratch[a:b] = step.step(block)
+    y_post = step.step(post)
+    # backward (anti-causal) pass from the end of the extension
+    last = y_post[-1] if edge else np.asarray(scratch[n - 1], dtype=np.float64)
+    step.reset(last)
+    step.step(y_post[::-1])
+    for b in range(n, 0, -chunk):
+        a = max(0, b - chunk)
+        rev = np.asarray(scratch[a:b], dtype=np.float64)[::-1]
+        out = step.step(rev)[::-1]
+        if any(r0 < b and a < r1 for r0, r1 in nan_ranges):
+            raw = np.asarray(read(start + a, start + b))
+            out[np.isnan(raw.reshape(out.shape))] = np.nan
+        write(start + a, out)
+
+
+def filter_signal(
+    x: np.ndarray,
+    fs: float,
+    filter_type: str,
+    filter_range: tuple[float | None, float | None] | list[float | None],
+    *,
+    order: int = 4,
+    numtaps: int | None = None,
+    segments: list[tuple[int, int]] | None = None,
+    chunk_samples: int = 1 << 18,
+) -> np.ndarray:
+    """Zero-phase filter an in-memory ``(n_samples,)`` or ``(n_samples, n_channels)`` array.
+
+    Same engine as :func:`filter_store`; ``segments`` are independent ``(start, stop)``
+    sample ranges (default: the whole signal).
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    flat = arr.ndim == 1
+    data = arr[:, None] if flat else arr
+    filt = design_filter(filter_type, filter_range, fs, order=order, numtaps=numtaps)
+    out = np.empty_like(data)
+
+    def write(a: int, block: np.ndarray) -> None:
+        out[a : a + block.shape[0]] = block
+
+    for s0, s1 in segments or [(0, data.shape[0])]:
+        scratch = np.empty((s1 - s0, data.shape[1]))
+        filtfilt_stream(
+            filt, lambda a, b: data[a:b], write, s0, s1, scratch, chunk_samples=chunk_samples
+        )
+    return out[:, 0] if flat else out
+
+
+def filter_store(
+    src: ArrayStore | str | Path,
+    dst_path: str | Path,
+    fs: float | None,
+    filter_type: str,
+    filter_range: tuple[float | None, float | None] | list[float | None],
+    *,
+    order: int = 4,
+    numtaps: int | None = None,
+    segments: list[tuple[int, int]] | None = None,
+    chunk_samples: int = 1 << 18,
+    meta: dict[str, Any] | None = None,
+) -> ArrayStore:
+    """Filter a ``(n_samples, n_channels)`` store into a new float32 store, chunk by chunk.
+
+    ``fs`` defaults to ``src.meta['sampling_rate_hz']``; ``segments`` to
+    ``src.meta['segments']`` (each filtered independently). The forward-pass scratch file
+    lives in the new store's temporary directory and is deleted before the atomic commit.
+    """
+    store = src if isinstance(src, ArrayStore) else ArrayStore(src)
+    rate = float(fs if fs is not None else store.meta["sampling_rate_hz"])
+    filt = design_filter(filter_type, filter_range, rate, order=order, numtaps=numtaps)
+    n = store.shape[0]
+    n_ch = store.shape[1] if len(store.shape) > 1 else 1
+    bounds = segments or segments_from_meta(store.meta, n)
+    info = {
+        **{k: v for k, v in store.meta.items()},
+        "filter": {
+            "filter_type": filt.filter_type,
+            "btype": filt.btype,
+            "cutoff_hz": list(filt.cutoff),
+            "order": order if filt.filter_type == "butter" else None,
+            "numtaps": None if filt.taps is None else int(len(filt.taps)),
+            "zero_phase": True,
+        },
+        **(meta or {}),
+    }
+    src_mm = store.mmap
+    with ArrayStoreWriter(dst_path, (n, n_ch) if src_mm.ndim > 1 else (n,), np.float32, info) as w:
+        scratch_path = w.tmp / "forward.scratch"
+        longest = max(b - a for a, b in bounds)
+        scratch = np.lib.format.open_memmap(
+            scratch_path, mode="w+", dtype=np.float32, shape=(longest, n_ch)
+        )
+        dst = w.array
+
+        def read(a: int, b: int) -> np.ndarray:
+            block = np.array(src_mm[a:b], dtype=np.float64)
+            release_pages(src_mm, scratch)
+            return block[:, None] if block.ndim == 1 else block
+
+        def write(a: int, block: np.ndarray) -> None:
+            dst[a : a + block.shape[0]] = block[:, 0] if dst.ndim == 1 else block
+            release_pages(dst, scratch)
+
+        for s0, s1 in bounds:
+            filtfilt_stream(filt, read, write, s0, s1, scratch, chunk_samples=chunk_samples)
+        scratch_path.unlink()  # its mapping goes when this function returns
+        copy_sidecars(store.path, w.tmp)
+        return w.commit()

@@ -1,0 +1,96 @@
+"""Merge components that overlap in space and whose traces correlate above ``merge_thr``.
+
+Groups are the connected components of the graph "footprints share a pixel AND trace
+correlation > merge_thr" (CaImAn's ``merge_components``). A group is replaced by the rank-1
+non-negative approximation of ``sum_j a_j c_j^T``, computed with ``A_group`` and
+``C_group`` only (never pixels x frames): ``c = (a^T A_g) C_g / |a|^2``,
+``a = A_g (C_g c^T) / |c|^2``. The merged component keeps the smallest original id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+
+@dataclass
+class MergeResult:
+    a: sp.csc_matrix
+    c_raw: np.ndarray  # merged raw traces (not yet deconvolved)
+    ids: np.ndarray
+    merged: list[list[int]]  # groups of original ids that were merged
+    changed: np.ndarray  # bool per output component: needs re-deconvolution
+
+
+def trace_correlations(c: np.ndarray) -> np.ndarray:
+    x = c.astype(np.float64) - c.mean(axis=1, keepdims=True)
+    nrm = np.sqrt((x * x).sum(axis=1))
+    nrm[nrm == 0] = np.inf
+    x /= nrm[:, None]
+    return x @ x.T
+
+
+def merge_components(
+    a: sp.csc_matrix,
+    c: np.ndarray,
+    c_raw: np.ndarray,
+    ids: np.ndarray,
+    thr: float,
+    *,
+    iters: int = 10,
+) -> MergeResult:
+    """Merge overlapping, correlated components; ``c`` (denoised) decides, ``c_raw`` merges."""
+    a = sp.csc_matrix(a, dtype=np.float32)
+    n = a.shape[1]
+    if n < 2:
+        return MergeResult(a, c_raw.copy(), ids.copy(), [], np.zeros(n, dtype=bool))
+    overlap = (a.T @ a).toarray() > 0
+    corr = trace_correlations(c)
+    graph = overlap & (corr > thr)
+    np.fill_diagonal(graph, False)
+    n_groups, labels = connected_components(sp.csr_matrix(graph), directed=False)
+    if n_groups == n:
+        return MergeResult(a, c_raw.copy(), ids.copy(), [], np.zeros(n, dtype=bool))
+    cols, traces, new_ids, changed, groups = [], [], [], [], []
+    for g in range(n_groups):
+        members = np.flatnonzero(labels == g)
+        if len(members) == 1:
+            k = members[0]
+            cols.append(a[:, k])
+            traces.append(c_raw[k])
+            new_ids.append(ids[k])
+            changed.append(False)
+            continue
+        ag = a[:, members]
+        cg = c_raw[members].astype(np.float64)
+        weights = np.sqrt(np.asarray(ag.multiply(ag).sum(axis=0)).ravel())
+        cc = (weights[:, None] * cg).sum(axis=0)
+        av = np.asarray(ag @ (cg @ cc) / max(cc @ cc, 1e-12)).ravel()
+        for _ in range(iters):
+            av = np.maximum(av, 0)
+            if not np.any(av > 0):
+                break
+            cc = (np.asarray(ag.T @ av).ravel() @ cg) / max(av @ av, 1e-12)
+            av = np.asarray(ag @ (cg @ cc)).ravel() / max(cc @ cc, 1e-12)
+        av = np.maximum(av, 0)
+        nrm = np.sqrt(av @ av)
+        if nrm > 0:
+            av /= nrm
+            cc *= nrm
+        cols.append(sp.csc_matrix(av.astype(np.float32).reshape(-1, 1)))
+        traces.append(cc.astype(np.float32))
+        new_ids.append(int(ids[members].min()))
+        changed.append(True)
+        groups.append(sorted(int(i) for i in ids[members]))
+    a_new = sp.hstack(cols, format="csc").astype(np.float32)
+    a_new.eliminate_zeros()
+    return MergeResult(
+        a_new,
+        np.vstack(traces).astype(np.float32),
+        np.asarray(new_ids, dtype=np.int64),
+        groups,
+        np.asarray(changed, dtype=bool),
+    )

@@ -1,0 +1,349 @@
+"""Frame access for extraction: streamed float32 blocks, a sanity scan, and the init cache.
+
+Why a reader of our own for stores: ``ArrayStore.read`` slices a memory map, and every page
+touched stays resident (and counted in the process RSS) until the kernel needs it, so a
+20 GB movie read once through a map looks like a 20 GB process. For ``.npyd`` stores we
+read frame ranges with ordinary file reads instead; anything else with ``.shape`` and
+``.read(a, b)`` (or a plain ndarray) is used as it is.
+
+The initialisation movie (temporally binned by ``tsub``, spatially by ``ssub``) is written
+once to a temporary *tiled* file: tile ``(i, j)`` holds all its frames contiguously, so
+reading a spatial patch over all frames or all pixels over a range of frames are both a
+few large sequential reads, and neither keeps more than one block in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ace_assets.errors import AceInputError
+
+
+class NpyFrames:
+    """Read-only frame ranges of a ``.npy`` file by file reads (no memory map)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with open(self.path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+            self._offset = fh.tell()
+        if fortran:
+            raise AceInputError("expected a C-ordered movie array", file=self.path)
+        self.shape = tuple(int(v) for v in shape)
+        self.dtype = np.dtype(dtype)
+        self._frame_items = int(np.prod(self.shape[1:]))
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        stop = self.shape[0] if stop is None else min(stop, self.shape[0])
+        start = max(0, start)
+        n = max(0, stop - start)
+        with open(self.path, "rb") as fh:
+            fh.seek(self._offset + start * self._frame_items * self.dtype.itemsize)
+            data = np.fromfile(fh, dtype=self.dtype, count=n * self._frame_items)
+        return data.reshape((n, *self.shape[1:]))
+
+
+class ArrayMovie:
+    """An in-memory (T, H, W) array with the store interface."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self._a = array
+        self.shape = tuple(array.shape)
+        self.dtype = array.dtype
+
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return np.asarray(self._a[start:stop])
+
+
+def as_movie(obj: Any) -> Any:
+    """Adapt an ndarray, an ArrayStore or any ``.shape``/``.read`` object for streaming."""
+    if isinstance(obj, np.ndarray):
+        if obj.ndim != 3:
+            raise AceInputError(f"expected a (frames, height, width) movie, got shape {obj.shape}")
+        return ArrayMovie(obj)
+    path = getattr(obj, "path", None)
+    if path is not None and (Path(path) / "data.npy").is_file():
+        return NpyFrames(Path(path) / "data.npy")
+    if not hasattr(obj, "shape") or not hasattr(obj, "read"):
+        raise AceInputError(
+            f"expected a movie array or store with .shape and .read(a, b), got {type(obj)}"
+        )
+    if len(obj.shape) != 3:
+        raise AceInputError(f"expected a (frames, height, width) movie, got shape {obj.shape}")
+    return obj
+
+
+def movie_fps(obj: Any) -> float | None:
+    """Frame rate from store metadata, if it carries one."""
+    meta = getattr(obj, "meta", None) or {}
+    for key in ("fps", "frame_rate", "frameRate", "sampling_rate"):
+        val = meta.get(key)
+        if isinstance(val, (int, float)) and val > 0:
+            return float(val)
+        if isinstance(val, str):
+            txt = val.lower().replace("fps", "").strip()
+            try:
+                f = float(txt)
+            except ValueError:
+                continue
+            if f > 0:
+                return f
+    return None
+
+
+class FloatFrames:
+    """Float32 frame blocks of a movie, with NaNs optionally replaced by a fill image."""
+
+    def __init__(self, movie: Any, fill: np.ndarray | None = None) -> None:
+        self.movie = movie
+        self.shape = tuple(int(v) for v in movie.shape)
+        self.fill = fill
+
+    @property
+    def n_frames(self) -> int:
+        return self.shape[0]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        block = np.asarray(self.movie.read(start, stop), dtype=np.float32)
+        if block.ndim == 4:  # (n, H, W, 3) grey stored as colour: use one channel
+            block = block[..., 0]
+        if self.fill is not None:
+            bad = ~np.isfinite(block)
+            if bad.any():
+                block[bad] = np.broadcast_to(self.fill, block.shape)[bad]
+        return block
+
+    def chunks(self, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
+        for a in range(0, self.n_frames, chunk):
+            yield a, self.read(a, min(a + chunk, self.n_frames))
+
+
+@dataclass
+class MovieStats:
+    """One streamed pass over the movie: what extraction must know before it starts."""
+
+    n_frames: int
+    dims: tuple[int, int]
+    mean: np.ndarray  # (H, W) float64, NaN-aware
+    frame_mean: np.ndarray  # (T,) float64
+    vmin: float
+    vmax: float
+    nan_frames: np.ndarray  # indices of frames holding any NaN/inf
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def constant(self) -> bool:
+        return not (self.vmax > self.vmin)
+
+
+def scan_movie(movie: Any, chunk: int, *, source: str | None = None) -> MovieStats:
+    """Mean image, per-frame means, value range and non-finite frames, in one pass."""
+    t, h, w = (int(v) for v in movie.shape[:3])
+    if t < 1:
+        raise AceInputError("the movie has no frames", file=source)
+    total = np.zeros((h, w), dtype=np.float64)
+    count = np.zeros((h, w), dtype=np.float64)
+    frame_mean = np.zeros(t, dtype=np.float64)
+    vmin, vmax = np.inf, -np.inf
+    nan_frames: list[np.ndarray] = []
+    for a in range(0, t, chunk):
+        b = min(a + chunk, t)
+        block = np.asarray(movie.read(a, b))
+        if block.ndim == 4:
+            block = block[..., 0]
+        if block.shape[1:] != (h, w) or block.shape[0] != b - a:
+            raise AceInputError(
+                f"frames {a}..{b} came back with shape {block.shape}, expected "
+                f"({b - a}, {h}, {w})",
+                file=source,
+            )
+        if np.issubdtype(block.dtype, np.floating):
+            finite = np.isfinite(block)
+            bad = ~finite.all(axis=(1, 2))
+            if bad.any():
+                nan_frames.append(a + np.flatnonzero(bad))
+                vals = np.where(finite, block, 0.0)
+                total += vals.sum(axis=0)
+                count += finite.sum(axis=0)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    frame_mean[a:b] = vals.sum(axis=(1, 2)) / np.maximum(
+                        finite.sum(axis=(1, 2)), 1
+                    )
+                if finite.any():
+                    vmin = min(vmin, float(block[finite].min()))
+                    vmax = max(vmax, float(block[finite].max()))
+                continue
+        blk = block.astype(np.float64, copy=False)
+        total += blk.sum(axis=0)
+        count += b - a
+        frame_mean[a:b] = blk.mean(axis=(1, 2))
+        vmin = min(vmin, float(blk.min()))
+        vmax = max(vmax, float(blk.max()))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    if not np.isfinite(mean).all():
+        fallback = float(np.nanmean(mean)) if np.isfinite(mean).any() else 0.0
+        mean = np.where(np.isfinite(mean), mean, fallback)
+    nan_idx = np.concatenate(nan_frames) if nan_frames else np.zeros(0, dtype=np.int64)
+    return MovieStats(
+        n_frames=t,
+        dims=(h, w),
+        mean=mean,
+        frame_mean=frame_mean,
+        vmin=float(vmin) if np.isfinite(vmin) else 0.0,
+        vmax=float(vmax) if np.isfinite(vmax) else 0.0,
+        nan_frames=nan_idx.astype(np.int64),
+    )
+
+
+def describe_frames(idx: np.ndarray, limit: int = 20) -> str:
+    shown = ", ".join(str(int(i)) for i in idx[:limit])
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    return f"{shown}{more}"
+
+
+def block_reduce_mean(block: np.ndarray, f: int) -> np.ndarray:
+    """Mean-pool the last two axes by ``f`` (edges padded by repetition)."""
+    if f == 1:
+        return block
+    *lead, h, w = block.shape
+    hp, wp = -(-h // f) * f, -(-w // f) * f
+    if (hp, wp) != (h, w):
+        pad = [(0, 0)] * len(lead) + [(0, hp - h), (0, wp - w)]
+        block = np.pad(block, pad, mode="edge")
+    out = block.reshape(*lead, hp // f, f, wp // f, f).mean(axis=(-3, -1))
+    return out.astype(np.float32, copy=False)
+
+
+class TiledCache:
+    """A (T, H, W) float32 movie on disk in tiles: fast patch-over-time and frame-range reads.
+
+    Memory: one read block; disk: ``T * H * W * 4`` bytes in ``workdir`` (deleted by
+    :meth:`close`).
+    """
+
+    def __init__(self, shape: tuple[int, int, int], tile: int, workdir: str | Path | None):
+        self.shape = tuple(int(v) for v in shape)
+        t, h, w = self.shape
+        self.tile = int(max(8, min(tile, max(h, w))))
+        self.nty = -(-h // self.tile)
+        self.ntx = -(-w // self.tile)
+        self._dir = tempfile.mkdtemp(prefix="cnmfe-init-", dir=workdir)
+        self.path = Path(self._dir) / "init_movie.f32"
+        self._tile_items = t * self.tile * self.tile
+        with open(self.path, "wb") as fh:
+            fh.truncate(self.nty * self.ntx * self._tile_items * 4)
+
+    @property
+    def n_frames(self) -> int:
+        return self.shape[0]
+
+    def _tile_offset(self, i: int, j: int, t0: int) -> int:
+        base = (i * self.ntx + j) * self._tile_items
+        return (base + t0 * self.tile * self.tile) * 4
+
+    def write(self, t0: int, block: np.ndarray) -> None:
+        """Store frames ``t0 : t0 + len(block)``."""
+        n, h, w = block.shape
+        s = self.tile
+        padded = np.zeros((n, self.nty * s, self.ntx * s), dtype=np.float32)
+        padded[:, :h, :w] = block
+        tiles = padded.reshape(n, self.nty, s, self.ntx, s).transpose(1, 3, 0, 2, 4)
+        with open(self.path, "r+b") as fh:
+            for i in range(self.nty):
+                for j in range(self.ntx):
+                    fh.seek(self._tile_offset(i, j, t0))
+                    fh.write(np.ascontiguousarray(tiles[i, j]).tobytes())
+
+    def read_patch(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        """All frames of the rectangle ``[y0:y1, x0:x1]`` as (T, y1-y0, x1-x0) float32."""
+        t = self.shape[0]
+        s = self.tile
+        out = np.empty((t, y1 - y0, x1 - x0), dtype=np.float32)
+        with open(self.path, "rb") as fh:
+            for i in range(y0 // s, -(-y1 // s)):
+                for j in range(x0 // s, -(-x1 // s)):
+                    fh.seek(self._tile_offset(i, j, 0))
+                    data = np.fromfile(fh, dtype=np.float32, count=self._tile_items)
+                    data = data.reshape(t, s, s)
+                    ty0, tx0 = i * s, j * s
+                    ya, yb = max(y0, ty0), min(y1, ty0 + s)
+                    xa, xb = max(x0, tx0), min(x1, tx0 + s)
+                    out[:, ya - y0 : yb - y0, xa - x0 : xb - x0] = data[
+                        :, ya - ty0 : yb - ty0, xa - tx0 : xb - tx0
+                    ]
+        return out
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start:stop`` (all pixels)."""
+        t, h, w = self.shape
+        stop = min(stop, t)
+        n = stop - start
+        s = self.tile
+        out = np.empty((n, self.nty * s, self.ntx * s), dtype=np.float32)
+        with open(self.path, "rb") as fh:
+            for i in range(self.nty):
+                for j in range(self.ntx):
+                    fh.seek(self._tile_offset(i, j, start))
+                    data = np.fromfile(fh, dtype=np.float32, count=n * s * s)
+                    out[:, i * s : (i + 1) * s, j * s : (j + 1) * s] = data.reshape(n, s, s)
+        return out[:, :h, :w]
+
+    def chunks(self, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
+        for a in range(0, self.n_frames, chunk):
+            yield a, self.read(a, min(a + chunk, self.n_frames))
+
+    def close(self) -> None:
+        try:
+            os.remove(self.path)
+        except OSError:
+            pass
+        try:
+            os.rmdir(self._dir)
+        except OSError:
+            pass
+
+
+def build_init_cache(
+    frames: FloatFrames,
+    *,
+    tsub: int,
+    ssub: int,
+    chunk: int,
+    tile: int,
+    workdir: str | Path | None,
+) -> TiledCache:
+    """Bin the movie by ``tsub`` frames and ``ssub`` x ``ssub`` pixels into a TiledCache."""
+    t, h, w = frames.shape
+    t_init = -(-t // tsub)
+    hs, ws = -(-h // ssub), -(-w // ssub)
+    cache = TiledCache((t_init, hs, ws), tile, workdir)
+    step = max(tsub, (chunk // tsub) * tsub)
+    try:
+        for a in range(0, t, step):
+            b = min(a + step, t)
+            block = block_reduce_mean(frames.read(a, b), ssub)
+            n = b - a
+            full = n // tsub
+            parts = []
+            if full:
+                parts.append(block[: full * tsub].reshape(full, tsub, hs, ws).mean(axis=1))
+            if n % tsub:
+                parts.append(block[full * tsub :].mean(axis=0, keepdims=True))
+            binned = np.concatenate(parts, axis=0).astype(np.float32, copy=False)
+            cache.write(a // tsub, binned)
+    except BaseException:
+        cache.close()
+        raise
+    return cache

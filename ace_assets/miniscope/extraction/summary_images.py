@@ -1,0 +1,215 @@
+"""Correlation and peak-to-noise images of spatially filtered 1-photon data (CNMF-E).
+
+The filter is CNMF-E's "centred PSF": a Gaussian of width ``gSig`` minus its mean over its
+support, i.e. a difference-of-Gaussians-like high-pass that removes the smooth 1-photon
+background and keeps neuron-sized blobs. On the filtered, time-centred data:
+
+- PNR = temporal max / noise, noise from the high-frequency half of the PSD;
+- correlation image = mean Pearson correlation of a pixel with its 8 neighbours, after
+  values below ``thresh_init`` noise SDs are zeroed (so noise does not correlate).
+
+Two entry points: :func:`correlation_pnr` for a block already in memory (a patch of the
+initialisation movie), and :func:`streamed_correlation_pnr`, which reads any movie in frame
+chunks twice (pass 1: mean, max, noise; pass 2: correlation moments) and so needs only
+``O(pixels)`` accumulators plus one chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import cv2
+import numpy as np
+
+# the four neighbour directions; each pair contributes to both pixels' 8-neighbour means
+_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def center_psf_kernel(gSig: tuple[int, int], center_psf: bool = True) -> np.ndarray:
+    """CNMF-E's filter kernel (float32); ``center_psf=False`` gives a plain Gaussian."""
+    ksize = tuple(int(2 * s) * 2 + 1 for s in gSig)
+    ky = cv2.getGaussianKernel(ksize[0], gSig[0], cv2.CV_32F)
+    kx = cv2.getGaussianKernel(ksize[1], gSig[1], cv2.CV_32F)
+    psf = (ky @ kx.T).astype(np.float32)
+    if center_psf:
+        nonzero = psf >= psf[0].max()
+        psf = psf - psf[nonzero].mean()
+        psf[~nonzero] = 0.0
+    return psf
+
+
+def spatial_filter(frames: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Filter each frame of a (n, h, w) block (border: replicate, as CNMF-E)."""
+    out = np.empty(frames.shape, dtype=np.float32)
+    for i in range(frames.shape[0]):
+        out[i] = cv2.filter2D(
+            np.ascontiguousarray(frames[i], dtype=np.float32), -1, kernel,
+            borderType=cv2.BORDER_REPLICATE,
+        )
+    return out
+
+
+def pixel_noise_fft(
+    data: np.ndarray, freq_range: tuple[float, float] = (0.25, 0.5), block: int = 4096
+) -> np.ndarray:
+    """Noise SD per pixel of a (T, ...) array from its periodogram (CaImAn ``get_noise_fft``)."""
+    t = data.shape[0]
+    flat = data.reshape(t, -1)
+    freqs = np.fft.rfftfreq(t)
+    ind = (freqs > freq_range[0]) & (freqs <= freq_range[1])
+    if not ind.any():
+        ind = freqs > 0
+    out = np.zeros(flat.shape[1], dtype=np.float64)
+    for a in range(0, flat.shape[1], block):
+        seg = flat[:, a : a + block].astype(np.float32)
+        spec = np.fft.rfft(seg, axis=0)[ind]
+        psd = (spec.real**2 + spec.imag**2) / t  # one-sided doubled, halved again below
+        out[a : a + block] = np.sqrt(psd.mean(axis=0))
+    return out.reshape(data.shape[1:])
+
+
+def local_correlations(data: np.ndarray) -> np.ndarray:
+    """Mean correlation of each pixel's trace with its 8 neighbours, for a (T, h, w) block."""
+    t, h, w = data.shape
+    x = data.astype(np.float32, copy=True)
+    x -= x.mean(axis=0)
+    norm = np.sqrt((x * x).sum(axis=0))
+    norm[norm == 0] = np.inf
+    x /= norm
+    total = np.zeros((h, w), dtype=np.float64)
+    count = np.zeros((h, w), dtype=np.float64)
+    for dy, dx in _SHIFTS:
+        ya, yb = 0, h - dy
+        xa, xb = max(0, -dx), w - max(0, dx)
+        if yb <= ya or xb <= xa:
+            continue
+        prod = np.einsum(
+            "tij,tij->ij", x[:, ya:yb, xa:xb], x[:, ya + dy : yb + dy, xa + dx : xb + dx]
+        )
+        total[ya:yb, xa:xb] += prod
+        total[ya + dy : yb + dy, xa + dx : xb + dx] += prod
+        count[ya:yb, xa:xb] += 1
+        count[ya + dy : yb + dy, xa + dx : xb + dx] += 1
+    return (total / np.maximum(count, 1)).astype(np.float32)
+
+
+def correlation_pnr(
+    data: np.ndarray,
+    gSig: tuple[int, int],
+    *,
+    center_psf: bool = True,
+    thresh_init: float = 2.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(cn, pnr, filtered, noise)`` for an in-memory (T, h, w) block.
+
+    ``filtered`` is the spatially filtered, time-centred data (float32, same shape), reused
+    by seeding; ``noise`` is the per-pixel noise SD of ``filtered``.
+    """
+    kernel = center_psf_kernel(gSig, center_psf)
+    filtered = spatial_filter(data, kernel)
+    filtered -= filtered.mean(axis=0)
+    noise = pixel_noise_fft(filtered).astype(np.float32)
+    noise[noise <= 0] = np.inf
+    pnr = filtered.max(axis=0) / noise
+    pnr[~np.isfinite(pnr) | (pnr < 0)] = 0
+    cn = thresholded_correlations(filtered, noise, thresh_init)
+    return cn, pnr.astype(np.float32), filtered, noise
+
+
+def thresholded_correlations(filtered: np.ndarray, noise: np.ndarray, thresh: float) -> np.ndarray:
+    """Correlation image of ``filtered`` with values below ``thresh * noise`` set to 0."""
+    tmp = np.where(filtered < thresh * noise, np.float32(0), filtered)
+    cn = local_correlations(tmp)
+    cn[~np.isfinite(cn) | (cn < 0)] = 0
+    return cn
+
+
+def streamed_correlation_pnr(
+    movie: Any,
+    gSig: tuple[int, int],
+    *,
+    center_psf: bool = True,
+    thresh_init: float = 2.0,
+    chunk: int = 256,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(cn, pnr)`` of a whole movie read in frame chunks (two passes, O(pixels) memory).
+
+    ``movie`` needs ``.shape`` and ``.read(a, b)``. Noise is the average periodogram of
+    the chunks (Welch without overlap) over the same high-frequency band.
+    """
+    t, h, w = (int(v) for v in movie.shape[:3])
+    kernel = center_psf_kernel(gSig, center_psf)
+    chunk = max(16, int(chunk))
+
+    def blocks() -> Iterator[tuple[int, np.ndarray]]:
+        for a in range(0, t, chunk):
+            block = np.asarray(movie.read(a, min(a + chunk, t)), dtype=np.float32)
+            yield a, spatial_filter(block, kernel)
+
+    total = np.zeros((h, w), dtype=np.float64)
+    vmax = np.full((h, w), -np.inf, dtype=np.float64)
+    psd_sum = np.zeros((h, w), dtype=np.float64)
+    psd_n = 0
+    for _, f in blocks():
+        total += f.sum(axis=0)
+        vmax = np.maximum(vmax, f.max(axis=0))
+        n = f.shape[0]
+        if n >= 16 or psd_n == 0:
+            freqs = np.fft.rfftfreq(n)
+            ind = (freqs > 0.25) & (freqs <= 0.5)
+            if not ind.any():
+                ind = freqs > 0
+            spec = np.fft.rfft(f - f.mean(axis=0), axis=0)[ind]
+            psd = (spec.real**2 + spec.imag**2) / n
+            psd_sum += psd.mean(axis=0) * n
+            psd_n += n
+    mean = total / t
+    noise = np.sqrt(psd_sum / max(psd_n, 1))
+    noise[noise <= 0] = np.inf
+    pnr = (vmax - mean) / noise
+    pnr[~np.isfinite(pnr) | (pnr < 0)] = 0
+    if progress:
+        progress("summary images: pass 1 done")
+
+    s1 = np.zeros((h, w), dtype=np.float64)
+    s2 = np.zeros((h, w), dtype=np.float64)
+    cross = [np.zeros((h, w), dtype=np.float64) for _ in _SHIFTS]
+    thr = (thresh_init * noise).astype(np.float32)
+    mean32 = mean.astype(np.float32)
+    for _, f in blocks():
+        x = f - mean32
+        x = np.where(x < thr, np.float32(0), x).astype(np.float64)
+        s1 += x.sum(axis=0)
+        s2 += (x * x).sum(axis=0)
+        for k, (dy, dx) in enumerate(_SHIFTS):
+            ya, yb = 0, h - dy
+            xa, xb = max(0, -dx), w - max(0, dx)
+            if yb <= ya or xb <= xa:
+                continue
+            cross[k][ya:yb, xa:xb] += np.einsum(
+                "tij,tij->ij", x[:, ya:yb, xa:xb], x[:, ya + dy : yb + dy, xa + dx : xb + dx]
+            )
+    mu = s1 / t
+    var = np.maximum(s2 / t - mu * mu, 0)
+    sd = np.sqrt(var)
+    total_c = np.zeros((h, w))
+    count = np.zeros((h, w))
+    for k, (dy, dx) in enumerate(_SHIFTS):
+        ya, yb = 0, h - dy
+        xa, xb = max(0, -dx), w - max(0, dx)
+        if yb <= ya or xb <= xa:
+            continue
+        a_mu, b_mu = mu[ya:yb, xa:xb], mu[ya + dy : yb + dy, xa + dx : xb + dx]
+        a_sd, b_sd = sd[ya:yb, xa:xb], sd[ya + dy : yb + dy, xa + dx : xb + dx]
+        cov = cross[k][ya:yb, xa:xb] / t - a_mu * b_mu
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where((a_sd > 0) & (b_sd > 0), cov / (a_sd * b_sd), 0.0)
+        total_c[ya:yb, xa:xb] += r
+        total_c[ya + dy : yb + dy, xa + dx : xb + dx] += r
+        count[ya:yb, xa:xb] += 1
+        count[ya + dy : yb + dy, xa + dx : xb + dx] += 1
+    cn = total_c / np.maximum(count, 1)
+    cn[~np.isfinite(cn) | (cn < 0)] = 0
+    return cn.astype(np.float32), pnr.astype(np.float32)

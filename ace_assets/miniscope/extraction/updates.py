@@ -1,0 +1,419 @@
+"""Streamed CNMF-E updates: one pass over the frames feeds both the A and the C update.
+
+A pass reads the movie in chunks of frames (all pixels x one chunk in memory). For each
+chunk with the previous traces ``C``:
+
+- background ``B = b0 + W (Y - A C - b0)`` (ring model), data ``R = Y - B``;
+- ``U_c[:, chunk] = A^T R`` — the temporal update needs only this (N x T, the size of the
+  output traces) and ``A^T A``;
+- for each spatial tile, ``U_a += R_tile^T C_local^T`` for the components allowed in the
+  tile — the spatial (HALS) update of a pixel needs only its row of ``R C^T`` and
+  ``C C^T``, so footprints are updated tile by tile, dense inside a tile;
+- optionally the mean of ``R`` over each component's active frames (for ``r_values``).
+
+Temporal update: block-coordinate over components (CaImAn's ``update_temporal``): the raw
+trace ``c_k + (U_k - (A^T A)_k C) / ||a_k||^2`` is deconvolved (OASIS) into the new ``c_k``.
+Spatial update: HALS (Cichocki; CNMF-E) restricted to a dilated neighbourhood of each
+footprint and to ``gSiz`` around its centre.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import scipy.sparse as sp
+from scipy import ndimage
+
+from .background import RingModel
+from .deconvolution import deconvolve, noise_psd
+
+# ------------------------------------------------------------------ footprints
+
+
+def footprint_centers(a: sp.csc_matrix, dims: tuple[int, int]) -> np.ndarray:
+    """Centres of mass (y, x) of each column of a (pixels x N) footprint matrix."""
+    h, w = dims
+    n = a.shape[1]
+    out = np.zeros((n, 2), dtype=np.float64)
+    a = sp.csc_matrix(a)
+    for k in range(n):
+        rows = a.indices[a.indptr[k] : a.indptr[k + 1]]
+        vals = a.data[a.indptr[k] : a.indptr[k + 1]].astype(np.float64)
+        tot = vals.sum()
+        if tot <= 0:
+            out[k] = np.nan
+            continue
+        out[k, 0] = (rows // w * vals).sum() / tot
+        out[k, 1] = (rows % w * vals).sum() / tot
+    return out
+
+
+def _column_image(a: sp.csc_matrix, k: int, dims: tuple[int, int]):
+    """Column ``k`` as a small dense image: (image, y0, x0)."""
+    h, w = dims
+    rows = a.indices[a.indptr[k] : a.indptr[k + 1]]
+    vals = a.data[a.indptr[k] : a.indptr[k + 1]]
+    if len(rows) == 0:
+        return None, 0, 0
+    ys, xs = rows // w, rows % w
+    y0, x0 = int(ys.min()), int(xs.min())
+    img = np.zeros((int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1), dtype=np.float32)
+    img[ys - y0, xs - x0] = vals
+    return img, y0, x0
+
+
+def allowed_masks(
+    a: sp.csc_matrix,
+    dims: tuple[int, int],
+    centers: np.ndarray,
+    *,
+    dilate: int,
+    max_radius: tuple[float, float],
+) -> sp.csc_matrix:
+    """Pixels each footprint may occupy next: its support dilated by ``dilate`` px, within an
+    ellipse of semi-axes ``max_radius`` around its centre (pixels x N boolean)."""
+    h, w = dims
+    a = sp.csc_matrix(a)
+    rows_all, cols_all = [], []
+    se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * dilate + 1, 2 * dilate + 1))
+    ry, rx = max_radius
+    for k in range(a.shape[1]):
+        img, y0, x0 = _column_image(a, k, dims)
+        if img is None:
+            continue
+        pad = dilate
+        big = np.zeros((img.shape[0] + 2 * pad, img.shape[1] + 2 * pad), np.uint8)
+        big[pad : pad + img.shape[0], pad : pad + img.shape[1]] = img > 0
+        big = cv2.dilate(big, se)
+        ys, xs = np.nonzero(big)
+        ys = ys + y0 - pad
+        xs = xs + x0 - pad
+        cy, cx = centers[k]
+        ok = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+        ok &= ((ys - cy) / ry) ** 2 + ((xs - cx) / rx) ** 2 <= 1.0
+        rows_all.append(ys[ok] * w + xs[ok])
+        cols_all.append(np.full(int(ok.sum()), k))
+    if rows_all:
+        rows = np.concatenate(rows_all)
+        cols = np.concatenate(cols_all)
+    else:
+        rows = cols = np.zeros(0, dtype=np.int64)
+    m = sp.csc_matrix(
+        (np.ones(len(rows), dtype=bool), (rows, cols)), shape=(h * w, a.shape[1])
+    )
+    return m
+
+
+def clean_footprints(a: sp.csc_matrix, dims: tuple[int, int], energy: float = 0.99):
+    """Keep each footprint's pixels holding ``energy`` of its squared mass, connected to
+    the peak; returns the cleaned matrix (columns may become empty)."""
+    a = sp.csc_matrix(a)
+    h, w = dims
+    rows_all, cols_all, vals_all = [], [], []
+    for k in range(a.shape[1]):
+        img, y0, x0 = _column_image(a, k, dims)
+        if img is None or not np.any(img > 0):
+            continue
+        v = np.sort(img[img > 0].ravel())[::-1]
+        cum = np.cumsum(v * v)
+        thr_idx = int(np.searchsorted(cum, energy * cum[-1]))
+        thr = v[min(thr_idx, len(v) - 1)]
+        mask = img >= thr
+        labels, n = ndimage.label(mask, structure=np.ones((3, 3)))
+        if n > 1:
+            peak = np.unravel_index(int(np.argmax(img)), img.shape)
+            mask = labels == labels[peak]
+        ys, xs = np.nonzero(mask)
+        rows_all.append((ys + y0) * w + xs + x0)
+        cols_all.append(np.full(len(ys), k))
+        vals_all.append(img[ys, xs])
+    if rows_all:
+        rows, cols, vals = (np.concatenate(x) for x in (rows_all, cols_all, vals_all))
+    else:
+        rows = cols = np.zeros(0, dtype=np.int64)
+        vals = np.zeros(0, dtype=np.float32)
+    return sp.csc_matrix((vals.astype(np.float32), (rows, cols)), shape=a.shape)
+
+
+# ------------------------------------------------------------------ tiles
+
+
+@dataclass
+class Tile:
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    comps: np.ndarray  # component indices allowed somewhere in the tile
+
+    def pixels(self, w: int) -> np.ndarray:
+        ys, xs = np.mgrid[self.y0 : self.y1, self.x0 : self.x1]
+        return (ys * w + xs).ravel()
+
+
+def make_tiles(mask: sp.csc_matrix, dims: tuple[int, int], size: int) -> list[Tile]:
+    """Tiles of ``size`` pixels and the components whose allowed region touches each."""
+    h, w = dims
+    mask = sp.csr_matrix(mask)
+    tiles = []
+    for y0 in range(0, h, size):
+        for x0 in range(0, w, size):
+            y1, x1 = min(h, y0 + size), min(w, x0 + size)
+            t = Tile(y0, y1, x0, x1, np.zeros(0, dtype=np.int64))
+            sub = mask[t.pixels(w)]
+            comps = np.unique(sub.indices)
+            t.comps = comps.astype(np.int64)
+            tiles.append(t)
+    return tiles
+
+
+# ------------------------------------------------------------------ the pass
+
+
+@dataclass
+class PassResult:
+    u_c: np.ndarray  # (N, T) A^T (Y - B)
+    u_a: list[np.ndarray]  # per tile (pixels_in_tile, n_local)  (Y - B) C^T
+    r_act: list[np.ndarray] | None  # per tile mean of (Y - B) over each comp's active frames
+    background_mean: np.ndarray  # (T,) spatial mean of B per frame
+    info: dict = field(default_factory=dict)
+
+
+def run_pass(
+    chunks: Iterable[tuple[int, np.ndarray]],
+    n_frames: int,
+    a: sp.csc_matrix,
+    c_prev: np.ndarray,
+    ring: RingModel,
+    tiles: list[Tile],
+    *,
+    active: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> PassResult:
+    """Stream the frames once; see the module docstring for what is accumulated."""
+    h, w = ring.geometry.dims
+    npx = h * w
+    n = a.shape[1]
+    a = sp.csc_matrix(a, dtype=np.float32)
+    at = sp.csr_matrix(a.T)
+    b0 = ring.b0.reshape(-1).astype(np.float32)
+    u_c = np.zeros((n, n_frames), dtype=np.float32)
+    u_a = [np.zeros((len(t.pixels(w)), len(t.comps)), dtype=np.float64) for t in tiles]
+    r_act = (
+        [np.zeros((len(t.pixels(w)), len(t.comps)), dtype=np.float64) for t in tiles]
+        if active is not None
+        else None
+    )
+    bg_mean = np.zeros(n_frames, dtype=np.float32)
+    for t0, frames in chunks:
+        m = frames.shape[0]
+        t1 = t0 + m
+        y = frames.reshape(m, npx) - b0
+        cc = c_prev[:, t0:t1]
+        ac = (a @ cc).T if n else np.zeros((m, npx), dtype=np.float32)
+        x = (y - ac).reshape(m, h, w)
+        bf = ring.fluctuation(x).reshape(m, npx)
+        bg_mean[t0:t1] = bf.mean(axis=1) + b0.mean()
+        r = y - bf  # Y - B
+        if n:
+            u_c[:, t0:t1] = at @ r.T
+        r3 = r.reshape(m, h, w)
+        for ti, tile in enumerate(tiles):
+            if len(tile.comps) == 0:
+                continue
+            rt = r3[:, tile.y0 : tile.y1, tile.x0 : tile.x1].reshape(m, -1)
+            u_a[ti] += rt.T @ cc[tile.comps].T
+            if r_act is not None and active is not None:
+                r_act[ti] += rt.T @ active[tile.comps, t0:t1].T
+        if progress:
+            progress(t1)
+    return PassResult(u_c, u_a, r_act, bg_mean)
+
+
+# ------------------------------------------------------------------ temporal update
+
+
+@dataclass
+class TemporalResult:
+    c: np.ndarray
+    s: np.ndarray
+    c_raw: np.ndarray  # raw traces minus baseline (C + residual)
+    sn: np.ndarray
+    g: np.ndarray  # (N, p)
+    baseline: np.ndarray
+
+
+def update_temporal(
+    u_c: np.ndarray,
+    a: sp.csc_matrix,
+    c_prev: np.ndarray,
+    *,
+    p: int,
+    g: np.ndarray | None,
+    s_min: float | None,
+    s_min_sd: float,
+    sweeps: int = 2,
+) -> TemporalResult:
+    """Block-coordinate trace update with OASIS deconvolution (CaImAn ``update_temporal``).
+
+    ``g``: fixed AR coefficients for every component (from ``decay_time``) or None to
+    estimate per component on the first sweep.
+    """
+    n, t = u_c.shape
+    aa = (a.T @ a).toarray().astype(np.float64)
+    diag = np.diag(aa).copy()
+    diag[diag <= 0] = 1.0
+    c = c_prev.astype(np.float32, copy=True)
+    s = np.zeros_like(c)
+    sn = np.zeros(n)
+    bl = np.zeros(n)
+    p_eff = max(p, 0)
+    gs = np.zeros((n, max(p_eff, 1)))
+    nbrs = [np.flatnonzero(aa[k]) for k in range(n)]
+    for sweep in range(sweeps):
+        for k in range(n):
+            nb = nbrs[k]
+            raw = c[k] + (u_c[k] - aa[k, nb] @ c[nb]) / diag[k]
+            gk = g if g is not None else (gs[k, :p_eff] if sweep > 0 else None)
+            dec = deconvolve(raw, p=p_eff, g=gk, s_min=s_min, s_min_sd=s_min_sd)
+            c[k] = dec.c
+            s[k] = dec.s
+            sn[k] = dec.sn
+            bl[k] = dec.baseline
+            if p_eff:
+                gs[k, : len(dec.g)] = dec.g
+    c_raw = np.empty_like(c)
+    for k in range(n):
+        nb = nbrs[k]
+        c_raw[k] = c[k] + (u_c[k] - aa[k, nb] @ c[nb]) / diag[k] - bl[k]
+    return TemporalResult(c, s, c_raw, sn, gs[:, :p_eff], bl)
+
+
+def trace_noise(c_raw: np.ndarray) -> np.ndarray:
+    return np.asarray([float(noise_psd(x)) for x in c_raw])
+
+
+# ------------------------------------------------------------------ spatial update
+
+
+def update_spatial(
+    a: sp.csc_matrix,
+    c_prev: np.ndarray,
+    pass_result: PassResult,
+    tiles: list[Tile],
+    mask: sp.csc_matrix,
+    dims: tuple[int, int],
+    *,
+    sweeps: int = 3,
+) -> sp.csc_matrix:
+    """HALS footprint update per tile from ``U_a = (Y-B) C^T`` and ``V = C C^T``."""
+    h, w = dims
+    v = (c_prev.astype(np.float64) @ c_prev.T.astype(np.float64))
+    a_csr = sp.csr_matrix(a)
+    m_csr = sp.csr_matrix(mask)
+    rows_all, cols_all, vals_all = [], [], []
+    for ti, tile in enumerate(tiles):
+        comps = tile.comps
+        if len(comps) == 0:
+            continue
+        pix = tile.pixels(w)
+        at = a_csr[pix][:, comps].toarray().astype(np.float64)
+        mt = m_csr[pix][:, comps].toarray()
+        vt = v[np.ix_(comps, comps)]
+        ut = pass_result.u_a[ti]
+        for _ in range(sweeps):
+            for j in range(len(comps)):
+                if vt[j, j] <= 0:
+                    at[:, j] = 0
+                    continue
+                upd = at[:, j] + (ut[:, j] - at @ vt[:, j]) / vt[j, j]
+                at[:, j] = np.where(mt[:, j], np.maximum(upd, 0.0), 0.0)
+        nzr, nzc = np.nonzero(at)
+        rows_all.append(pix[nzr])
+        cols_all.append(comps[nzc])
+        vals_all.append(at[nzr, nzc])
+    if rows_all:
+        rows, cols, vals = (np.concatenate(x) for x in (rows_all, cols_all, vals_all))
+    else:
+        rows = cols = np.zeros(0, dtype=np.int64)
+        vals = np.zeros(0)
+    return sp.csc_matrix((vals.astype(np.float32), (rows, cols)), shape=a.shape)
+
+
+def normalize_footprints(a: sp.csc_matrix, c: np.ndarray, *arrays: np.ndarray):
+    """Scale footprints to unit L2 norm and the traces (and ``arrays``) inversely."""
+    a = sp.csc_matrix(a, dtype=np.float32)
+    norms = np.sqrt(np.asarray(a.multiply(a).sum(axis=0)).ravel())
+    norms[norms == 0] = 1.0
+    a = sp.csc_matrix(a @ sp.diags(1.0 / norms).astype(np.float32))
+    out = [c * norms[:, None].astype(np.float32)]
+    for arr in arrays:
+        out.append(arr * norms.reshape((-1,) + (1,) * (arr.ndim - 1)).astype(arr.dtype))
+    return a, out, norms
+
+
+def component_r_values(
+    a: sp.csc_matrix,
+    c: np.ndarray,
+    active: np.ndarray,
+    pass_result: PassResult,
+    tiles: list[Tile],
+    dims: tuple[int, int],
+    athresh: float = 0.1,
+) -> np.ndarray:
+    """Spatial consistency: correlation of each footprint with the background-subtracted
+    data averaged over that component's active frames (other components removed)."""
+    h, w = dims
+    n = a.shape[1]
+    out = np.full(n, np.nan)
+    if pass_result.r_act is None or n == 0:
+        return out
+    # mean of every trace over each component's active frames: m[j, k]
+    m = c.astype(np.float64) @ active.T.astype(np.float64)
+    a = sp.csc_matrix(a)
+    a_csr = sp.csr_matrix(a)
+    # gather each component's pixels from the tiles
+    pix_vals: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for ti, tile in enumerate(tiles):
+        if len(tile.comps) == 0:
+            continue
+        pix = tile.pixels(w)
+        ract = pass_result.r_act[ti]
+        for j, k in enumerate(tile.comps):
+            pix_vals.setdefault(int(k), []).append((pix, ract[:, j]))
+    for k in range(n):
+        rows = a.indices[a.indptr[k] : a.indptr[k + 1]]
+        vals = a.data[a.indptr[k] : a.indptr[k + 1]].astype(np.float64)
+        if len(rows) < 3 or k not in pix_vals or active[k].sum() == 0:
+            continue
+        keep = vals >= athresh * vals.max()
+        rows, vals = rows[keep], vals[keep]
+        lookup = {}
+        for pix, rv in pix_vals[k]:
+            lookup.update(zip(pix.tolist(), rv.tolist()))
+        data = np.array([lookup.get(int(r), np.nan) for r in rows])
+        others = a_csr[rows] @ m[:, k] - vals * m[k, k]
+        resid = data - others
+        ok = np.isfinite(resid)
+        if ok.sum() < 3 or np.std(vals[ok]) == 0 or np.std(resid[ok]) == 0:
+            continue
+        out[k] = float(np.corrcoef(vals[ok], resid[ok])[0, 1])
+    return out
+
+
+def active_weights(c: np.ndarray, frac: float = 0.3) -> np.ndarray:
+    """(N, T) weights averaging over each component's strongly active frames."""
+    n, t = c.shape
+    out = np.zeros((n, t), dtype=np.float32)
+    for k in range(n):
+        peak = float(np.max(c[k])) if t else 0.0
+        if peak <= 0:
+            continue
+        act = c[k] >= frac * peak
+        cnt = int(act.sum())
+        if cnt:
+            out[k, act] = 1.0 / cnt
+    return out

@@ -1,0 +1,215 @@
+"""Frame-to-template registration primitives (NoRMCorre-style), built on OpenCV's DFT.
+
+Conventions. A *lag* ``(ly, lx)`` is where the cross-correlation of a frame with
+the template peaks: the frame shows the template moved by the lag. The *shift*
+reported and applied is the correction, ``-lag``: ``corrected[y, x] =
+frame[y - dy, x - dx]``, as CaImAn reports ``shifts_rig``.
+
+Speed. The high-pass filter (CaImAn's ``high_pass_filter_space`` kernel: a
+Gaussian of ``gSig_filt`` made zero-mean over its disc) is applied in the
+Fourier domain, folded into the template's spectrum: one forward DFT and one
+inverse DFT per frame give the filtered cross-correlation. Spectra are kept in
+OpenCV's packed (CCS) real format and multiplied with ``cv2.mulSpectrums``.
+Sub-pixel peaks come from a 3-point Gaussian (log-parabola) fit, which is exact
+for the near-Gaussian correlation peak of band-passed images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+BORDER_MODES = {"copy": cv2.BORDER_REPLICATE, True: cv2.BORDER_CONSTANT, False: cv2.BORDER_CONSTANT}
+INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+
+
+def high_pass_kernel(gsig: tuple[float, float]) -> np.ndarray:
+    """CaImAn's spatial high-pass kernel: a Gaussian made zero-sum over its central disc."""
+    sy, sx = float(gsig[0]), float(gsig[1])
+    ky = cv2.getGaussianKernel(int(3 * sy) // 2 * 2 + 1, sy)
+    kx = cv2.getGaussianKernel(int(3 * sx) // 2 * 2 + 1, sx)
+    ker = ky @ kx.T
+    inside = ker >= ker[:, 0].max()
+    ker[inside] -= ker[inside].mean()
+    ker[~inside] = 0.0
+    return ker
+
+
+def high_pass(frame: np.ndarray, gsig: tuple[float, float] | None) -> np.ndarray:
+    """Spatially high-passed float32 frame (reflecting borders), as CaImAn computes it."""
+    f = np.asarray(frame, np.float32)
+    if gsig is None:
+        return f.copy()
+    ker = high_pass_kernel(gsig).astype(np.float32)
+    return cv2.filter2D(f, -1, ker, borderType=cv2.BORDER_REFLECT)
+
+
+def wrapped_kernel(ker: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The kernel embedded in a frame-sized array with its centre at (0, 0), wrapping."""
+    out = np.zeros(shape, np.float32)
+    kh, kw = ker.shape
+    cy, cx = kh // 2, kw // 2
+    ys = (np.arange(kh) - cy) % shape[0]
+    xs = (np.arange(kw) - cx) % shape[1]
+    np.add.at(out, (ys[:, None], xs[None, :]), ker.astype(np.float32))
+    return out
+
+
+class FilterSpectrum:
+    """DFT (CCS-packed) of the high-pass kernel for one frame shape; identity if off."""
+
+    def __init__(self, shape: tuple[int, int], gsig: tuple[float, float] | None) -> None:
+        self.shape = shape
+        self.active = gsig is not None
+        self.ccs = cv2.dft(wrapped_kernel(high_pass_kernel(gsig), shape)) if self.active else None
+
+    def filter(self, spectrum: np.ndarray) -> np.ndarray:
+        if not self.active:
+            return spectrum
+        return cv2.mulSpectrums(spectrum, self.ccs, 0)
+
+
+def subpixel_offsets(centre: np.ndarray, minus: np.ndarray, plus: np.ndarray) -> np.ndarray:
+    """Vertex offset (-0.5..0.5) of the peak through three samples; Gaussian fit when possible."""
+    c, m, p = (np.asarray(a, np.float64) for a in (centre, minus, plus))
+    positive = (c > 0) & (m > 0) & (p > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lc, lm, lp = (np.log(np.where(positive, v, 1.0)) for v in (c, m, p))
+        den_g = lm - 2 * lc + lp
+        gauss = np.where(den_g < 0, (lm - lp) / (2 * den_g), 0.0)
+        den_p = m - 2 * c + p
+        para = np.where(den_p < 0, (m - p) / (2 * den_p), 0.0)
+    out = np.where(positive, gauss, para)
+    return np.clip(np.nan_to_num(out), -0.5, 0.5)
+
+
+def peak_in_window(
+    corr: np.ndarray, centre: tuple[int, int], half: tuple[int, int], limit: tuple[float, float]
+) -> np.ndarray:
+    """Sub-pixel lags of the largest correlation within ``centre +- half`` (and ``|lag| <= limit``).
+
+    ``corr`` is (n, H, W), circular (lag ``l`` at index ``l mod H``). Returns (n, 2).
+    """
+    n, h, w = corr.shape
+    hy, hx = half
+    ly = np.arange(centre[0] - hy - 1, centre[0] + hy + 2)
+    lx = np.arange(centre[1] - hx - 1, centre[1] + hx + 2)
+    win = corr[:, (ly % h)[:, None], (lx % w)[None, :]].astype(np.float64)
+    allowed = (np.abs(ly) <= limit[0])[:, None] & (np.abs(lx) <= limit[1])[None, :]
+    allowed[[0, -1], :] = False
+    allowed[:, [0, -1]] = False
+    if not allowed.any():  # centre beyond the limit: search the window anyway
+        allowed[1:-1, 1:-1] = True
+    search = np.where(allowed[None], win, -np.inf)
+    flat = search.reshape(n, -1).argmax(1)
+    iy, ix = np.unravel_index(flat, search.shape[1:])
+    rows = np.arange(n)
+    dy = subpixel_offsets(win[rows, iy, ix], win[rows, iy - 1, ix], win[rows, iy + 1, ix])
+    dx = subpixel_offsets(win[rows, iy, ix], win[rows, iy, ix - 1], win[rows, iy, ix + 1])
+    lags = np.stack([ly[iy] + dy, lx[ix] + dx], axis=1)
+    return np.clip(lags, -np.asarray(limit), np.asarray(limit))
+
+
+@dataclass(frozen=True)
+class PatchGrid:
+    """Overlapping patches (NoRMCorre layout): size = strides + overlaps, last flush with edge."""
+
+    starts_y: np.ndarray
+    starts_x: np.ndarray
+    size: tuple[int, int]
+
+    @classmethod
+    def build(
+        cls, shape: tuple[int, int], strides: tuple[int, int], overlaps: tuple[int, int]
+    ) -> PatchGrid:
+        size = []
+        starts = []
+        for dim, stride, overlap in zip(shape, strides, overlaps, strict=True):
+            s = min(int(stride) + int(overlap), dim)
+            last = dim - s
+            st = list(range(0, last, max(int(stride), 1))) + [last]
+            starts.append(np.unique(np.asarray(st, np.int64)))
+            size.append(s)
+        return cls(starts[0], starts[1], (size[0], size[1]))
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return len(self.starts_y), len(self.starts_x)
+
+    @property
+    def centres_y(self) -> np.ndarray:
+        return self.starts_y + (self.size[0] - 1) / 2.0
+
+    @property
+    def centres_x(self) -> np.ndarray:
+        return self.starts_x + (self.size[1] - 1) / 2.0
+
+    def patches(self, frame: np.ndarray) -> list[np.ndarray]:
+        sy, sx = self.size
+        return [frame[y : y + sy, x : x + sx] for y in self.starts_y for x in self.starts_x]
+
+
+def interpolation_matrix(length: int, centres: np.ndarray) -> np.ndarray:
+    """(length, n) weights of piecewise-linear interpolation from ``centres`` (clamped ends)."""
+    pos = np.arange(length, dtype=np.float64)
+    n = len(centres)
+    if n == 1:
+        return np.ones((length, 1), np.float32)
+    eye = np.eye(n)
+    return np.stack([np.interp(pos, centres, eye[i]) for i in range(n)], axis=1).astype(np.float32)
+
+
+class ShiftField:
+    """Turns a patch grid of shifts into full-resolution remap coordinates."""
+
+    def __init__(self, shape: tuple[int, int], grid: PatchGrid) -> None:
+        self.shape = shape
+        self.ay = interpolation_matrix(shape[0], grid.centres_y)
+        self.axt = np.ascontiguousarray(interpolation_matrix(shape[1], grid.centres_x).T)
+        ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+        self.base_y, self.base_x = ys, xs
+
+    def full(self, grid_values: np.ndarray) -> np.ndarray:
+        """(ny, nx) values -> (H, W) smooth field."""
+        return self.ay @ np.asarray(grid_values, np.float32) @ self.axt
+
+    def maps(self, shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """cv2.remap maps for correction shifts (ny, nx, 2) = (dy, dx) per patch."""
+        dy = self.full(shifts[..., 0])
+        dx = self.full(shifts[..., 1])
+        return self.base_x - dx, self.base_y - dy
+
+
+def warp_rigid(
+    frame: np.ndarray, shift: tuple[float, float], border: object, interpolation: int
+) -> np.ndarray:
+    """``corrected[y, x] = frame[y - dy, x - dx]`` for the correction ``shift = (dy, dx)``."""
+    h, w = frame.shape
+    m = np.float32([[1, 0, shift[1]], [0, 1, shift[0]]])
+    return cv2.warpAffine(
+        frame,
+        m,
+        (w, h),
+        flags=interpolation,
+        borderMode=BORDER_MODES[border],  # type: ignore[index]
+        borderValue=_border_value(border),
+    )
+
+
+def warp_field(
+    frame: np.ndarray, maps: tuple[np.ndarray, np.ndarray], border: object, interpolation: int
+) -> np.ndarray:
+    return cv2.remap(
+        frame,
+        maps[0],
+        maps[1],
+        interpolation,
+        borderMode=BORDER_MODES[border],  # type: ignore[index]
+        borderValue=_border_value(border),
+    )
+
+
+def _border_value(border: object) -> float:
+    return float("nan") if border is True else 0.0

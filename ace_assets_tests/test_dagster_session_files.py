@@ -1,0 +1,101 @@
+"""End to end on generated demo data: experiments -> analysis_parameters -> session_files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+
+from ace_assets.defs.catalog_assets import analysis_parameters, experiments
+from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.session_assets import session_files
+from ace_assets_tests.dagster_helpers import failure_text
+
+ASSETS = [experiments, analysis_parameters, session_files]
+
+
+def manifest(paths: PathsResource, line: int) -> dict:
+    return json.loads(
+        (Path(paths.results) / f"line_{line}/session_files/manifest.json").read_text()
+    )
+
+
+def test_every_demo_line_resolves(demo_paths: PathsResource) -> None:
+    resources = {"paths": demo_paths}
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(
+            ASSETS, selection="experiments", instance=instance, resources=resources
+        ).success
+        for line in ("1", "2", "3"):
+            result = dg.materialize(
+                ASSETS,
+                selection=["analysis_parameters", "session_files"],
+                partition_key=line,
+                instance=instance,
+                resources=resources,
+            )
+            assert result.success, failure_text(result)
+    one, two, three = (manifest(demo_paths, n) for n in (1, 2, 3))
+    assert one["miniscope"]["n_frames"] == 600 and one["miniscope"]["frame_rate"] == 30.0
+    assert [f["name"] for f in one["miniscope"]["files"]] == ["0.avi", "1.avi", "2.avi"]
+    assert [c["name"] for c in one["ephys"]["channels"]] == [
+        "PFCLFPvsCBEEG",
+        "PFCEEGvsCBEEG",
+        "EMG",
+    ]
+    assert one["ephys"]["channels"][0]["sampling_rate"] == 2000.0
+    assert one["ephys"]["events_file"].endswith("Events.nev")
+    assert two["ephys"] is None and "ephys" in two["missing"][0]
+    assert three["miniscope"] is None and three["ephys"]["emg"]["name"] == "EMG"
+
+
+def test_missing_channel_names_file_line_and_column(demo_paths: PathsResource) -> None:
+    csv = Path(demo_paths.project_path) / "experiments.csv"
+    csv.write_text(
+        csv.read_text().replace(
+            "PFCLFPvsCBEEG;PFCEEGvsCBEEG;EMG,Ephys only", "PFCLFPvsCBEEG;HPC;EMG,Ephys only"
+        )
+    )
+    resources = {"paths": demo_paths}
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(
+            ASSETS, selection="experiments", instance=instance, resources=resources
+        ).success
+        result = dg.materialize(
+            ASSETS,
+            selection="session_files",
+            partition_key="3",
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+        text = failure_text(result)
+        assert not result.success
+        assert "experiments.csv" in text and "line number 3" in text
+        assert "column 'LFP and EEG CSCs'" in text and "HPC" in text
+        assert not (Path(demo_paths.results) / "line_3/session_files").exists()
+
+
+def test_escaping_directory_is_rejected_without_reading(demo_paths: PathsResource) -> None:
+    """Line 2 was fine yesterday; today its row points outside data_path."""
+    csv = Path(demo_paths.project_path) / "experiments.csv"
+    resources = {"paths": demo_paths}
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(ASSETS, selection="experiments", instance=instance, resources=resources).success
+        csv.write_text(csv.read_text().replace("miniscope/DemoRat/2024_01_02/12_00_00", "../../etc"))
+        again = dg.materialize(ASSETS, selection="experiments", instance=instance, resources=resources)
+        (check,) = again.get_asset_check_evaluations()
+        assert not check.passed and "line number 2" in check.metadata["problems"].value
+        result = dg.materialize(
+            ASSETS,
+            selection="session_files",
+            partition_key="2",
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+        text = failure_text(result)
+        assert "line number 2" in text and "escapes data_path" in text
+        assert "column 'calcium imaging directory'" in text
+        assert not (Path(demo_paths.results) / "line_2/session_files").exists()

@@ -1,0 +1,138 @@
+"""The new-recordings sensor and the nightly reconcile schedule, tick by tick."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
+from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.schedules import nightly_reconcile, stale_lines
+from ace_assets.defs.sensors import new_recordings
+
+HEADER = (
+    "line number,id,date (YYMMDD),calcium imaging directory,ephys directory,"
+    "emg channel,events filename,LFP and EEG CSCs\n"
+)
+
+
+def touch(path: Path, age_s: float = 600.0, payload: bytes = b"x") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(payload)
+    old = time.time() - age_s
+    os.utime(path, (old, old))
+
+
+def land_miniscope(data: Path, rel: str, age_s: float = 600.0) -> None:
+    folder = data / rel / "Miniscope"
+    for name in ("0.avi", "metaData.json", "timeStamps.csv"):
+        touch(folder / name, age_s)
+
+
+def land_ephys(data: Path, rel: str, channels: list[str], age_s: float = 600.0) -> None:
+    for name in [f"{c}.ncs" for c in channels] + ["Events.nev"]:
+        touch(data / rel / name, age_s)
+
+
+@pytest.fixture()
+def setup(tmp_path: Path):
+    project, data = tmp_path / "project", tmp_path / "data"
+    project.mkdir()
+    data.mkdir()
+    paths = PathsResource(
+        project_path=str(project), data_path=str(data), results_path=str(tmp_path / "results")
+    )
+    return project, data, paths
+
+
+def tick(instance: dg.DagsterInstance, paths: PathsResource, cursor: str | None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"paths": paths})
+    result = new_recordings(context)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    return result
+
+
+def test_new_line_runs_once_half_landed_waits(setup) -> None:
+    project, data, paths = setup
+    (project / "experiments.csv").write_text(
+        HEADER + "1,RatA,240101,ca/a,NA,NA,NA,NA\n2,RatB,240102,NA,ep/b,NA,Events.nev,LFP1;LFP2\n"
+    )
+    land_miniscope(data, "ca/a")
+    land_ephys(data, "ep/b", ["LFP1"])  # LFP2 still copying
+    with dg.instance_for_test() as instance:
+        first = tick(instance, paths, None)
+        # both lines become partitions at once, but nothing runs before a second look
+        assert sorted(instance.get_dynamic_partitions(LINE_PARTITIONS_NAME)) == ["1", "2"]
+        assert first.run_requests == []
+        second = tick(instance, paths, first.cursor)
+        assert [r.partition_key for r in second.run_requests] == ["1"]
+        assert "LFP2.ncs" in first.skip_reason.skip_message  # the waiting line says why
+        third = tick(instance, paths, second.cursor)
+        assert third.run_requests == []  # repeated tick: no duplicate run
+
+        land_ephys(data, "ep/b", ["LFP1", "LFP2"])  # the copy finished
+        fourth = tick(instance, paths, third.cursor)
+        assert fourth.run_requests == []  # seen once: still settling
+        fifth = tick(instance, paths, fourth.cursor)
+        assert [r.partition_key for r in fifth.run_requests] == ["2"]
+        assert json.loads(fifth.cursor)["2"]["requested"]
+
+
+def test_recent_files_are_not_processed_until_quiet(setup) -> None:
+    project, data, paths = setup
+    (project / "experiments.csv").write_text(HEADER + "1,RatA,240101,ca/a,NA,NA,NA,NA\n")
+    land_miniscope(data, "ca/a", age_s=5)  # written seconds ago: the copy may be going on
+    with dg.instance_for_test() as instance:
+        first = tick(instance, paths, None)
+        second = tick(instance, paths, first.cursor)
+        assert second.run_requests == []
+        assert "settling" in second.skip_reason.skip_message
+
+
+def test_changed_recording_is_requested_again_with_a_new_run_key(setup) -> None:
+    project, data, paths = setup
+    (project / "experiments.csv").write_text(HEADER + "1,RatA,240101,ca/a,NA,NA,NA,NA\n")
+    land_miniscope(data, "ca/a")
+    with dg.instance_for_test() as instance:
+        cursor = tick(instance, paths, None).cursor
+        one = tick(instance, paths, cursor)
+        touch(data / "ca/a/Miniscope/1.avi")  # a late file arrives
+        two = tick(instance, paths, one.cursor)
+        three = tick(instance, paths, two.cursor)
+        keys = [r.run_key for r in one.run_requests + three.run_requests]
+        assert len(keys) == 2 and keys[0] != keys[1]
+
+
+def test_nightly_reconcile_requests_missing_and_changed_lines(setup) -> None:
+    project, data, paths = setup
+    (project / "experiments.csv").write_text(
+        HEADER + "1,RatA,240101,ca/a,NA,NA,NA,NA\n2,RatB,240102,ca/b,NA,NA,NA,NA\n"
+    )
+    params = project / "analysis_parameters.csv"
+    params.write_text('line number,gSig\n1,"(3, 3)"\n2,"(4, 4)"\n')
+    results = Path(paths.results)
+    for line, gsig in ((1, [3, 3]), (2, [4, 4])):
+        manifest = results / f"line_{line}/analysis_parameters/manifest.json"
+        manifest.parent.mkdir(parents=True)
+        from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
+
+        stored = resolve_parameters(read_parameter_table(params), line).to_json()
+        assert stored["values"]["gSig"] == gsig
+        manifest.write_text(json.dumps(stored))
+    assert stale_lines(paths) == {}
+    params.write_text('line number,gSig\n1,"(3, 3)"\n2,"(5, 5)"\n')  # line 2 edited
+    (results / "line_1/analysis_parameters/manifest.json").unlink()  # line 1 never processed
+    assert stale_lines(paths) == {1: "never processed", 2: "analysis parameters changed"}
+    import datetime as dt
+
+    context = dg.build_schedule_context(
+        resources={"paths": paths}, scheduled_execution_time=dt.datetime(2026, 11, 26, 2)
+    )
+    requests = nightly_reconcile(context)
+    assert [r.partition_key for r in requests] == ["1", "2"]
