@@ -5,10 +5,20 @@ from __future__ import annotations
 import dagster as dg
 
 from ace_assets.defs.catalog_assets import analysis_parameters, experiments
+from ace_assets.defs.movie_assets import denoised_movie, motion_corrected_movie, preprocessed_movie
 from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.schedules import nightly_reconcile
+from ace_assets.defs.sensors import new_recordings
 from ace_assets.defs.session_assets import session_files
 
-all_assets = [experiments, analysis_parameters, session_files]
+all_assets = [
+    experiments,
+    analysis_parameters,
+    session_files,
+    denoised_movie,
+    preprocessed_movie,
+    motion_corrected_movie,
+]
 
 process_all = dg.define_asset_job(
     "process_line",
@@ -19,5 +29,7 @@ process_all = dg.define_asset_job(
 defs = dg.Definitions(
     assets=all_assets,
     jobs=[process_all],
+    sensors=[new_recordings],
+    schedules=[nightly_reconcile],
     resources={"paths": PathsResource()},
 )

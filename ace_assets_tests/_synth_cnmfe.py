@@ -35,6 +35,9 @@ def make_movie(
     noise_sd: float = 3.0,
     neuron_radius: float = 3.0,
     quantize: bool = True,
+    blurred_cells: int = 0,
+    blurred_sigma: float = 9.0,
+    blurred_amplitude: float = 15.0,
     **overrides: float,
 ) -> SynthMovie:
     cfg = MiniscopeSynthConfig(
@@ -51,7 +54,12 @@ def make_movie(
         **overrides,
     )
     syn = SyntheticMiniscope(cfg)
-    movie = syn.render(0, n_frames, motion=False, bands=False, quantize=quantize)
+    movie = syn.render(0, n_frames, motion=False, bands=False, quantize=False)
+    if blurred_cells:
+        movie += _out_of_focus(height, width, n_frames, fps, blurred_cells, blurred_sigma,
+                               blurred_amplitude, seed)
+    if quantize:
+        movie = np.clip(np.rint(movie), 0, 255).astype(np.uint8)
     truth = syn.truth
     return SynthMovie(
         movie=movie,
@@ -79,3 +87,22 @@ def empty_movie(
     )
     syn = SyntheticMiniscope(cfg)
     return syn.render(0, n_frames, motion=False, bands=False, quantize=True)
+
+
+def _out_of_focus(
+    h: int, w: int, t: int, fps: float, n: int, sigma: float, amp: float, seed: int
+) -> np.ndarray:
+    """Blurred, active out-of-focus cells: the 1-photon background that is not smooth."""
+    rng = np.random.default_rng([seed, 99])
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    g = np.exp(-1.0 / (1.0 * fps))
+    out = np.zeros((t, h, w), dtype=np.float32)
+    for _ in range(n):
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2)).astype(np.float32)
+        spikes = (rng.random(t) < 0.5 / fps) * rng.uniform(0.5, 1.5, t)
+        c = np.zeros(t, dtype=np.float32)
+        for i in range(t):
+            c[i] = (g * c[i - 1] if i else 0.0) + spikes[i]
+        out += amp * c[:, None, None] * blob[None]
+    return out

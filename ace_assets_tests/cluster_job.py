@@ -179,3 +179,27 @@ def run_config(project: Path, data: Path, results: Path, **timing: float) -> dic
             "timing": {"config": dict(timing)},
         }
     }
+
+
+def write_traces(data: Path, lines: list[str], seed: int = 0) -> dict[str, list[float]]:
+    """Synthetic input traces (ground truth for :func:`expected_summary`), one per line."""
+    import random
+
+    rng = random.Random(seed)
+    traces: dict[str, list[float]] = {}
+    for line in lines:
+        values = [round(rng.uniform(-5.0, 5.0), 3) for _ in range(rng.randint(8, 20))]
+        target = trace_file(data, line)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(" ".join(str(v) for v in values) + "\n")
+        traces[line] = values
+    return traces
+
+
+def persistent_instance(home: Path, lines: list[str]) -> dg.DagsterInstance:
+    """A sqlite-backed instance in ``home`` (created before any worker opens it)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    instance = dg.DagsterInstance.from_config(str(home))
+    instance.add_dynamic_partitions(PARTITIONS_NAME, lines)
+    return instance

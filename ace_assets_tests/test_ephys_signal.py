@@ -62,7 +62,7 @@ def test_filter_store_segments_and_nans(tmp_path: Path) -> None:
     segments = [{"start_index": 0, "stop_index": 7000}, {"start_index": 7000, "stop_index": 20_000}]
     src = write_array(tmp_path / "raw.npyd", data, {"sampling_rate_hz": FS, "segments": segments})
     (src.path / "clock.npz").write_bytes((src.path / "meta.json").read_bytes())  # any sidecar
-    out = filter_store(src, tmp_path / "filt.npyd", None, "butter", [5, 9], chunk_samples=2500)
+    out = filter_store(src, tmp_path / "filt.npyd", "butter", [5, 9], chunk_samples=2500)
     assert out.shape == data.shape and out.dtype == np.float32
     assert (out.path / "clock.npz").is_file() and not list(out.path.glob("*.scratch"))
     assert out.meta["filter"]["cutoff_hz"] == [5.0, 9.0]
@@ -74,6 +74,7 @@ def test_filter_store_segments_and_nans(tmp_path: Path) -> None:
     holed = x.copy()
     holed[5000:5100] = np.nan
     y = filter_signal(holed, FS, "butter", [5, 9])
+    assert np.isnan(holed[5000:5100]).all()  # the caller's array is left alone
     assert np.isnan(y[5000:5100]).all() and np.isfinite(y[:5000]).all()
     assert np.isfinite(y[5100:]).all()
 

@@ -13,6 +13,7 @@ from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 from ace_assets.miniscope.chunks import ArraySink
 from ace_assets.miniscope.motion import MotionParams, estimate_template, motion_correct
 from ace_assets.miniscope.registration import (
+    HighPass,
     PatchGrid,
     ShiftField,
     high_pass,
@@ -81,6 +82,13 @@ def test_high_pass_kernel_is_zero_mean_band_pass() -> None:
     assert ker.shape == (21, 21) and abs(ker.sum()) < 1e-9
     flat = np.full((40, 40), 100.0, np.float32)
     assert np.abs(high_pass(flat, (3.0, 3.0))).max() < 1e-3
+    # the padded-DFT version equals CaImAn's filter2D with reflecting borders
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:70, :90]
+    frame = 100 * np.exp(-((yy - 10) ** 2 + (xx - 80) ** 2) / 800.0) + rng.normal(0, 5, yy.shape)
+    for gsig in [(3.0, 3.0), (7.0, 5.0)]:
+        fast = HighPass((70, 90), gsig).apply(frame)
+        np.testing.assert_allclose(fast, high_pass(frame, gsig), atol=2e-3)
 
 
 def test_rigid_shifts_recovered_subpixel() -> None:

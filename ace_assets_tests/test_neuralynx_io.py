@@ -202,3 +202,22 @@ def test_events_with_strings(tmp_path: Path) -> None:
     assert ev.string.tolist()[0] == "Starting Recording"
     assert ev.event_id.tolist() == [19, 11, 19]
     np.testing.assert_allclose(ev.timestamp_s, [0, 1e-4, 2e-4])
+
+
+def test_inconsistent_structures_are_refused(tmp_path: Path) -> None:
+    v = _volts(4000, 1)
+    write_ncs(tmp_path / "A.ncs", v, FS, channel_name="A", channel_id=0, gaps=[(2048, 0.5)])
+    write_ncs(tmp_path / "B.ncs", v, FS, channel_name="B", channel_id=1)
+    with pytest.raises(AceInputError, match="different segment structures"):
+        NeuralynxSession(tmp_path, ["A", "B"])
+    # a partial record followed by a contiguous one: neo would misread it, so we refuse
+    with NcsWriter(tmp_path / "C.ncs", FS, channel_name="C", channel_id=2) as w:
+        w.append(v[:700])
+        w.add_gap(0.0)
+        w.append(v[700:])
+    with pytest.raises(AceInputError, match="record 1 holds 188 of 512") as err:
+        NeuralynxSession(tmp_path, ["C"])
+    assert err.value.file.endswith("C.ncs")
+    write_ncs(tmp_path / "D.ncs", v, FS, channel_name="A", channel_id=0)
+    with pytest.raises(AceInputError, match="neo cannot tell them apart"):
+        NeuralynxSession(tmp_path, ["A", "D"])

@@ -6,7 +6,8 @@ recording into memory, then one ``scipy.signal.sosfiltfilt`` call.
 
 Each approach runs in its own subprocess at two recording lengths; peak RSS is that
 subprocess's ``ru_maxrss``. The baseline is skipped above ``--baseline-max-minutes``
-(it needs ~3x the float64 recording in RAM) and its time extrapolated linearly.
+(it needs ~3x the float64 recording in RAM) and its time extrapolated linearly from a run
+at ``--baseline-max-minutes`` (added when both lengths are longer).
 
     python bench/bench_ephys.py --quick          # 1.5 and 3 min, < 1 min total
     python bench/bench_ephys.py --minutes 10     # moderate: 5 and 10 min
@@ -67,7 +68,7 @@ def stage_ours(directory: Path, work: Path) -> dict[str, float]:
     session = NeuralynxSession(directory, names)
     raw = write_session_store(session, work / "raw.npyd")
     t1 = time.perf_counter()
-    out = filter_store(raw, work / "filtered.npyd", None, *FILTER)
+    out = filter_store(raw, work / "filtered.npyd", *FILTER)
     t2 = time.perf_counter()
     probe = {str(a): out.read(a, a + 1000).tolist() for a in _probe_starts(out.shape[0])}
     (work / "ours_probe.json").write_text(json.dumps(probe))
@@ -172,6 +173,8 @@ def main() -> None:
 
     minutes = 3.0 if args.quick else args.minutes
     lengths = [minutes / 2, minutes]
+    if min(lengths) > args.baseline_max_minutes:  # a reference run to extrapolate from
+        lengths.insert(0, args.baseline_max_minutes)
     root = Path(tempfile.mkdtemp(prefix="bench_ephys_", dir=args.workdir))
     rows = []
     try:

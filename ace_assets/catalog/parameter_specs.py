@@ -33,7 +33,7 @@ SPECS: dict[str, ParamSpec] = {
     "ca_ephys_slow_wave_video_num": P(None, "opt_int", "alignment"),
     "ca_ephys_burst_suppression_video_num": P(None, "opt_int", "alignment"),
     # denoise (spec 2.1)
-    "frameStep": P(500, "int", "denoise", "frames per processing batch"),
+    "frameStep": P(10, "int", "denoise", "every n-th frame feeds the QC spectrum"),
     "goodRadius": P(2000.0, "float", "denoise"),
     "notchHalfWidth": P(3, "int", "denoise"),
     "centerHalfHeightToLeave": P(90, "int", "denoise"),

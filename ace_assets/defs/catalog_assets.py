@@ -10,11 +10,10 @@ from ace_assets.catalog.experiments import ExperimentCatalog, read_experiments
 from ace_assets.catalog.parameter_specs import SPECS
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
 from ace_assets.defs.failures import input_errors_as_failures
-from ace_assets.defs.manifests import asset_dir, read_manifest, write_manifest
+from ace_assets.defs.manifests import read_manifest, staged_output, write_manifest
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME, line_of, line_partitions
 from ace_assets.defs.resources import PathsResource
 from ace_assets.errors import AceInputError
-from ace_assets.io.store import atomic_write_text
 
 CATALOG_GROUP = "catalog"
 
@@ -83,19 +82,17 @@ def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
         context.instance.add_dynamic_partitions(LINE_PARTITIONS_NAME, new_keys)
     orphaned = sorted(existing - set(keys), key=int)
 
-    out = asset_dir(paths, "experiments")
-    atomic_write_text(out / "experiments.csv", frame.to_csv(index=False))
-    write_manifest(
-        paths,
-        "experiments",
-        None,
-        {
-            "file": catalog.file,
-            "experiments": {str(k): e.as_row() for k, e in catalog.experiments.items()},
-            "problems": [p.as_dict() for p in catalog.problems],
-            "unknown_columns": catalog.unknown_columns,
-        },
-    )
+    with staged_output(paths, "experiments", None) as out:
+        frame.to_csv(out / "experiments.csv", index=False)
+        write_manifest(
+            out,
+            {
+                "file": catalog.file,
+                "experiments": {str(k): e.as_row() for k, e in catalog.experiments.items()},
+                "problems": [p.as_dict() for p in catalog.problems],
+                "unknown_columns": catalog.unknown_columns,
+            },
+        )
     errors = [p for p in catalog.problems if p.severity == "error"]
     yield dg.MaterializeResult(
         metadata={
@@ -156,7 +153,8 @@ def analysis_parameters(
         notes.append(f"line {line} has no row in {csv_path}: every setting is the default")
     data = params.to_json()
     data["notes"] = notes
-    write_manifest(paths, "analysis_parameters", line, data)
+    with staged_output(paths, "analysis_parameters", line) as out:
+        write_manifest(out, data)
     changed = {k: v for k, v in params.values.items() if params.sources[k] != "default"}
     rows = "\n".join(
         f"| {k} | `{v}` | {params.sources[k]} | {SPECS[k].group} |"

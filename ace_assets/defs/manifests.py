@@ -1,18 +1,26 @@
-"""Each asset records what it wrote in a JSON manifest beside its files.
+"""Each asset writes its files into one folder, swapped into place only when complete.
 
-Assets return ``MaterializeResult`` and downstream assets read manifests,
-so no pickling IO manager stores results and every output is a plain file
-other tools can open.
+Assets return ``MaterializeResult`` and downstream assets read the JSON
+manifest in that folder, so no pickling IO manager stores results, every
+output is a plain file other tools can open, and a failed run leaves the
+previous good folder untouched.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ace_assets.catalog.parameters import LineParameters
 from ace_assets.defs.resources import PathsResource
-from ace_assets.io.store import atomic_write_text
+from ace_assets.io.store import atomic_write_text, replace_dir
+
+MANIFEST = "manifest.json"
 
 
 class NotMaterializedError(RuntimeError):
@@ -24,23 +32,39 @@ def asset_dir(paths: PathsResource, asset: str, line: int | None = None) -> Path
     return base / asset
 
 
-def write_manifest(
-    paths: PathsResource, asset: str, line: int | None, data: dict[str, Any]
-) -> Path:
-    target = asset_dir(paths, asset, line) / "manifest.json"
-    return atomic_write_text(target, json.dumps(data, indent=2, default=_default))
+@contextmanager
+def staged_output(paths: PathsResource, asset: str, line: int | None) -> Iterator[Path]:
+    """A temporary folder beside the asset's folder; renamed over it only on success."""
+    final = asset_dir(paths, asset, line)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{asset}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, final)
+
+
+def write_manifest(folder: Path, data: dict[str, Any]) -> Path:
+    return atomic_write_text(folder / MANIFEST, json.dumps(data, indent=2, default=_default))
 
 
 def read_manifest(paths: PathsResource, asset: str, line: int | None = None) -> dict[str, Any]:
-    target = asset_dir(paths, asset, line) / "manifest.json"
+    target = asset_dir(paths, asset, line) / MANIFEST
     if not target.is_file():
         which = "" if line is None else f" for line {line}"
         raise NotMaterializedError(f"'{asset}'{which} has not been materialized (no {target})")
     return json.loads(target.read_text())
 
 
+def load_parameters(paths: PathsResource, line: int) -> LineParameters:
+    return LineParameters.from_json(read_manifest(paths, "analysis_parameters", line))
+
+
 def _default(value: Any) -> Any:
-    if hasattr(value, "item"):
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
         return value.item()
     if hasattr(value, "tolist"):
         return value.tolist()

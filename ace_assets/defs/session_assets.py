@@ -4,7 +4,7 @@ import dagster as dg
 
 from ace_assets.defs.catalog_assets import CATALOG_GROUP, experiment_row, experiments
 from ace_assets.defs.failures import input_errors_as_failures
-from ace_assets.defs.manifests import read_manifest, write_manifest
+from ace_assets.defs.manifests import read_manifest, staged_output, write_manifest
 from ace_assets.defs.partitions import line_of, line_partitions
 from ace_assets.defs.resources import PathsResource
 from ace_assets.io.session import resolve_session
@@ -24,7 +24,8 @@ def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg
         row = experiment_row(paths, line)
         source = read_manifest(paths, "experiments")["file"]
         session = resolve_session(paths.data, row, source)
-    write_manifest(paths, "session_files", line, session.to_json())
+    with staged_output(paths, "session_files", line) as out:
+        write_manifest(out, session.to_json())
     meta: dict[str, object] = {
         "modalities": dg.MetadataValue.text(
             ", ".join(

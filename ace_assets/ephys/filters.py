@@ -193,9 +193,12 @@ def bridge_nans(block: np.ndarray) -> np.ndarray | None:
 
 
 def _read2d(read: Reader, a: int, b: int) -> tuple[np.ndarray, np.ndarray | None]:
-    block = np.array(read(a, b), dtype=np.float64)
+    block = np.asarray(read(a, b), dtype=np.float64)
     if block.ndim == 1:
         block = block[:, None]
+    if not np.isnan(block).any():
+        return block, None
+    block = block.copy()  # the reader may hand out a view of the caller's data
     return block, bridge_nans(block)
 
 
@@ -288,10 +291,10 @@ def filter_signal(
 def filter_store(
     src: ArrayStore | str | Path,
     dst_path: str | Path,
-    fs: float | None,
     filter_type: str,
     filter_range: tuple[float | None, float | None] | list[float | None],
     *,
+    fs: float | None = None,
     order: int = 4,
     numtaps: int | None = None,
     segments: list[tuple[int, int]] | None = None,

@@ -1,15 +1,17 @@
 """Read a Neuralynx session (``.ncs`` channels + ``.nev`` events) lazily, in chunks, as volts.
 
 Samples come through ``neo.rawio.NeuralynxRawIO.get_analogsignal_chunk`` (memory-mapped), so
-reading a whole recording holds one chunk at a time. Before neo is involved every file's
+reading a whole recording holds one chunk at a time (touched pages of neo's file maps are
+released after each chunk; neo's ``parse_header`` itself reads every record once, which shows
+up in ``ru_maxrss`` as reclaimable page cache, not heap). Before neo is involved every file's
 header and size is validated here, so bad input fails with an :class:`AceInputError` naming
 the file instead of a neo traceback.
 
 Clock and time origin. Every sample's time is its record's hardware timestamp plus its
 offset within the record at the header sampling rate: gaps, and the small drift between the
 nominal rate and the acquisition clock, are honoured exactly. Times are seconds relative to
-``origin_us``, the first sample of the first requested channel; ``.nev`` event times use the
-same origin, so ephys samples and TTL pulses share one clock.
+``origin_us``, the earliest first sample among the requested channels; ``.nev`` event times
+use the same origin, so ephys samples and TTL pulses share one clock.
 
 Segments. Records whose timestamp departs from contiguous sampling by more than
 ``gap_tolerance_ms`` (default: one sample period) start a new segment, as in neo; segments are
@@ -220,6 +222,20 @@ def read_events(path: str | Path, origin_us: int = 0) -> pd.DataFrame:
     )
 
 
+def record_index(path: Path, n_records: int, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps and valid-sample counts of every record, read in blocks (no file mapping,
+    so the scan does not leave the whole file in this process's resident set)."""
+    ts = np.empty(n_records, dtype=np.int64)
+    nv = np.empty(n_records, dtype=np.int64)
+    with open(path, "rb") as fh:
+        fh.seek(HEADER_SIZE)
+        for a in range(0, n_records, block):
+            rec = np.fromfile(fh, dtype=NCS_DTYPE, count=min(block, n_records - a))
+            ts[a : a + rec.size] = rec["timestamp"]
+            nv[a : a + rec.size] = rec["nb_valid"]
+    return ts, nv
+
+
 @dataclass(frozen=True)
 class Section:
     """A run of records sampled without a gap (one neo segment)."""
@@ -341,6 +357,11 @@ class NeuralynxSession:
             raise AceInputError("no channels requested", file=self.dirname)
         self.channels = list(channels)
         self.files = [_resolve_channel_file(self.dirname, c) for c in self.channels]
+        repeated = [
+            c for c, p in zip(self.channels, self.files, strict=True) if self.files.count(p) > 1
+        ]
+        if repeated:
+            raise AceInputError(f"channels {repeated} requested more than once", file=self.dirname)
         self.headers = [read_ncs_header(p) for p in self.files]
         for h in self.headers:
             if h.n_records == 0:
@@ -354,6 +375,7 @@ class NeuralynxSession:
         self.events_path = self.dirname / events_filename if events_filename else None
         self._reader = self._open_neo()
         self._map_neo_channels()
+        self.release_pages()
 
     # -- validation -------------------------------------------------------------------------
     def _common_rate(self) -> float:
@@ -385,10 +407,7 @@ class NeuralynxSession:
         self._clock_source: tuple[np.ndarray, np.ndarray] | None = None
         self.partial_records: list[dict[str, Any]] = []
         for h in self.headers:
-            mm = np.memmap(h.path, dtype=NCS_DTYPE, mode="r", offset=HEADER_SIZE)
-            ts = np.array(mm["timestamp"], dtype=np.int64)
-            nv = np.array(mm["nb_valid"], dtype=np.int64)
-            del mm
+            ts, nv = record_index(h.path, h.n_records)
             bad = np.flatnonzero((nv < 0) | (nv > SAMPLES_PER_RECORD))
             if bad.size:
                 raise AceInputError(
@@ -448,7 +467,7 @@ class NeuralynxSession:
                     include_filenames=[p.name for p in self.files],
                     gap_tolerance_ms=self.gap_tolerance_ms,
                 )
-                reader.parse_header()
+                reader.parse_header()  # touches every record; pages released below
         except Exception as exc:  # neo raises bare ValueError/IOError/AssertionError
             names = ", ".join(p.name for p in self.files)
             raise AceInputError(f"neo could not read [{names}]: {exc}", file=self.dirname) from exc

@@ -119,16 +119,23 @@ def reference_denoise_frame(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return back.real
 
 
-def _projector_basis(n: int, keep: np.ndarray) -> np.ndarray:
-    """Orthonormal real basis (n, rank) of the signals whose 1-D spectrum lies in ``keep``."""
-    rank = int(keep.sum())
-    if rank == 0:
-        return np.zeros((n, 0))
-    if rank == n:
-        return np.eye(n)
-    proj = np.fft.ifft(keep[:, None] * np.fft.fft(np.eye(n), axis=0), axis=0).real
-    vals, vecs = np.linalg.eigh((proj + proj.T) / 2)
-    return vecs[:, vals > 0.5]
+def fourier_basis(n: int, freqs: np.ndarray) -> np.ndarray:
+    """Orthonormal real basis (n, rank) of length-n signals made of the |frequencies| ``freqs``.
+
+    ``freqs`` are non-negative integers <= n // 2; cosine and sine pairs span the
+    positive and negative frequency of each, so the set is Hermitian-symmetric.
+    """
+    x = np.arange(n, dtype=np.float64)
+    cols = []
+    for k in sorted({int(f) for f in freqs}):
+        if k == 0:
+            cols.append(np.full(n, 1.0 / math.sqrt(n)))
+        elif 2 * k == n:
+            cols.append(np.where(x % 2 == 0, 1.0, -1.0) / math.sqrt(n))
+        else:
+            arg = 2 * np.pi * k * x / n
+            cols += [np.cos(arg) * math.sqrt(2.0 / n), np.sin(arg) * math.sqrt(2.0 / n)]
+    return np.stack(cols, axis=1) if cols else np.zeros((n, 0))
 
 
 class BandFilter:
@@ -158,30 +165,34 @@ class BandFilter:
         if method == "rfft":
             self._rmask = rfft_mask(self.shape, self.params).astype(np.float32)
             return
-        ky = np.abs(np.rint(np.fft.fftfreq(h) * h))
-        kx = np.abs(np.rint(np.fft.fftfreq(w) * w))
-        cols = _projector_basis(w, kx <= self.params.notchHalfWidth)
-        high = ky > self.params.centerHalfHeightToLeave
-        n_high = int(high.sum())
-        self._v = cols.astype(np.float32)
-        self._vt = np.ascontiguousarray(self._v.T)
+        p = self.params
+        cols = fourier_basis(w, np.arange(min(p.notchHalfWidth, w // 2) + 1))
+        low = np.arange(min(p.centerHalfHeightToLeave, h // 2) + 1)
+        high = np.arange(p.centerHalfHeightToLeave + 1, h // 2 + 1)
+        n_high = 2 * len(high) - (1 if h % 2 == 0 and len(high) else 0)
         # Project columns onto the removed (high) vertical band through whichever
         # basis is thinner: directly, or as identity minus the kept low band.
         self._rows_complement = n_high > h - n_high
-        rows = _projector_basis(h, ~high if self._rows_complement else high)
-        self._u = rows.astype(np.float32)
-        self._ut = np.ascontiguousarray(self._u.T)
-        self._nothing = n_high == 0 or cols.shape[1] == 0
+        rows = fourier_basis(h, low if self._rows_complement else high)
+        self._v = np.ascontiguousarray(cols, np.float32)
+        self._vt = np.ascontiguousarray(cols.T, np.float32)
+        self._u = np.ascontiguousarray(rows, np.float32)
+        self._ut = np.ascontiguousarray(rows.T, np.float32)
+        self._nothing = n_high == 0
 
-    def removed(self, frames: np.ndarray) -> np.ndarray:
-        """The band component of float32 frames (k, H, W) (projection method only)."""
-        k, h, w = frames.shape
-        g = (frames.reshape(k * h, w) @ self._v).reshape(k, h, -1)
+    def removed_frame(self, frame: np.ndarray) -> np.ndarray:
+        """The band component of one float32 frame (projection method only).
+
+        Per-frame OpenCV GEMMs: single-threaded and unaffected by BLAS thread
+        oversubscription on a shared machine.
+        """
+        g = cv2.gemm(frame, self._v, 1.0, None, 0.0)
+        c = cv2.gemm(self._ut, g, 1.0, None, 0.0)
         if self._rows_complement:
-            g -= self._u @ (self._ut @ g)
+            g = cv2.gemm(self._u, c, -1.0, g, 1.0)
         else:
-            g = self._u @ (self._ut @ g)
-        return g @ self._vt
+            g = cv2.gemm(self._u, c, 1.0, None, 0.0)
+        return cv2.gemm(g, self._vt, 1.0, None, 0.0)
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         """Band-filtered float32 frames; ``frames`` is (k, H, W) or (H, W)."""
@@ -192,7 +203,10 @@ class BandFilter:
         if f.shape[1:] != self.shape:
             raise ValueError(f"frames are {f.shape[1:]}, filter built for {self.shape}")
         if self.method == "projection":
-            out = f.copy() if self._nothing else f - self.removed(f)
+            out = f.copy()
+            if not self._nothing:
+                for i in range(len(f)):
+                    out[i] -= self.removed_frame(f[i])
         else:
             spec = scipy.fft.rfft2(f, axes=(1, 2), workers=self.workers)
             spec *= self._rmask
@@ -206,14 +220,13 @@ class BandFilter:
         The projection path fuses subtract-scale-round-clip into one OpenCV pass
         per frame (``addWeighted`` saturates and rounds half to even).
         """
-        f = np.asarray(frames, np.float32)
         if self.method != "projection" or self._nothing:
-            return to_uint8(self.apply(f), scale)
-        removed = self.removed(f)
-        out = np.empty(f.shape, np.uint8)
-        for i in range(len(f)):
+            return to_uint8(self.apply(np.asarray(frames, np.float32)), scale)
+        out = np.empty(frames.shape, np.uint8)
+        for i in range(len(frames)):
+            f = np.asarray(frames[i], np.float32)
             s = float(scale[i])
-            cv2.addWeighted(f[i], s, removed[i], -s, 0.0, dst=out[i], dtype=cv2.CV_8U)
+            cv2.addWeighted(f, s, self.removed_frame(f), -s, 0.0, dst=out[i], dtype=cv2.CV_8U)
         return out
 
 
@@ -255,6 +268,24 @@ def to_uint8(frames: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
     return frames.astype(np.uint8)
 
 
+def _park_and_measure(factory: Any, out: np.ndarray, n_frames: int, prefetch: bool) -> np.ndarray:
+    """One decode pass: frame means, with the raw frames copied into ``out``."""
+    means = np.empty(n_frames, np.float64)
+    done = 0
+    for start, block in background(factory(), prefetch):
+        if start != done or start + len(block) > n_frames or block.shape[1:] != out.shape[1:]:
+            raise AceInputError(
+                f"frames {start}..: block {block.shape} does not continue a movie of "
+                f"{n_frames} frames of {out.shape[1:]} at {done}"
+            )
+        out[start : start + len(block)] = block
+        means[start : start + len(block)] = [cv2.mean(f)[0] for f in block]
+        done += len(block)
+    if done != n_frames:
+        raise AceInputError(f"movie has {done} frames, expected {n_frames}")
+    return means
+
+
 def frame_means(source: MovieSource, chunk_frames: int = 256, prefetch: bool = True) -> np.ndarray:
     """Mean intensity of every frame, in one streaming pass."""
     parts: list[np.ndarray] = []
@@ -284,20 +315,44 @@ def denoise_movie(
     method: str = "auto",
     workers: int = 1,
     prefetch: bool = True,
+    reuse_output: bool | None = None,
 ) -> dict[str, Any]:
-    """Band + flicker removal, streamed: one decode for the means, one to filter.
+    """Band + flicker removal, streamed; the source is decoded once or twice.
 
-    ``writer`` receives uint8 blocks ``(k, H, W)``. Pass ``means`` (per-frame raw
-    means) to skip the first pass. Returns the QC report: raw and low-passed
-    mean traces, the per-frame gain, the centred mask, the RMS spectrum of every
-    ``frameStep``-th frame and the share of its energy the mask removed.
+    ``writer`` receives uint8 blocks ``(k, H, W)``. The flicker gain needs every
+    frame's mean before the first frame can be finished, so there are two passes:
+
+    * ``reuse_output`` (default when ``writer.array`` is a writable uint8 array of
+      the output shape, as for :class:`~ace_assets.io.store.ArrayStoreWriter`):
+      the first pass decodes each frame once, computing its mean and parking the
+      raw frame in the output; the second pass reads it back (no second decode)
+      and overwrites it with the result.
+    * otherwise the source is decoded twice (pass ``means`` to skip the first).
+
+    Returns the QC report: raw and low-passed mean traces, the per-frame gain,
+    the centred mask, the RMS spectrum of every ``frameStep``-th frame and the
+    share of its energy the mask removed.
     """
     p = params if isinstance(params, DenoiseParams) else DenoiseParams.from_mapping(params)
     p.validate()
     shape = (int(shape[0]), int(shape[1]))
     band = BandFilter(shape, p, method=method, workers=workers)
     factory = chunk_factory(source, chunk_frames)
-    if means is None:
+    parked = getattr(writer, "array", None)
+    can_reuse = (
+        isinstance(parked, np.ndarray)
+        and parked.shape == (n_frames, *shape)
+        and parked.dtype == np.uint8
+        and parked.flags.writeable
+    )
+    if reuse_output is None:
+        reuse_output = means is None and can_reuse
+    if reuse_output and not can_reuse:
+        raise ValueError("reuse_output needs writer.array: writable uint8 of the output shape")
+    if reuse_output:
+        means = _park_and_measure(factory, parked, n_frames, prefetch)  # type: ignore[arg-type]
+        factory = chunk_factory(parked, chunk_frames)  # type: ignore[arg-type]
+    elif means is None:
         means = frame_means(factory, prefetch=prefetch)
     means = np.asarray(means, np.float64)
     if len(means) != n_frames:

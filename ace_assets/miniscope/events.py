@@ -72,8 +72,9 @@ def detect_events(
     if not fps or fps <= 0:
         raise AceInputError(f"fps must be positive, got {fps}", column="fps")
     if event_height < 0:
-        raise AceInputError(f"event_height must be >= 0 SDs, got {event_height}",
-                            column="event_height")
+        raise AceInputError(
+            f"event_height must be >= 0 SDs, got {event_height}", column="event_height"
+        )
     if frame_times is not None and len(frame_times) != t:
         raise AceInputError(
             f"frame_times has {len(frame_times)} entries for {t} frames", column="frame_times"
@@ -107,8 +108,10 @@ def detect_events(
         )
     comp, frame, amp, hsd = zip(*rows)
     frame = np.asarray(frame, dtype=np.int64)
-    times = np.asarray(frame_times, dtype=np.float64)[frame] if frame_times is not None else (
-        frame / float(fps)
+    times = (
+        np.asarray(frame_times, dtype=np.float64)[frame]
+        if frame_times is not None
+        else (frame / float(fps))
     )
     return pd.DataFrame(
         {

@@ -31,7 +31,7 @@ from ace_assets.errors import AceInputError
 from ace_assets.miniscope.chunks import Chunks, FrameSink, MovieSource, background, chunk_factory
 from ace_assets.miniscope.registration import (
     INTERPOLATIONS,
-    FilterSpectrum,
+    HighPass,
     PatchGrid,
     ShiftField,
     peak_in_window,
@@ -140,33 +140,30 @@ class Registrar:
         self.params = params
         self.template = np.asarray(template, np.float32)
         self.shape = self.template.shape
-        self.filt = FilterSpectrum(self.shape, params.gSig_filt)
-        spec_t = cv2.dft(self.template)
-        hp_spec_t = self.filt.filter(spec_t)
-        # cross-power of the filtered frame with the filtered template: F K conj(K T)
-        self.q = self.filt.filter(hp_spec_t)
-        self.q[0, 0] = 0.0  # DC carries no position
+        self.high_pass = HighPass(self.shape, params.gSig_filt)
+        hp_t = self.high_pass.apply(self.template)
+        self.spec_t = cv2.dft(hp_t)
+        self.spec_t[0, 0] = 0.0  # DC carries no position
         self.limit = (float(params.max_shifts[0]), float(params.max_shifts[1]))
         self.grid: PatchGrid | None = None
         if params.pw_rigid:
             self.grid = PatchGrid.build(self.shape, params.strides, params.overlaps)
-            hp_t = cv2.idft(hp_spec_t, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
             self.patch_spectra = [cv2.dft(np.ascontiguousarray(p)) for p in self.grid.patches(hp_t)]
             for s in self.patch_spectra:
                 s[0, 0] = 0.0
             self.field = ShiftField(self.shape, self.grid)
 
-    def rigid_lag(self, spectrum: np.ndarray) -> np.ndarray:
+    def rigid_lag(self, hp: np.ndarray) -> np.ndarray:
+        """Lag (2,) of a high-passed frame against the template."""
         corr = cv2.idft(
-            cv2.mulSpectrums(spectrum, self.q, 0, conjB=True), flags=cv2.DFT_REAL_OUTPUT
+            cv2.mulSpectrums(cv2.dft(hp), self.spec_t, 0, conjB=True), flags=cv2.DFT_REAL_OUTPUT
         )
         m = self.params.max_shifts
         return peak_in_window(corr[None], (0, 0), (m[0], m[1]), self.limit)[0]
 
-    def patch_lags(self, spectrum: np.ndarray, rigid_lag: np.ndarray) -> np.ndarray:
+    def patch_lags(self, hp: np.ndarray, rigid_lag: np.ndarray) -> np.ndarray:
         """(ny, nx, 2) lags of each patch, within max_deviation_rigid of the rigid lag."""
         assert self.grid is not None
-        hp = cv2.idft(self.filt.filter(spectrum), flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
         corrs = np.stack(
             [
                 cv2.idft(
@@ -186,8 +183,8 @@ class Registrar:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Correct one float32 frame: (corrected, rigid shift (2,), patch shifts or None)."""
         pw = self.params.pw_rigid if pw is None else pw
-        spectrum = cv2.dft(frame)
-        shift = -self.rigid_lag(spectrum)
+        hp = self.high_pass.apply(frame)
+        shift = -self.rigid_lag(hp)
         interp = INTERPOLATIONS[self.params.interpolation]
         if not pw:
             return (
@@ -195,7 +192,7 @@ class Registrar:
                 shift,
                 None,
             )
-        patch_shifts = -self.patch_lags(spectrum, -shift)
+        patch_shifts = -self.patch_lags(hp, -shift)
         maps = self.field.maps(patch_shifts)
         return warp_field(frame, maps, self.params.border_nan, interp), shift, patch_shifts
 
@@ -236,19 +233,39 @@ def estimate_template(
     n_bins = min(n, 20)
     edges = np.linspace(0, n, n_bins + 1).astype(np.int64)
     bin_of = np.searchsorted(edges, np.arange(n), side="right") - 1
-    counts = np.bincount(bin_of, minlength=n_bins).astype(np.float64)
-    rigid = MotionParams(**{**asdict(p), "pw_rigid": False, "border_nan": "copy"})
+    # Registered frames leave NaN where they moved off the field of view, so replicated
+    # border stripes never enter the template (they would pull later shifts to zero).
+    rigid = MotionParams(**{**asdict(p), "pw_rigid": False, "border_nan": True})
     template: np.ndarray | None = None
+    plain: np.ndarray | None = None
     for _ in range(p.template_iterations + 1):
         reg = Registrar(template, rigid) if template is not None else None
         sums = np.zeros((n_bins, *shape), np.float64)
+        seen = np.zeros((n_bins, *shape), np.int32)
         for start, block in _head(factory, n, prefetch):
             for i, frame in enumerate(block.astype(np.float32)):
                 img = reg.register(frame, pw=False)[0] if reg is not None else frame
-                sums[bin_of[start + i]] += img
-        template = np.median(sums / counts[:, None, None], axis=0).astype(np.float32)
+                valid = np.isfinite(img)
+                b = bin_of[start + i]
+                sums[b] += np.where(valid, img, 0.0)
+                seen[b] += valid
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(seen > 0, sums / np.maximum(seen, 1), np.nan)
+        template = _nanmedian0(means)
+        if plain is None:
+            plain = template
+        template = np.where(np.isfinite(template), template, plain).astype(np.float32)
     assert template is not None
     return template
+
+
+def _nanmedian0(stack: np.ndarray) -> np.ndarray:
+    """Median over axis 0 ignoring NaN; NaN only where every entry is NaN."""
+    out = np.full(stack.shape[1:], np.nan)
+    any_valid = np.isfinite(stack).any(axis=0)
+    if any_valid.any():
+        out[any_valid] = np.nanmedian(stack[:, any_valid], axis=0)
+    return out
 
 
 def crispness(image: np.ndarray) -> float:
@@ -257,18 +274,16 @@ def crispness(image: np.ndarray) -> float:
     return float(np.sqrt(np.sum(gy**2 + gx**2)))
 
 
-def _correlations(frames: np.ndarray, ref: np.ndarray, margin: int) -> np.ndarray:
-    """Pearson r of each frame's interior with the (centred, unit-norm) reference interior."""
-    h, w = frames.shape[1:]
-    m = min(margin, (h - 1) // 2, (w - 1) // 2)
-    inner = (
-        np.nan_to_num(frames[:, m : h - m, m : w - m]).reshape(len(frames), -1).astype(np.float64)
-    )
-    inner -= inner.mean(1, keepdims=True)
-    norms = np.linalg.norm(inner, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = inner @ ref / norms
-    return np.nan_to_num(r)
+def _correlation(frame: np.ndarray, ref: np.ndarray, inner: tuple[slice, slice]) -> float:
+    """Pearson r of a frame's interior with ``ref`` (the template interior, centred, unit norm)."""
+    a = frame[inner]
+    if not np.isfinite(a).all():
+        a = np.nan_to_num(a)
+    _, sd = cv2.meanStdDev(a)
+    spread = float(sd[0, 0]) * math.sqrt(a.size)
+    if spread <= 0:
+        return 0.0
+    return float(np.einsum("ij,ij->", a, ref, dtype=np.float64)) / spread
 
 
 def motion_correct(
@@ -300,9 +315,11 @@ def motion_correct(
     margin = int(max(p.max_shifts)) + 2
     hh, ww = shape
     mm = min(margin, (hh - 1) // 2, (ww - 1) // 2)
-    ref = template[mm : hh - mm, mm : ww - mm].astype(np.float64).ravel()
-    ref = ref - ref.mean()
-    ref /= np.linalg.norm(ref) or 1.0
+    inner = (slice(mm, hh - mm), slice(mm, ww - mm))
+    ref = template[inner].astype(np.float64)
+    ref -= ref.mean()
+    ref = (ref / (np.linalg.norm(ref) or 1.0)).astype(np.float32)
+    nan_borders = p.border_nan is True
 
     shifts = np.zeros((n_frames, 2), np.float32)
     pw_max_dev = np.zeros(n_frames, np.float32) if p.pw_rigid else None
@@ -327,22 +344,26 @@ def motion_correct(
         if p.pw_rigid and patch_shift_writer is not None:
             patch_block = np.empty((len(frames), *reg.grid.grid_shape, 2), np.float32)  # type: ignore[union-attr]
         for i, frame in enumerate(frames):
-            out[i], shift, patch_shifts = reg.register(frame)
+            corrected, shift, patch_shifts = reg.register(frame)
+            out[i] = corrected
             t = start + i
             shifts[t] = shift
             if patch_shifts is not None:
-                dev = np.abs(patch_shifts - shift).max()
-                pw_max_dev[t] = dev  # type: ignore[index]
+                pw_max_dev[t] = np.abs(patch_shifts - shift).max()  # type: ignore[index]
                 pw_max_abs[t] = np.abs(patch_shifts).max()  # type: ignore[index]
                 if patch_block is not None:
                     patch_block[i] = patch_shifts
-        sl = slice(start, start + len(frames))
-        corr_before[sl] = _correlations(frames, ref, margin)
-        corr_after[sl] = _correlations(out, ref, margin)
-        sum_before += frames.sum(0, dtype=np.float64)
-        finite = np.isfinite(out)
-        sum_after += np.where(finite, out, 0).sum(0, dtype=np.float64)
-        count_after += finite.sum(0)
+            corr_before[t] = _correlation(frame, ref, inner)
+            corr_after[t] = _correlation(corrected, ref, inner)
+            cv2.accumulate(frame, sum_before)
+            if nan_borders:
+                finite = np.isfinite(corrected)
+                cv2.accumulate(np.nan_to_num(corrected), sum_after)
+                count_after += finite
+            else:
+                cv2.accumulate(corrected, sum_after)
+        if not nan_borders:
+            count_after += len(frames)
         writer.write(start, out)
         if patch_block is not None:
             patch_shift_writer.write(start, patch_block)  # type: ignore[union-attr]
@@ -353,7 +374,6 @@ def motion_correct(
     mean_before = (sum_before / max(n_frames, 1)).astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_after = np.where(count_after > 0, sum_after / count_after, np.nan).astype(np.float32)
-    inner = (slice(mm, hh - mm), slice(mm, ww - mm))
     report: dict[str, Any] = {
         "params": asdict(p),
         "n_frames": int(n_frames),

@@ -57,18 +57,42 @@ def wrapped_kernel(ker: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-class FilterSpectrum:
-    """DFT (CCS-packed) of the high-pass kernel for one frame shape; identity if off."""
+class HighPass:
+    """CaImAn's spatial high-pass for one frame shape, computed with OpenCV's DFT.
+
+    The frame is reflect-padded by the kernel radius to an FFT-friendly size, so
+    the circular convolution equals ``cv2.filter2D(..., BORDER_REFLECT)`` on the
+    frame: no wrap-around edge between a bright and a dark side of a vignetted
+    frame leaks in as a static feature that would pull shifts towards zero.
+    """
 
     def __init__(self, shape: tuple[int, int], gsig: tuple[float, float] | None) -> None:
-        self.shape = shape
+        self.shape = (int(shape[0]), int(shape[1]))
         self.active = gsig is not None
-        self.ccs = cv2.dft(wrapped_kernel(high_pass_kernel(gsig), shape)) if self.active else None
+        if gsig is None:
+            return
+        ker = high_pass_kernel(gsig)
+        self.ry, self.rx = ker.shape[0] // 2, ker.shape[1] // 2
+        h, w = self.shape
+        self.padded = (
+            cv2.getOptimalDFTSize(h + 2 * self.ry),
+            cv2.getOptimalDFTSize(w + 2 * self.rx),
+        )
+        self.ccs = cv2.dft(wrapped_kernel(ker, self.padded))
 
-    def filter(self, spectrum: np.ndarray) -> np.ndarray:
+    def apply(self, frame: np.ndarray) -> np.ndarray:
+        """High-passed float32 frame (a new array)."""
+        f = np.asarray(frame, np.float32)
         if not self.active:
-            return spectrum
-        return cv2.mulSpectrums(spectrum, self.ccs, 0)
+            return f.copy()
+        h, w = self.shape
+        ph, pw = self.padded
+        big = cv2.copyMakeBorder(
+            f, self.ry, ph - h - self.ry, self.rx, pw - w - self.rx, cv2.BORDER_REFLECT
+        )
+        spec = cv2.mulSpectrums(cv2.dft(big), self.ccs, 0)
+        out = cv2.idft(spec, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
+        return np.ascontiguousarray(out[self.ry : self.ry + h, self.rx : self.rx + w])
 
 
 def subpixel_offsets(centre: np.ndarray, minus: np.ndarray, plus: np.ndarray) -> np.ndarray:
@@ -151,35 +175,43 @@ class PatchGrid:
         return [frame[y : y + sy, x : x + sx] for y in self.starts_y for x in self.starts_x]
 
 
-def interpolation_matrix(length: int, centres: np.ndarray) -> np.ndarray:
-    """(length, n) weights of piecewise-linear interpolation from ``centres`` (clamped ends)."""
-    pos = np.arange(length, dtype=np.float64)
-    n = len(centres)
-    if n == 1:
-        return np.ones((length, 1), np.float32)
-    eye = np.eye(n)
-    return np.stack([np.interp(pos, centres, eye[i]) for i in range(n)], axis=1).astype(np.float32)
-
-
 class ShiftField:
-    """Turns a patch grid of shifts into full-resolution remap coordinates."""
+    """Turns a patch grid of shifts into full-resolution remap coordinates.
+
+    The field is piecewise-linear between patch centres and constant beyond the
+    outer ones; it is evaluated with one ``cv2.remap`` of the small grid, whose
+    maps (fractional grid coordinates of every pixel) are computed once.
+    """
 
     def __init__(self, shape: tuple[int, int], grid: PatchGrid) -> None:
         self.shape = shape
-        self.ay = interpolation_matrix(shape[0], grid.centres_y)
-        self.axt = np.ascontiguousarray(interpolation_matrix(shape[1], grid.centres_x).T)
+        gy = _grid_coordinate(shape[0], grid.centres_y)
+        gx = _grid_coordinate(shape[1], grid.centres_x)
+        self._gx = np.ascontiguousarray(np.broadcast_to(gx[None, :], shape), np.float32)
+        self._gy = np.ascontiguousarray(np.broadcast_to(gy[:, None], shape), np.float32)
         ys, xs = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
         self.base_y, self.base_x = ys, xs
 
     def full(self, grid_values: np.ndarray) -> np.ndarray:
-        """(ny, nx) values -> (H, W) smooth field."""
-        return self.ay @ np.asarray(grid_values, np.float32) @ self.axt
+        """(ny, nx[, c]) values -> (H, W[, c]) smooth field."""
+        values = np.ascontiguousarray(grid_values, np.float32)
+        return cv2.remap(
+            values, self._gx, self._gy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
 
     def maps(self, shifts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """cv2.remap maps for correction shifts (ny, nx, 2) = (dy, dx) per patch."""
-        dy = self.full(shifts[..., 0])
-        dx = self.full(shifts[..., 1])
-        return self.base_x - dx, self.base_y - dy
+        field = self.full(shifts)
+        if field.ndim == 2:  # a 1x1 grid collapses the channel axis
+            field = np.repeat(field[:, :, None], 2, axis=2)
+        return self.base_x - field[:, :, 1], self.base_y - field[:, :, 0]
+
+
+def _grid_coordinate(length: int, centres: np.ndarray) -> np.ndarray:
+    """Fractional index into ``centres`` of every pixel 0..length-1 (clamped at the ends)."""
+    if len(centres) == 1:
+        return np.zeros(length, np.float32)
+    return np.interp(np.arange(length), centres, np.arange(len(centres))).astype(np.float32)
 
 
 def warp_rigid(

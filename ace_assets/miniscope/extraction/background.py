@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import scipy.fft as sfft
+import scipy.sparse as sp
 
 from .movie import block_reduce_mean
 
@@ -70,22 +71,50 @@ class RingFeatures:
         self.kernels = ring_kernels(radius, harmonics)
         k = self.kernels.shape[-1]
         self.half = k // 2
+        # outputs [half, half + n) of the linear convolution are alias-free for n + half
         self.fft_shape = (
-            sfft.next_fast_len(bg_dims[0] + k - 1, real=True),
-            sfft.next_fast_len(bg_dims[1] + k - 1, real=True),
+            sfft.next_fast_len(bg_dims[0] + self.half, real=True),
+            sfft.next_fast_len(bg_dims[1] + self.half, real=True),
         )
         self.kernel_fft = sfft.rfft2(self.kernels, s=self.fft_shape, axes=(-2, -1))
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, block: int = 64) -> np.ndarray:
         """(n, hb, wb) -> (n, J, hb, wb) float32 ring features (zero outside the frame)."""
         hb, wb = self.bg_dims
-        xf = sfft.rfft2(x.astype(np.float32, copy=False), s=self.fft_shape, axes=(-2, -1))
-        out = np.empty((x.shape[0], len(self.kernels), hb, wb), dtype=np.float32)
         h0 = self.half
-        for j in range(len(self.kernels)):
-            full = sfft.irfft2(xf * self.kernel_fft[j], s=self.fft_shape, axes=(-2, -1))
-            out[:, j] = full[:, h0 : h0 + hb, h0 : h0 + wb]
+        out = np.empty((x.shape[0], len(self.kernels), hb, wb), dtype=np.float32)
+        for a in range(0, x.shape[0], block):
+            xf = sfft.rfft2(
+                x[a : a + block].astype(np.float32, copy=False), s=self.fft_shape, axes=(-2, -1)
+            )
+            for j in range(len(self.kernels)):
+                full = sfft.irfft2(xf * self.kernel_fft[j], s=self.fft_shape, axes=(-2, -1))
+                out[a : a + block, j] = full[:, h0 : h0 + hb, h0 : h0 + wb]
         return out
+
+
+def decimation_matrix(dims: tuple[int, int], factor: int) -> sp.csr_matrix:
+    """Sparse (bg pixels x pixels) operator equal to :func:`block_reduce_mean` by ``factor``
+    (edge blocks count replicated edge pixels, as the padding does)."""
+    h, w = dims
+    f = factor
+    hb, wb = -(-h // f), -(-w // f)
+    ys = np.minimum(np.arange(hb * f), h - 1)  # padded row -> source row
+    xs = np.minimum(np.arange(wb * f), w - 1)
+    py, px = np.meshgrid(np.arange(hb * f), np.arange(wb * f), indexing="ij")
+    rows = (py // f) * wb + (px // f)
+    cols = ys[py] * w + xs[px]
+    data = np.full(rows.size, 1.0 / (f * f), dtype=np.float32)
+    return sp.csr_matrix((data, (rows.ravel(), cols.ravel())), shape=(hb * wb, h * w))
+
+
+def to_frames_major(x_pm: np.ndarray, block: int = 8192) -> np.ndarray:
+    """Cache-friendly transpose of a (pixels, frames) array to (frames, pixels)."""
+    p, n = x_pm.shape
+    out = np.empty((n, p), dtype=np.float32)
+    for a in range(0, p, block):
+        out[:, a : a + block] = x_pm[a : a + block].T
+    return out
 
 
 @dataclass
@@ -100,13 +129,16 @@ class RingModel:
         g = self.geometry
         self._features = RingFeatures(g.bg_dims, g.radius, g.harmonics)
 
+    def fluctuation_ds(self, x_ds: np.ndarray) -> np.ndarray:
+        """Background fluctuation on the background grid for residuals ``x_ds`` (n, hb, wb)
+        = Down(Y - A C - b0)."""
+        feats = self._features(x_ds)
+        return np.einsum("njhw,jhw->nhw", feats, self.weights, optimize=True)
+
     def fluctuation(self, x: np.ndarray) -> np.ndarray:
         """Background fluctuation ``W X`` for residual frames ``x = Y - A C - b0`` (n, H, W)."""
         g = self.geometry
-        xd = block_reduce_mean(x, g.factor)
-        feats = self._features(xd)
-        bd = np.einsum("njhw,jhw->nhw", feats, self.weights, optimize=True)
-        return upsample(bd, g.dims)
+        return upsample(self.fluctuation_ds(block_reduce_mean(x, g.factor)), g.dims)
 
     def rebased(self, dims: tuple[int, int], factor: int, b0: np.ndarray) -> RingModel:
         """The same weights applied on another grid (e.g. full resolution)."""
@@ -121,7 +153,7 @@ def upsample(frames: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
     """Bilinear upsampling of (n, hb, wb) frames to (n, H, W)."""
     n, hb, wb = frames.shape
     if (hb, wb) == dims:
-        return frames.astype(np.float32, copy=False)
+        return frames.astype(np.float32, copy=True)
     out = np.empty((n, *dims), dtype=np.float32)
     for i in range(n):
         out[i] = cv2.resize(
@@ -135,40 +167,44 @@ def upsample(frames: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
 def fit_ring_model(
     chunks: Iterable[tuple[int, np.ndarray]],
     geometry: RingGeometry,
-    residual_of: callable,  # (t0, frames) -> residual frames Y - A C (n, H, W)
+    a: sp.spmatrix,
+    c: np.ndarray,
     b0: np.ndarray,
     *,
     ridge: float = 1e-4,
 ) -> RingModel:
-    """Least-squares ring weights from streamed residuals ``Y - A C`` (centred per pixel).
+    """Least-squares ring weights from streamed residuals ``Down(Y - A C)``, centred per pixel.
 
     Moments are accumulated in float64; the centring uses the accumulated means, so no
-    baseline is needed up front. Memory: ``O(bg pixels x J^2)``.
+    baseline is needed up front. Memory: ``O(bg pixels x J^2)`` plus one chunk.
     """
     feats_of = RingFeatures(geometry.bg_dims, geometry.radius, geometry.harmonics)
     j = geometry.n_features
     hb, wb = geometry.bg_dims
     p = hb * wb
+    a_ds = sp.csr_matrix(decimation_matrix(geometry.dims, geometry.factor) @ a)
     sff = np.zeros((j, j, p))
     sfx = np.zeros((j, p))
     sf = np.zeros((j, p))
     sx = np.zeros(p)
     n_total = 0
     for t0, frames in chunks:
-        res = residual_of(t0, frames)
-        xd = block_reduce_mean(res, geometry.factor).reshape(res.shape[0], -1)
-        feats = feats_of(xd.reshape(-1, hb, wb)).reshape(res.shape[0], j, p)
-        for a in range(j):
-            fa = feats[:, a].astype(np.float64)
-            sf[a] += fa.sum(axis=0)
-            sfx[a] += (fa * xd).sum(axis=0)
-            for b in range(a, j):
-                val = (fa * feats[:, b]).sum(axis=0)
-                sff[a, b] += val
-                if b != a:
-                    sff[b, a] += val
-        sx += xd.sum(axis=0)
-        n_total += res.shape[0]
+        m = frames.shape[0]
+        xd = block_reduce_mean(frames, geometry.factor).reshape(m, p)
+        if a_ds.shape[1]:
+            xd -= to_frames_major(np.asarray(a_ds @ c[:, t0 : t0 + m], dtype=np.float32))
+        feats = feats_of(xd.reshape(m, hb, wb)).reshape(m, j, p)
+        for u in range(j):
+            fu = feats[:, u]
+            sf[u] += fu.sum(axis=0, dtype=np.float64)
+            sfx[u] += (fu * xd).sum(axis=0, dtype=np.float64)
+            for v in range(u, j):
+                val = (fu * feats[:, v]).sum(axis=0, dtype=np.float64)
+                sff[u, v] += val
+                if v != u:
+                    sff[v, u] += val
+        sx += xd.sum(axis=0, dtype=np.float64)
+        n_total += m
     n_total = max(n_total, 1)
     mf = sf / n_total
     mx = sx / n_total

@@ -27,7 +27,7 @@ import scipy.linalg
 from scipy.optimize import nnls
 from scipy.signal import lfilter, welch
 
-DEFAULT_S_MIN_SD = 2.0
+DEFAULT_S_MIN_SD = 3.0
 
 
 def noise_psd(

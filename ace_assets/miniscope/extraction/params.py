@@ -72,7 +72,7 @@ class ExtractionParams:
     n_init_iter: int = 1
     ring_harmonics: int = 2
     s_min: float | None = None
-    s_min_sd: float = 2.0
+    s_min_sd: float = 3.0
     thresh_init: float = 2.0
     min_pixel: int = 3
     nan_policy: str = "error"
@@ -220,8 +220,9 @@ class ExtractionParams:
     ) -> None:
         """Checks that need the movie size (e.g. a neuron bigger than the frame)."""
         if len(shape) != 3:
-            raise AceInputError(f"expected a (frames, height, width) movie, got shape {shape}",
-                                file=source)
+            raise AceInputError(
+                f"expected a (frames, height, width) movie, got shape {shape}", file=source
+            )
         _, h, w = shape
         if 2 * self.gSig[0] + 1 > h or 2 * self.gSig[1] + 1 > w:
             raise AceInputError(
@@ -314,8 +315,9 @@ def _coerce(key: str, val: Any, *, source: str | Path | None, line: int | None) 
         val = _literal(val)
 
     def bad(expected: str) -> AceInputError:
-        return AceInputError(f"expected {expected}, got {raw!r}", file=source, line=line,
-                             column=key)
+        return AceInputError(
+            f"expected {expected}, got {raw!r}", file=source, line=line, column=key
+        )
 
     if key == "low_rank_background":
         return None if val is None else bool(val)

@@ -333,8 +333,15 @@ def extract(
         warnings.append(reason)
         info["seconds"] = time.perf_counter() - t_start
         return empty_result(
-            (h, w), n_frames, fps, p=p, warnings=warnings, params=params_dict,
-            b0=stats.mean.astype(np.float32), info=info, **kw,
+            (h, w),
+            n_frames,
+            fps,
+            p=p,
+            warnings=warnings,
+            params=params_dict,
+            b0=stats.mean.astype(np.float32),
+            info=info,
+            **kw,
         )
 
     if stats.constant:
@@ -373,9 +380,24 @@ def extract(
     )
     try:
         return _run(
-            prm, frames, stats, cache, windows, warnings, info, params_dict, log, empty,
-            fps=fps, fps_init=fps_init, g_full=g_full, g_init=g_init, gsig_s=gsig_s,
-            gsiz_s=gsiz_s, min_pnr_eff=min_pnr_eff, t_start=t_start,
+            prm,
+            frames,
+            stats,
+            cache,
+            windows,
+            warnings,
+            info,
+            params_dict,
+            log,
+            empty,
+            fps=fps,
+            fps_init=fps_init,
+            g_full=g_full,
+            g_init=g_init,
+            gsig_s=gsig_s,
+            gsiz_s=gsiz_s,
+            min_pnr_eff=min_pnr_eff,
+            t_start=t_start,
         )
     finally:
         cache.close()
@@ -497,8 +519,16 @@ def _run(
     for it in range(prm.n_init_iter):
         log(f"initialisation iteration {it + 1}/{prm.n_init_iter} ({state.n} components)")
         _iterate(
-            state, lambda: cache.chunks(chunk), t_init, ring, prm, g=g_init, p=min(p, 1),
-            gsiz=tuple(v / ssub for v in prm.gSiz), update_a=True, want_r=False,
+            state,
+            lambda: cache.chunks(chunk),
+            t_init,
+            ring,
+            prm,
+            g=g_init,
+            p=min(p, 1),
+            gsiz=tuple(v / ssub for v in prm.gSiz),
+            update_a=True,
+            want_r=False,
         )
         if state.n == 0:
             break
@@ -506,21 +536,21 @@ def _run(
             ring = fit_ring(state.a, state.c)
     info["n_after_init"] = state.n
     if state.n == 0:
-        return empty("no components survived initialisation", correlation_image=cn_full,
-                     pnr_image=pnr_full)
+        return empty(
+            "no components survived initialisation", correlation_image=cn_full, pnr_image=pnr_full
+        )
 
     # ---------------------------------------------------------- full resolution
     a_full = _resample_footprints(state.a, (hs, ws), (h, w), ssub, up=True)
     c_full = np.repeat(state.c, tsub, axis=1)[:, :n_frames]
-    full = _State(a_full, c_full, np.repeat(state.c_raw, tsub, axis=1)[:, :n_frames],
-                  state.ids, (h, w))
+    full = _State(
+        a_full, c_full, np.repeat(state.c_raw, tsub, axis=1)[:, :n_frames], state.ids, (h, w)
+    )
     full.merged = list(state.merged)
     bg_factor = ssub * bgf
 
     def full_ring(current_ring: RingModel) -> RingModel:
-        b0 = stats.mean.astype(np.float32) - np.asarray(
-            full.a @ full.c.mean(axis=1)
-        ).reshape(h, w)
+        b0 = stats.mean.astype(np.float32) - np.asarray(full.a @ full.c.mean(axis=1)).reshape(h, w)
         return current_ring.rebased((h, w), bg_factor, b0)
 
     ring_full = full_ring(ring)
@@ -530,8 +560,16 @@ def _run(
         last = it == prm.n_iter - 1
         log(f"full-resolution pass {it + 1}/{prm.n_iter} ({full.n} components)")
         r, bg_mean = _iterate(
-            full, lambda: frames.chunks(chunk), n_frames, ring_full, prm, g=g_full, p=p,
-            gsiz=prm.gSiz, update_a=not last, want_r=last,
+            full,
+            lambda: frames.chunks(chunk),
+            n_frames,
+            ring_full,
+            prm,
+            g=g_full,
+            p=p,
+            gsiz=prm.gSiz,
+            update_a=not last,
+            want_r=last,
         )
         if r is not None:
             r_values = r
@@ -544,8 +582,9 @@ def _run(
             ring_full = full_ring(ring)
     info["merged_ids"] = full.merged
     if full.n == 0 or full.temporal is None:
-        return empty("no components survived the updates", correlation_image=cn_full,
-                     pnr_image=pnr_full)
+        return empty(
+            "no components survived the updates", correlation_image=cn_full, pnr_image=pnr_full
+        )
 
     # ---------------------------------------------------------- quality and acceptance
     tr = full.temporal

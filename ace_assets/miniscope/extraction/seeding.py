@@ -92,9 +92,9 @@ def extract_ac(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Footprint and raw trace of the neuron at ``ind_ctr`` of a (T, pixels) box."""
     f = filtered_box - filtered_box.mean(axis=0)
-    norm = np.sqrt((f * f).sum(axis=0))
+    norm = np.sqrt(np.einsum("tp,tp->p", f, f))
     norm[norm == 0] = 1
-    f = f / norm
+    f /= norm
     corr = f[:, ind_ctr] @ f
     neuron = corr > MIN_CORR_NEURON
     bg = corr < MAX_CORR_BG
@@ -105,9 +105,9 @@ def extract_ac(
         y_bg = np.median(raw_box[:, bg], axis=1)
     else:
         y_bg = np.ones(len(ci), dtype=np.float32)
-    x = np.stack([ci, y_bg, np.ones_like(ci)], axis=1).astype(np.float64)
-    xx = x.T @ x
-    xy = x.T @ raw_box.astype(np.float64)
+    x = np.stack([ci, y_bg, np.ones_like(ci)], axis=1).astype(np.float32)
+    xx = (x.T @ x).astype(np.float64)
+    xy = (x.T @ raw_box).astype(np.float64)
     try:
         coef = np.linalg.solve(xx + 1e-10 * np.trace(xx) * np.eye(3), xy)
     except np.linalg.LinAlgError:
@@ -216,8 +216,13 @@ def seed_patch(
             pnr_box = box.max(axis=0) / noise_box
             pnr_box[~np.isfinite(pnr_box) | (pnr_box < 0)] = 0
             pnr[r2a:r2b, c2a:c2b] = pnr_box
-            cn_box = thresholded_correlations(box, noise_box, thresh_init)
-            cn[r0:r1, c0:c1] = cn_box[r0 - r2a : r1 - r2a, c0 - c2a : c1 - c2a]
+            # only the +-gSiz box changes its correlations (neighbours one pixel beyond)
+            ya, yb = max(r0 - 1, r2a), min(r1 + 1, r2b)
+            xa, xb = max(c0 - 1, c2a), min(c1 + 1, c2b)
+            cn_box = thresholded_correlations(
+                filtered[:, ya:yb, xa:xb], noise[ya:yb, xa:xb], thresh_init
+            )
+            cn[r0:r1, c0:c1] = cn_box[r0 - ya : r1 - ya, c0 - xa : c1 - xa]
             cn_view = cn[r2a:r2b, c2a:c2b]
             pnr_thr = np.where(pnr_box < min_pnr, 0, pnr_box)
             cn_thr = np.where(cn_view < min_corr, 0, cn_view)

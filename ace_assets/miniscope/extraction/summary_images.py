@@ -44,7 +44,9 @@ def spatial_filter(frames: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     out = np.empty(frames.shape, dtype=np.float32)
     for i in range(frames.shape[0]):
         out[i] = cv2.filter2D(
-            np.ascontiguousarray(frames[i], dtype=np.float32), -1, kernel,
+            np.ascontiguousarray(frames[i], dtype=np.float32),
+            -1,
+            kernel,
             borderType=cv2.BORDER_REPLICATE,
         )
     return out

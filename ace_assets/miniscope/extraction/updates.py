@@ -101,9 +101,7 @@ def allowed_masks(
         cols = np.concatenate(cols_all)
     else:
         rows = cols = np.zeros(0, dtype=np.int64)
-    m = sp.csc_matrix(
-        (np.ones(len(rows), dtype=bool), (rows, cols)), shape=(h * w, a.shape[1])
-    )
+    m = sp.csc_matrix((np.ones(len(rows), dtype=bool), (rows, cols)), shape=(h * w, a.shape[1]))
     return m
 
 
@@ -311,7 +309,7 @@ def update_spatial(
 ) -> sp.csc_matrix:
     """HALS footprint update per tile from ``U_a = (Y-B) C^T`` and ``V = C C^T``."""
     h, w = dims
-    v = (c_prev.astype(np.float64) @ c_prev.T.astype(np.float64))
+    v = c_prev.astype(np.float64) @ c_prev.T.astype(np.float64)
     a_csr = sp.csr_matrix(a)
     m_csr = sp.csr_matrix(mask)
     rows_all, cols_all, vals_all = [], [], []
