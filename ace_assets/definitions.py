@@ -5,6 +5,12 @@ from __future__ import annotations
 import dagster as dg
 
 from ace_assets.defs.catalog_assets import analysis_parameters, experiments
+from ace_assets.defs.ephys_assets import (
+    ephys_channels,
+    ephys_results,
+    ephys_spectrogram,
+    filtered_ephys,
+)
 from ace_assets.defs.movie_assets import denoised_movie, motion_corrected_movie, preprocessed_movie
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.schedules import nightly_reconcile
@@ -18,6 +24,10 @@ all_assets = [
     denoised_movie,
     preprocessed_movie,
     motion_corrected_movie,
+    ephys_channels,
+    filtered_ephys,
+    ephys_spectrogram,
+    ephys_results,
 ]
 
 process_all = dg.define_asset_job(

@@ -56,8 +56,9 @@ def make_movie(
     syn = SyntheticMiniscope(cfg)
     movie = syn.render(0, n_frames, motion=False, bands=False, quantize=False)
     if blurred_cells:
-        movie += _out_of_focus(height, width, n_frames, fps, blurred_cells, blurred_sigma,
-                               blurred_amplitude, seed)
+        movie += _out_of_focus(
+            height, width, n_frames, fps, blurred_cells, blurred_sigma, blurred_amplitude, seed
+        )
     if quantize:
         movie = np.clip(np.rint(movie), 0, 255).astype(np.uint8)
     truth = syn.truth

@@ -1,22 +1,24 @@
 """Motion-correction throughput, rigid and piecewise-rigid, vs a straightforward baseline.
 
 On the synthetic 608x608 V4 session of bench_denoise (random-walk rigid motion
-of up to 3 px, known per frame), with the CSV template's settings
+of up to 3 px, known per frame), denoised first as in the pipeline (cached in
+bench/out/ as a uint8 ArrayStore), with the CSV template's settings
 (max_shifts 15, gSig_filt 7, strides 48, overlaps 24, max_deviation_rigid 7):
 
 * ``template``  — estimate_template (300 first frames, 2 refinements);
 * ``rigid``, ``pw_rigid`` — ace_assets.miniscope.motion.motion_correct streaming the
-  AVI files (decode included) into a float32 ArrayStore;
+  denoised store into a float32 ArrayStore (template estimation not included);
 * ``baseline``  — the same registration written the textbook way, per frame in
-  numpy: CaImAn's high-pass with cv2.filter2D, complex np.fft.fft2 of frame and
-  template, cross-power, ifft2, bounded argmax, 10x upsampled-DFT refinement
-  (skimage's register_translation, as NoRMCorre uses), cv2 warp; for pw-rigid the
-  same per patch. Run on a prefix (its per-frame cost does not depend on length).
+  numpy: CaImAn's high-pass with cv2.filter2D, complex np.fft.fft2 of the frame,
+  cross-power with the template, ifft2, bounded argmax, 10x upsampled-DFT
+  refinement (skimage's register_translation, as NoRMCorre uses), cv2 warp; for
+  pw-rigid the same per patch. Run on a prefix (per-frame cost does not depend
+  on length).
 
 Accuracy is the median |estimated correction + true motion| after removing the
 constant offset of the template. Peak memory of each stage at two movie
 lengths comes from fresh subprocesses (bench/_memory.py). The machine has 2
-cores shared with other jobs.
+cores shared with other jobs: absolute rates move with the load.
 
     python bench/bench_motion.py            # 608x608, 2000 frames; RSS at 2000 vs 8000
     python bench/bench_motion.py --quick    # 256x256, 300 frames; RSS at 300 vs 1200
@@ -40,12 +42,17 @@ sys.path.insert(0, str(HERE))
 
 from bench_denoise import OUT, ensure_movie, synth_config  # noqa: E402
 
-from ace_assets.io.miniscope import MiniscopeRecording, open_miniscope  # noqa: E402
-from ace_assets.io.store import ArrayStoreWriter  # noqa: E402
-from ace_assets.miniscope.motion import MotionParams, estimate_template, motion_correct  # noqa: E402
+from ace_assets.io.miniscope import open_miniscope  # noqa: E402
+from ace_assets.io.store import ArrayStore, ArrayStoreWriter  # noqa: E402
+from ace_assets.miniscope.denoise import denoise_movie  # noqa: E402
+from ace_assets.miniscope.motion import (  # noqa: E402
+    MotionParams,
+    estimate_template,
+    motion_correct,
+)
 from ace_assets.miniscope.registration import PatchGrid, high_pass_kernel  # noqa: E402
 
-CSV_DEFAULTS = {
+CSV_DEFAULTS: dict[str, Any] = {
     "max_shifts": (15, 15),
     "gSig_filt": (7.0, 7.0),
     "strides": (48, 48),
@@ -56,10 +63,9 @@ CSV_DEFAULTS = {
 
 
 def params_for(size: int, pw: bool) -> MotionParams:
-    scale = size / 608
-    if scale >= 1:
-        return MotionParams(pw_rigid=pw, **CSV_DEFAULTS)  # type: ignore[arg-type]
-    s = max(16, int(48 * scale))
+    if size >= 608:
+        return MotionParams(pw_rigid=pw, **CSV_DEFAULTS)
+    s = max(16, int(48 * size / 608))
     return MotionParams(
         pw_rigid=pw,
         max_shifts=(8, 8),
@@ -79,6 +85,21 @@ def true_motion(n: int, size: int) -> np.ndarray:
 def shift_error(corrections: np.ndarray, motion: np.ndarray) -> float:
     err = corrections + motion
     return float(np.median(np.abs(err - np.median(err, axis=0))))
+
+
+def denoised_store(n: int, size: int) -> ArrayStore:
+    """The denoised movie the motion stage sees in the pipeline, made once and reused."""
+    path = OUT / f"denoised_{size}px_{n}f.npyd"
+    if (path / "data.npy").is_file():
+        store = ArrayStore(path)
+        if store.shape == (n, size, size):
+            return store
+    rec = open_miniscope(ensure_movie(n, size))
+    params = {"centerHalfHeightToLeave": int(round(90 * size / 608))}
+    with ArrayStoreWriter(path, rec.shape, np.uint8) as writer:
+        denoise_movie(rec, rec.n_frames, rec.frame_shape, rec.frame_rate, params, writer)
+        writer.commit()
+    return ArrayStore(path)
 
 
 # --- the textbook baseline -------------------------------------------------------------
@@ -110,7 +131,7 @@ def register_translation(
 
 
 def baseline_motion(
-    rec: MiniscopeRecording, n: int, template: np.ndarray, p: MotionParams
+    store: ArrayStore, n: int, template: np.ndarray, p: MotionParams
 ) -> tuple[float, np.ndarray]:
     """Per-frame numpy registration; returns (seconds, rigid corrections)."""
     assert p.gSig_filt is not None
@@ -122,9 +143,11 @@ def baseline_motion(
     h, w = template.shape
     ys, xs = np.mgrid[:h, :w].astype(np.float32)
     m = int(p.max_shifts[0])
+    d = p.max_deviation_rigid
     out = np.zeros((n, 2))
     t0 = time.perf_counter()
-    for start, block in rec.iter_chunks(32, 0, n):
+    for start in range(0, n, 32):
+        block = store.read(start, min(start + 32, n))
         for i, frame in enumerate(block.astype(np.float32)):
             hp = cv2.filter2D(frame, -1, ker, borderType=cv2.BORDER_REFLECT)
             lag = register_translation(np.fft.fft2(hp), t_freq, m)
@@ -135,13 +158,8 @@ def baseline_motion(
                     frame, mat, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE
                 )
                 continue
-            d = p.max_deviation_rigid
             lags = [
-                np.clip(
-                    register_translation(np.fft.fft2(q), tf, m + d),
-                    lag - d,
-                    lag + d,
-                )
+                np.clip(register_translation(np.fft.fft2(q), tf, m + d), lag - d, lag + d)
                 for q, tf in zip(grid.patches(hp), patch_freqs, strict=True)
             ]
             field = -np.asarray(lags, np.float32).reshape(*grid.grid_shape, 2)
@@ -155,21 +173,23 @@ def baseline_motion(
 
 
 def run_stage(
-    rec: MiniscopeRecording, out: Path, p: MotionParams, template: np.ndarray | None
+    store: ArrayStore, out: Path, p: MotionParams, template: np.ndarray | None
 ) -> tuple[float, dict[str, Any]]:
     t0 = time.perf_counter()
-    with ArrayStoreWriter(out, rec.shape, np.float32) as writer:
-        report = motion_correct(rec, rec.n_frames, rec.frame_shape, p, writer, template=template)
+    with ArrayStoreWriter(out, store.shape, np.float32) as writer:
+        report = motion_correct(
+            store, store.n_frames, store.shape[1:], p, writer, template=template
+        )
         writer.commit()
     return time.perf_counter() - t0, report
 
 
-def rss_stage(folder: str, out: str, pw: bool) -> dict[str, Any]:
+def rss_stage(store: str, out: str, pw: bool) -> dict[str, Any]:
     """Subprocess entry point: template + correction into a store, then clean up."""
-    rec = open_miniscope(folder)
-    seconds, _ = run_stage(rec, Path(out), params_for(rec.frame_shape[0], pw), None)
+    source = ArrayStore(store)
+    seconds, _ = run_stage(source, Path(out), params_for(source.shape[1], pw), None)
     shutil.rmtree(out, ignore_errors=True)
-    return {"n_frames": rec.n_frames, "fps": rec.n_frames / seconds}
+    return {"n_frames": source.n_frames, "fps": source.n_frames / seconds}
 
 
 def main() -> None:
@@ -177,9 +197,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small sizes, < 1 min")
     ap.add_argument("--frames", type=int)
     ap.add_argument("--size", type=int)
-    ap.add_argument(
-        "--baseline-frames", type=int, nargs=2, help="prefix for rigid and pw baselines"
-    )
+    ap.add_argument("--baseline-frames", type=int, nargs=2, help="prefix for rigid and pw")
     ap.add_argument("--rss-frames", type=int, nargs=2)
     ap.add_argument("--no-rss", action="store_true")
     args = ap.parse_args()
@@ -187,29 +205,29 @@ def main() -> None:
     n = args.frames or (300 if args.quick else 2000)
     n_base_rigid, n_base_pw = args.baseline_frames or ((60, 20) if args.quick else (200, 30))
     rss_lengths = args.rss_frames or ([300, 1200] if args.quick else [2000, 8000])
-    rec = open_miniscope(ensure_movie(n, size))
+    store = denoised_store(n, size)
     motion = true_motion(n, size)
     work = OUT / "motion_work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
 
-    t_decode = time.perf_counter()
-    for _ in rec.iter_chunks(64, prefetch=True):
+    t_read = time.perf_counter()
+    for _ in store.iter_chunks(64):
         pass
-    t_decode = time.perf_counter() - t_decode
+    t_read = time.perf_counter() - t_read
     rigid_p, pw_p = params_for(size, False), params_for(size, True)
     t0 = time.perf_counter()
-    template = estimate_template(rec, n, rec.frame_shape, rigid_p)
+    template = estimate_template(store, n, (size, size), rigid_p)
     t_template = time.perf_counter() - t0
-    t_rigid, rep_rigid = run_stage(rec, work / "rigid.npyd", rigid_p, template)
+    t_rigid, rep_rigid = run_stage(store, work / "rigid.npyd", rigid_p, template)
     shutil.rmtree(work / "rigid.npyd")
-    t_pw, rep_pw = run_stage(rec, work / "pw.npyd", pw_p, template)
+    t_pw, rep_pw = run_stage(store, work / "pw.npyd", pw_p, template)
     shutil.rmtree(work / "pw.npyd")
-    tb_rigid, base_rigid = baseline_motion(rec, n_base_rigid, template, rigid_p)
-    tb_pw, _ = baseline_motion(rec, n_base_pw, template, pw_p)
+    tb_rigid, base_rigid = baseline_motion(store, n_base_rigid, template, rigid_p)
+    tb_pw, _ = baseline_motion(store, n_base_pw, template, pw_p)
 
     fps = {
-        "decode_only": n / t_decode,
+        "read_store": n / t_read,
         "rigid": n / t_rigid,
         "pw_rigid": n / t_pw,
         "baseline_rigid": n_base_rigid / tb_rigid,
@@ -220,17 +238,16 @@ def main() -> None:
         "pw_rigid": shift_error(rep_pw["shifts_rigid"], motion),
         "baseline_rigid": shift_error(base_rigid, motion[:n_base_rigid]),
     }
-    print(f"# motion correction, {size}x{size}, {n} frames (decode included), 2 shared cores")
-    print(f"template: {t_template:.1f} s")
+    print(f"# motion correction, {size}x{size}, {n} denoised frames, 2 shared cores")
+    print(f"template estimation: {t_template:.1f} s")
     print(f"{'variant':30s} {'frames/s':>9s} {'vs baseline':>12s} {'median err px':>14s}")
-    print(f"{'decode only':30s} {fps['decode_only']:9.1f}")
+    print(f"{'read input store only':30s} {fps['read_store']:9.1f}")
     for name, base in (("rigid", "baseline_rigid"), ("pw_rigid", "baseline_pw_rigid")):
         print(f"{name:30s} {fps[name]:9.1f} {fps[name] / fps[base]:11.1f}x {err[name]:14.3f}")
-    print(
-        f"{'baseline rigid (' + str(n_base_rigid) + ' frames)':30s} {fps['baseline_rigid']:9.1f}"
-        f" {'':12s} {err['baseline_rigid']:14.3f}"
-    )
-    print(f"{'baseline pw (' + str(n_base_pw) + ' frames)':30s} {fps['baseline_pw_rigid']:9.1f}")
+    label = f"baseline rigid ({n_base_rigid} frames)"
+    print(f"{label:30s} {fps['baseline_rigid']:9.1f} {'':12s} {err['baseline_rigid']:14.3f}")
+    label = f"baseline pw ({n_base_pw} frames)"
+    print(f"{label:30s} {fps['baseline_pw_rigid']:9.1f}")
     qc = {
         name: {
             "mean_corr_before": round(r["mean_corr_before"], 4),
@@ -256,11 +273,11 @@ def main() -> None:
         for pw in (False, True):
             name = "pw_rigid" if pw else "rigid"
             for length in rss_lengths:
-                folder = ensure_movie(length, size)
+                source = denoised_store(length, size)
                 stats = measure(
                     "bench_motion:rss_stage",
                     {
-                        "folder": str(folder),
+                        "store": str(source.path),
                         "out": str(work / f"rss_{name}_{length}.npyd"),
                         "pw": pw,
                     },
@@ -272,8 +289,8 @@ def main() -> None:
                 }
                 memory[f"{name}_{length}"] = m
                 print(
-                    f"{name:10s} {length:7d} {m['peak_rss_mb']:12.1f} {m['peak_anon_mb']:13.1f} "
-                    f"{m['fps']:7.1f}"
+                    f"{name:10s} {length:7d} {m['peak_rss_mb']:12.1f} "
+                    f"{m['peak_anon_mb']:13.1f} {m['fps']:7.1f}"
                 )
         print("(RSS includes memory-mapped store pages; anon is held memory)")
     shutil.rmtree(work, ignore_errors=True)

@@ -27,8 +27,6 @@ DEFAULT_QUEUE = "dagster"
 HEAVY_QUEUE = "ace_heavy"
 #: Op tag read by dagster_celery's executor to pick a step's queue.
 CELERY_QUEUE_TAG = "dagster-celery/queue"
-#: Op tag read by dagster_celery's executor to order steps waiting in a queue.
-CELERY_PRIORITY_TAG = "dagster-celery/priority"
 
 #: Environment switches read by :func:`executor_from_env` (same values on the webserver,
 #: the daemon and every run worker, or runs would disagree about where steps go).
@@ -36,6 +34,7 @@ ENV_CONFIG = "ACE_CELERY_CONFIG"
 ENV_BROKER = "ACE_CELERY_BROKER"
 ENV_BACKEND = "ACE_CELERY_BACKEND"
 ENV_MAX_CONCURRENT = "ACE_MAX_CONCURRENT"
+ENV_MAX_HEAVY = "ACE_MAX_HEAVY"
 
 #: Longer than the slowest step: Redis re-delivers a fetched but unacknowledged task after
 #: this many seconds, which would run a long step twice.
@@ -43,12 +42,9 @@ REDIS_VISIBILITY_TIMEOUT_S = 12 * 3600
 _REDIS_SCHEMES = ("redis", "rediss")
 
 
-def heavy_op_tags(queue: str = HEAVY_QUEUE, priority: int | None = None) -> dict[str, str]:
+def heavy_op_tags(queue: str = HEAVY_QUEUE) -> dict[str, str]:
     """``op_tags`` for an asset whose steps must run on a big-memory worker."""
-    tags = {CELERY_QUEUE_TAG: queue}
-    if priority is not None:
-        tags[CELERY_PRIORITY_TAG] = str(int(priority))
-    return tags
+    return {CELERY_QUEUE_TAG: queue}
 
 
 def _scheme(url: str) -> str:
@@ -137,8 +133,28 @@ def celery_yaml_text(
     return yaml.safe_dump({"execution": {"config": config}}, sort_keys=False)
 
 
+def _string_source(value: Any, path: Path, key: str) -> str | None:
+    """A plain string, or Dagster's ``{env: VAR}`` form (keeps a Redis password out of files)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict) and set(value) == {"env"}:
+        resolved = os.environ.get(str(value["env"]), "")
+        if not resolved:
+            raise AceInputError(
+                f"environment variable {value['env']} named for {key} is not set",
+                file=path,
+                column=f"execution.config.{key}",
+            )
+        return resolved
+    raise AceInputError(
+        f"expected a URL or {{env: VAR}} for {key}, got {value!r}",
+        file=path,
+        column=f"execution.config.{key}",
+    )
+
+
 def read_celery_yaml(path: str | Path) -> dict[str, Any]:
-    """The ``execution.config`` block of a worker's ``celery.yaml``."""
+    """The ``execution.config`` block of a worker's ``celery.yaml``, ``{env: VAR}`` resolved."""
     path = Path(path)
     try:
         parsed = yaml.safe_load(path.read_text())
@@ -156,7 +172,18 @@ def read_celery_yaml(path: str | Path) -> dict[str, Any]:
         raise AceInputError(
             f"unknown keys {sorted(unknown)} under execution.config", file=path, column="config"
         )
-    return config
+    source = config.get("config_source") or {}
+    if not isinstance(source, dict):
+        raise AceInputError(
+            "expected a mapping of Celery settings",
+            file=path,
+            column="execution.config.config_source",
+        )
+    return {
+        "broker": _string_source(config["broker"], path, "broker"),
+        "backend": _string_source(config.get("backend"), path, "backend"),
+        "config_source": source,
+    }
 
 
 def celery_executor_from_yaml(path: str | Path, name: str = "ace_celery") -> dg.ExecutorDefinition:
@@ -174,24 +201,56 @@ def celery_executor_from_yaml(path: str | Path, name: str = "ace_celery") -> dg.
     )
 
 
-def local_executor_def(max_concurrent: int = 2) -> dg.ExecutorDefinition:
-    """One machine: each step in its own process, at most ``max_concurrent`` at once.
-
-    Bounds peak memory on a workstation: a backfill of many lines never holds more than
-    ``max_concurrent`` movies in flight per run.
-    """
+def local_executor_config(
+    max_concurrent: int = 2, heavy_limit: int | None = None
+) -> dict[str, Any]:
+    """Config of Dagster's multiprocess executor for one machine (see local_executor_def)."""
     if max_concurrent < 1:
         raise AceInputError(
             f"max_concurrent must be >= 1, got {max_concurrent}", column=ENV_MAX_CONCURRENT
         )
-    return dg.multiprocess_executor.configured(
-        {"max_concurrent": int(max_concurrent)}, name=f"local_x{int(max_concurrent)}"
-    )
+    config: dict[str, Any] = {"max_concurrent": int(max_concurrent)}
+    if heavy_limit is not None:
+        if heavy_limit < 1:
+            raise AceInputError(
+                f"heavy_limit must be >= 1, got {heavy_limit}", column=ENV_MAX_HEAVY
+            )
+        config["tag_concurrency_limits"] = [
+            {"key": CELERY_QUEUE_TAG, "value": HEAVY_QUEUE, "limit": int(heavy_limit)}
+        ]
+    return config
+
+
+def local_executor_def(
+    max_concurrent: int = 2, heavy_limit: int | None = None
+) -> dg.ExecutorDefinition:
+    """One machine: each step in its own process, at most ``max_concurrent`` at once.
+
+    Bounds peak memory on a workstation: a run never holds more than ``max_concurrent``
+    steps in flight. ``heavy_limit`` additionally caps the steps tagged for the heavy queue
+    (the same tag the Celery executor routes on), e.g. 1 movie at a time.
+    """
+    config = local_executor_config(max_concurrent, heavy_limit)
+    name = f"local_x{config['max_concurrent']}"
+    if heavy_limit is not None:
+        name += f"_heavy{int(heavy_limit)}"
+    return dg.multiprocess_executor.configured(config, name=name)
+
+
+def _env_int(env: Mapping[str, str], key: str) -> int | None:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise AceInputError(f"expected an integer, got {raw!r}", column=key) from None
 
 
 def executor_from_env(environ: Mapping[str, str] | None = None) -> dg.ExecutorDefinition:
     """Celery when ``ACE_CELERY_CONFIG`` (a celery.yaml) or ``ACE_CELERY_BROKER`` is set,
-    else the local multiprocess executor with ``ACE_MAX_CONCURRENT`` (default 2) steps.
+    else the local multiprocess executor: ``ACE_MAX_CONCURRENT`` steps (default 2), of
+    which at most ``ACE_MAX_HEAVY`` heavy ones (default: no separate cap).
 
     One code location then serves a laptop demo and the lab cluster without edits.
     """
@@ -202,12 +261,7 @@ def executor_from_env(environ: Mapping[str, str] | None = None) -> dg.ExecutorDe
     broker = env.get(ENV_BROKER, "").strip()
     if broker:
         return celery_executor_def(broker, env.get(ENV_BACKEND, "").strip() or None)
-    raw = env.get(ENV_MAX_CONCURRENT, "2").strip() or "2"
-    try:
-        max_concurrent = int(raw)
-    except ValueError:
-        raise AceInputError(
-            f"expected an integer number of concurrent steps, got {raw!r}",
-            column=ENV_MAX_CONCURRENT,
-        ) from None
-    return local_executor_def(max_concurrent)
+    max_concurrent = _env_int(env, ENV_MAX_CONCURRENT)
+    return local_executor_def(
+        2 if max_concurrent is None else max_concurrent, _env_int(env, ENV_MAX_HEAVY)
+    )

@@ -53,6 +53,14 @@ class DenoiseParams:
     centerHalfHeightToLeave: int = 90
     cutoff: float = 3.0
     butterOrder: int = 6
+    wrapCorrection: bool = True
+    """Take out the top-to-bottom intensity step before filtering (not in the reference).
+
+    The FFT treats the frame as periodic, so a vignetted frame whose top and bottom
+    rows differ has a step at the wrap; the notch then rings there, leaving static
+    stripes on the first and last rows that pull motion correction towards zero
+    shift. The step is removed as a vertical ramp before filtering and put back
+    afterwards. False reproduces the reference exactly."""
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> DenoiseParams:
@@ -162,6 +170,11 @@ class BandFilter:
             raise ValueError(f"unknown band-filter method {method!r}")
         self.method = method
         self.mask = spectral_mask(self.shape, self.params)
+        self._ramp = (
+            (np.arange(h, dtype=np.float32) / max(h - 1, 1) - 0.5)[:, None]
+            if self.params.wrapCorrection
+            else None
+        )
         if method == "rfft":
             self._rmask = rfft_mask(self.shape, self.params).astype(np.float32)
             return
@@ -187,6 +200,10 @@ class BandFilter:
         oversubscription on a shared machine.
         """
         g = cv2.gemm(frame, self._v, 1.0, None, 0.0)
+        if self._ramp is not None:
+            # (f - ramp) V = f V - ramp V, and ramp V is rank one: do it in the thin space
+            jump = (frame[-1] - frame[0])[None, :]
+            g -= self._ramp * cv2.gemm(jump, self._v, 1.0, None, 0.0)
         c = cv2.gemm(self._ut, g, 1.0, None, 0.0)
         if self._rows_complement:
             g = cv2.gemm(self._u, c, -1.0, g, 1.0)
@@ -208,10 +225,16 @@ class BandFilter:
                 for i in range(len(f)):
                     out[i] -= self.removed_frame(f[i])
         else:
+            ramp = None
+            if self._ramp is not None:
+                ramp = self._ramp[None] * (f[:, -1] - f[:, 0])[:, None, :]
+                f = f - ramp
             spec = scipy.fft.rfft2(f, axes=(1, 2), workers=self.workers)
             spec *= self._rmask
             out = scipy.fft.irfft2(spec, s=self.shape, axes=(1, 2), workers=self.workers)
             out = out.astype(np.float32, copy=False)
+            if ramp is not None:
+                out += ramp
         return out[0] if single else out
 
     def apply_uint8(self, frames: np.ndarray, scale: np.ndarray) -> np.ndarray:

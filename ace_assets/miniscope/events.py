@@ -94,7 +94,7 @@ def detect_events(
             continue
         thr = med + event_height * sd
         peaks, props = find_peaks(s, height=thr, distance=max(1, int(min_separation)))
-        for pk, amp in zip(peaks, props["peak_heights"]):
+        for pk, amp in zip(peaks, props["peak_heights"], strict=False):
             rows.append((labels[k], int(pk), float(amp), float((amp - med) / sd)))
     if not rows:
         return pd.DataFrame(
@@ -106,7 +106,7 @@ def detect_events(
                 "height_sd": pd.Series([], dtype=np.float64),
             }
         )
-    comp, frame, amp, hsd = zip(*rows)
+    comp, frame, amp, hsd = zip(*rows, strict=False)
     frame = np.asarray(frame, dtype=np.int64)
     times = (
         np.asarray(frame_times, dtype=np.float64)[frame]

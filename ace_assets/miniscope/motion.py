@@ -224,48 +224,50 @@ def estimate_template(
     chunk_frames: int = 32,
     prefetch: bool = True,
 ) -> np.ndarray:
-    """Template (float32, raw intensities) from the first frames, refined by registration."""
+    """Template (float32, raw intensities) from the first frames, refined by registration.
+
+    Why two halves: a frame registered against a template that contains its own
+    noise is pulled towards where it already is (at low SNR this shrinks the
+    estimated motion). So alternate blocks of frames form two half-templates and
+    each half is registered against the *other* one; after every round the second
+    half-template is aligned onto the first, and the result is their average.
+    Frames that moved off the field of view leave NaN, so replicated border
+    stripes never enter the template.
+    """
     p = params if isinstance(params, MotionParams) else MotionParams.from_mapping(params)
     shape = (int(shape[0]), int(shape[1]))
     p.validate(shape)
     factory = chunk_factory(source, chunk_frames)
     n = max(1, min(p.template_frames, n_frames))
-    n_bins = min(n, 20)
-    edges = np.linspace(0, n, n_bins + 1).astype(np.int64)
-    bin_of = np.searchsorted(edges, np.arange(n), side="right") - 1
-    # Registered frames leave NaN where they moved off the field of view, so replicated
-    # border stripes never enter the template (they would pull later shifts to zero).
+    block_len = max(1, n // 20)
+    half_of = (np.arange(n) // block_len) % 2
     rigid = MotionParams(**{**asdict(p), "pw_rigid": False, "border_nan": True})
-    template: np.ndarray | None = None
+    halves: list[np.ndarray] | None = None
     plain: np.ndarray | None = None
     for _ in range(p.template_iterations + 1):
-        reg = Registrar(template, rigid) if template is not None else None
-        sums = np.zeros((n_bins, *shape), np.float64)
-        seen = np.zeros((n_bins, *shape), np.int32)
+        regs = [Registrar(h, rigid) for h in halves] if halves is not None else None
+        sums = np.zeros((2, *shape), np.float64)
+        seen = np.zeros((2, *shape), np.int32)
         for start, block in _head(factory, n, prefetch):
             for i, frame in enumerate(block.astype(np.float32)):
-                img = reg.register(frame, pw=False)[0] if reg is not None else frame
+                half = int(half_of[start + i])
+                img = regs[1 - half].register(frame, pw=False)[0] if regs is not None else frame
                 valid = np.isfinite(img)
-                b = bin_of[start + i]
-                sums[b] += np.where(valid, img, 0.0)
-                seen[b] += valid
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means = np.where(seen > 0, sums / np.maximum(seen, 1), np.nan)
-        template = _nanmedian0(means)
+                sums[half] += np.where(valid, img, 0.0)
+                seen[half] += valid
         if plain is None:
-            plain = template
-        template = np.where(np.isfinite(template), template, plain).astype(np.float32)
-    assert template is not None
-    return template
-
-
-def _nanmedian0(stack: np.ndarray) -> np.ndarray:
-    """Median over axis 0 ignoring NaN; NaN only where every entry is NaN."""
-    out = np.full(stack.shape[1:], np.nan)
-    any_valid = np.isfinite(stack).any(axis=0)
-    if any_valid.any():
-        out[any_valid] = np.nanmedian(stack[:, any_valid], axis=0)
-    return out
+            plain = (sums.sum(0) / np.maximum(seen.sum(0), 1)).astype(np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = np.where(seen > 0, sums / np.maximum(seen, 1), plain[None])
+        first = means[0].astype(np.float32)
+        if not seen[1].any():  # a single block: nothing to cross-register against
+            halves = [first, first]
+            continue
+        second = Registrar(first, rigid).register(means[1].astype(np.float32), pw=False)[0]
+        second = np.where(np.isfinite(second), second, first).astype(np.float32)
+        halves = [first, second]
+    assert halves is not None
+    return ((halves[0] + halves[1]) / 2).astype(np.float32)
 
 
 def crispness(image: np.ndarray) -> float:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+from scipy.ndimage import gaussian_filter1d
 from scipy.optimize import nnls
 from scipy.signal import lfilter, welch
 
@@ -104,9 +105,7 @@ def estimate_baseline(y: np.ndarray, sn: float) -> float:
     edges = np.arange(lo, hi + width, width)
     hist, edges = np.histogram(y, bins=edges)
     sigma_bins = max(sn / width, 1.0)
-    half = int(3 * sigma_bins) + 1
-    kern = np.exp(-0.5 * (np.arange(-half, half + 1) / sigma_bins) ** 2)
-    smooth = np.convolve(hist.astype(np.float64), kern, mode="same")
+    smooth = gaussian_filter1d(hist.astype(np.float64), sigma_bins, mode="constant")
     k = int(np.argmax(smooth))
     return float(0.5 * (edges[k] + edges[k + 1]))
 

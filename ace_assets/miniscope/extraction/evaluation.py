@@ -153,7 +153,7 @@ def evaluate_against_truth(
     f1 = 2 * recall * precision / (recall + precision) if (recall + precision) > 0 else 0.0
     tcs = np.asarray(truth_C, dtype=np.float64)
     corrs = []
-    for a, b in zip(ti, fi):
+    for a, b in zip(ti, fi, strict=True):
         x, y = tcs[a], np.asarray(result.C[b], dtype=np.float64)
         if np.std(x) > 0 and np.std(y) > 0:
             corrs.append(float(np.corrcoef(x, y)[0, 1]))

@@ -54,17 +54,18 @@ def merge_components(
     n_groups, labels = connected_components(sp.csr_matrix(graph), directed=False)
     if n_groups == n:
         return MergeResult(a, c_raw.copy(), ids.copy(), [], np.zeros(n, dtype=bool))
-    cols, traces, new_ids, changed, groups = [], [], [], [], []
-    for g in range(n_groups):
+    sizes = np.bincount(labels, minlength=n_groups)
+    keep_idx = np.flatnonzero(sizes[labels] == 1)
+    cols = [a[:, keep_idx]]
+    traces = [c_raw[keep_idx]]
+    new_ids = list(ids[keep_idx])
+    changed = [False] * len(keep_idx)
+    groups = []
+    for g in np.flatnonzero(sizes > 1):
         members = np.flatnonzero(labels == g)
-        if len(members) == 1:
-            k = members[0]
-            cols.append(a[:, k])
-            traces.append(c_raw[k])
-            new_ids.append(ids[k])
-            changed.append(False)
-            continue
-        ag = a[:, members]
+        ag_full = a[:, members]
+        rows = np.unique(ag_full.indices)  # work on the group's pixels only
+        ag = sp.csc_matrix(ag_full[rows])
         cg = c_raw[members].astype(np.float64)
         weights = np.sqrt(np.asarray(ag.multiply(ag).sum(axis=0)).ravel())
         cc = (weights[:, None] * cg).sum(axis=0)
@@ -80,8 +81,12 @@ def merge_components(
         if nrm > 0:
             av /= nrm
             cc *= nrm
-        cols.append(sp.csc_matrix(av.astype(np.float32).reshape(-1, 1)))
-        traces.append(cc.astype(np.float32))
+        col = sp.csc_matrix(
+            (av.astype(np.float32), (rows, np.zeros(len(rows), dtype=np.int64))),
+            shape=(a.shape[0], 1),
+        )
+        cols.append(col)
+        traces.append(cc.astype(np.float32)[None])
         new_ids.append(int(ids[members].min()))
         changed.append(True)
         groups.append(sorted(int(i) for i in ids[members]))
@@ -89,7 +94,7 @@ def merge_components(
     a_new.eliminate_zeros()
     return MergeResult(
         a_new,
-        np.vstack(traces).astype(np.float32),
+        np.concatenate(traces, axis=0).astype(np.float32),
         np.asarray(new_ids, dtype=np.int64),
         groups,
         np.asarray(changed, dtype=bool),

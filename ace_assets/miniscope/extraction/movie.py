@@ -182,12 +182,11 @@ def scan_movie(movie: Any, chunk: int, *, source: str | None = None) -> MovieSta
                     vmin = min(vmin, float(block[finite].min()))
                     vmax = max(vmax, float(block[finite].max()))
                 continue
-        blk = block.astype(np.float64, copy=False)
-        total += blk.sum(axis=0)
+        total += block.sum(axis=0, dtype=np.float64)
         count += b - a
-        frame_mean[a:b] = blk.mean(axis=(1, 2))
-        vmin = min(vmin, float(blk.min()))
-        vmax = max(vmax, float(blk.max()))
+        frame_mean[a:b] = block.reshape(b - a, -1).mean(axis=1, dtype=np.float64)
+        vmin = min(vmin, float(block.min()))
+        vmax = max(vmax, float(block.max()))
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     if not np.isfinite(mean).all():

@@ -76,7 +76,7 @@ class ExtractionParams:
     thresh_init: float = 2.0
     min_pixel: int = 3
     nan_policy: str = "error"
-    tile_size: int = 64
+    tile_size: int = 128
     notes: list[str] = field(default_factory=list, repr=False, compare=False)
 
     # ------------------------------------------------------------------ parsing

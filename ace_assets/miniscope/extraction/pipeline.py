@@ -505,14 +505,7 @@ def _run(
 
     def fit_ring(a_s: sp.csc_matrix, c_s: np.ndarray) -> RingModel:
         b0 = mean_init - np.asarray(a_s @ c_s.mean(axis=1)).reshape(hs, ws)
-
-        def residual_of(t0: int, fr: np.ndarray) -> np.ndarray:
-            if a_s.shape[1] == 0:
-                return fr
-            ac = np.asarray(a_s @ c_s[:, t0 : t0 + fr.shape[0]]).T.reshape(fr.shape)
-            return fr - ac
-
-        return fit_ring_model(cache.chunks(chunk), geom_init, residual_of, b0)
+        return fit_ring_model(cache.chunks(chunk), geom_init, a_s, c_s, b0)
 
     log("fitting ring background on the initialisation movie")
     ring = fit_ring(state.a, state.c)

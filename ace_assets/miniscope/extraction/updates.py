@@ -27,8 +27,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import ndimage
 
-from .background import RingModel
+from .background import RingModel, decimation_matrix, to_frames_major, upsample
 from .deconvolution import deconvolve, noise_psd
+from .movie import block_reduce_mean
 
 # ------------------------------------------------------------------ footprints
 
@@ -174,7 +175,7 @@ def make_tiles(mask: sp.csc_matrix, dims: tuple[int, int], size: int) -> list[Ti
 @dataclass
 class PassResult:
     u_c: np.ndarray  # (N, T) A^T (Y - B)
-    u_a: list[np.ndarray]  # per tile (pixels_in_tile, n_local)  (Y - B) C^T
+    u_a: list[np.ndarray]  # per tile (n_local, pixels_in_tile): C (Y - B)^T
     r_act: list[np.ndarray] | None  # per tile mean of (Y - B) over each comp's active frames
     background_mean: np.ndarray  # (T,) spatial mean of B per frame
     info: dict = field(default_factory=dict)
@@ -191,17 +192,38 @@ def run_pass(
     active: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> PassResult:
-    """Stream the frames once; see the module docstring for what is accumulated."""
-    h, w = ring.geometry.dims
-    npx = h * w
+    """Stream the frames once; see the module docstring for what is accumulated.
+
+    Full-resolution work per chunk is a handful of array passes: block-mean the frames to
+    the background grid (where ``A C`` is subtracted through ``Down(A)``), upsample the
+    background, subtract it in place, and cut each tile once for dense products.
+    """
+    geom = ring.geometry
+    h, w = geom.dims
+    hb, wb = geom.bg_dims
     n = a.shape[1]
     a = sp.csc_matrix(a, dtype=np.float32)
-    at = sp.csr_matrix(a.T)
-    b0 = ring.b0.reshape(-1).astype(np.float32)
+    a_ds = sp.csr_matrix(decimation_matrix((h, w), geom.factor) @ a)
+    a_csr = sp.csr_matrix(a)
+    b0 = ring.b0.astype(np.float32)
+    b0_ds = block_reduce_mean(b0[None], geom.factor)[0].reshape(-1)
+    b0_mean = float(b0.mean())
+    tile_pix = [t.pixels(w) for t in tiles]
+    a_tiles = [
+        a_csr[pix][:, t.comps].toarray().astype(np.float32) if len(t.comps) else None
+        for t, pix in zip(tiles, tile_pix, strict=True)
+    ]
     u_c = np.zeros((n, n_frames), dtype=np.float32)
-    u_a = [np.zeros((len(t.pixels(w)), len(t.comps)), dtype=np.float64) for t in tiles]
+    # accumulators are (local components, tile pixels): C-contiguous GEMMs, few calls
+    u_a = [
+        np.zeros((len(t.comps), len(pix)), dtype=np.float64)
+        for t, pix in zip(tiles, tile_pix, strict=True)
+    ]
     r_act = (
-        [np.zeros((len(t.pixels(w)), len(t.comps)), dtype=np.float64) for t in tiles]
+        [
+            np.zeros((len(t.comps), len(pix)), dtype=np.float64)
+            for t, pix in zip(tiles, tile_pix, strict=True)
+        ]
         if active is not None
         else None
     )
@@ -209,23 +231,23 @@ def run_pass(
     for t0, frames in chunks:
         m = frames.shape[0]
         t1 = t0 + m
-        y = frames.reshape(m, npx) - b0
         cc = c_prev[:, t0:t1]
-        ac = (a @ cc).T if n else np.zeros((m, npx), dtype=np.float32)
-        x = (y - ac).reshape(m, h, w)
-        bf = ring.fluctuation(x).reshape(m, npx)
-        bg_mean[t0:t1] = bf.mean(axis=1) + b0.mean()
-        r = y - bf  # Y - B
+        xd = block_reduce_mean(frames, geom.factor).reshape(m, hb * wb) - b0_ds
         if n:
-            u_c[:, t0:t1] = at @ r.T
-        r3 = r.reshape(m, h, w)
+            xd -= to_frames_major(np.asarray(a_ds @ cc, dtype=np.float32))
+        bfd = ring.fluctuation_ds(xd.reshape(m, hb, wb))
+        bg_mean[t0:t1] = bfd.reshape(m, -1).mean(axis=1) + b0_mean
+        bf = upsample(bfd, (h, w))
+        bf += b0
+        r3 = np.subtract(frames, bf, out=bf)  # Y - B
         for ti, tile in enumerate(tiles):
             if len(tile.comps) == 0:
                 continue
             rt = r3[:, tile.y0 : tile.y1, tile.x0 : tile.x1].reshape(m, -1)
-            u_a[ti] += rt.T @ cc[tile.comps].T
+            u_a[ti] += np.ascontiguousarray(cc[tile.comps]) @ rt
+            u_c[tile.comps, t0:t1] += (rt @ a_tiles[ti]).T
             if r_act is not None and active is not None:
-                r_act[ti] += rt.T @ active[tile.comps, t0:t1].T
+                r_act[ti] += np.ascontiguousarray(active[tile.comps, t0:t1]) @ rt
         if progress:
             progress(t1)
     return PassResult(u_c, u_a, r_act, bg_mean)
@@ -321,7 +343,7 @@ def update_spatial(
         at = a_csr[pix][:, comps].toarray().astype(np.float64)
         mt = m_csr[pix][:, comps].toarray()
         vt = v[np.ix_(comps, comps)]
-        ut = pass_result.u_a[ti]
+        ut = pass_result.u_a[ti].T
         for _ in range(sweeps):
             for j in range(len(comps)):
                 if vt[j, j] <= 0:
@@ -379,7 +401,7 @@ def component_r_values(
         if len(tile.comps) == 0:
             continue
         pix = tile.pixels(w)
-        ract = pass_result.r_act[ti]
+        ract = pass_result.r_act[ti].T
         for j, k in enumerate(tile.comps):
             pix_vals.setdefault(int(k), []).append((pix, ract[:, j]))
     for k in range(n):
@@ -391,7 +413,7 @@ def component_r_values(
         rows, vals = rows[keep], vals[keep]
         lookup = {}
         for pix, rv in pix_vals[k]:
-            lookup.update(zip(pix.tolist(), rv.tolist()))
+            lookup.update(zip(pix.tolist(), rv.tolist(), strict=True))
         data = np.array([lookup.get(int(r), np.nan) for r in rows])
         others = a_csr[rows] @ m[:, k] - vals * m[k, k]
         resid = data - others

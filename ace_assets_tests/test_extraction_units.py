@@ -1,0 +1,241 @@
+"""Building blocks of the extraction: parameters, deconvolution, summary images, matching."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+from scipy.optimize import nnls
+from scipy.signal import lfilter
+
+from ace_assets.errors import AceInputError
+from ace_assets.miniscope.extraction import (
+    ExtractionParams,
+    correlation_pnr,
+    evaluate_against_truth,
+    streamed_correlation_pnr,
+)
+from ace_assets.miniscope.extraction.background import decimation_matrix, ring_kernels
+from ace_assets.miniscope.extraction.deconvolution import (
+    ar_from_decay,
+    deconvolve,
+    estimate_ar,
+    noise_psd,
+    oasis_ar1,
+)
+from ace_assets.miniscope.extraction.evaluation import event_exceptionality_snr, match_centers
+from ace_assets.miniscope.extraction.movie import TiledCache, block_reduce_mean
+from ace_assets.miniscope.extraction.pipeline import patch_windows
+from ace_assets_tests._synth_cnmfe import make_movie
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "shared/reference/analysis_parameters_template.csv"
+
+
+# ---------------------------------------------------------------- parameters
+
+
+def test_params_from_csv_row_text():
+    row = {
+        "gSig": "(7, 7)",
+        "gSiz": "(29, 29)",
+        "K": "None",
+        "min_corr": "0.8",
+        "min_pnr": "10",
+        "center_psf": "TRUE",
+        "normalize_init": "FALSE",
+        "rf": "40",
+        "stride": "20",
+        "merge_thr": "0.7",
+        "p": "1",
+        "decay_time": "0.4",
+        "ssub_B": "2",
+        "tsub": "2",
+        "nb": "0",
+        "border_pix": "0",
+        "low_rank_background": "None",
+        "method_init": "corr_pnr",
+        "min_SNR": "",
+        "comments": "free text",
+        "line number": 3,
+    }
+    p = ExtractionParams.from_dict(row)
+    assert p.gSig == (7, 7) and p.gSiz == (29, 29) and p.K is None
+    assert p.center_psf is True and p.normalize_init is False
+    assert p.rf == 40 and p.stride == 20 and p.min_pnr == 10.0
+    assert p.min_SNR == 2.5  # empty cell keeps the default
+    assert ExtractionParams.from_dict({"gSiz": 12}).gSiz == (13, 13)  # made odd
+
+
+@pytest.mark.skipif(not TEMPLATE.exists(), reason="shared reference template not present")
+def test_params_from_the_reference_template():
+    with open(TEMPLATE, newline="") as fh:
+        row = next(csv.DictReader(fh))
+    p = ExtractionParams.from_dict(row, source=TEMPLATE, line=1)
+    assert p.gSig == (7, 7) and p.ssub_B == 2 and p.merge_thr == 0.7 and p.use_cnn is False
+
+
+@pytest.mark.parametrize(
+    ("values", "column"),
+    [
+        ({"min_pnr": -1}, "min_pnr"),
+        ({"gSig": "(7, x)"}, "gSig"),
+        ({"gSig": (0, 0)}, "gSig"),
+        ({"center_psf": "maybe"}, "center_psf"),
+        ({"merge_thr": 1.5}, "merge_thr"),
+        ({"ring_size_factor": 0.5}, "ring_size_factor"),
+        ({"nb": 2}, "nb"),
+        ({"p": 3}, "p"),
+        ({"rf": 20, "stride": 40}, "stride"),
+        ({"method_init": "greedy_roi"}, "method_init"),
+        ({"tsub": 0}, "tsub"),
+    ],
+)
+def test_params_validation_names_the_column(values, column):
+    with pytest.raises(AceInputError) as err:
+        ExtractionParams.from_dict(values, source="analysis_parameters.csv", line=4)
+    assert err.value.column == column
+    assert "analysis_parameters.csv" in str(err.value) and "line number 4" in str(err.value)
+
+
+def test_params_strict_rejects_unknown_and_movie_checks():
+    with pytest.raises(AceInputError, match="unknown"):
+        ExtractionParams.from_dict({"gsig": 3}, strict=True)
+    p = ExtractionParams(gSig=(7, 7), gSiz=(29, 29))
+    p.validate()
+    with pytest.raises(AceInputError, match="larger than the 20x20 frame"):
+        p.validate_for_movie((100, 20, 20))
+    p.validate_for_movie((100, 64, 64))
+
+
+# ---------------------------------------------------------------- deconvolution
+
+
+def _ar1_trace(rng, t=1500, g=0.92, rate=0.02, sd=1.0):
+    s = (rng.random(t) < rate) * rng.uniform(5, 12, t)
+    s[0] = 0
+    c = lfilter([1.0], [1.0, -g], s)
+    return s, c, c + sd * rng.standard_normal(t)
+
+
+def test_oasis_matches_nnls_and_recovers_spikes():
+    rng = np.random.default_rng(0)
+    g = 0.9
+    s, c, y = _ar1_trace(rng, t=200, g=g, sd=0.5)
+    c_hat, s_hat = oasis_ar1(y, g)
+    # OASIS with lam = s_min = 0 solves min |y - c|^2, c = K s, s >= 0 exactly
+    k = scipy.linalg.toeplitz(g ** np.arange(200), np.zeros(200))
+    s_ref, _ = nnls(k, y)
+    np.testing.assert_allclose(c_hat, k @ s_ref, atol=1e-6)
+    assert np.all(s_hat >= 0)
+    np.testing.assert_allclose(c_hat[1:] - g * c_hat[:-1], s_hat[1:], atol=1e-8)
+    # thresholded OASIS on a longer trace finds the spikes
+    s, c, y = _ar1_trace(rng, g=0.92)
+    d = deconvolve(y + 20.0, p=1, g=[0.92])
+    assert abs(d.baseline - 20.0) < 1.0 and abs(d.sn - 1.0) < 0.25
+    assert np.corrcoef(d.c, c)[0, 1] > 0.97
+    hits = sum(np.any(np.abs(np.flatnonzero(d.s > 0) - f) <= 1) for f in np.flatnonzero(s))
+    assert hits >= 0.9 * np.count_nonzero(s)
+    assert np.count_nonzero(d.s) <= 1.3 * np.count_nonzero(s)
+
+
+def test_ar_estimation_and_ar2_deconvolution():
+    rng = np.random.default_rng(1)
+    s, c, y = _ar1_trace(rng, t=4000, g=0.9)
+    assert abs(estimate_ar(y, 1)[0] - 0.9) < 0.03
+    g1 = ar_from_decay(0.4, 30.0, 1)[0]
+    assert g1 == pytest.approx(np.exp(-1 / 12.0))
+    g2 = ar_from_decay(0.4, 30.0, 2, rise_time=0.05)
+    c2 = lfilter([1.0], np.r_[1.0, -g2], s)
+    y2 = c2 + 0.8 * rng.standard_normal(len(s))
+    d = deconvolve(y2, p=2, g=g2)
+    assert np.corrcoef(d.c, c2)[0, 1] > 0.97
+    assert np.all(d.s >= 0)
+
+
+def test_noise_estimate_ignores_slow_signal():
+    rng = np.random.default_rng(2)
+    t = np.arange(3000)
+    y = 10 * np.sin(2 * np.pi * t / 300) + 2.0 * rng.standard_normal(len(t))
+    assert noise_psd(y) == pytest.approx(2.0, rel=0.1)
+
+
+def test_snr_orders_traces():
+    rng = np.random.default_rng(3)
+    noise = rng.standard_normal(2000)
+    s, c, y = _ar1_trace(rng, t=2000, sd=1.0)
+    snr = event_exceptionality_snr(np.stack([noise, y]), 12)
+    assert snr[1] > 2.5 > snr[0]
+
+
+# ---------------------------------------------------------------- images and geometry
+
+
+def test_streamed_summary_images_match_in_memory_and_peak_at_neurons():
+    syn = make_movie(height=64, width=64, n_frames=300, n_neurons=8, seed=4)
+    mov = syn.movie.astype(np.float32)
+    cn, pnr, _, _ = correlation_pnr(mov, (3, 3))
+
+    class Store:
+        shape = mov.shape
+
+        @staticmethod
+        def read(a, b):
+            return mov[a:b]
+
+    cn_s, pnr_s = streamed_correlation_pnr(Store, (3, 3), chunk=64)
+    assert np.corrcoef(cn.ravel(), cn_s.ravel())[0, 1] > 0.95
+    assert np.corrcoef(pnr.ravel(), pnr_s.ravel())[0, 1] > 0.95
+    yx = np.round(syn.centers).astype(int)
+    assert np.median(cn_s[yx[:, 0], yx[:, 1]]) > 0.8
+    assert np.median(pnr_s[yx[:, 0], yx[:, 1]]) > 3 * np.median(pnr_s)
+
+
+def test_tiled_cache_and_decimation(tmp_path):
+    rng = np.random.default_rng(5)
+    mov = rng.random((37, 45, 29)).astype(np.float32)
+    cache = TiledCache(mov.shape, 16, tmp_path)
+    try:
+        cache.write(0, mov[:20])
+        cache.write(20, mov[20:])
+        np.testing.assert_array_equal(cache.read(5, 30), mov[5:30])
+        np.testing.assert_array_equal(cache.read_patch(3, 40, 7, 29), mov[:, 3:40, 7:29])
+    finally:
+        cache.close()
+    assert not any(tmp_path.iterdir())
+    d = decimation_matrix((45, 29), 4)
+    np.testing.assert_allclose(
+        (d @ mov[0].ravel()).reshape(12, 8), block_reduce_mean(mov[:1], 4)[0], rtol=1e-5
+    )
+    k = ring_kernels(5, 2)
+    assert k.shape == (5, 13, 13) and abs(k[0].sum() - 1) < 1e-6
+    assert abs(k[1].sum()) < 1e-5  # harmonics are zero-mean around the ring
+
+
+def test_patch_cores_tile_the_field():
+    wins = patch_windows((100, 77), 20, 10)
+    cover = np.zeros((100, 77), int)
+    for y0, y1, x0, x1, cy0, cy1, cx0, cx1 in wins:
+        assert y0 <= cy0 < cy1 <= y1 and x0 <= cx0 < cx1 <= x1
+        assert y1 - y0 <= 40 and x1 - x0 <= 40
+        cover[cy0:cy1, cx0:cx1] += 1
+    assert np.all(cover == 1)
+
+
+def test_evaluate_against_truth_matching():
+    class R:
+        centers = np.array([[10.0, 10.0], [30.0, 31.0], [50.0, 50.0]])
+        C = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, 1]], float)
+        S = np.array([[0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0]], float)
+        fps = 30.0
+
+    truth_c = np.array([[0, 1, 0, 0], [0, 0, 1, 0.1]], float)
+    m = evaluate_against_truth(
+        R, np.array([[11.0, 10.0], [30.0, 28.0]]), truth_c, [np.array([1]), np.array([2])]
+    )
+    assert m["recall"] == 1.0 and m["precision"] == pytest.approx(2 / 3)
+    assert m["event_f1"] == 1.0 and m["median_trace_corr"] > 0.9
+    ti, fi = match_centers(np.array([[0.0, 0.0]]), np.array([[0.0, 5.0]]), 4.0)
+    assert len(ti) == 0

@@ -1,0 +1,166 @@
+"""Benchmark CNMF-E extraction: speed, peak memory at two movie lengths, accuracy.
+
+Each run writes a synthetic motion-corrected movie (ace_assets.demo.miniscope_synth, motion
+and bands off) to an ArrayStore in a temporary directory, then extracts it in a fresh
+subprocess that reports its wall time and peak RSS (``ru_maxrss`` of that process). Peak
+RSS should stay flat as the movie gets longer (only the N x T traces grow). The baseline
+ratio is peak RSS over the float32 size of the whole movie, the least an in-memory CNMF-E
+needs. Accuracy (recall, precision, median trace correlation, event F1) is against the
+generator's ground truth.
+
+    python bench/bench_extraction.py            # 608 x 608, 1000 and 2000 frames
+    python bench/bench_extraction.py --quick    # 160 x 160, 300 and 600 frames (< 1 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope  # noqa: E402
+from ace_assets.io.store import ArrayStoreWriter  # noqa: E402
+
+
+def make_config(size: int, frames: int, neurons: int, radius: float) -> MiniscopeSynthConfig:
+    return MiniscopeSynthConfig(
+        height=size,
+        width=size,
+        n_frames=frames,
+        n_neurons=neurons,
+        neuron_radius=radius,
+        amplitude_range=(10.0, 25.0),
+        motion_amplitude=0.0,
+        band_amplitude=0.0,
+        seed=2,
+    )
+
+
+def write_movie(syn: SyntheticMiniscope, path: Path) -> None:
+    t = syn.n_frames
+    with ArrayStoreWriter(path, (t, syn.height, syn.width), np.uint8, {"fps": syn.fps}) as wr:
+        for a in range(0, t, 100):
+            wr.write(a, syn.render(a, min(a + 100, t), motion=False, bands=False))
+        wr.commit()
+
+
+def worker(store: str, params_json: str, out_dir: str) -> None:
+    from ace_assets.io.store import ArrayStore
+    from ace_assets.miniscope.extraction import ExtractionParams, extract, save_result
+
+    params = ExtractionParams.from_dict(json.loads(params_json))
+    t0 = time.perf_counter()
+    res = extract(ArrayStore(store), params, workdir=out_dir)
+    wall = time.perf_counter() - t0
+    save_result(res, out_dir)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"wall_s": wall, "peak_rss_mb": rss_mb, "info": res.info}))
+
+
+def run_case(size: int, frames: int, neurons: int, radius: float, params: dict) -> dict:
+    from ace_assets.miniscope.extraction import evaluate_against_truth, load_result
+
+    syn = SyntheticMiniscope(make_config(size, frames, neurons, radius))
+    with tempfile.TemporaryDirectory(prefix="bench-cnmfe-") as tmp:
+        store = Path(tmp) / "movie.npyd"
+        write_movie(syn, store)
+        out = Path(tmp) / "out"
+        out.mkdir()
+        proc = subprocess.run(
+            [sys.executable, __file__, "--worker", str(store), json.dumps(params), str(out)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"worker failed:\n{proc.stderr[-3000:]}")
+        stats = json.loads(proc.stdout.strip().splitlines()[-1])
+        res = load_result(out)
+    metrics = evaluate_against_truth(res, syn.centers, syn.C, syn.S)
+    movie_mb = frames * size * size * 4 / 2**20
+    return {
+        "size": size,
+        "frames": frames,
+        "neurons_true": neurons,
+        "components": res.n_components,
+        "wall_s": stats["wall_s"],
+        "s_per_1000_frames": stats["wall_s"] / frames * 1000.0,
+        "peak_rss_mb": stats["peak_rss_mb"],
+        "movie_float32_mb": movie_mb,
+        "rss_over_movie": stats["peak_rss_mb"] / movie_mb,
+        "tsub_effective": stats["info"].get("tsub_effective"),
+        **{k: metrics[k] for k in ("recall", "precision", "median_trace_corr", "event_f1")},
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, under a minute")
+    ap.add_argument("--size", type=int, default=None)
+    ap.add_argument("--frames", type=str, default=None, help="two lengths, e.g. 1000,2000")
+    ap.add_argument("--neurons", type=int, default=None)
+    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+    if args.quick:
+        size, lengths, neurons, radius = 160, (300, 600), 40, 3.0
+        params = dict(gSig=(3, 3), gSiz=(13, 13), rf=None)
+    else:
+        size, lengths, neurons, radius = 608, (1000, 2000), 350, 5.0
+        params = dict(gSig=(5, 5), gSiz=(21, 21), rf=40, stride=20)
+    size = args.size or size
+    lengths = tuple(int(v) for v in args.frames.split(",")) if args.frames else lengths
+    neurons = args.neurons or neurons
+    params.update(min_corr=0.8, min_pnr=8, tsub=2, fps=30.0)
+
+    rows = [run_case(size, t, neurons, radius, params) for t in lengths]
+    cols = [
+        ("frames", "{:>7d}"),
+        ("wall_s", "{:>8.1f}"),
+        ("s_per_1000_frames", "{:>12.1f}"),
+        ("peak_rss_mb", "{:>10.0f}"),
+        ("rss_over_movie", "{:>9.2f}"),
+        ("components", "{:>6d}"),
+        ("recall", "{:>7.3f}"),
+        ("precision", "{:>9.3f}"),
+        ("median_trace_corr", "{:>10.3f}"),
+        ("event_f1", "{:>8.3f}"),
+    ]
+    print(f"CNMF-E extraction, {size}x{size} px, {neurons} neurons, params {params}")
+    print(
+        " ".join(f"{name[:12]:>{len(fmt.format(0)) if 'd' in fmt else 10}}" for name, fmt in cols)
+    )
+    for r in rows:
+        print(" ".join(fmt.format(r[name]) for name, fmt in cols))
+    growth = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
+    print(
+        f"peak RSS x{growth:.2f} for x{rows[-1]['frames'] / rows[0]['frames']:.1f} frames; "
+        f"whole-movie float32 baseline x{rows[-1]['movie_float32_mb'] / rows[0]['movie_float32_mb']:.1f}"
+    )
+    print(
+        json.dumps(
+            {
+                "bench": "extraction",
+                "size": size,
+                "neurons": neurons,
+                "rss_growth": growth,
+                "runs": rows,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
