@@ -11,7 +11,9 @@ from ace_assets.defs.ephys_assets import (
     ephys_spectrogram,
     filtered_ephys,
 )
+from ace_assets.defs.executors import executor_from_env
 from ace_assets.defs.movie_assets import denoised_movie, motion_corrected_movie, preprocessed_movie
+from ace_assets.defs.multimodal_assets import multimodal_alignment
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.schedules import nightly_reconcile
 from ace_assets.defs.sensors import new_recordings
@@ -28,6 +30,7 @@ all_assets = [
     filtered_ephys,
     ephys_spectrogram,
     ephys_results,
+    multimodal_alignment,
 ]
 
 process_all = dg.define_asset_job(
@@ -42,4 +45,5 @@ defs = dg.Definitions(
     sensors=[new_recordings],
     schedules=[nightly_reconcile],
     resources={"paths": PathsResource()},
+    executor=executor_from_env(),
 )

@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 
 from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.executors import heavy_op_tags
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
 from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
@@ -48,6 +49,7 @@ def skip_line(context: dg.AssetExecutionContext, line: int, why: str):
     deps=[session_files, analysis_parameters],
     kinds={"numpy", "opencv"},
     pool=HEAVY_POOL,
+    op_tags=heavy_op_tags(),
     output_required=False,
     automation_condition=_EAGER,
     check_specs=[
@@ -163,6 +165,7 @@ def _denoise_figures(recording, store: ArrayStore, report: dict, out: Path) -> d
     deps=[denoised_movie, analysis_parameters],
     kinds={"numpy"},
     pool=HEAVY_POOL,
+    op_tags=heavy_op_tags(),
     output_required=False,
     automation_condition=_EAGER,
 )
@@ -229,6 +232,7 @@ def _preprocess_figure(report: dict, store: ArrayStore, fps: float, out: Path):
     deps=[preprocessed_movie, analysis_parameters],
     kinds={"numpy", "opencv"},
     pool=HEAVY_POOL,
+    op_tags=heavy_op_tags(),
     output_required=False,
     automation_condition=_EAGER,
     check_specs=[

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ace_assets.ephys.pages import release_pages
+from ace_assets.io.pages import release_pages
 from ace_assets.ephys.sidecars import copy_sidecars
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 

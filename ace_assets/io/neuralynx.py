@@ -629,7 +629,7 @@ class NeuralynxSession:
     def release_pages(self) -> None:
         """Unmap the .ncs pages neo's memory maps have touched (they stay in the page cache),
         so a long read does not grow this process's RSS. Best effort (uses neo internals)."""
-        from ace_assets.ephys.pages import release_pages
+        from ace_assets.io.pages import release_pages
 
         for seg_maps in getattr(self._reader, "_sigs_memmaps", None) or []:
             release_pages(*seg_maps.values())
@@ -666,7 +666,7 @@ def write_session_store(
         **{k: info[k] for k in ("segments", "gaps", "partial_records", "gap_tolerance_ms")},
         **(meta or {}),
     }
-    from ace_assets.ephys.pages import release_pages
+    from ace_assets.io.pages import release_pages
 
     shape = (session.n_samples, session.n_channels)
     with ArrayStoreWriter(path, shape, np.float32, full_meta) as writer:

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from ace_assets.io.pages import release_pages
+
 SUFFIX = ".npyd"
 
 
@@ -63,8 +65,10 @@ class ArrayStore:
         return self.n_frames
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Frames ``start:stop`` as an in-memory array (a copy)."""
-        return np.array(self._data[start:stop])
+        """Frames ``start:stop`` as an in-memory array (a copy); the mapping's pages are released."""
+        out = np.array(self._data[start:stop])
+        release_pages(self._data)
+        return out
 
     def iter_chunks(self, chunk: int = 256) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(start, frames)`` blocks of at most ``chunk`` frames."""
@@ -107,6 +111,7 @@ class ArrayStoreWriter:
 
     def write(self, start: int, block: np.ndarray) -> None:
         self._array[start : start + block.shape[0]] = block
+        release_pages(self._array)  # written pages stay in the page cache, not in our RSS
 
     def commit(self) -> ArrayStore:
         self._array.flush()

@@ -53,27 +53,6 @@ def chunk_factory(source: MovieSource, chunk_frames: int = DEFAULT_CHUNK) -> Cal
     raise TypeError(f"cannot stream frames from {type(source).__name__}")
 
 
-def rechunk(chunks: Chunks, chunk_frames: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Regroup blocks of any size into blocks of exactly ``chunk_frames`` (last may be short)."""
-    pending: list[np.ndarray] = []
-    have = 0
-    first = 0
-    for start, block in chunks:
-        if not pending:
-            first = start
-        pending.append(block)
-        have += len(block)
-        while have >= chunk_frames:
-            joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
-            yield first, joined[:chunk_frames]
-            rest = joined[chunk_frames:]
-            first += chunk_frames
-            pending = [rest] if len(rest) else []
-            have = len(rest)
-    if have:
-        yield first, np.concatenate(pending) if len(pending) > 1 else pending[0]
-
-
 def background(chunks: Chunks, enabled: bool = True) -> Iterator[Any]:
     """Produce the next block in a thread while the caller computes on this one."""
     return prefetched(chunks) if enabled else iter(chunks)

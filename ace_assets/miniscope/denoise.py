@@ -8,8 +8,10 @@ of a complex image (which the reference takes) is needed.
 
 Why it is fast: the filter is linear, so
 
-* its output mean equals the input mean (the DC term is kept), and the flicker
-  trace comes from one cheap decode pass of frame means;
+* its output mean equals the input mean (the DC term is kept), so the flicker
+  trace is just the raw frame means: the first pass decodes each frame, takes
+  its mean and parks it in the output store; the second filters it there (the
+  movie is decoded once, not three times with a seek per frame);
 * with the default ``goodRadius`` (larger than the spectrum) the mask is separable:
   the removed part is ``R = Hy @ f @ Bx`` with ``Bx`` projecting rows onto the
   ``2*notchHalfWidth+1`` lowest horizontal frequencies and ``Hy`` projecting
@@ -19,6 +21,11 @@ Why it is fast: the filter is linear, so
   the spectrum makes the mask non-separable; then a batched real FFT pair is used
   (``method="rfft"``). :func:`reference_denoise_frame` is the textbook complex
   FFT + fftshift version both are tested against.
+
+One deliberate difference from the reference, on by default
+(``wrapCorrection``): the top-to-bottom intensity step of a vignetted frame is
+taken out before filtering, so the periodic FFT does not ring on the first and
+last rows (static stripes there bias motion correction towards zero shift).
 """
 
 from __future__ import annotations

@@ -6,9 +6,10 @@ and applied to the original frames with OpenCV (``warpAffine`` for rigid,
 corrections applied, ``corrected[y, x] = frame[y - dy, x - dx]``, in (dy, dx)
 order, as CaImAn's ``shifts_rig``.
 
-The template is the median of bin means of the first ``template_frames``
-frames, refined ``template_iterations`` times by registering those frames to
-it; it is fixed for the rest of the movie. Piecewise-rigid patches
+The template is the mean of the first ``template_frames`` frames, refined
+``template_iterations`` times by registering them to it (cross-validated in two
+halves, see :func:`estimate_template`); it is fixed for the rest of the movie.
+Piecewise-rigid patches
 (``strides`` + ``overlaps``) may deviate from the frame's rigid shift by at
 most ``max_deviation_rigid``; every shift is bounded by ``max_shifts``.
 
@@ -26,6 +27,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+import scipy.fft
 
 from ace_assets.errors import AceInputError
 from ace_assets.miniscope.chunks import Chunks, FrameSink, MovieSource, background, chunk_factory
@@ -148,9 +150,9 @@ class Registrar:
         self.grid: PatchGrid | None = None
         if params.pw_rigid:
             self.grid = PatchGrid.build(self.shape, params.strides, params.overlaps)
-            self.patch_spectra = [cv2.dft(np.ascontiguousarray(p)) for p in self.grid.patches(hp_t)]
-            for s in self.patch_spectra:
-                s[0, 0] = 0.0
+            patches_t = np.stack(self.grid.patches(hp_t))
+            self.patch_spectra = np.conj(scipy.fft.rfft2(patches_t, axes=(1, 2)))
+            self.patch_spectra[:, 0, 0] = 0.0
             self.field = ShiftField(self.shape, self.grid)
 
     def rigid_lag(self, hp: np.ndarray) -> np.ndarray:
@@ -164,15 +166,10 @@ class Registrar:
     def patch_lags(self, hp: np.ndarray, rigid_lag: np.ndarray) -> np.ndarray:
         """(ny, nx, 2) lags of each patch, within max_deviation_rigid of the rigid lag."""
         assert self.grid is not None
-        corrs = np.stack(
-            [
-                cv2.idft(
-                    cv2.mulSpectrums(cv2.dft(np.ascontiguousarray(p)), t, 0, conjB=True),
-                    flags=cv2.DFT_REAL_OUTPUT,
-                )
-                for p, t in zip(self.grid.patches(hp), self.patch_spectra, strict=True)
-            ]
-        )
+        patches = np.stack(self.grid.patches(hp))
+        spectra = scipy.fft.rfft2(patches, axes=(1, 2))
+        spectra *= self.patch_spectra
+        corrs = scipy.fft.irfft2(spectra, s=self.grid.size, axes=(1, 2))
         d = self.params.max_deviation_rigid
         centre = (int(round(rigid_lag[0])), int(round(rigid_lag[1])))
         lags = peak_in_window(corrs, centre, (d, d), self.limit)

@@ -340,17 +340,21 @@ def update_spatial(
         if len(comps) == 0:
             continue
         pix = tile.pixels(w)
-        at = a_csr[pix][:, comps].toarray().astype(np.float64)
-        mt = m_csr[pix][:, comps].toarray()
+        # rows = local components, so every update touches contiguous memory
+        at = np.ascontiguousarray(a_csr[pix][:, comps].toarray().T, dtype=np.float64)
+        mt = m_csr[pix][:, comps].toarray().T
+        allowed = [np.flatnonzero(mt[j]) for j in range(len(comps))]
+        at *= mt
         vt = v[np.ix_(comps, comps)]
-        ut = pass_result.u_a[ti].T
+        ut = pass_result.u_a[ti]
         for _ in range(sweeps):
-            for j in range(len(comps)):
-                if vt[j, j] <= 0:
-                    at[:, j] = 0
+            for j, idx in enumerate(allowed):
+                if vt[j, j] <= 0 or len(idx) == 0:
+                    at[j] = 0
                     continue
-                upd = at[:, j] + (ut[:, j] - at @ vt[:, j]) / vt[j, j]
-                at[:, j] = np.where(mt[:, j], np.maximum(upd, 0.0), 0.0)
+                upd = at[j, idx] + (ut[j, idx] - vt[j] @ at[:, idx]) / vt[j, j]
+                at[j, idx] = np.maximum(upd, 0.0)
+        at = at.T
         nzr, nzc = np.nonzero(at)
         rows_all.append(pix[nzr])
         cols_all.append(comps[nzc])

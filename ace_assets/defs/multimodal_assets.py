@@ -1,0 +1,271 @@
+"""Multimodal: Miniscope frames on the ephys clock, then phase locking of calcium events."""
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.ephys_assets import ephys_channels, ephys_results, ephys_spectrogram
+from ace_assets.defs.failures import input_errors_as_failures
+from ace_assets.defs.figures import figure_metadata, new_figure
+from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
+from ace_assets.defs.movie_assets import skip_line
+from ace_assets.defs.partitions import line_of, line_partitions
+from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.session_assets import session_files
+from ace_assets.defs.truth import truth_for
+from ace_assets.errors import AceInputError
+from ace_assets.io.miniscope import open_miniscope
+from ace_assets.io.neuralynx import load_clock
+from ace_assets.io.store import ArrayStore, atomic_save_npz, load_npz
+from ace_assets.multimodal.alignment import align_frames_to_ttl, ttl_rising_edges
+from ace_assets.multimodal.phase_locking import (
+    circular_stats,
+    compare_period_rates,
+    event_phases_store,
+)
+
+MULTIMODAL_GROUP = "multimodal"
+_EAGER = dg.AutomationCondition.eager()
+
+
+def _both(paths: PathsResource, line: int) -> dict | None:
+    session = read_manifest(paths, "session_files", line)
+    if session["miniscope"] is None or session["ephys"] is None:
+        return None
+    return session
+
+
+@dg.asset(
+    group_name=MULTIMODAL_GROUP,
+    partitions_def=line_partitions,
+    deps=[session_files, ephys_channels, analysis_parameters],
+    kinds={"numpy"},
+    output_required=False,
+    automation_condition=_EAGER,
+    check_specs=[
+        dg.AssetCheckSpec("ttl_count_matches_frames", asset="multimodal_alignment", blocking=True)
+    ],
+)
+def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource):
+    """Each Miniscope frame's time on the ephys clock, from one .nev TTL per frame.
+
+    Spurious pulses listed in ``indices of TTL events to delete`` go first;
+    a few missing pulses are repaired from the camera's own timestamps; the
+    mismatch is reported, never hidden. ``zero time (s)`` sets the origin.
+    """
+    line = line_of(context)
+    session = _both(paths, line)
+    if session is None:
+        yield from skip_line(context, line, "needs both a Miniscope and an ephys recording")
+        return
+    params = load_parameters(paths, line)
+    channels = read_manifest(paths, "ephys_channels", line)
+    with input_errors_as_failures():
+        if not channels.get("events_csv"):
+            raise AceInputError(
+                "no .nev events file: frames cannot be placed on the ephys clock",
+                file=session["ephys"]["folder"],
+                line=line,
+                column="events filename",
+            )
+        events = pd.read_csv(channels["events_csv"])
+        ttl = ttl_rising_edges(events)
+        recording = open_miniscope(session["miniscope"]["folder"])
+        delete = list(params["indices of TTL events to delete"])
+        zero = float(params["zero time (s)"])
+        frame_times, report = align_frames_to_ttl(
+            ttl, recording.n_frames, recording.timestamps_ms, delete, zero
+        )
+    accuracy = _alignment_accuracy(paths, line, frame_times, zero)
+    with staged_output(paths, "multimodal_alignment", line) as out:
+        atomic_save_npz(
+            out / "frame_times.npz", frame_times_s=frame_times, ttl_times_s=ttl, deleted=np.asarray(delete)
+        )
+        figure = _alignment_figure(frame_times, recording.timestamps_ms, out)
+        final = paths.line_dir(line) / "multimodal_alignment"
+        write_manifest(
+            out,
+            {
+                "frame_times": str(final / "frame_times.npz"),
+                "zero_time_s": zero,
+                "deleted_ttl_indices": delete,
+                "report": report,
+                "ground_truth": accuracy,
+            },
+        )
+    mismatch = int(report.get("mismatch", 0))
+    repaired = len(report.get("repaired_frames", []) or [])
+    limit = int(params["max_ttl_mismatch"])
+    yield dg.MaterializeResult(
+        metadata={
+            "n_frames": recording.n_frames,
+            "ttl_pulses": len(ttl),
+            "deleted": dg.MetadataValue.text(str(delete)),
+            "repaired_frames": repaired,
+            "method": dg.MetadataValue.text(str(report.get("method"))),
+            "first_frame_s": float(frame_times[0]) if len(frame_times) else float("nan"),
+            "alignment": figure,
+            **{f"truth_{k}": v for k, v in accuracy.items()},
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="ttl_count_matches_frames",
+        passed=abs(mismatch) <= limit and repaired <= limit,
+        metadata={
+            "ttl_after_deletion": int(report["n_ttl"]),
+            "frames": recording.n_frames,
+            "mismatch": mismatch,
+            "repaired_frames": repaired,
+            "threshold": limit,
+        },
+    )
+
+
+def _alignment_accuracy(paths: PathsResource, line: int, frame_times: np.ndarray, zero: float) -> dict:
+    truth = truth_for(paths, line)
+    if truth is None or "frame_times_ephys_s" not in truth:
+        return {}
+    # our clock starts at the first ephys sample, like the generator's
+    error = np.abs(frame_times + zero - truth["frame_times_ephys_s"])
+    return {"max_frame_time_error_ms": float(error.max() * 1e3)}
+
+
+def _alignment_figure(frame_times: np.ndarray, camera_ms: np.ndarray, out: Path):
+    fig, axes = new_figure(9, 2.5, ncols=2)
+    axes[0, 0].plot(np.diff(frame_times) * 1e3, lw=0.6)
+    axes[0, 0].set_title("frame interval on the ephys clock (ms)", fontsize=8)
+    residual = frame_times - frame_times[0] - (camera_ms - camera_ms[0]) / 1e3
+    axes[0, 1].plot(residual * 1e3, lw=0.6)
+    axes[0, 1].set_title("ephys minus camera clock (ms)", fontsize=8)
+    return figure_metadata(fig, out / "alignment.png", "Frame timing")
+
+
+@dg.asset(
+    group_name=MULTIMODAL_GROUP,
+    partitions_def=line_partitions,
+    deps=["multimodal_alignment", "calcium_events", ephys_results, ephys_spectrogram],
+    kinds={"numpy", "pandas"},
+    output_required=False,
+    automation_condition=_EAGER,
+)
+def multimodal_results(context: dg.AssetExecutionContext, paths: PathsResource):
+    """Ephys phase at every calcium event; per component MRL, Rayleigh p; rates by period."""
+    line = line_of(context)
+    if _both(paths, line) is None:
+        yield from skip_line(context, line, "needs both a Miniscope and an ephys recording")
+        return
+    params = load_parameters(paths, line)
+    align = read_manifest(paths, "multimodal_alignment", line)
+    frame_times = load_npz(align["frame_times"])["frame_times_s"]
+    events = pd.read_csv(read_manifest(paths, "calcium_events", line)["events_csv"])
+    phase_manifest = read_manifest(paths, "ephys_results", line)
+    phase = ArrayStore(phase_manifest["phase"])
+    clock = load_clock(phase.path)
+    channels = phase_manifest["channels"]
+    zero = float(align["zero_time_s"])
+    # frame_times are relative to zero time; the ephys clock is relative to the first sample
+    event_times = frame_times[events["frame"].to_numpy(dtype=int)] if len(events) else np.empty(0)
+    phases = (
+        event_phases_store(event_times + zero, phase, clock)
+        if len(event_times)
+        else np.empty((0, len(channels)))
+    )
+    per_event = events.assign(ephys_time_s=event_times)
+    for i, name in enumerate(channels):
+        per_event[f"phase_{name}"] = phases[:, i]
+    rows = []
+    for comp, group in per_event.groupby("component"):
+        for name in channels:
+            rows.append({"component": comp, "channel": name, **circular_stats(group[f"phase_{name}"].to_numpy())})
+    locking = pd.DataFrame(rows)
+    times_by_comp = {c: g["ephys_time_s"].to_numpy() for c, g in per_event.groupby("component")}
+    rates = compare_period_rates(
+        times_by_comp, params["periods of high slow wave power (s)"], params["control periods (s)"]
+    )
+    locked = locking[locking["rayleigh_p"] < 0.05] if len(locking) else locking
+    truth_scores = _locking_accuracy(paths, line, locking, channels)
+    with staged_output(paths, "multimodal_results", line) as out:
+        per_event.to_csv(out / "event_phases.csv", index=False)
+        locking.to_csv(out / "phase_locking.csv", index=False)
+        rates.to_csv(out / "period_rates.csv", index=False)
+        figure = _aligned_figure(paths, line, frame_times, zero, out)
+        write_manifest(
+            out,
+            {
+                "event_phases_csv": str(out.parent / "multimodal_results" / "event_phases.csv"),
+                "n_events": len(per_event),
+                "n_locked_pairs": len(locked),
+                "ground_truth": truth_scores,
+            },
+        )
+    yield dg.MaterializeResult(
+        metadata={
+            "events_with_phase": len(per_event),
+            "components": int(per_event["component"].nunique()) if len(per_event) else 0,
+            "locked_component_channel_pairs": len(locked),
+            "phase_locking": dg.MetadataValue.md(_locking_markdown(locking)),
+            "mean_rate_ratio_high_vs_control": float(np.nanmean(rates["rate_ratio"])) if len(rates) else float("nan"),
+            "aligned_traces": figure,
+            **{f"truth_{k}": v for k, v in truth_scores.items()},
+        }
+    )
+
+
+def _locking_markdown(locking: pd.DataFrame) -> str:
+    if locking.empty:
+        return "no events"
+    top = locking.sort_values("rayleigh_p").head(15)
+    lines = ["| component | channel | n | MRL | mean phase | Rayleigh p |", "|---|---|---|---|---|---|"]
+    for r in top.itertuples(index=False):
+        lines.append(
+            f"| {r.component} | {r.channel} | {r.n_events} | {r.mrl:.2f} | {r.mean_phase:.2f} | {r.rayleigh_p:.2g} |"
+        )
+    return "\n".join(lines)
+
+
+def _locking_accuracy(paths: PathsResource, line: int, locking: pd.DataFrame, channels: list[str]) -> dict:
+    """On demo data: are the generator's phase-locked neurons the ones found locked?"""
+    truth = truth_for(paths, line)
+    if truth is None or "locked" not in truth or locking.empty:
+        return {}
+    sources = read_manifest(paths, "miniscope_sources", line)
+    match = sources.get("truth_match")
+    if not match:
+        return {}
+    found_to_true = {int(k): int(v) for k, v in match.items()}
+    main = locking[locking["channel"] == channels[0]]
+    locked_true = truth["locked"].astype(bool)
+    hits = [
+        (locked_true[found_to_true[int(r.component)]], r.rayleigh_p < 0.05)
+        for r in main.itertuples(index=False)
+        if int(r.component) in found_to_true
+    ]
+    if not hits:
+        return {}
+    truth_locked = [h for h in hits if h[0]]
+    truth_free = [h for h in hits if not h[0]]
+    return {
+        "locked_found_locked": sum(p for _, p in truth_locked) / max(len(truth_locked), 1),
+        "unlocked_found_locked": sum(p for _, p in truth_free) / max(len(truth_free), 1),
+    }
+
+
+def _aligned_figure(paths: PathsResource, line: int, frame_times: np.ndarray, zero: float, out: Path):
+    spec = load_npz(read_manifest(paths, "ephys_spectrogram", line)["spectrogram"])
+    traces_file = read_manifest(paths, "miniscope_sources", line)["traces"]
+    c = load_npz(traces_file)["C"]
+    fig, axes = new_figure(9, 4, nrows=2)
+    db = 10 * np.log10(np.maximum(spec["power"][0], 1e-30))
+    axes[0, 0].pcolormesh(spec["times_s"] - zero, spec["freqs_hz"], db, shading="auto", cmap="viridis")
+    axes[0, 0].set_ylabel("Hz")
+    axes[0, 0].set_title("ephys spectrogram (first channel) and calcium traces on the same clock", fontsize=8)
+    k = min(len(c), 12)
+    for i in range(k):
+        trace = c[i] / (np.ptp(c[i]) or 1.0)
+        axes[1, 0].plot(frame_times, trace + i, lw=0.5)
+    axes[1, 0].set_xlim(axes[0, 0].get_xlim())
+    axes[1, 0].set_xlabel("s (ephys clock minus zero time)")
+    return figure_metadata(fig, out / "aligned.png", "Aligned traces over the spectrogram")
