@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from ace_assets.defs.calcium_assets import calcium_events, miniscope_results, miniscope_sources
 from ace_assets.defs.catalog_assets import analysis_parameters, experiments
 from ace_assets.defs.ephys_assets import (
     ephys_channels,
@@ -13,7 +14,7 @@ from ace_assets.defs.ephys_assets import (
 )
 from ace_assets.defs.executors import executor_from_env
 from ace_assets.defs.movie_assets import denoised_movie, motion_corrected_movie, preprocessed_movie
-from ace_assets.defs.multimodal_assets import multimodal_alignment
+from ace_assets.defs.multimodal_assets import multimodal_alignment, multimodal_results
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.schedules import nightly_reconcile
 from ace_assets.defs.sensors import new_recordings
@@ -26,11 +27,15 @@ all_assets = [
     denoised_movie,
     preprocessed_movie,
     motion_corrected_movie,
+    miniscope_sources,
+    calcium_events,
+    miniscope_results,
     ephys_channels,
     filtered_ephys,
     ephys_spectrogram,
     ephys_results,
     multimodal_alignment,
+    multimodal_results,
 ]
 
 process_all = dg.define_asset_job(

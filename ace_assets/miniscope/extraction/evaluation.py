@@ -57,9 +57,10 @@ def accepted(
     snr: np.ndarray, r_values: np.ndarray, *, min_snr: float, rval_thr: float
 ) -> np.ndarray:
     """CaImAn's acceptance rule (OR of the criteria, minus the hopeless)."""
-    r = np.where(np.isfinite(r_values), r_values, -np.inf)
+    known = np.isfinite(r_values)
+    r = np.where(known, r_values, -np.inf)  # unknown r-values neither accept nor reject
     good = (snr >= min_snr) | (r >= rval_thr)
-    bad = (r <= RVAL_LOWEST) | (snr < SNR_LOWEST)
+    bad = (known & (r <= RVAL_LOWEST)) | (snr < SNR_LOWEST)
     return good & ~bad
 
 

@@ -1,4 +1,5 @@
-"""Merge components that overlap in space and whose traces correlate above ``merge_thr``.
+"""Merge components that overlap in space and whose traces correlate above ``merge_thr``
+(and, with ``del_duplicates``, near-identical footprints).
 
 Groups are the connected components of the graph "footprints share a pixel AND trace
 correlation > merge_thr" (CaImAn's ``merge_components``). A group is replaced by the rank-1
@@ -40,16 +41,26 @@ def merge_components(
     ids: np.ndarray,
     thr: float,
     *,
+    dup_thr: float | None = None,
     iters: int = 10,
 ) -> MergeResult:
-    """Merge overlapping, correlated components; ``c`` (denoised) decides, ``c_raw`` merges."""
+    """Merge overlapping, correlated components; ``c`` (denoised) decides, ``c_raw`` merges.
+
+    ``dup_thr`` (``del_duplicates``): also merge footprints whose cosine similarity is at
+    least this, whatever their traces — one neuron initialised twice splits its events
+    between the copies, so their traces need not correlate.
+    """
     a = sp.csc_matrix(a, dtype=np.float32)
     n = a.shape[1]
     if n < 2:
         return MergeResult(a, c_raw.copy(), ids.copy(), [], np.zeros(n, dtype=bool))
-    overlap = (a.T @ a).toarray() > 0
+    gram = (a.T @ a).toarray().astype(np.float64)
+    overlap = gram > 0
     corr = trace_correlations(c)
     graph = overlap & (corr > thr)
+    if dup_thr is not None:
+        nrm = np.sqrt(np.maximum(np.diag(gram), 1e-30))
+        graph |= gram / np.outer(nrm, nrm) >= dup_thr
     np.fill_diagonal(graph, False)
     n_groups, labels = connected_components(sp.csr_matrix(graph), directed=False)
     if n_groups == n:

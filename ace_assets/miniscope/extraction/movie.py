@@ -323,12 +323,16 @@ def build_init_cache(
     chunk: int,
     tile: int,
     workdir: str | Path | None,
-) -> TiledCache:
-    """Bin the movie by ``tsub`` frames and ``ssub`` x ``ssub`` pixels into a TiledCache."""
+    kernel: np.ndarray | None = None,
+) -> tuple[TiledCache, TiledCache | None]:
+    """Bin the movie by ``tsub`` frames and ``ssub`` x ``ssub`` pixels into a TiledCache;
+    with ``kernel``, also the binned frames spatially filtered whole (second cache), so
+    patches need not filter their overlaps again and see no patch-edge effects."""
     t, h, w = frames.shape
     t_init = -(-t // tsub)
     hs, ws = -(-h // ssub), -(-w // ssub)
     cache = TiledCache((t_init, hs, ws), tile, workdir)
+    fcache = TiledCache((t_init, hs, ws), tile, workdir) if kernel is not None else None
     step = max(tsub, (chunk // tsub) * tsub)
     try:
         for a in range(0, t, step):
@@ -343,7 +347,14 @@ def build_init_cache(
                 parts.append(block[full * tsub :].mean(axis=0, keepdims=True))
             binned = np.concatenate(parts, axis=0).astype(np.float32, copy=False)
             cache.write(a // tsub, binned)
+            if fcache is not None and kernel is not None:
+                filt = np.empty_like(binned)
+                for i in range(binned.shape[0]):
+                    filt[i] = cv2.filter2D(binned[i], -1, kernel, borderType=cv2.BORDER_REPLICATE)
+                fcache.write(a // tsub, filt)
     except BaseException:
         cache.close()
+        if fcache is not None:
+            fcache.close()
         raise
-    return cache
+    return cache, fcache

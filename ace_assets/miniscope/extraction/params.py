@@ -12,7 +12,7 @@ import ast
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,6 @@ class ExtractionParams:
     min_pixel: int = 3
     nan_policy: str = "error"
     tile_size: int = 128
-    notes: list[str] = field(default_factory=list, repr=False, compare=False)
 
     # ------------------------------------------------------------------ parsing
     @classmethod
@@ -101,7 +100,7 @@ class ExtractionParams:
                 if _is_empty(val):
                     continue
                 merged[str(key).strip()] = val
-        known = {f.name: f for f in fields(cls) if f.name != "notes"}
+        known = {f.name: f for f in fields(cls)}
         unknown = sorted(k for k in merged if k not in known)
         if strict and unknown:
             raise AceInputError(
@@ -122,8 +121,6 @@ class ExtractionParams:
         """JSON-friendly dict (tuples become lists)."""
         out = {}
         for f in fields(self):
-            if f.name == "notes":
-                continue
             val = getattr(self, f.name)
             out[f.name] = list(val) if isinstance(val, tuple) else val
         return out

@@ -51,6 +51,7 @@ from .movie import (
 from .params import ExtractionParams
 from .result import ExtractionResult, compute_contours, empty_result
 from .seeding import seed_patch
+from .summary_images import center_psf_kernel
 from .updates import (
     TemporalResult,
     active_weights,
@@ -66,6 +67,7 @@ from .updates import (
 )
 
 Progress = Callable[[str], None]
+DUPLICATE_COSINE = 0.85  # footprints this similar are one neuron (del_duplicates)
 
 
 # ------------------------------------------------------------------ geometry helpers
@@ -110,13 +112,17 @@ def _odd(v: float) -> int:
     return v if v % 2 else v + 1
 
 
-def _binning_gain(k: int, g: float | None) -> float:
-    """PNR gain of averaging ``k`` frames of an AR(1) transient (CaImAn: sqrt(k))."""
-    if k <= 1:
-        return 1.0
-    if g is None or not (0 < g < 1):
-        return math.sqrt(k)
-    return (1 - g**k) / (math.sqrt(k) * (1 - g))
+def _pnr_scale(ssub: int, tsub_user: int, tsub_eff: int) -> float:
+    """Factor on ``min_pnr`` for the binned initialisation movie.
+
+    CaImAn multiplies ``min_pnr`` by ``sqrt(tsub * ssub^2)``; we keep that for the binning
+    the user asked for. Extra binning forced by ``max_init_frames`` lowers the measured PNR
+    (transients are averaged and their fast part counts as noise): measured on synthetic
+    AR(1) data, PNR falls roughly as ``1 / sqrt`` of the extra factor, so the threshold
+    follows it.
+    """
+    extra = tsub_eff / max(tsub_user, 1)
+    return ssub * math.sqrt(tsub_user) / math.sqrt(max(extra, 1.0))
 
 
 def _bin_traces(c: np.ndarray, k: int, n_out: int) -> np.ndarray:
@@ -232,7 +238,14 @@ def _iterate(
 def _merge(state: _State, prm: ExtractionParams, *, g: np.ndarray | None, p: int) -> None:
     if state.n < 2:
         return
-    mres = merge_components(state.a, state.c, state.c_raw, state.ids, prm.merge_thr)
+    mres = merge_components(
+        state.a,
+        state.c,
+        state.c_raw,
+        state.ids,
+        prm.merge_thr,
+        dup_thr=DUPLICATE_COSINE if prm.del_duplicates else None,
+    )
     if not mres.merged:
         return
     c_new = np.zeros_like(mres.c_raw)
@@ -301,7 +314,7 @@ def extract(
         raise AceInputError(
             f"the movie has {n_frames} frames; source extraction needs at least 10", file=source
         )
-    warnings: list[str] = list(prm.notes)
+    warnings: list[str] = []
     info: dict[str, Any] = {"n_frames": n_frames, "dims": [h, w], "fps": fps}
     if prm.use_cnn:
         warnings.append("use_cnn=TRUE ignored: no CNN classifier here; min_SNR/rval_thr decide")
@@ -350,7 +363,8 @@ def extract(
         return empty("K=0: no components requested")
 
     frames = FloatFrames(mv, fill)
-    g_full = ar_from_decay(prm.decay_time, fps, p) if (prm.decay_time and p > 0) else None
+    # AR(1): g from decay_time (estimated per trace without one); AR(2): always estimated
+    g_full = ar_from_decay(prm.decay_time, fps, 1) if (prm.decay_time and p == 1) else None
 
     # ---------------------------------------------------------- initialisation movie
     ssub = prm.ssub
@@ -372,11 +386,17 @@ def extract(
     g_init = ar_from_decay(prm.decay_time, fps_init, 1) if (prm.decay_time and p > 0) else None
     gsig_s = tuple(max(1, int(round(v / ssub))) for v in prm.gSig)
     gsiz_s = tuple(_odd(v / ssub) for v in prm.gSiz)
-    pnr_scale = ssub * _binning_gain(tsub, None if g_full is None else float(g_full[0]))
+    pnr_scale = _pnr_scale(ssub, prm.tsub, tsub)
     min_pnr_eff = prm.min_pnr * pnr_scale
     log(f"building initialisation movie (tsub={tsub}, ssub={ssub})")
-    cache = build_init_cache(
-        frames, tsub=tsub, ssub=ssub, chunk=chunk, tile=prm.tile_size, workdir=workdir
+    cache, fcache = build_init_cache(
+        frames,
+        tsub=tsub,
+        ssub=ssub,
+        chunk=chunk,
+        tile=prm.tile_size,
+        workdir=workdir,
+        kernel=center_psf_kernel(gsig_s, prm.center_psf),
     )
     try:
         return _run(
@@ -384,6 +404,7 @@ def extract(
             frames,
             stats,
             cache,
+            fcache,
             windows,
             warnings,
             info,
@@ -401,6 +422,8 @@ def extract(
         )
     finally:
         cache.close()
+        if fcache is not None:
+            fcache.close()
 
 
 def _run(
@@ -408,6 +431,7 @@ def _run(
     frames: FloatFrames,
     stats: Any,
     cache: TiledCache,
+    fcache: TiledCache | None,
     windows: list,
     warnings: list[str],
     info: dict[str, Any],
@@ -440,6 +464,7 @@ def _run(
     for pi, (y0, y1, x0, x1, cy0, cy1, cx0, cx1) in enumerate(windows):
         log(f"seeding patch {pi + 1}/{len(windows)}")
         block = cache.read_patch(y0, y1, x0, x1)
+        fblock = fcache.read_patch(y0, y1, x0, x1) if fcache is not None else None
         allowed = np.zeros((y1 - y0, x1 - x0), dtype=bool)
         allowed[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = True
         if border:
@@ -460,8 +485,9 @@ def _run(
             p=p,
             g=g_init,
             s_min_sd=prm.s_min_sd,
+            filtered=fblock,
         )
-        del block
+        del block, fblock
         core = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
         cn_img[cy0:cy1, cx0:cx1] = res.cn[core]
         pnr_img[cy0:cy1, cx0:cx1] = res.pnr[core]

@@ -139,16 +139,18 @@ def seed_patch(
     min_pixel: int = 3,
     p: int = 1,
     g: np.ndarray | None = None,
-    s_min_sd: float = 2.0,
+    s_min_sd: float = 3.0,
+    filtered: np.ndarray | None = None,
 ) -> PatchSeeds:
     """Greedy CNMF-E initialisation of one (T, h, w) block; ``data`` is modified in place.
 
     ``allowed`` (bool (h, w)) marks pixels that may be seeds (patch core, away from the
-    frame border); neurons seeded elsewhere belong to another patch.
+    frame border); neurons seeded elsewhere belong to another patch. ``filtered``: the
+    block already spatially filtered (modified in place).
     """
     t, h, w = data.shape
     cn, pnr, filtered, noise = correlation_pnr(
-        data, gSig, center_psf=center_psf, thresh_init=thresh_init
+        data, gSig, center_psf=center_psf, thresh_init=thresh_init, filtered=filtered
     )
     cn_out, pnr_out = cn.copy(), pnr.copy()
     kernel = center_psf_kernel(gSig, center_psf)

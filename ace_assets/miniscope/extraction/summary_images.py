@@ -102,14 +102,17 @@ def correlation_pnr(
     *,
     center_psf: bool = True,
     thresh_init: float = 2.0,
+    filtered: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(cn, pnr, filtered, noise)`` for an in-memory (T, h, w) block.
 
     ``filtered`` is the spatially filtered, time-centred data (float32, same shape), reused
-    by seeding; ``noise`` is the per-pixel noise SD of ``filtered``.
+    by seeding; ``noise`` is the per-pixel noise SD of ``filtered``. Pass ``filtered`` when
+    the block was already filtered (e.g. whole frames, before cutting patches); it is then
+    centred in place.
     """
-    kernel = center_psf_kernel(gSig, center_psf)
-    filtered = spatial_filter(data, kernel)
+    if filtered is None:
+        filtered = spatial_filter(data, center_psf_kernel(gSig, center_psf))
     filtered -= filtered.mean(axis=0)
     noise = pixel_noise_fft(filtered).astype(np.float32)
     noise[noise <= 0] = np.inf

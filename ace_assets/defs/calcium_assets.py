@@ -1,0 +1,359 @@
+"""Calcium chain: CNMF-E class sources -> curated events -> traces, phase, spectrogram, ETAs."""
+
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from ace_assets.catalog.curation import read_curation
+from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.executors import heavy_op_tags
+from ace_assets.defs.failures import input_errors_as_failures
+from ace_assets.defs.figures import figure_metadata, new_figure
+from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
+from ace_assets.defs.movie_assets import (
+    HEAVY_POOL,
+    MOVIE_GROUP,
+    motion_corrected_movie,
+    movie_store,
+    skip_line,
+)
+from ace_assets.defs.partitions import line_of, line_partitions
+from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.truth import truth_for
+from ace_assets.io.store import atomic_save_npz, load_npz
+from ace_assets.miniscope.events import detect_events
+from ace_assets.miniscope.extraction.evaluation import evaluate_against_truth, match_centers
+from ace_assets.miniscope.extraction.pipeline import extract
+from ace_assets.miniscope.extraction.result import apply_rejections, load_result, save_result
+from ace_assets.miniscope.postprocess import (
+    bandpass_traces,
+    component_event_triggered_averages,
+    hilbert_phase,
+    population_spectrogram,
+    zscore_traces,
+)
+
+_EAGER = dg.AutomationCondition.eager()
+SOURCES = "sources"
+
+
+def _has_miniscope(paths: PathsResource, line: int) -> bool:
+    return read_manifest(paths, "session_files", line)["miniscope"] is not None
+
+
+class CurationConfig(dg.Config):
+    """Extra component ids to reject for this run, on top of curation.csv."""
+
+    rejected_components: list[int] = []
+
+
+@dg.asset(
+    group_name=MOVIE_GROUP,
+    partitions_def=line_partitions,
+    deps=[motion_corrected_movie, analysis_parameters],
+    kinds={"numpy", "scipy"},
+    pool=HEAVY_POOL,
+    op_tags=heavy_op_tags(),
+    output_required=False,
+    automation_condition=_EAGER,
+    check_specs=[
+        dg.AssetCheckSpec("components_found", asset="miniscope_sources", blocking=True)
+    ],
+)
+def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
+    """CNMF-E class 1-photon extraction: corr x PNR seeding, ring background, HALS, OASIS.
+
+    Footprints are sparse and stored as CSC arrays in an npz (no pickle).
+    On the generated demo data, accuracy against the known neurons is in
+    the metadata.
+    """
+    line = line_of(context)
+    if not _has_miniscope(paths, line):
+        yield from skip_line(context, line, "no Miniscope recording")
+        return
+    params = load_parameters(paths, line)
+    with input_errors_as_failures():
+        movie = movie_store(paths, "motion_corrected_movie", line)
+        fps = float(movie.meta["fps"])
+        with staged_output(paths, "miniscope_sources", line) as out:
+            result = extract(movie, params.group("extraction"), fps=fps, workdir=out)
+            save_result(result, out / SOURCES)
+            final = paths.line_dir(line) / "miniscope_sources"
+            atomic_save_npz(
+                out / "traces.npz",
+                C=result.C,
+                S=result.S,
+                C_raw=result.C_raw,
+                ids=result.ids,
+                centers=result.centers,
+                snr=result.snr,
+                r_values=result.r_values,
+            )
+            accuracy, match = _truth_scores(paths, line, result)
+            figures = _source_figures(result, out)
+            write_manifest(
+                out,
+                {
+                    "sources": str(final / SOURCES),
+                    "traces": str(final / "traces.npz"),
+                    "n_components": result.n_components,
+                    "n_frames": result.n_frames,
+                    "fps": fps,
+                    "warnings": result.warnings,
+                    "params": result.params,
+                    "ground_truth": accuracy,
+                    "truth_match": match,
+                },
+            )
+    for warning in result.warnings:
+        context.log.warning(warning)
+    yield dg.MaterializeResult(
+        metadata={
+            "n_components": result.n_components,
+            "median_snr": float(np.median(result.snr)) if result.n_components else 0.0,
+            "warnings": dg.MetadataValue.text("; ".join(result.warnings) or "none"),
+            **figures,
+            **{f"truth_{k}": float(v) for k, v in accuracy.items()},
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="components_found",
+        passed=result.n_components > 0,
+        metadata={
+            "n_components": result.n_components,
+            "warnings": dg.MetadataValue.text("; ".join(result.warnings) or "none"),
+        },
+    )
+
+
+def _truth_scores(paths: PathsResource, line: int, result) -> tuple[dict, dict]:
+    """Demo data only: match found neurons to the generator's, in the corrected frame."""
+    truth = truth_for(paths, line)
+    if truth is None or result.n_components == 0:
+        return {}, {}
+    params = load_parameters(paths, line)
+    centers = truth["centers"].astype(float).copy()
+    crop = params["crop_coords"]
+    if crop is not None:
+        centers -= np.array([crop[1], crop[0]], dtype=float)
+    qc = load_npz(read_manifest(paths, "motion_corrected_movie", line)["movie"].replace(
+        "movie.npyd", "qc.npz"
+    ))
+    # the corrected movie sits where the template sits: the scene plus a constant offset
+    offset = np.median(qc["shifts_rigid"] + truth["shifts"], axis=0)
+    centers += offset
+    spikes = truth["spike_frames"]
+    scores = evaluate_against_truth(result, centers, truth["C"], spikes)
+    true_idx, found_idx = match_centers(centers, result.centers, 4.0)
+    match = {str(int(result.ids[f])): int(t) for t, f in zip(true_idx, found_idx, strict=True)}
+    return {k: float(v) for k, v in scores.items()}, match
+
+
+def _source_figures(result, out: Path) -> dict:
+    fig, axes = new_figure(9, 4.2, ncols=2)
+    axes[0, 0].imshow(result.correlation_image, cmap="gray")
+    for k, cont in enumerate(result.contours):
+        if len(cont):
+            axes[0, 0].plot(cont[:, 1], cont[:, 0], lw=0.7)
+            y, x = result.centers[k]
+            axes[0, 0].text(x, y, str(int(result.ids[k])), color="y", fontsize=5)
+    axes[0, 0].set_title(f"{result.n_components} components over the correlation image", fontsize=8)
+    axes[0, 0].set_xticks([])
+    axes[0, 0].set_yticks([])
+    if result.n_components:
+        axes[0, 1].hist(result.snr, bins=20)
+    axes[0, 1].set_title("SNR of components", fontsize=8)
+    contours = figure_metadata(fig, out / "contours.png", "Contours and SNR")
+    fig, axes = new_figure(9, 4)
+    k = min(result.n_components, 30)
+    t = np.arange(result.n_frames) / result.fps
+    for i in range(k):
+        trace = result.C[i] / (np.ptp(result.C[i]) or 1.0)
+        axes[0, 0].plot(t, trace + i, lw=0.5)
+    axes[0, 0].set_xlabel("s")
+    axes[0, 0].set_title(f"traces of the first {k} components", fontsize=8)
+    raster = figure_metadata(fig, out / "traces.png", "Trace raster")
+    return {"contours": contours, "traces": raster}
+
+
+@dg.asset(
+    group_name=MOVIE_GROUP,
+    partitions_def=line_partitions,
+    deps=[miniscope_sources, analysis_parameters],
+    kinds={"pandas"},
+    output_required=False,
+    automation_condition=_EAGER,
+)
+def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, paths: PathsResource):
+    """Events per kept component: peaks of the chosen derivative above ``event_height`` SDs.
+
+    Rejected components (curation.csv in project_path, plus run config) are
+    dropped here, so every later asset honours the curation.
+    """
+    line = line_of(context)
+    if not _has_miniscope(paths, line):
+        yield from skip_line(context, line, "no Miniscope recording")
+        return
+    params = load_parameters(paths, line)
+    sources = read_manifest(paths, "miniscope_sources", line)
+    with input_errors_as_failures():
+        rejected = sorted(set(read_curation(paths.project / "curation.csv", line)) | set(config.rejected_components))
+        result = apply_rejections(load_result(sources["sources"]), rejected)
+        events = detect_events(
+            result.C,
+            result.fps,
+            derivative_for_estimates=params["derivative_for_estimates"],
+            event_height=params["event_height"],
+            ids=result.ids.tolist(),
+        )
+    accuracy = _event_accuracy(paths, line, sources, events)
+    with staged_output(paths, "calcium_events", line) as out:
+        events.to_csv(out / "events.csv", index=False)
+        atomic_save_npz(out / "kept.npz", ids=result.ids, C=result.C, S=result.S)
+        final = paths.line_dir(line) / "calcium_events"
+        write_manifest(
+            out,
+            {
+                "events_csv": str(final / "events.csv"),
+                "kept": str(final / "kept.npz"),
+                "rejected_ids": rejected,
+                "n_events": len(events),
+                "fps": result.fps,
+                "ground_truth": accuracy,
+            },
+        )
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(events),
+            "components_kept": result.n_components,
+            "components_rejected": dg.MetadataValue.text(str(rejected) if rejected else "none"),
+            "derivative": params["derivative_for_estimates"],
+            "event_height_sd": params["event_height"],
+            "events_per_component": float(len(events) / max(result.n_components, 1)),
+            **{f"truth_{k}": v for k, v in accuracy.items()},
+        }
+    )
+
+
+def _event_accuracy(paths: PathsResource, line: int, sources: dict, events: pd.DataFrame) -> dict:
+    truth = truth_for(paths, line)
+    match = sources.get("truth_match")
+    if truth is None or not match:
+        return {}
+    from ace_assets.miniscope.extraction.evaluation import match_events, merge_close
+
+    spikes = truth["spike_frames"]
+    tp = n_true = n_found = 0
+    for found_id, true_idx in match.items():
+        true_frames = merge_close(np.sort(spikes[spikes[:, 0] == true_idx, 1]), 3)
+        found = np.sort(events.loc[events["component"] == int(found_id), "frame"].to_numpy())
+        tp += match_events(true_frames, found, 3)
+        n_true += len(true_frames)
+        n_found += len(found)
+    precision = tp / max(n_found, 1)
+    recall = tp / max(n_true, 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    return {"event_f1": f1, "event_precision": precision, "event_recall": recall}
+
+
+@dg.asset(
+    group_name=MOVIE_GROUP,
+    partitions_def=line_partitions,
+    deps=[calcium_events, analysis_parameters],
+    kinds={"numpy"},
+    output_required=False,
+    automation_condition=_EAGER,
+)
+def miniscope_results(context: dg.AssetExecutionContext, paths: PathsResource):
+    """Band-passed traces, Hilbert phase, z-scores, population spectrogram, event-triggered averages."""
+    line = line_of(context)
+    if not _has_miniscope(paths, line):
+        yield from skip_line(context, line, "no Miniscope recording")
+        return
+    params = load_parameters(paths, line)
+    manifest = read_manifest(paths, "calcium_events", line)
+    kept = load_npz(manifest["kept"])
+    events = pd.read_csv(manifest["events_csv"])
+    fps = float(manifest["fps"])
+    c = kept["C"]
+    with input_errors_as_failures():
+        filtered = bandpass_traces(
+            c, fps, n=params["n"], cut=params["cut"], ftype=params["ftype"], btype=params["btype"]
+        )
+        phase = hilbert_phase(filtered)
+        z = zscore_traces(c, params["frameWindow"])
+        duration = c.shape[1] / fps if c.ndim == 2 else 0.0
+        notes = []
+        if len(c) and duration >= params["window_length"]:
+            spec, times, freqs = population_spectrogram(
+                c,
+                fps,
+                window_length=params["window_length"],
+                window_step=params["window_step"],
+                freq_lims=params["freq_lims"],
+                time_bandwidth=params["time_bandwidth"],
+            )
+        else:
+            spec, times, freqs = np.empty((0, 0)), np.empty(0), np.empty(0)
+            notes.append(
+                f"no population spectrogram: {duration:.1f} s of traces from {len(c)} components, "
+                f"window_length is {params['window_length']} s"
+            )
+        eta, eta_counts, _lags = component_event_triggered_averages(
+            z, events, params["framesb"], params["framesa"], ids=kept["ids"].tolist()
+        )
+    with staged_output(paths, "miniscope_results", line) as out:
+        atomic_save_npz(
+            out / "results.npz",
+            ids=kept["ids"],
+            bandpassed=filtered.astype(np.float32),
+            phase=phase.astype(np.float32),
+            zscored=z.astype(np.float32),
+            spectrogram=np.asarray(spec, np.float32),
+            spectrogram_times_s=times,
+            spectrogram_freqs_hz=freqs,
+            eta=np.asarray(eta, np.float32),
+            eta_event_counts=eta_counts,
+        )
+        figures = _results_figures(z, spec, times, freqs, eta, fps, params, out)
+        write_manifest(
+            out,
+            {
+                "results": str(paths.line_dir(line) / "miniscope_results" / "results.npz"),
+                "n_components": int(len(c)),
+                "band_hz": params["cut"],
+            },
+        )
+    yield dg.MaterializeResult(
+        metadata={
+            "components": int(len(c)),
+            "band_hz": dg.MetadataValue.text(str(params["cut"])),
+            "spectrogram_windows": int(len(times)),
+            "notes": dg.MetadataValue.text("; ".join(notes) or "none"),
+            **figures,
+        }
+    )
+
+
+def _results_figures(z, spec, times, freqs, eta, fps, params, out: Path) -> dict:
+    fig, axes = new_figure(9, 3.5, ncols=2)
+    if len(z):
+        axes[0, 0].imshow(z, aspect="auto", cmap="magma", extent=(0, z.shape[1] / fps, len(z), 0))
+    axes[0, 0].set_title("z-scored traces", fontsize=8)
+    axes[0, 0].set_xlabel("s")
+    if np.size(spec) and len(times) > 0:
+        axes[0, 1].pcolormesh(times, freqs, 10 * np.log10(np.maximum(spec, 1e-12)), shading="auto")
+    axes[0, 1].set_title("population multitaper spectrogram (dB)", fontsize=8)
+    axes[0, 1].set_xlabel("s")
+    overview = figure_metadata(fig, out / "overview.png", "Z-scored raster and population spectrogram")
+    fig, axes = new_figure(5, 3)
+    eta = np.asarray(eta)
+    if eta.ndim == 2 and len(eta):
+        lag = (np.arange(eta.shape[1]) - params["framesb"]) / fps
+        axes[0, 0].plot(lag, np.nanmean(eta, axis=0))
+    axes[0, 0].set_xlabel("s from event")
+    axes[0, 0].set_title("mean event-triggered average (z)", fontsize=8)
+    eta_fig = figure_metadata(fig, out / "eta.png", "Event-triggered average")
+    return {"overview": overview, "event_triggered_average": eta_fig}
