@@ -73,12 +73,64 @@ def main(argv: list[str] | None = None) -> int:
         print("\nsummary")
         for line, status, what in summary:
             print(f"  line {line:>4}  {status:<6} {what}")
+            for note in highlights(paths, int(line)):
+                print(f"             {note}")
         print(f"  results under {paths.results}  ({time.time() - start:.0f} s in all)")
         print(
             "\nopen the UI:  DAGSTER_HOME="
             f"{home} .venv/bin/dagster dev -w workspace.yaml   (then http://localhost:3000)"
         )
     return 1 if failed else 0
+
+
+def highlights(paths: PathsResource, line: int) -> list[str]:
+    """A few numbers per line from the manifests: what a scientist looks at first."""
+    from ace_assets.defs.manifests import NotMaterializedError, read_manifest
+
+    def get(asset: str) -> dict:
+        try:
+            return read_manifest(paths, asset, line)
+        except NotMaterializedError:
+            return {}
+
+    out = []
+    sources = get("miniscope_sources")
+    if sources:
+        truth = sources.get("ground_truth") or {}
+        score = (
+            f" (vs ground truth: recall {truth['recall']:.2f}, precision {truth['precision']:.2f},"
+            f" trace r {truth['median_trace_corr']:.3f})"
+            if truth
+            else ""
+        )
+        out.append(f"miniscope: {sources['n_components']} components{score}")
+    events = get("calcium_events")
+    if events:
+        f1 = (events.get("ground_truth") or {}).get("event_f1")
+        out.append(
+            f"events: {events['n_events']}" + (f" (event F1 {f1:.2f})" if f1 is not None else "")
+        )
+    spectrogram = get("ephys_spectrogram")
+    if spectrogram:
+        peaks = ", ".join(
+            f"{c} {f:.1f} Hz"
+            for c, f in zip(spectrogram["channels"], spectrogram["peak_frequency_hz"], strict=True)
+        )
+        out.append(f"ephys spectral peaks: {peaks}")
+    alignment = get("multimodal_alignment")
+    if alignment:
+        err = (alignment.get("ground_truth") or {}).get("max_frame_time_error_ms")
+        rep = alignment["report"]
+        out.append(
+            f"alignment: {rep['n_frames']} frames, {rep['n_ttl']} TTLs after deleting {rep['n_deleted']}"
+            + (f", max error {err:.3f} ms" if err is not None else "")
+        )
+    multimodal = get("multimodal_results")
+    if multimodal:
+        out.append(
+            f"phase locking: {multimodal['n_locked_pairs']} component-channel pairs with Rayleigh p < 0.05"
+        )
+    return out
 
 
 def write_instance_config(home: Path) -> None:

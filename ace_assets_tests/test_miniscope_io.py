@@ -220,3 +220,40 @@ def test_parse_frame_rate(value: object, rate: float) -> None:
 def test_parse_frame_rate_rejects(value: object) -> None:
     with pytest.raises(AceInputError, match="frameRate"):
         parse_frame_rate(value)
+
+
+def test_reads_demo_writer_sessions_with_drops(tmp_path: Path) -> None:
+    """Round trip through the demo V4/V3 writers (the layouts the pipeline will meet)."""
+    from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope
+    from ace_assets.demo.miniscope_writer import write_v3_session, write_v4_session
+
+    synth = SyntheticMiniscope(
+        MiniscopeSynthConfig(height=40, width=48, n_frames=120, n_neurons=5, neuron_radius=2.0)
+    )
+    info = write_v4_session(
+        tmp_path / "v4",
+        synth,
+        frames_per_file=10,
+        dropped_frames=[30, 31, 77],
+        number_dropped_frames=True,
+    )
+    rec = open_miniscope(tmp_path / "v4")
+    assert rec.n_frames == 117 and len(rec.files) == 12 and rec.files[-1].name == "11.avi"
+    assert rec.frame_rate == pytest.approx(synth.fps)
+    assert rec.dropped.missing_frame_numbers.tolist() == [30, 31, 77]
+    assert rec.dropped.long_interval_frames.tolist() == [30, 75]
+    assert rec.dropped.estimated_missing == 3
+    kept = info.frame_indices
+    for start, block in rec.iter_chunks(16, prefetch=True):
+        expected = np.stack([synth.frames(i, i + 1)[0] for i in kept[start : start + len(block)]])
+        np.testing.assert_array_equal(block, expected)
+
+    write_v3_session(tmp_path / "v3", synth, frames_per_file=50, dropped_frames=[5])
+    # the behaviour camera (camNum 0) also has 119 rows here: a reported tie
+    tied = open_miniscope(tmp_path / "v3")
+    assert any("all have 119 rows" in msg for msg in tied.issues)
+    rec3 = open_miniscope(tmp_path / "v3", v3_cam_num=1)
+    assert rec3.version == "V3" and rec3.metadata["camNum"] == 1 and rec3.n_frames == 119
+    assert rec3.dropped.long_interval_frames.tolist() == [5]
+    assert rec3.frame_rate == pytest.approx(synth.fps, rel=0.05)
+    np.testing.assert_array_equal(rec3.read(4, 6), synth.frames(4, 7)[[0, 2]])

@@ -4,10 +4,12 @@ Why a subprocess: a process's peak RSS never goes down, so stages measured in
 the bench's own process would inherit each other's peaks. The child runs
 ``module:function(**kwargs)``, and reports
 
-* ``peak_rss_mb`` — ``getrusage(RUSAGE_SELF).ru_maxrss``: everything resident,
-  including file-backed pages of memory-mapped stores it read or wrote (the
-  kernel can drop those clean pages at will, so this overstates what the stage
-  *needs* when it streams through a large memmap);
+* ``peak_rss_mb`` — ``VmHWM`` from ``/proc/self/status``: the peak of everything
+  resident, including file-backed pages of memory-mapped stores it read or wrote
+  (the kernel can drop those clean pages at will, so this overstates what the
+  stage *needs* when it streams through a large memmap). Not
+  ``getrusage(RUSAGE_SELF).ru_maxrss``: on Linux that survives fork + exec, so a
+  child spawned by a big parent reports the parent's size;
 * ``peak_anon_mb`` — the largest ``RssAnon`` (heap, arrays, thread stacks)
   sampled from ``/proc/self/status`` every ``interval`` seconds: the memory the
   stage actually holds, the number that must stay flat with recording length.
@@ -66,15 +68,19 @@ def measure(
     raise RuntimeError(f"{target}: no report from subprocess:\n{proc.stdout[-2000:]}")
 
 
-def _rss_anon_kb() -> int:
+def _status_kb(field: str) -> int:
     try:
         with open("/proc/self/status") as fh:
             for line in fh:
-                if line.startswith("RssAnon:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def _rss_anon_kb() -> int:
+    return _status_kb("RssAnon")
 
 
 class _AnonSampler(threading.Thread):
@@ -108,7 +114,8 @@ def _child(target: str, kwargs_json: str, interval: float) -> None:
     report = {
         "result": result,
         "wall_s": wall,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "peak_rss_mb": (_status_kb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        / 1024.0,
         "peak_anon_mb": peak_anon / 1024.0,
         "import_anon_mb": baseline_anon / 1024.0,
     }

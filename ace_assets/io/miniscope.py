@@ -303,13 +303,22 @@ def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
 
 
 def open_miniscope(
-    folder: str | Path, *, strict: bool = True, verify: bool = True
+    folder: str | Path,
+    *,
+    strict: bool = True,
+    verify: bool = True,
+    v3_cam_num: int | None = None,
 ) -> MiniscopeRecording:
     """Open a Miniscope V4 or V3 session folder (or its ``Miniscope/`` subfolder).
 
     ``verify`` seeks to each file's last frame so a truncated AVI is reported now
     rather than hours into a run. ``strict`` turns timestamp-table mismatches into
     errors; otherwise they are listed in ``recording.issues``.
+
+    V3's ``timestamp.dat`` mixes cameras: the Miniscope is the ``camNum`` with one
+    row per AVI frame. When several cameras qualify (a behaviour camera at the same
+    rate without drops) the lowest is taken and the tie listed in ``issues``;
+    ``v3_cam_num`` names it explicitly.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -317,7 +326,7 @@ def open_miniscope(
     movie_dir, version = _find_movie_dir(folder)
     if version == "V4":
         return _open_v4(movie_dir, strict=strict, verify=verify)
-    return _open_v3(movie_dir, strict=strict, verify=verify)
+    return _open_v3(movie_dir, strict=strict, verify=verify, cam_num=v3_cam_num)
 
 
 def numbered_avis(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
@@ -401,7 +410,9 @@ def _open_v4(movie_dir: Path, *, strict: bool, verify: bool) -> MiniscopeRecordi
     )
 
 
-def _open_v3(movie_dir: Path, *, strict: bool, verify: bool) -> MiniscopeRecording:
+def _open_v3(
+    movie_dir: Path, *, strict: bool, verify: bool, cam_num: int | None
+) -> MiniscopeRecording:
     files = numbered_avis(movie_dir, V3_AVI)
     issues: list[str] = []
     _check_contiguous(files, V3_AVI, strict, issues, first=1)
@@ -412,8 +423,16 @@ def _open_v3(movie_dir: Path, *, strict: bool, verify: bool) -> MiniscopeRecordi
     cams = {
         int(c): (table[table[:, 0] == c, 1], table[table[:, 0] == c, 2]) for c in set(table[:, 0])
     }
-    exact = [c for c, (fn, _) in cams.items() if len(fn) == n_frames]
-    if len(exact) >= 1:
+    exact = sorted(c for c, (fn, _) in cams.items() if len(fn) == n_frames)
+    if cam_num is not None:
+        if cam_num not in cams:
+            raise AceInputError(
+                f"v3_cam_num {cam_num} not in the table (cameras {sorted(cams)})",
+                file=ts_file,
+                column="camNum",
+            )
+        cam = cam_num
+    elif len(exact) >= 1:
         cam = exact[0]
         if len(exact) > 1:
             issues.append(
@@ -431,7 +450,7 @@ def _open_v3(movie_dir: Path, *, strict: bool, verify: bool) -> MiniscopeRecordi
         issues.append(f"{ts_file.name}: {msg}; using camNum {cam}")
     frame_numbers = cams[cam][0].astype(np.int64)
     times = cams[cam][1].astype(np.float64)
-    frame_numbers, times = _match_rows(frame_numbers, times, n_frames, ts_file, False, issues)
+    frame_numbers, times = _match_rows(frame_numbers, times, n_frames, ts_file, strict, issues)
     dropped = find_dropped_frames(frame_numbers, times)
     if math.isfinite(dropped.median_interval_ms) and dropped.median_interval_ms > 0:
         frame_rate = 1000.0 / dropped.median_interval_ms

@@ -218,7 +218,7 @@ def estimate_template(
     shape: tuple[int, int],
     params: MotionParams | Mapping[str, Any] | None = None,
     *,
-    chunk_frames: int = 32,
+    chunk_frames: int = 16,
     prefetch: bool = True,
 ) -> np.ndarray:
     """Template (float32, raw intensities) from the first frames, refined by registration.
@@ -294,7 +294,7 @@ def motion_correct(
     *,
     template: np.ndarray | None = None,
     patch_shift_writer: FrameSink | None = None,
-    chunk_frames: int = 32,
+    chunk_frames: int = 16,
     prefetch: bool = True,
 ) -> dict[str, Any]:
     """Register every frame to the template and write float32 corrected frames.
@@ -367,6 +367,7 @@ def motion_correct(
         if patch_block is not None:
             patch_shift_writer.write(start, patch_block)  # type: ignore[union-attr]
         done += len(frames)
+        del frames, out, block  # free before the next chunk is allocated
     if done != n_frames:
         raise AceInputError(f"movie delivered {done} frames, expected {n_frames}")
 

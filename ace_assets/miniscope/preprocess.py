@@ -168,7 +168,7 @@ def preprocess_movie(
     params: PreprocessParams | Mapping[str, Any] | None,
     writer: FrameSink,
     *,
-    chunk_frames: int = 64,
+    chunk_frames: int = 32,
     scratch_dir: str | Path | None = None,
     prefetch: bool = True,
 ) -> dict[str, Any]:
@@ -248,7 +248,7 @@ def preprocess_movie(
             dtype=np.float32,
             shape=(len(centres), ys.stop - ys.start, xs.stop - xs.start),
         )
-        _block_percentiles(corrected(), edges, p.quantile_min, baselines)
+        _block_percentiles(cropped(), edges, p.quantile_min, baselines, gain, offset)
         baselines.flush()
         for start, f in corrected():
             base = _interpolated_baseline(baselines, centres, start, len(f))
@@ -269,29 +269,42 @@ def preprocess_movie(
 
 
 def _block_percentiles(
-    frames: Any, edges: np.ndarray, quantile: float, out: np.ndarray, strip_pixels: int = 1 << 15
+    frames: Any,
+    edges: np.ndarray,
+    quantile: float,
+    out: np.ndarray,
+    gain: np.ndarray,
+    offset: np.ndarray,
+    strip_pixels: int = 1 << 15,
 ) -> None:
-    """Per-pixel ``quantile`` percentile of each block of frames, row strips at a time."""
+    """Per-pixel ``quantile`` percentile of each block of detrended frames.
+
+    The block is buffered in the input's dtype (uint8 for a denoised movie: a
+    quarter of float32) and the per-frame detrend ``gain * f + offset`` is applied
+    one row strip at a time, just before the percentile.
+    """
     h, w = out.shape[1:]
     block_id = 0
     buf: np.ndarray | None = None
     filled = 0
+    rows = max(1, strip_pixels // max(w, 1))
     for _, f in frames:
         pos = 0
         while pos < len(f):
-            need = int(edges[block_id + 1] - edges[block_id])
-            if buf is None or len(buf) != need:
-                buf = np.empty((need, h, w), np.float32)
+            first = int(edges[block_id])
+            need = int(edges[block_id + 1]) - first
+            if buf is None or len(buf) != need or buf.dtype != f.dtype:
+                buf = np.empty((need, h, w), f.dtype)
             take = min(need - filled, len(f) - pos)
             buf[filled : filled + take] = f[pos : pos + take]
             filled += take
             pos += take
             if filled == need:
-                rows = max(1, strip_pixels // max(w, 1))
+                g = gain[first : first + need, None, None]
+                o = offset[first : first + need, None, None]
                 for r in range(0, h, rows):
-                    out[block_id, r : r + rows] = np.percentile(
-                        buf[:, r : r + rows], quantile, axis=0
-                    )
+                    strip = buf[:, r : r + rows].astype(np.float32) * g + o
+                    out[block_id, r : r + rows] = np.percentile(strip, quantile, axis=0)
                 block_id += 1
                 filled = 0
 

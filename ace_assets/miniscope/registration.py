@@ -6,12 +6,13 @@ reported and applied is the correction, ``-lag``: ``corrected[y, x] =
 frame[y - dy, x - dx]``, as CaImAn reports ``shifts_rig``.
 
 Speed. The high-pass filter (CaImAn's ``high_pass_filter_space`` kernel: a
-Gaussian of ``gSig_filt`` made zero-mean over its disc) is applied in the
-Fourier domain, folded into the template's spectrum: one forward DFT and one
-inverse DFT per frame give the filtered cross-correlation. Spectra are kept in
-OpenCV's packed (CCS) real format and multiplied with ``cv2.mulSpectrums``.
-Sub-pixel peaks come from a 3-point Gaussian (log-parabola) fit, which is exact
-for the near-Gaussian correlation peak of band-passed images.
+Gaussian of ``gSig_filt`` made zero-mean over its disc) is one DFT pair on a
+reflect-padded frame, equal to ``cv2.filter2D(..., BORDER_REFLECT)`` and faster
+for the default 21x21 kernel. The cross-correlation with the template is one
+more DFT pair, kept in OpenCV's packed (CCS) format and multiplied with
+``cv2.mulSpectrums``; piecewise-rigid patches are correlated in one batched real
+FFT. Sub-pixel peaks come from a 3-point Gaussian (log-parabola) fit, which is
+exact for the near-Gaussian correlation peak of band-passed images.
 """
 
 from __future__ import annotations

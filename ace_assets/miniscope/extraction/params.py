@@ -65,7 +65,7 @@ class ExtractionParams:
     merge_thr: float = 0.7
     # engine settings (not CSV columns)
     fps: float | None = None
-    chunk_frames: int = 200
+    chunk_frames: int = 100
     max_init_frames: int = 3000
     init_memory_mb: float = 1024.0
     n_iter: int = 2

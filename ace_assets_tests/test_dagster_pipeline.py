@@ -1,0 +1,197 @@
+"""The whole asset graph on generated demo data: accuracy against ground truth, checks, atomicity."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from ace_assets.definitions import all_assets
+from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
+from ace_assets.io.store import load_npz
+from ace_assets_tests.dagster_helpers import failure_text
+
+PER_LINE = dg.AssetSelection.all() - dg.AssetSelection.assets("experiments")
+
+
+def run_line(instance, paths: PathsResource, line: str, overrides: dict[str, str] | None = None):
+    config = {"ops": {"analysis_parameters": {"config": {"overrides": overrides or {}}}}}
+    return dg.materialize(
+        all_assets,
+        selection=PER_LINE,
+        partition_key=line,
+        instance=instance,
+        resources={"paths": paths},
+        run_config=config,
+        raise_on_error=False,
+    )
+
+
+def manifest(paths: PathsResource, line: int, asset: str) -> dict:
+    return json.loads((Path(paths.results) / f"line_{line}/{asset}/manifest.json").read_text())
+
+
+def checks(result) -> dict[str, bool]:
+    return {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+
+
+@pytest.fixture(scope="module")
+def processed(demo_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Every demo line materialized once; the tests below read what it produced."""
+    root = tmp_path_factory.mktemp("pipeline")
+    project = root / "project"
+    project.mkdir()
+    for name in ("experiments.csv", "analysis_parameters.csv"):
+        shutil.copy(DEMO_PROJECT / name, project / name)
+    paths = PathsResource(
+        project_path=str(project), data_path=str(demo_data), results_path=str(root / "results")
+    )
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(
+            all_assets, selection="experiments", instance=instance, resources={"paths": paths}
+        ).success
+        results = {line: run_line(instance, paths, line) for line in ("1", "2", "3")}
+        yield paths, results, instance
+
+
+def test_every_line_materializes_what_its_modalities_allow(processed) -> None:
+    paths, results, _ = processed
+    done = {
+        line: {e.asset_key.to_user_string() for e in r.get_asset_materialization_events()}
+        for line, r in results.items()
+    }
+    for line, result in results.items():
+        assert result.success, failure_text(result)
+    assert {"multimodal_results", "miniscope_results", "ephys_results"} <= done["1"]
+    assert "miniscope_results" in done["2"] and "ephys_channels" not in done["2"]
+    assert "ephys_results" in done["3"] and "denoised_movie" not in done["3"]
+    for line in ("1", "2"):
+        assert all(checks(results[line]).values()), checks(results[line])
+
+
+def test_sources_events_and_traces_match_ground_truth(processed, demo_data: Path) -> None:
+    paths, _, _ = processed
+    for line in (1, 2):
+        truth = manifest(paths, line, "miniscope_sources")["ground_truth"]
+        assert truth["n_true"] >= 30
+        assert truth["recall"] >= 0.9 and truth["precision"] >= 0.9, truth
+        assert truth["median_trace_corr"] >= 0.9, truth
+        events = manifest(paths, line, "calcium_events")["ground_truth"]
+        assert events["event_f1"] >= 0.8, events
+
+
+def test_frames_on_the_ephys_clock_and_phase_locking(processed, demo_data: Path) -> None:
+    paths, _, _ = processed
+    align = manifest(paths, 1, "multimodal_alignment")
+    truth = load_npz(demo_data / "truth" / "line_1.npz")
+    frame_times = load_npz(align["frame_times"])["frame_times_s"]
+    assert align["report"]["n_deleted"] == len(truth["spurious_ttl_indices"])
+    assert np.max(np.abs(frame_times - truth["frame_times_ephys_s"])) < 1e-3
+    locking = manifest(paths, 1, "multimodal_results")["ground_truth"]
+    assert locking["locked_found_locked"] >= 0.8, locking
+    assert locking["unlocked_found_locked"] <= 0.2, locking
+
+
+def test_ephys_spectral_peak_and_gap_check(processed) -> None:
+    paths, results, _ = processed
+    spectrogram = manifest(paths, 3, "ephys_spectrogram")
+    assert abs(spectrogram["peak_frequency_hz"][0] - 7.0) < 0.5
+    assert checks(results["3"])["no_recording_gaps"] is False  # line 3 has a recording pause
+    channels = manifest(paths, 3, "ephys_channels")
+    assert channels["n_segments"] == 2 and channels["gaps"][0]["duration_s"] == pytest.approx(
+        0.25, abs=0.01
+    )
+
+
+def test_failed_rerun_keeps_the_previous_good_result(processed) -> None:
+    paths, _, instance = processed
+    before = manifest(paths, 2, "preprocessed_movie")
+    bad = run_line(instance, paths, "2", {"crop_coords": "(0, 0, 500, 500)"})  # outside the frame
+    assert not bad.success
+    assert "crop" in failure_text(bad)
+    assert manifest(paths, 2, "preprocessed_movie") == before
+    leftovers = [
+        p.name for p in (Path(paths.results) / "line_2").iterdir() if p.name.startswith(".")
+    ]
+    assert leftovers == []
+
+
+@pytest.fixture()
+def small_line(tmp_path: Path):
+    """A tiny generated line 1 (both modalities) for crafted-bad-data runs."""
+    from ace_assets.demo.generate import generate_demo, small_size
+
+    data = tmp_path / "data"
+    generate_demo(data, size=small_size(n_neurons=6), lines=(1,))
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "experiments.csv").write_text(
+        (DEMO_PROJECT / "experiments.csv").read_text().splitlines()[0]
+        + "\n"
+        + next(
+            r
+            for r in (DEMO_PROJECT / "experiments.csv").read_text().splitlines()
+            if r.startswith("1,")
+        )
+        + "\n"
+    )
+    shutil.copy(DEMO_PROJECT / "analysis_parameters.csv", project / "analysis_parameters.csv")
+    paths = PathsResource(
+        project_path=str(project), data_path=str(data), results_path=str(tmp_path / "results")
+    )
+    spurious = load_npz(data / "truth" / "line_1.npz")["spurious_ttl_indices"].tolist()
+    base = {"indices of TTL events to delete": str(spurious)}
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(
+            all_assets, selection="experiments", instance=instance, resources={"paths": paths}
+        ).success
+        yield paths, instance, base, spurious
+
+
+@pytest.mark.parametrize(
+    ("overrides", "check", "blocked"),
+    [
+        ({"max_shifts": "(1, 1)"}, "motion_within_max_shifts", "miniscope_sources"),
+        ({"min_pnr": "1000", "min_corr": "0.99"}, "components_found", "calcium_events"),
+        ({"max_ttl_mismatch": "0"}, "ttl_count_matches_frames", "multimodal_results"),
+    ],
+)
+def test_blocking_checks_stop_bad_results(small_line, overrides, check, blocked) -> None:
+    paths, instance, base, spurious = small_line
+    overrides = {**base, **overrides}
+    if check == "ttl_count_matches_frames":  # two real frame pulses deleted as well
+        real = [i for i in range(3, 60) if i not in spurious][:2]
+        overrides["indices of TTL events to delete"] = str(sorted(spurious + real))
+    result = run_line(instance, paths, "1", overrides)
+    evaluation = next(c for c in result.get_asset_check_evaluations() if c.check_name == check)
+    assert not evaluation.passed
+    assert evaluation.metadata  # the numbers behind the verdict are visible
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert blocked not in done
+
+
+def test_dropped_frames_above_threshold_block_the_movie_chain(small_line) -> None:
+    """Rewrite the small line's Miniscope session with 5 of 120 frames lost by the DAQ."""
+    from ace_assets.demo.generate import LINE_DIRS
+    from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope
+    from ace_assets.demo.miniscope_writer import write_v4_session
+
+    paths, instance, base, _ = small_line
+    session = Path(paths.data_path) / LINE_DIRS[1]["miniscope"]
+    shutil.rmtree(session)
+    movie = SyntheticMiniscope(MiniscopeSynthConfig(height=64, width=64, n_frames=120, n_neurons=6))
+    write_v4_session(session, movie, frames_per_file=60, dropped_frames=[30, 31, 32, 80, 81])
+    result = run_line(instance, paths, "1", base)
+    evaluation = next(
+        c
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == "dropped_frames_below_threshold"
+    )
+    assert not evaluation.passed
+    assert evaluation.metadata["dropped_frames"].value == 5
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert "denoised_movie" in done and "preprocessed_movie" not in done
