@@ -107,12 +107,16 @@ def test_ephys_spectral_peak_and_gap_check(processed) -> None:
     )
 
 
-def test_failed_rerun_keeps_the_previous_good_result(processed) -> None:
-    paths, _, instance = processed
+def test_failed_write_keeps_the_previous_good_result(processed) -> None:
+    """An asset that fails half-way leaves the last good folder as it was, and no temp folder."""
+    from ace_assets.defs.manifests import staged_output, write_manifest
+
+    paths, _, _ = processed
     before = manifest(paths, 2, "preprocessed_movie")
-    bad = run_line(instance, paths, "2", {"crop_coords": "(0, 0, 500, 500)"})  # outside the frame
-    assert not bad.success
-    assert "crop" in failure_text(bad)
+    with pytest.raises(RuntimeError):
+        with staged_output(paths, "preprocessed_movie", 2) as out:
+            write_manifest(out, {"partial": True})
+            raise RuntimeError("crash in the middle of a stage")
     assert manifest(paths, 2, "preprocessed_movie") == before
     leftovers = [
         p.name for p in (Path(paths.results) / "line_2").iterdir() if p.name.startswith(".")

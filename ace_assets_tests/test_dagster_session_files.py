@@ -82,9 +82,15 @@ def test_escaping_directory_is_rejected_without_reading(demo_paths: PathsResourc
     csv = Path(demo_paths.project_path) / "experiments.csv"
     resources = {"paths": demo_paths}
     with dg.instance_for_test() as instance:
-        assert dg.materialize(ASSETS, selection="experiments", instance=instance, resources=resources).success
-        csv.write_text(csv.read_text().replace("miniscope/DemoRat/2024_01_02/12_00_00", "../../etc"))
-        again = dg.materialize(ASSETS, selection="experiments", instance=instance, resources=resources)
+        assert dg.materialize(
+            ASSETS, selection="experiments", instance=instance, resources=resources
+        ).success
+        csv.write_text(
+            csv.read_text().replace("miniscope/DemoRat/2024_01_02/12_00_00", "../../etc")
+        )
+        again = dg.materialize(
+            ASSETS, selection="experiments", instance=instance, resources=resources
+        )
         (check,) = again.get_asset_check_evaluations()
         assert not check.passed and "line number 2" in check.metadata["problems"].value
         result = dg.materialize(

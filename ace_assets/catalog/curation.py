@@ -37,7 +37,9 @@ def read_curation(path: str | Path, line_number: int) -> list[int]:
     try:
         value = parse_cell(text)
     except CellError as exc:
-        raise AceInputError(str(exc), file=path, row=raw.row, line=line_number, column=header) from None
+        raise AceInputError(
+            str(exc), file=path, row=raw.row, line=line_number, column=header
+        ) from None
     if value is MISSING or value is None:
         return []
     if isinstance(value, int) and not isinstance(value, bool):

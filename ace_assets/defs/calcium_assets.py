@@ -8,18 +8,12 @@ import pandas as pd
 
 from ace_assets.catalog.curation import read_curation
 from ace_assets.defs.catalog_assets import analysis_parameters
-from ace_assets.defs.executors import heavy_op_tags
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
+from ace_assets.defs.line_assets import line_asset, missing_modality, skip_line
 from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
-from ace_assets.defs.movie_assets import (
-    HEAVY_POOL,
-    MOVIE_GROUP,
-    motion_corrected_movie,
-    movie_store,
-    skip_line,
-)
-from ace_assets.defs.partitions import line_of, line_partitions
+from ace_assets.defs.movie_assets import MOVIE_GROUP, motion_corrected_movie, movie_store
+from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.truth import truth_for
 from ace_assets.io.store import atomic_save_npz, load_npz
@@ -35,12 +29,7 @@ from ace_assets.miniscope.postprocess import (
     zscore_traces,
 )
 
-_EAGER = dg.AutomationCondition.eager()
 SOURCES = "sources"
-
-
-def _has_miniscope(paths: PathsResource, line: int) -> bool:
-    return read_manifest(paths, "session_files", line)["miniscope"] is not None
 
 
 class CurationConfig(dg.Config):
@@ -49,18 +38,12 @@ class CurationConfig(dg.Config):
     rejected_components: list[int] = []
 
 
-@dg.asset(
-    group_name=MOVIE_GROUP,
-    partitions_def=line_partitions,
+@line_asset(
+    group=MOVIE_GROUP,
     deps=[motion_corrected_movie, analysis_parameters],
     kinds={"numpy", "scipy"},
-    pool=HEAVY_POOL,
-    op_tags=heavy_op_tags(),
-    output_required=False,
-    automation_condition=_EAGER,
-    check_specs=[
-        dg.AssetCheckSpec("components_found", asset="miniscope_sources", blocking=True)
-    ],
+    checks=[("components_found", True)],
+    heavy=True,
 )
 def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
     """CNMF-E class 1-photon extraction: corr x PNR seeding, ring background, HALS, OASIS.
@@ -70,8 +53,8 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
     the metadata.
     """
     line = line_of(context)
-    if not _has_miniscope(paths, line):
-        yield from skip_line(context, line, "no Miniscope recording")
+    if why := missing_modality(paths, line, ["miniscope"]):
+        yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
     with input_errors_as_failures():
@@ -138,9 +121,11 @@ def _truth_scores(paths: PathsResource, line: int, result) -> tuple[dict, dict]:
     crop = params["crop_coords"]
     if crop is not None:
         centers -= np.array([crop[1], crop[0]], dtype=float)
-    qc = load_npz(read_manifest(paths, "motion_corrected_movie", line)["movie"].replace(
-        "movie.npyd", "qc.npz"
-    ))
+    qc = load_npz(
+        read_manifest(paths, "motion_corrected_movie", line)["movie"].replace(
+            "movie.npyd", "qc.npz"
+        )
+    )
     # the corrected movie sits where the template sits: the scene plus a constant offset
     offset = np.median(qc["shifts_rigid"] + truth["shifts"], axis=0)
     centers += offset
@@ -178,14 +163,7 @@ def _source_figures(result, out: Path) -> dict:
     return {"contours": contours, "traces": raster}
 
 
-@dg.asset(
-    group_name=MOVIE_GROUP,
-    partitions_def=line_partitions,
-    deps=[miniscope_sources, analysis_parameters],
-    kinds={"pandas"},
-    output_required=False,
-    automation_condition=_EAGER,
-)
+@line_asset(group=MOVIE_GROUP, deps=[miniscope_sources, analysis_parameters], kinds={"pandas"})
 def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, paths: PathsResource):
     """Events per kept component: peaks of the chosen derivative above ``event_height`` SDs.
 
@@ -193,13 +171,16 @@ def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, pa
     dropped here, so every later asset honours the curation.
     """
     line = line_of(context)
-    if not _has_miniscope(paths, line):
-        yield from skip_line(context, line, "no Miniscope recording")
+    if why := missing_modality(paths, line, ["miniscope"]):
+        yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
     sources = read_manifest(paths, "miniscope_sources", line)
     with input_errors_as_failures():
-        rejected = sorted(set(read_curation(paths.project / "curation.csv", line)) | set(config.rejected_components))
+        rejected = sorted(
+            set(read_curation(paths.project / "curation.csv", line))
+            | set(config.rejected_components)
+        )
         result = apply_rejections(load_result(sources["sources"]), rejected)
         events = detect_events(
             result.C,
@@ -258,19 +239,12 @@ def _event_accuracy(paths: PathsResource, line: int, sources: dict, events: pd.D
     return {"event_f1": f1, "event_precision": precision, "event_recall": recall}
 
 
-@dg.asset(
-    group_name=MOVIE_GROUP,
-    partitions_def=line_partitions,
-    deps=[calcium_events, analysis_parameters],
-    kinds={"numpy"},
-    output_required=False,
-    automation_condition=_EAGER,
-)
+@line_asset(group=MOVIE_GROUP, deps=[calcium_events, analysis_parameters], kinds={"numpy"})
 def miniscope_results(context: dg.AssetExecutionContext, paths: PathsResource):
     """Band-passed traces, Hilbert phase, z-scores, population spectrogram, event-triggered averages."""
     line = line_of(context)
-    if not _has_miniscope(paths, line):
-        yield from skip_line(context, line, "no Miniscope recording")
+    if why := missing_modality(paths, line, ["miniscope"]):
+        yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
     manifest = read_manifest(paths, "calcium_events", line)
@@ -347,7 +321,9 @@ def _results_figures(z, spec, times, freqs, eta, fps, params, out: Path) -> dict
         axes[0, 1].pcolormesh(times, freqs, 10 * np.log10(np.maximum(spec, 1e-12)), shading="auto")
     axes[0, 1].set_title("population multitaper spectrogram (dB)", fontsize=8)
     axes[0, 1].set_xlabel("s")
-    overview = figure_metadata(fig, out / "overview.png", "Z-scored raster and population spectrogram")
+    overview = figure_metadata(
+        fig, out / "overview.png", "Z-scored raster and population spectrogram"
+    )
     fig, axes = new_figure(5, 3)
     eta = np.asarray(eta)
     if eta.ndim == 2 and len(eta):

@@ -8,9 +8,9 @@ import numpy as np
 from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
+from ace_assets.defs.line_assets import line_asset, missing_modality, skip_line
 from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
-from ace_assets.defs.movie_assets import skip_line
-from ace_assets.defs.partitions import line_of, line_partitions
+from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.session_assets import session_files
 from ace_assets.ephys.artifacts import remove_artifacts_store
@@ -22,12 +22,7 @@ from ace_assets.io.neuralynx import NeuralynxSession, write_session_store
 from ace_assets.io.store import ArrayStore, atomic_save_npz, load_npz
 
 EPHYS_GROUP = "ephys"
-_EAGER = dg.AutomationCondition.eager()
 SIGNALS = "signals.npyd"
-
-
-def _ephys_session(paths: PathsResource, line: int) -> dict | None:
-    return read_manifest(paths, "session_files", line)["ephys"]
 
 
 def _store(paths: PathsResource, asset: str, line: int, key: str = "store") -> ArrayStore:
@@ -42,14 +37,11 @@ def _channel_names(session: dict) -> list[str]:
     return names
 
 
-@dg.asset(
-    group_name=EPHYS_GROUP,
-    partitions_def=line_partitions,
+@line_asset(
+    group=EPHYS_GROUP,
     deps=[session_files],
     kinds={"neuralynx", "numpy"},
-    output_required=False,
-    automation_condition=_EAGER,
-    check_specs=[dg.AssetCheckSpec("no_recording_gaps", asset="ephys_channels")],
+    checks=[("no_recording_gaps", False)],
 )
 def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
     """The listed .ncs channels in volts (ADBitVolts, InputInverted honoured), gaps kept.
@@ -58,10 +50,10 @@ def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
     its per-record sample clock; the .nev events become a table.
     """
     line = line_of(context)
-    session = _ephys_session(paths, line)
-    if session is None:
-        yield from skip_line(context, line, "no ephys recording")
+    if why := missing_modality(paths, line, ["ephys"]):
+        yield from skip_line(context, line, why)
         return
+    session = read_manifest(paths, "session_files", line)["ephys"]
     names = _channel_names(session)
     events_name = Path(session["events_file"]).name if session["events_file"] else None
     with input_errors_as_failures():
@@ -111,19 +103,12 @@ def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
     )
 
 
-@dg.asset(
-    group_name=EPHYS_GROUP,
-    partitions_def=line_partitions,
-    deps=[ephys_channels, analysis_parameters],
-    kinds={"scipy", "numpy"},
-    output_required=False,
-    automation_condition=_EAGER,
-)
+@line_asset(group=EPHYS_GROUP, deps=[ephys_channels, analysis_parameters], kinds={"scipy", "numpy"})
 def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
     """Zero-phase Butterworth (SOS) or FIR band, in overlapping chunks, optional artefact removal."""
     line = line_of(context)
-    if _ephys_session(paths, line) is None:
-        yield from skip_line(context, line, "no ephys recording")
+    if why := missing_modality(paths, line, ["ephys"]):
+        yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
     with input_errors_as_failures():
@@ -135,7 +120,9 @@ def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
             n_artifacts = 0
             if params["remove_artifacts"]:
                 source, table = remove_artifacts_store(
-                    raw, out / "clean.npyd", threshold_sd=params["artifact_threshold_sd"],
+                    raw,
+                    out / "clean.npyd",
+                    threshold_sd=params["artifact_threshold_sd"],
                     meta=dict(raw.meta),
                 )
                 copy_sidecars(raw.path, source.path)
@@ -150,7 +137,11 @@ def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
                 fs=fs,
                 order=params["filter_order"],
                 segments=segments,
-                meta={**raw.meta, "filter_type": params["filter_type"], "filter_range": [low, high]},
+                meta={
+                    **raw.meta,
+                    "filter_type": params["filter_type"],
+                    "filter_range": [low, high],
+                },
             )
             copy_sidecars(raw.path, filtered.path)
             figure = _excerpt_figure(raw, filtered, fs, out)
@@ -196,19 +187,12 @@ def _excerpt_figure(raw: ArrayStore, filtered: ArrayStore, fs: float, out: Path)
     return figure_metadata(fig, out / "excerpt.png", "Raw and filtered, 5 s excerpt")
 
 
-@dg.asset(
-    group_name=EPHYS_GROUP,
-    partitions_def=line_partitions,
-    deps=[ephys_channels, analysis_parameters],
-    kinds={"numpy"},
-    output_required=False,
-    automation_condition=_EAGER,
-)
+@line_asset(group=EPHYS_GROUP, deps=[ephys_channels, analysis_parameters], kinds={"numpy"})
 def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
     """Multitaper spectrogram per channel (DPSS, 2·TW−1 tapers), streamed window by window."""
     line = line_of(context)
-    if _ephys_session(paths, line) is None:
-        yield from skip_line(context, line, "no ephys recording")
+    if why := missing_modality(paths, line, ["ephys"]):
+        yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
     with input_errors_as_failures():
@@ -249,7 +233,9 @@ def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
             "windows": len(times),
             "frequencies": len(freqs),
             "frequency_resolution_hz": float(freqs[1] - freqs[0]) if len(freqs) > 1 else 0.0,
-            "peak_frequency_hz": dg.MetadataValue.json(dict(zip(names, peak.tolist(), strict=True))),
+            "peak_frequency_hz": dg.MetadataValue.json(
+                dict(zip(names, peak.tolist(), strict=True))
+            ),
             "settings": dg.MetadataValue.json({k: str(v) for k, v in settings.items()}),
             "spectrogram": figure,
         }
@@ -266,19 +252,12 @@ def _spectrogram_figure(power: np.ndarray, times: np.ndarray, freqs: np.ndarray,
     return figure_metadata(fig, out / "spectrogram.png", "Multitaper spectrogram (dB)")
 
 
-@dg.asset(
-    group_name=EPHYS_GROUP,
-    partitions_def=line_partitions,
-    deps=[filtered_ephys, analysis_parameters],
-    kinds={"numpy"},
-    output_required=False,
-    automation_condition=_EAGER,
-)
+@line_asset(group=EPHYS_GROUP, deps=[filtered_ephys, analysis_parameters], kinds={"numpy"})
 def ephys_results(context: dg.AssetExecutionContext, paths: PathsResource):
     """Hilbert phase and amplitude per channel in the filter band, and band power over time."""
     line = line_of(context)
-    if _ephys_session(paths, line) is None:
-        yield from skip_line(context, line, "no ephys recording")
+    if why := missing_modality(paths, line, ["ephys"]):
+        yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
     with input_errors_as_failures():
@@ -288,7 +267,10 @@ def ephys_results(context: dg.AssetExecutionContext, paths: PathsResource):
         low = params["filter_range"][0] or None
         with staged_output(paths, "ephys_results", line) as out:
             phase, amplitude = phase_store(
-                filtered, out / "phase.npyd", out / "amplitude.npyd", low_hz=low,
+                filtered,
+                out / "phase.npyd",
+                out / "amplitude.npyd",
+                low_hz=low,
                 meta=dict(filtered.meta),
             )
             copy_sidecars(filtered.path, phase.path)

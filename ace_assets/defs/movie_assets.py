@@ -6,11 +6,11 @@ import dagster as dg
 import numpy as np
 
 from ace_assets.defs.catalog_assets import analysis_parameters
-from ace_assets.defs.executors import heavy_op_tags
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
+from ace_assets.defs.line_assets import line_asset, missing_modality, skip_line
 from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
-from ace_assets.defs.partitions import line_of, line_partitions
+from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.session_assets import session_files
 from ace_assets.io.miniscope import open_miniscope
@@ -20,9 +20,7 @@ from ace_assets.miniscope.motion import motion_correct
 from ace_assets.miniscope.preprocess import PreprocessParams, output_shape, preprocess_movie
 
 MOVIE_GROUP = "miniscope"
-HEAVY_POOL = "ace_heavy"
 MOVIE = "movie.npyd"
-_EAGER = dg.AutomationCondition.eager()
 
 
 def movie_store(paths: PathsResource, asset: str, line: int) -> ArrayStore:
@@ -30,31 +28,12 @@ def movie_store(paths: PathsResource, asset: str, line: int) -> ArrayStore:
     return ArrayStore(manifest["movie"])
 
 
-def _miniscope_session(paths: PathsResource, line: int) -> dict | None:
-    return read_manifest(paths, "session_files", line)["miniscope"]
-
-
-def skip_line(context: dg.AssetExecutionContext, line: int, why: str):
-    """Yield no materialization (Dagster marks the asset skipped) and not-applicable checks."""
-    context.log.info(f"line {line}: {why}; nothing to compute")
-    for spec in context.assets_def.check_specs:
-        yield dg.AssetCheckResult(
-            check_name=spec.name, passed=True, metadata={"not_applicable": why}
-        )
-
-
-@dg.asset(
-    group_name=MOVIE_GROUP,
-    partitions_def=line_partitions,
+@line_asset(
+    group=MOVIE_GROUP,
     deps=[session_files, analysis_parameters],
     kinds={"numpy", "opencv"},
-    pool=HEAVY_POOL,
-    op_tags=heavy_op_tags(),
-    output_required=False,
-    automation_condition=_EAGER,
-    check_specs=[
-        dg.AssetCheckSpec("dropped_frames_below_threshold", asset="denoised_movie", blocking=True)
-    ],
+    checks=[("dropped_frames_below_threshold", True)],
+    heavy=True,
 )
 def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     """Travelling horizontal bands notched out of each frame's spectrum; flicker removed.
@@ -63,17 +42,19 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     the reference decodes three times and runs two complex FFTs per frame.
     """
     line = line_of(context)
-    session = _miniscope_session(paths, line)
-    if session is None:
-        yield from skip_line(context, line, "no Miniscope recording")
+    if why := missing_modality(paths, line, ["miniscope"]):
+        yield from skip_line(context, line, why)
         return
+    session = read_manifest(paths, "session_files", line)["miniscope"]
     params = load_parameters(paths, line)
     with input_errors_as_failures():
         recording = open_miniscope(session["folder"])
         h, w = recording.frame_shape
         with staged_output(paths, "denoised_movie", line) as out:
             meta = {"stage": "denoised_movie", "line": line, "fps": recording.frame_rate}
-            with ArrayStoreWriter(out / MOVIE, (recording.n_frames, h, w), np.uint8, meta) as writer:
+            with ArrayStoreWriter(
+                out / MOVIE, (recording.n_frames, h, w), np.uint8, meta
+            ) as writer:
                 report = denoise_movie(
                     recording,
                     recording.n_frames,
@@ -152,28 +133,23 @@ def _denoise_figures(recording, store: ArrayStore, report: dict, out: Path) -> d
     fig, axes = new_figure(8, 2.5)
     t = np.arange(len(report["frame_means"])) / report["fps"]
     axes[0, 0].plot(t, report["frame_means"], lw=0.6, label="frame mean")
-    axes[0, 0].plot(t, report["lowpassed_means"], lw=1.2, label=f"low-pass {report['params']['cutoff']} Hz")
+    axes[0, 0].plot(
+        t, report["lowpassed_means"], lw=1.2, label=f"low-pass {report['params']['cutoff']} Hz"
+    )
     axes[0, 0].set_xlabel("s")
     axes[0, 0].legend(fontsize=7)
     flicker = figure_metadata(fig, out / "flicker.png", "Flicker trace")
     return {"before_after": before_after, "flicker_trace": flicker}
 
 
-@dg.asset(
-    group_name=MOVIE_GROUP,
-    partitions_def=line_partitions,
-    deps=[denoised_movie, analysis_parameters],
-    kinds={"numpy"},
-    pool=HEAVY_POOL,
-    op_tags=heavy_op_tags(),
-    output_required=False,
-    automation_condition=_EAGER,
+@line_asset(
+    group=MOVIE_GROUP, deps=[denoised_movie, analysis_parameters], kinds={"numpy"}, heavy=True
 )
 def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     """Cropped, photobleaching-detrended (and optionally ΔF/F) float32 movie."""
     line = line_of(context)
-    if _miniscope_session(paths, line) is None:
-        yield from skip_line(context, line, "no Miniscope recording")
+    if why := missing_modality(paths, line, ["miniscope"]):
+        yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
     with input_errors_as_failures():
@@ -226,24 +202,18 @@ def _preprocess_figure(report: dict, store: ArrayStore, fps: float, out: Path):
     return figure_metadata(fig, out / "preprocess.png", "Detrend and a preprocessed frame")
 
 
-@dg.asset(
-    group_name=MOVIE_GROUP,
-    partitions_def=line_partitions,
+@line_asset(
+    group=MOVIE_GROUP,
     deps=[preprocessed_movie, analysis_parameters],
     kinds={"numpy", "opencv"},
-    pool=HEAVY_POOL,
-    op_tags=heavy_op_tags(),
-    output_required=False,
-    automation_condition=_EAGER,
-    check_specs=[
-        dg.AssetCheckSpec("motion_within_max_shifts", asset="motion_corrected_movie", blocking=True)
-    ],
+    checks=[("motion_within_max_shifts", True)],
+    heavy=True,
 )
 def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     """Rigid or piecewise-rigid registration to a refined template (NoRMCorre-style)."""
     line = line_of(context)
-    if _miniscope_session(paths, line) is None:
-        yield from skip_line(context, line, "no Miniscope recording")
+    if why := missing_modality(paths, line, ["miniscope"]):
+        yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
     with input_errors_as_failures():

@@ -10,9 +10,9 @@ from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.ephys_assets import ephys_channels, ephys_results, ephys_spectrogram
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
+from ace_assets.defs.line_assets import line_asset, missing_modality, skip_line
 from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
-from ace_assets.defs.movie_assets import skip_line
-from ace_assets.defs.partitions import line_of, line_partitions
+from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.session_assets import session_files
 from ace_assets.defs.truth import truth_for
@@ -28,26 +28,13 @@ from ace_assets.multimodal.phase_locking import (
 )
 
 MULTIMODAL_GROUP = "multimodal"
-_EAGER = dg.AutomationCondition.eager()
 
 
-def _both(paths: PathsResource, line: int) -> dict | None:
-    session = read_manifest(paths, "session_files", line)
-    if session["miniscope"] is None or session["ephys"] is None:
-        return None
-    return session
-
-
-@dg.asset(
-    group_name=MULTIMODAL_GROUP,
-    partitions_def=line_partitions,
+@line_asset(
+    group=MULTIMODAL_GROUP,
     deps=[session_files, ephys_channels, analysis_parameters],
     kinds={"numpy"},
-    output_required=False,
-    automation_condition=_EAGER,
-    check_specs=[
-        dg.AssetCheckSpec("ttl_count_matches_frames", asset="multimodal_alignment", blocking=True)
-    ],
+    checks=[("ttl_count_matches_frames", True)],
 )
 def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource):
     """Each Miniscope frame's time on the ephys clock, from one .nev TTL per frame.
@@ -57,10 +44,10 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
     mismatch is reported, never hidden. ``zero time (s)`` sets the origin.
     """
     line = line_of(context)
-    session = _both(paths, line)
-    if session is None:
-        yield from skip_line(context, line, "needs both a Miniscope and an ephys recording")
+    if why := missing_modality(paths, line, ["miniscope", "ephys"]):
+        yield from skip_line(context, line, why)
         return
+    session = read_manifest(paths, "session_files", line)
     params = load_parameters(paths, line)
     channels = read_manifest(paths, "ephys_channels", line)
     with input_errors_as_failures():
@@ -82,7 +69,10 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
     accuracy = _alignment_accuracy(paths, line, frame_times, zero)
     with staged_output(paths, "multimodal_alignment", line) as out:
         atomic_save_npz(
-            out / "frame_times.npz", frame_times_s=frame_times, ttl_times_s=ttl, deleted=np.asarray(delete)
+            out / "frame_times.npz",
+            frame_times_s=frame_times,
+            ttl_times_s=ttl,
+            deleted=np.asarray(delete),
         )
         figure = _alignment_figure(frame_times, recording.timestamps_ms, out)
         final = paths.line_dir(line) / "multimodal_alignment"
@@ -124,7 +114,9 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
     )
 
 
-def _alignment_accuracy(paths: PathsResource, line: int, frame_times: np.ndarray, zero: float) -> dict:
+def _alignment_accuracy(
+    paths: PathsResource, line: int, frame_times: np.ndarray, zero: float
+) -> dict:
     truth = truth_for(paths, line)
     if truth is None or "frame_times_ephys_s" not in truth:
         return {}
@@ -143,19 +135,16 @@ def _alignment_figure(frame_times: np.ndarray, camera_ms: np.ndarray, out: Path)
     return figure_metadata(fig, out / "alignment.png", "Frame timing")
 
 
-@dg.asset(
-    group_name=MULTIMODAL_GROUP,
-    partitions_def=line_partitions,
+@line_asset(
+    group=MULTIMODAL_GROUP,
     deps=["multimodal_alignment", "calcium_events", ephys_results, ephys_spectrogram],
     kinds={"numpy", "pandas"},
-    output_required=False,
-    automation_condition=_EAGER,
 )
 def multimodal_results(context: dg.AssetExecutionContext, paths: PathsResource):
     """Ephys phase at every calcium event; per component MRL, Rayleigh p; rates by period."""
     line = line_of(context)
-    if _both(paths, line) is None:
-        yield from skip_line(context, line, "needs both a Miniscope and an ephys recording")
+    if why := missing_modality(paths, line, ["miniscope", "ephys"]):
+        yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
     align = read_manifest(paths, "multimodal_alignment", line)
@@ -179,7 +168,13 @@ def multimodal_results(context: dg.AssetExecutionContext, paths: PathsResource):
     rows = []
     for comp, group in per_event.groupby("component"):
         for name in channels:
-            rows.append({"component": comp, "channel": name, **circular_stats(group[f"phase_{name}"].to_numpy())})
+            rows.append(
+                {
+                    "component": comp,
+                    "channel": name,
+                    **circular_stats(group[f"phase_{name}"].to_numpy()),
+                }
+            )
     locking = pd.DataFrame(rows)
     times_by_comp = {c: g["ephys_time_s"].to_numpy() for c, g in per_event.groupby("component")}
     rates = compare_period_rates(
@@ -207,7 +202,9 @@ def multimodal_results(context: dg.AssetExecutionContext, paths: PathsResource):
             "components": int(per_event["component"].nunique()) if len(per_event) else 0,
             "locked_component_channel_pairs": len(locked),
             "phase_locking": dg.MetadataValue.md(_locking_markdown(locking)),
-            "mean_rate_ratio_high_vs_control": float(np.nanmean(rates["rate_ratio"])) if len(rates) else float("nan"),
+            "mean_rate_ratio_high_vs_control": float(np.nanmean(rates["rate_ratio"]))
+            if len(rates)
+            else float("nan"),
             "aligned_traces": figure,
             **{f"truth_{k}": v for k, v in truth_scores.items()},
         }
@@ -218,7 +215,10 @@ def _locking_markdown(locking: pd.DataFrame) -> str:
     if locking.empty:
         return "no events"
     top = locking.sort_values("rayleigh_p").head(15)
-    lines = ["| component | channel | n | MRL | mean phase | Rayleigh p |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| component | channel | n | MRL | mean phase | Rayleigh p |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in top.itertuples(index=False):
         lines.append(
             f"| {r.component} | {r.channel} | {r.n_events} | {r.mrl:.2f} | {r.mean_phase:.2f} | {r.rayleigh_p:.2g} |"
@@ -226,7 +226,9 @@ def _locking_markdown(locking: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _locking_accuracy(paths: PathsResource, line: int, locking: pd.DataFrame, channels: list[str]) -> dict:
+def _locking_accuracy(
+    paths: PathsResource, line: int, locking: pd.DataFrame, channels: list[str]
+) -> dict:
     """On demo data: are the generator's phase-locked neurons the ones found locked?"""
     truth = truth_for(paths, line)
     if truth is None or "locked" not in truth or locking.empty:
@@ -253,15 +255,21 @@ def _locking_accuracy(paths: PathsResource, line: int, locking: pd.DataFrame, ch
     }
 
 
-def _aligned_figure(paths: PathsResource, line: int, frame_times: np.ndarray, zero: float, out: Path):
+def _aligned_figure(
+    paths: PathsResource, line: int, frame_times: np.ndarray, zero: float, out: Path
+):
     spec = load_npz(read_manifest(paths, "ephys_spectrogram", line)["spectrogram"])
     traces_file = read_manifest(paths, "miniscope_sources", line)["traces"]
     c = load_npz(traces_file)["C"]
     fig, axes = new_figure(9, 4, nrows=2)
     db = 10 * np.log10(np.maximum(spec["power"][0], 1e-30))
-    axes[0, 0].pcolormesh(spec["times_s"] - zero, spec["freqs_hz"], db, shading="auto", cmap="viridis")
+    axes[0, 0].pcolormesh(
+        spec["times_s"] - zero, spec["freqs_hz"], db, shading="auto", cmap="viridis"
+    )
     axes[0, 0].set_ylabel("Hz")
-    axes[0, 0].set_title("ephys spectrogram (first channel) and calcium traces on the same clock", fontsize=8)
+    axes[0, 0].set_title(
+        "ephys spectrogram (first channel) and calcium traces on the same clock", fontsize=8
+    )
     k = min(len(c), 12)
     for i in range(k):
         trace = c[i] / (np.ptp(c[i]) or 1.0)

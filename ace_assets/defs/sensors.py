@@ -53,7 +53,10 @@ def new_recordings(context: dg.SensorEvaluationContext, paths: PathsResource) ->
                     dg.RunRequest(
                         run_key=f"line-{key}-{state.fingerprint}",
                         partition_key=key,
-                        tags={"ace/trigger": "new_recordings", "ace/fingerprint": state.fingerprint},
+                        tags={
+                            "ace/trigger": "new_recordings",
+                            "ace/fingerprint": state.fingerprint,
+                        },
                     )
                 )
                 entry["requested"] = state.fingerprint
@@ -62,7 +65,9 @@ def new_recordings(context: dg.SensorEvaluationContext, paths: PathsResource) ->
         entry["seen"] = state.fingerprint
         cursor[key] = entry
     dynamic = (
-        [dg.AddDynamicPartitionsRequest(LINE_PARTITIONS_NAME, new_partitions)] if new_partitions else []
+        [dg.AddDynamicPartitionsRequest(LINE_PARTITIONS_NAME, new_partitions)]
+        if new_partitions
+        else []
     )
     skip = None if requests else ("; ".join(waiting) or "nothing new")
     return dg.SensorResult(

@@ -26,33 +26,10 @@ from types import TracebackType
 
 import numpy as np
 
-HEADER_SIZE = 16384
-SAMPLES_PER_RECORD = 512
-NCS_RECORD_DTYPE = np.dtype(
-    [
-        ("timestamp", "<u8"),
-        ("channel_id", "<u4"),
-        ("sample_rate", "<u4"),
-        ("nb_valid", "<u4"),
-        ("samples", "<i2", (SAMPLES_PER_RECORD,)),
-    ]
-)
-NEV_RECORD_DTYPE = np.dtype(
-    [
-        ("nstx", "<i2"),
-        ("npkt_id", "<i2"),
-        ("npkt_data_size", "<i2"),
-        ("timestamp", "<u8"),
-        ("event_id", "<i2"),
-        ("ttl", "<u2"),
-        ("crc", "<i2"),
-        ("dummy1", "<i2"),
-        ("dummy2", "<i2"),
-        ("extra", "<i4", (8,)),
-        ("event_string", "S128"),
-    ]
-)
-assert NCS_RECORD_DTYPE.itemsize == 1044
+from ace_assets.io.neuralynx_format import HEADER_SIZE, SAMPLES_PER_RECORD  # noqa: E402
+from ace_assets.io.neuralynx_format import NCS_DTYPE as NCS_RECORD_DTYPE  # noqa: E402
+from ace_assets.io.neuralynx_format import NEV_DTYPE as NEV_RECORD_DTYPE  # noqa: E402
+
 assert NEV_RECORD_DTYPE.itemsize == 184
 
 ADC_MAX = 32767

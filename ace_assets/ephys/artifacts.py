@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ace_assets.io.pages import release_pages
 from ace_assets.ephys.sidecars import copy_sidecars
+from ace_assets.io.pages import release_pages
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 
 Reader = Callable[[int, int], np.ndarray]

@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from ace_assets.io.pages import release_pages
 from ace_assets.ephys.sidecars import copy_sidecars, segments_from_meta
+from ace_assets.io.pages import release_pages
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 
 Reader = Callable[[int, int], np.ndarray]

@@ -25,8 +25,8 @@ from scipy import fft as sp_fft
 from scipy import signal
 
 from ace_assets.ephys.filters import bridge_nans
-from ace_assets.io.pages import release_pages
 from ace_assets.ephys.sidecars import copy_sidecars, segments_from_meta
+from ace_assets.io.pages import release_pages
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 
 Reader = Callable[[int, int], np.ndarray]

@@ -40,37 +40,17 @@ import numpy as np
 import pandas as pd
 
 from ace_assets.errors import AceInputError
+from ace_assets.io.neuralynx_format import (  # noqa: E402
+    HEADER_MAGIC,
+    HEADER_SIZE,
+    NCS_DTYPE,
+    NCS_RECORD_SIZE,
+    NEV_DTYPE,
+    NEV_RECORD_SIZE,
+    SAMPLES_PER_RECORD,
+)
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 
-HEADER_SIZE = 16384
-NCS_RECORD_SIZE = 1044
-NEV_RECORD_SIZE = 184
-SAMPLES_PER_RECORD = 512
-HEADER_MAGIC = "########"
-NCS_DTYPE = np.dtype(
-    [
-        ("timestamp", "<u8"),
-        ("channel_id", "<u4"),
-        ("sample_rate", "<u4"),
-        ("nb_valid", "<u4"),
-        ("samples", "<i2", (SAMPLES_PER_RECORD,)),
-    ]
-)
-NEV_DTYPE = np.dtype(
-    [
-        ("nstx", "<i2"),
-        ("npkt_id", "<i2"),
-        ("npkt_data_size", "<i2"),
-        ("timestamp", "<u8"),
-        ("event_id", "<i2"),
-        ("ttl", "<u2"),
-        ("crc", "<i2"),
-        ("dummy1", "<i2"),
-        ("dummy2", "<i2"),
-        ("extra", "<i4", (8,)),
-        ("event_string", "S128"),
-    ]
-)
 _PROP = re.compile(r"^-(\S+)[ \t]*(.*?)\s*$", re.MULTILINE)
 
 
