@@ -64,7 +64,7 @@ def test_every_line_materializes_what_its_modalities_allow(processed) -> None:
         line: {e.asset_key.to_user_string() for e in r.get_asset_materialization_events()}
         for line, r in results.items()
     }
-    for line, result in results.items():
+    for result in results.values():
         assert result.success, failure_text(result)
     assert {"multimodal_results", "miniscope_results", "ephys_results"} <= done["1"]
     assert "miniscope_results" in done["2"] and "ephys_channels" not in done["2"]
