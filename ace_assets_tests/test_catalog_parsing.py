@@ -13,7 +13,7 @@ from ace_assets.catalog.parameters import read_parameter_table, resolve_paramete
 from ace_assets.catalog.paths import UnsafePathError, normalize_relative_dir
 from ace_assets.errors import AceInputError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "reference"
+SHARED = Path(__file__).resolve().parents[1] / "data_catalog" / "templates"  # the lab templates
 EMBEDDED = Path(__file__).resolve().parents[1] / "data_catalog"
 HEADER = (
     "line number,id,date (YYMMDD),Box Calcium Folder ID,calcium imaging directory,"

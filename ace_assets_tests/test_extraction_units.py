@@ -31,7 +31,7 @@ from ace_assets.miniscope.extraction.movie import TiledCache, block_reduce_mean
 from ace_assets.miniscope.extraction.pipeline import patch_windows
 from ace_assets_tests._synth_cnmfe import make_movie
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "shared/reference/analysis_parameters_template.csv"
+TEMPLATE = Path(__file__).resolve().parents[1] / "data_catalog/templates/analysis_parameters_template.csv"
 
 
 # ---------------------------------------------------------------- parameters
@@ -69,7 +69,6 @@ def test_params_from_csv_row_text():
     assert ExtractionParams.from_dict({"gSiz": 12}).gSiz == (13, 13)  # made odd
 
 
-@pytest.mark.skipif(not TEMPLATE.exists(), reason="shared reference template not present")
 def test_params_from_the_reference_template():
     with open(TEMPLATE, newline="") as fh:
         row = next(csv.DictReader(fh))

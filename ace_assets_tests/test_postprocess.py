@@ -54,7 +54,6 @@ def test_sliding_zscore_follows_slow_level_changes():
 
 
 def test_population_spectrogram_finds_the_shared_rhythm():
-    pytest.importorskip("ace_assets.ephys.multitaper")
     rng = np.random.default_rng(1)
     t = np.arange(int(120 * FPS)) / FPS
     traces = np.sin(2 * np.pi * 2.0 * t) + 0.5 * rng.standard_normal((10, len(t)))
