@@ -11,7 +11,13 @@ from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset, missing_modality, skip_line
-from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
+from ace_assets.defs.manifests import (
+    asset_dir,
+    load_parameters,
+    read_manifest,
+    staged_output,
+    write_manifest,
+)
 from ace_assets.defs.movie_assets import MOVIE_GROUP, motion_corrected_movie, movie_store
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
@@ -121,11 +127,7 @@ def _truth_scores(paths: PathsResource, line: int, result) -> tuple[dict, dict]:
     crop = params["crop_coords"]
     if crop is not None:
         centers -= np.array([crop[1], crop[0]], dtype=float)
-    qc = load_npz(
-        read_manifest(paths, "motion_corrected_movie", line)["movie"].replace(
-            "movie.npyd", "qc.npz"
-        )
-    )
+    qc = load_npz(asset_dir(paths, "motion_corrected_movie", line) / "qc.npz")
     # the corrected movie sits where the template sits: the scene plus a constant offset
     offset = np.median(qc["shifts_rigid"] + truth["shifts"], axis=0)
     centers += offset

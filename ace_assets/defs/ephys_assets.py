@@ -19,7 +19,7 @@ from ace_assets.ephys.multitaper import multitaper_spectrogram_chunked, store_re
 from ace_assets.ephys.phase import band_power_stream, phase_store
 from ace_assets.ephys.sidecars import copy_sidecars, segments_from_meta
 from ace_assets.io.neuralynx import NeuralynxSession, write_session_store
-from ace_assets.io.store import ArrayStore, atomic_save_npz, load_npz
+from ace_assets.io.store import ArrayStore, atomic_save_npz
 
 EPHYS_GROUP = "ephys"
 SIGNALS = "signals.npyd"
@@ -27,6 +27,11 @@ SIGNALS = "signals.npyd"
 
 def _store(paths: PathsResource, asset: str, line: int, key: str = "store") -> ArrayStore:
     return ArrayStore(read_manifest(paths, asset, line)[key])
+
+
+def store_channels(store: ArrayStore) -> list[str]:
+    """Channel names a (samples, channels) store was written with; column numbers if none."""
+    return store.meta.get("channel_names") or [str(i) for i in range(store.shape[1])]
 
 
 def _channel_names(session: dict) -> list[str]:
@@ -174,7 +179,7 @@ def _excerpt_figure(raw: ArrayStore, filtered: ArrayStore, fs: float, out: Path)
     n = min(raw.n_frames, int(5 * fs))
     start = max(0, raw.n_frames // 2 - n // 2)
     t = (start + np.arange(n)) / fs
-    names = raw.meta.get("channel_names") or [str(i) for i in range(raw.shape[1])]
+    names = store_channels(raw)
     fig, axes = new_figure(9, 1.6 * len(names), nrows=len(names))
     a, b = raw.read(start, start + n), filtered.read(start, start + n)
     for i, name in enumerate(names):
@@ -198,7 +203,7 @@ def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
     with input_errors_as_failures():
         raw = _store(paths, "ephys_channels", line)
         fs = float(raw.meta["sampling_rate_hz"])
-        names = raw.meta.get("channel_names") or [str(i) for i in range(raw.shape[1])]
+        names = store_channels(raw)
         settings = {
             "window_s": params["ephys_window_s"],
             "step_s": params["ephys_step_s"],
@@ -263,7 +268,7 @@ def ephys_results(context: dg.AssetExecutionContext, paths: PathsResource):
     with input_errors_as_failures():
         filtered = _store(paths, "filtered_ephys", line)
         fs = float(filtered.meta["sampling_rate_hz"])
-        names = filtered.meta.get("channel_names") or [str(i) for i in range(filtered.shape[1])]
+        names = store_channels(filtered)
         low = params["filter_range"][0] or None
         with staged_output(paths, "ephys_results", line) as out:
             phase, amplitude = phase_store(
@@ -308,7 +313,6 @@ def ephys_results(context: dg.AssetExecutionContext, paths: PathsResource):
 
 
 def _phase_figure(phase: ArrayStore, amplitude: ArrayStore, names, out: Path):
-    fig = None
     fs = float(phase.meta["sampling_rate_hz"])
     n = min(phase.n_frames, int(2 * fs))
     start = max(0, phase.n_frames // 2 - n // 2)
@@ -328,11 +332,3 @@ def _phase_figure(phase: ArrayStore, amplitude: ArrayStore, names, out: Path):
     axes[0, 1].set_title("phase histogram", fontsize=8)
     axes[0, 1].legend(fontsize=6)
     return figure_metadata(fig, out / "phase.png", "Phase, envelope and phase histogram")
-
-
-def load_phase(paths: PathsResource, line: int) -> tuple[ArrayStore, dict]:
-    manifest = read_manifest(paths, "ephys_results", line)
-    return ArrayStore(manifest["phase"]), manifest
-
-
-__all__ = ["ephys_channels", "ephys_results", "ephys_spectrogram", "filtered_ephys", "load_npz"]
