@@ -52,3 +52,8 @@ defs = dg.Definitions(
     resources={"paths": PathsResource()},
     executor=executor_from_env(),
 )
+
+
+def process_line_job() -> dg.JobDefinition:
+    """Reconstructable entry point for out-of-process runs (``dg.reconstructable``)."""
+    return defs.resolve_job_def("process_line")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ace_assets.defs.line_runs import materialize_line
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import DEMO_DATA, DEMO_PROJECT, REPO_ROOT, PathsResource
 
@@ -55,17 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         failed = not first.success
         for line in lines:
             t0 = time.time()
-            result = dg.materialize(
-                assets,
-                selection=dg.AssetSelection.all() - dg.AssetSelection.assets("experiments"),
-                partition_key=line,
-                instance=instance,
-                resources=resources,
-                raise_on_error=False,
-            )
-            done = sorted(
-                e.asset_key.to_user_string() for e in result.get_asset_materialization_events()
-            )
+            result = materialize_line(assets, paths=paths, line=line, instance=instance)
+            done = result.materialized()
             failed |= not result.success
             status = "ok" if result.success else "FAILED"
             summary.append((line, status, f"{len(done)} assets in {time.time() - t0:.0f} s"))

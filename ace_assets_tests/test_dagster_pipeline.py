@@ -11,23 +11,18 @@ import numpy as np
 import pytest
 
 from ace_assets.definitions import all_assets
+from ace_assets.defs.line_runs import LineRun, materialize_line
 from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
 from ace_assets.io.store import load_npz
 from ace_assets_tests.dagster_helpers import failure_text
 
-PER_LINE = dg.AssetSelection.all() - dg.AssetSelection.assets("experiments")
 
-
-def run_line(instance, paths: PathsResource, line: str, overrides: dict[str, str] | None = None):
+def run_line(
+    instance, paths: PathsResource, line: str, overrides: dict[str, str] | None = None
+) -> LineRun:
     config = {"ops": {"analysis_parameters": {"config": {"overrides": overrides or {}}}}}
-    return dg.materialize(
-        all_assets,
-        selection=PER_LINE,
-        partition_key=line,
-        instance=instance,
-        resources={"paths": paths},
-        run_config=config,
-        raise_on_error=False,
+    return materialize_line(
+        all_assets, paths=paths, line=line, instance=instance, run_config=config
     )
 
 
@@ -122,6 +117,24 @@ def test_failed_write_keeps_the_previous_good_result(processed) -> None:
         p.name for p in (Path(paths.results) / "line_2").iterdir() if p.name.startswith(".")
     ]
     assert leftovers == []
+
+
+def test_failed_run_on_a_one_modality_line_ends_and_keeps_the_good_results(processed) -> None:
+    """A stage failing mid-run (crop box outside the frame) on the Miniscope-only line 2.
+
+    The run must end (Dagster's in-process executor used to spin forever when a failure
+    met a skipped step), name the bad column, and leave every earlier result in place.
+    """
+    paths, _, instance = processed
+    before = {a: manifest(paths, 2, a) for a in ("preprocessed_movie", "miniscope_sources")}
+    result = run_line(instance, paths, "2", {"crop_coords": "(0, 0, 500, 500)"})
+    assert not result.success
+    assert result.modalities == {"miniscope"}
+    assert "crop_coords" in failure_text(result)
+    assert "preprocessed_movie" not in result.materialized()
+    for asset, old in before.items():
+        assert manifest(paths, 2, asset) == old
+    assert not [p for p in (Path(paths.results) / "line_2").iterdir() if p.name.startswith(".")]
 
 
 @pytest.fixture()

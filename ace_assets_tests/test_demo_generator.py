@@ -243,6 +243,7 @@ def test_ephys_gap_shifts_time_not_phase_continuity() -> None:
 
 def test_generate_demo_writes_expected_files(tmp_path: Path) -> None:
     import neo.rawio as neo_rawio
+
     size = small_size()
     out = tmp_path / "data"
     res = generate_demo(out, seed=1, size=size)

@@ -31,7 +31,9 @@ from ace_assets.miniscope.extraction.movie import TiledCache, block_reduce_mean
 from ace_assets.miniscope.extraction.pipeline import patch_windows
 from ace_assets_tests._synth_cnmfe import make_movie
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "data_catalog/templates/analysis_parameters_template.csv"
+TEMPLATE = (
+    Path(__file__).resolve().parents[1] / "data_catalog/templates/analysis_parameters_template.csv"
+)
 
 
 # ---------------------------------------------------------------- parameters

@@ -46,6 +46,7 @@ class CurationConfig(dg.Config):
 
 @line_asset(
     group=MOVIE_GROUP,
+    modality="miniscope",
     deps=[motion_corrected_movie, analysis_parameters],
     kinds={"numpy", "scipy"},
     checks=[("components_found", True)],
@@ -59,7 +60,7 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
     the metadata.
     """
     line = line_of(context)
-    if why := missing_modality(paths, line, ["miniscope"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
@@ -165,7 +166,12 @@ def _source_figures(result, out: Path) -> dict:
     return {"contours": contours, "traces": raster}
 
 
-@line_asset(group=MOVIE_GROUP, deps=[miniscope_sources, analysis_parameters], kinds={"pandas"})
+@line_asset(
+    group=MOVIE_GROUP,
+    modality="miniscope",
+    deps=[miniscope_sources, analysis_parameters],
+    kinds={"pandas"},
+)
 def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, paths: PathsResource):
     """Events per kept component: peaks of the chosen derivative above ``event_height`` SDs.
 
@@ -173,7 +179,7 @@ def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, pa
     dropped here, so every later asset honours the curation.
     """
     line = line_of(context)
-    if why := missing_modality(paths, line, ["miniscope"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
@@ -241,11 +247,16 @@ def _event_accuracy(paths: PathsResource, line: int, sources: dict, events: pd.D
     return {"event_f1": f1, "event_precision": precision, "event_recall": recall}
 
 
-@line_asset(group=MOVIE_GROUP, deps=[calcium_events, analysis_parameters], kinds={"numpy"})
+@line_asset(
+    group=MOVIE_GROUP,
+    modality="miniscope",
+    deps=[calcium_events, analysis_parameters],
+    kinds={"numpy"},
+)
 def miniscope_results(context: dg.AssetExecutionContext, paths: PathsResource):
     """Band-passed traces, Hilbert phase, z-scores, population spectrogram, event-triggered averages."""
     line = line_of(context)
-    if why := missing_modality(paths, line, ["miniscope"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)

@@ -44,6 +44,7 @@ def _channel_names(session: dict) -> list[str]:
 
 @line_asset(
     group=EPHYS_GROUP,
+    modality="ephys",
     deps=[session_files],
     kinds={"neuralynx", "numpy"},
     checks=[("no_recording_gaps", False)],
@@ -55,7 +56,7 @@ def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
     its per-record sample clock; the .nev events become a table.
     """
     line = line_of(context)
-    if why := missing_modality(paths, line, ["ephys"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     session = read_manifest(paths, "session_files", line)["ephys"]
@@ -108,11 +109,16 @@ def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
     )
 
 
-@line_asset(group=EPHYS_GROUP, deps=[ephys_channels, analysis_parameters], kinds={"scipy", "numpy"})
+@line_asset(
+    group=EPHYS_GROUP,
+    modality="ephys",
+    deps=[ephys_channels, analysis_parameters],
+    kinds={"scipy", "numpy"},
+)
 def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
     """Zero-phase Butterworth (SOS) or FIR band, in overlapping chunks, optional artefact removal."""
     line = line_of(context)
-    if why := missing_modality(paths, line, ["ephys"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
@@ -192,11 +198,13 @@ def _excerpt_figure(raw: ArrayStore, filtered: ArrayStore, fs: float, out: Path)
     return figure_metadata(fig, out / "excerpt.png", "Raw and filtered, 5 s excerpt")
 
 
-@line_asset(group=EPHYS_GROUP, deps=[ephys_channels, analysis_parameters], kinds={"numpy"})
+@line_asset(
+    group=EPHYS_GROUP, modality="ephys", deps=[ephys_channels, analysis_parameters], kinds={"numpy"}
+)
 def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
     """Multitaper spectrogram per channel (DPSS, 2·TW−1 tapers), streamed window by window."""
     line = line_of(context)
-    if why := missing_modality(paths, line, ["ephys"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
@@ -257,11 +265,13 @@ def _spectrogram_figure(power: np.ndarray, times: np.ndarray, freqs: np.ndarray,
     return figure_metadata(fig, out / "spectrogram.png", "Multitaper spectrogram (dB)")
 
 
-@line_asset(group=EPHYS_GROUP, deps=[filtered_ephys, analysis_parameters], kinds={"numpy"})
+@line_asset(
+    group=EPHYS_GROUP, modality="ephys", deps=[filtered_ephys, analysis_parameters], kinds={"numpy"}
+)
 def ephys_results(context: dg.AssetExecutionContext, paths: PathsResource):
     """Hilbert phase and amplitude per channel in the filter band, and band power over time."""
     line = line_of(context)
-    if why := missing_modality(paths, line, ["ephys"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)

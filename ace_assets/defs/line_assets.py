@@ -13,9 +13,20 @@ from ace_assets.defs.resources import PathsResource
 HEAVY_POOL = "ace_heavy"
 
 
+#: Asset tag naming the recordings an asset needs; run selections for a line are built from it.
+MODALITY_TAG = "ace/modality"
+#: What each tag value needs in ``session_files``.
+MODALITY_NEEDS: dict[str, tuple[str, ...]] = {
+    "miniscope": ("miniscope",),
+    "ephys": ("ephys",),
+    "multimodal": ("miniscope", "ephys"),
+}
+
+
 def line_asset(
     *,
     group: str,
+    modality: str,
     deps: Sequence[Any],
     kinds: set[str],
     checks: Iterable[tuple[str, bool]] = (),
@@ -23,9 +34,16 @@ def line_asset(
 ) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """``@dg.asset`` for one line: partitioned, eager, optional output, ``(check, blocking)`` specs.
 
+    ``modality`` (a key of :data:`MODALITY_NEEDS`) becomes the ``ace/modality`` tag: the
+    asset is skipped on lines without those recordings, and :func:`line_selection` leaves
+    it out of runs for such lines.
+
     ``heavy`` puts the step in the ``ace_heavy`` pool (and Celery queue) so a
     backfill of many lines runs one movie-sized step at a time.
     """
+
+    if modality not in MODALITY_NEEDS:
+        raise ValueError(f"modality must be one of {sorted(MODALITY_NEEDS)}, got {modality!r}")
 
     def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
         specs = [dg.AssetCheckSpec(name, asset=fn.__name__, blocking=b) for name, b in checks]
@@ -38,14 +56,19 @@ def line_asset(
             output_required=False,
             automation_condition=dg.AutomationCondition.eager(),
             check_specs=specs or None,
+            tags={MODALITY_TAG: modality},
             **extra,
         )(fn)
 
     return decorate
 
 
-def missing_modality(paths: PathsResource, line: int, needs: Iterable[str]) -> str | None:
+def missing_modality(
+    context: dg.AssetExecutionContext, paths: PathsResource, line: int
+) -> str | None:
     """Why this line cannot have the asset (e.g. no Miniscope recording), or None."""
+    tags = context.assets_def.tags_by_key[context.asset_key]
+    needs = MODALITY_NEEDS[tags[MODALITY_TAG]]
     session = read_manifest(paths, "session_files", line)
     lacking = [m for m in needs if session.get(m) is None]
     if not lacking:

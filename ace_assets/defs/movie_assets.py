@@ -30,6 +30,7 @@ def movie_store(paths: PathsResource, asset: str, line: int) -> ArrayStore:
 
 @line_asset(
     group=MOVIE_GROUP,
+    modality="miniscope",
     deps=[session_files, analysis_parameters],
     kinds={"numpy", "opencv"},
     checks=[("dropped_frames_below_threshold", True)],
@@ -42,7 +43,7 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     the reference decodes three times and runs two complex FFTs per frame.
     """
     line = line_of(context)
-    if why := missing_modality(paths, line, ["miniscope"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     session = read_manifest(paths, "session_files", line)["miniscope"]
@@ -143,12 +144,16 @@ def _denoise_figures(recording, store: ArrayStore, report: dict, out: Path) -> d
 
 
 @line_asset(
-    group=MOVIE_GROUP, deps=[denoised_movie, analysis_parameters], kinds={"numpy"}, heavy=True
+    group=MOVIE_GROUP,
+    modality="miniscope",
+    deps=[denoised_movie, analysis_parameters],
+    kinds={"numpy"},
+    heavy=True,
 )
 def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     """Cropped, photobleaching-detrended (and optionally ΔF/F) float32 movie."""
     line = line_of(context)
-    if why := missing_modality(paths, line, ["miniscope"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)
@@ -204,6 +209,7 @@ def _preprocess_figure(report: dict, store: ArrayStore, fps: float, out: Path):
 
 @line_asset(
     group=MOVIE_GROUP,
+    modality="miniscope",
     deps=[preprocessed_movie, analysis_parameters],
     kinds={"numpy", "opencv"},
     checks=[("motion_within_max_shifts", True)],
@@ -212,7 +218,7 @@ def _preprocess_figure(report: dict, store: ArrayStore, fps: float, out: Path):
 def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     """Rigid or piecewise-rigid registration to a refined template (NoRMCorre-style)."""
     line = line_of(context)
-    if why := missing_modality(paths, line, ["miniscope"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)

@@ -32,6 +32,7 @@ MULTIMODAL_GROUP = "multimodal"
 
 @line_asset(
     group=MULTIMODAL_GROUP,
+    modality="multimodal",
     deps=[session_files, ephys_channels, analysis_parameters],
     kinds={"numpy"},
     checks=[("ttl_count_matches_frames", True)],
@@ -44,7 +45,7 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
     mismatch is reported, never hidden. ``zero time (s)`` sets the origin.
     """
     line = line_of(context)
-    if why := missing_modality(paths, line, ["miniscope", "ephys"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     session = read_manifest(paths, "session_files", line)
@@ -137,13 +138,14 @@ def _alignment_figure(frame_times: np.ndarray, camera_ms: np.ndarray, out: Path)
 
 @line_asset(
     group=MULTIMODAL_GROUP,
+    modality="multimodal",
     deps=["multimodal_alignment", "calcium_events", ephys_results, ephys_spectrogram],
     kinds={"numpy", "pandas"},
 )
 def multimodal_results(context: dg.AssetExecutionContext, paths: PathsResource):
     """Ephys phase at every calcium event; per component MRL, Rayleigh p; rates by period."""
     line = line_of(context)
-    if why := missing_modality(paths, line, ["miniscope", "ephys"]):
+    if why := missing_modality(context, paths, line):
         yield from skip_line(context, line, why)
         return
     params = load_parameters(paths, line)

@@ -1,0 +1,114 @@
+"""A backfill of every demo line through the real ``process_line`` job and the multiprocess executor.
+
+What the backfill daemon does for a partitioned job: one run per partition, each run
+executing its steps in child processes (``ACE_MAX_CONCURRENT`` at a time). The runs go
+through the deployed code path: ``dg.reconstructable`` job, executor chosen from the
+environment, paths given as run config, a persistent instance with an ``ace_heavy`` pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ace_assets.definitions import all_assets, process_line_job
+from ace_assets.defs.executors import ENV_BROKER, ENV_CONFIG, ENV_MAX_CONCURRENT
+from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
+from ace_assets.defs.resources import PathsResource
+from ace_assets_tests.dagster_helpers import failure_text
+from ace_assets_tests.test_cluster_multiprocess import max_overlap
+
+INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+concurrency:
+  pools:
+    default_limit: 1
+"""
+
+
+def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float, int]]:
+    """(start, end, pid) of every step that ran, from the run's event log."""
+    starts: dict[str, tuple[float, int]] = {}
+    windows: dict[str, tuple[float, float, int]] = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            starts[event.step_key] = (record.timestamp, int(event.pid or 0))
+        elif event.event_type in (
+            dg.DagsterEventType.STEP_SUCCESS,
+            dg.DagsterEventType.STEP_FAILURE,
+        ):
+            start, pid = starts[event.step_key]
+            windows[event.step_key] = (start, record.timestamp, pid)
+    return windows
+
+
+def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
+    demo_project: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv(ENV_CONFIG, raising=False)
+    monkeypatch.delenv(ENV_BROKER, raising=False)
+    monkeypatch.setenv(ENV_MAX_CONCURRENT, "2")
+    paths = {
+        "project_path": str(demo_project),
+        "data_path": str(demo_data),
+        "results_path": str(tmp_path / "results"),
+    }
+    instance = dg.DagsterInstance.from_config(str(home))
+    catalog = dg.materialize(
+        all_assets,
+        selection="experiments",
+        instance=instance,
+        resources={"paths": PathsResource(**paths)},
+    )
+    assert catalog.success, failure_text(catalog)
+    lines = sorted(instance.get_dynamic_partitions(LINE_PARTITIONS_NAME), key=int)
+    assert lines == ["1", "2", "3"]
+
+    windows: dict[str, dict[str, tuple[float, float, int]]] = {}
+    for line in lines:
+        result = dg.execute_job(
+            dg.reconstructable(process_line_job),
+            instance=instance,
+            run_config={"resources": {"paths": {"config": paths}}},
+            tags={"dagster/partition": line, "dagster/backfill": "demo-backfill"},
+            raise_on_error=False,
+        )
+        assert result.success, failure_text(result)
+        windows[line] = step_windows(instance, result.run_id)
+
+    # every line got exactly the assets its recordings allow
+    want = {
+        "miniscope_results": {"1", "2"},
+        "calcium_events": {"1", "2"},
+        "ephys_results": {"1", "3"},
+        "ephys_spectrogram": {"1", "3"},
+        "multimodal_results": {"1"},
+    }
+    for asset, partitions in want.items():
+        assert instance.get_materialized_partitions(dg.AssetKey(asset)) == partitions, asset
+
+    # steps ran in child processes, never in this one, and two at a time on line 1
+    pids_by_line = defaultdict(set)
+    for line, steps in windows.items():
+        pids_by_line[line] = {pid for _, _, pid in steps.values()}
+        assert os.getpid() not in pids_by_line[line]
+        assert len(pids_by_line[line]) == len(steps)  # one process per step
+    overlap = max_overlap([(s, e) for s, e, _ in windows["1"].values()])
+    assert overlap == 2, windows["1"]  # miniscope and ephys branches overlap, never above 2
+
+    # results computed out of process are the science, not just files
+    sources = json.loads((tmp_path / "results/line_1/miniscope_sources/manifest.json").read_text())
+    assert sources["ground_truth"]["recall"] >= 0.9, sources["ground_truth"]
