@@ -96,10 +96,29 @@ def test_ephys_spectral_peak_and_gap_check(processed) -> None:
     spectrogram = manifest(paths, 3, "ephys_spectrogram")
     assert abs(spectrogram["peak_frequency_hz"][0] - 7.0) < 0.5
     assert checks(results["3"])["no_recording_gaps"] is False  # line 3 has a recording pause
+    gap = next(
+        c for c in results["3"].get_asset_check_evaluations() if c.check_name == "no_recording_gaps"
+    )
+    assert gap.severity == dg.AssetCheckSeverity.WARN  # shorter than max_gap_s: analysed
     channels = manifest(paths, 3, "ephys_channels")
     assert channels["n_segments"] == 2 and channels["gaps"][0]["duration_s"] == pytest.approx(
         0.25, abs=0.01
     )
+
+
+def test_pause_longer_than_max_gap_blocks_the_ephys_chain(processed) -> None:
+    """Line 3's 0.25 s pause against a 0.1 s tolerance: ERROR, nothing downstream runs."""
+    paths, _, instance = processed
+    before = manifest(paths, 3, "filtered_ephys")
+    result = run_line(instance, paths, "3", {"max_gap_s": "0.1"})
+    gap = next(
+        c for c in result.get_asset_check_evaluations() if c.check_name == "no_recording_gaps"
+    )
+    assert not gap.passed and gap.severity == dg.AssetCheckSeverity.ERROR
+    assert gap.metadata["longest_gap_s"].value == pytest.approx(0.25, abs=0.01)
+    done = result.materialized()
+    assert "ephys_channels" in done and "filtered_ephys" not in done
+    assert manifest(paths, 3, "filtered_ephys") == before  # the last good result stays
 
 
 def test_failed_write_keeps_the_previous_good_result(processed) -> None:

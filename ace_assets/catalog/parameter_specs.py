@@ -113,6 +113,9 @@ SPECS: dict[str, ParamSpec] = {
     # quality thresholds used by asset checks
     "max_dropped_frame_fraction": P(0.01, "float", "checks"),
     "max_ttl_mismatch": P(5, "int", "checks"),
+    "max_gap_s": P(
+        1.0, "float", "checks", "longest tolerated ephys recording pause, s (longer blocks)"
+    ),
 }
 
 #: spellings seen in the wild -> canonical name

@@ -45,9 +45,9 @@ def _channel_names(session: dict) -> list[str]:
 @line_asset(
     group=EPHYS_GROUP,
     modality="ephys",
-    deps=[session_files],
+    deps=[session_files, analysis_parameters],
     kinds={"neuralynx", "numpy"},
-    checks=[("no_recording_gaps", False)],
+    checks=[("no_recording_gaps", True)],
 )
 def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
     """The listed .ncs channels in volts (ADBitVolts, InputInverted honoured), gaps kept.
@@ -96,12 +96,28 @@ def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
             "events_file": dg.MetadataValue.text(report["events_file"] or "missing"),
         }
     )
-    yield dg.AssetCheckResult(
+    yield gap_check(gaps, float(load_parameters(paths, line)["max_gap_s"]))
+
+
+def gap_check(gaps: list[dict], max_gap_s: float) -> dg.AssetCheckResult:
+    """Any pause is a warning (segments never bleed into each other); a long one blocks.
+
+    Only an ERROR-severity failure of a blocking check stops downstream assets, so a short
+    pause is reported but still analysed, and a pause above ``max_gap_s`` is not.
+    """
+    longest = max((float(g.get("duration_s", 0.0)) for g in gaps), default=0.0)
+    too_long = longest > max_gap_s
+    return dg.AssetCheckResult(
         check_name="no_recording_gaps",
         passed=not gaps,
-        severity=dg.AssetCheckSeverity.WARN,
+        severity=dg.AssetCheckSeverity.ERROR if too_long else dg.AssetCheckSeverity.WARN,
+        description=(
+            f"longest pause {longest:.3f} s exceeds max_gap_s {max_gap_s:g} s" if too_long else None
+        ),
         metadata={
             "gaps": len(gaps),
+            "longest_gap_s": longest,
+            "max_gap_s": max_gap_s,
             "total_gap_s": float(sum(g.get("duration_s", 0.0) for g in gaps)),
             "gap_table": dg.MetadataValue.json(gaps),
             "note": "gaps are kept as segment boundaries; filters and phase never cross them",
