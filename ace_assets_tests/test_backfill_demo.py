@@ -1,27 +1,35 @@
 """A backfill of every demo line through the real ``process_line`` job and the multiprocess executor.
 
-What the backfill daemon does for a partitioned job: one run per partition, each run
-executing its steps in child processes (``ACE_MAX_CONCURRENT`` at a time). The runs go
-through the deployed code path: ``dg.reconstructable`` job, executor chosen from the
-environment, paths given as run config, a persistent instance with an ``ace_heavy`` pool.
+What the backfill daemon does for a partitioned job: one run per partition, each launched
+in its own process and running at the same time, each run executing its steps in child
+processes (``ACE_MAX_CONCURRENT`` at a time). The runs go through the deployed code path:
+``dg.reconstructable`` job, executor chosen from the environment, paths as run config, and a
+persistent instance whose ``ace_heavy`` pool allows one movie-sized step at a time.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from ace_assets.definitions import all_assets, process_line_job
+from ace_assets.definitions import all_assets
 from ace_assets.defs.executors import ENV_BROKER, ENV_CONFIG, ENV_MAX_CONCURRENT
+from ace_assets.defs.line_assets import HEAVY_POOL
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import PathsResource
 from ace_assets_tests.dagster_helpers import failure_text
 from ace_assets_tests.test_cluster_multiprocess import max_overlap
+
+HEAVY_STEPS = {
+    a.key.to_user_string() for a in all_assets if getattr(a.node_def, "pool", None) == HEAVY_POOL
+}
 
 INSTANCE_YAML = """\
 telemetry:
@@ -77,17 +85,24 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
     lines = sorted(instance.get_dynamic_partitions(LINE_PARTITIONS_NAME), key=int)
     assert lines == ["1", "2", "3"]
 
-    windows: dict[str, dict[str, tuple[float, float, int]]] = {}
-    for line in lines:
-        result = dg.execute_job(
-            dg.reconstructable(process_line_job),
-            instance=instance,
-            run_config={"resources": {"paths": {"config": paths}}},
-            tags={"dagster/partition": line, "dagster/backfill": "demo-backfill"},
-            raise_on_error=False,
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    launched = {
+        line: subprocess.Popen(
+            [sys.executable, "-m", "ace_assets_tests.partition_run", line, json.dumps(paths)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        assert result.success, failure_text(result)
-        windows[line] = step_windows(instance, result.run_id)
+        for line in lines
+    }
+    windows: dict[str, dict[str, tuple[float, float, int]]] = {}
+    for line, proc in launched.items():
+        out, err = proc.communicate(timeout=800)
+        assert proc.returncode == 0, f"line {line}:\n{out[-3000:]}\n{err[-3000:]}"
+        run = json.loads(out.strip().splitlines()[-1])
+        assert run["success"] and run["line"] == line
+        windows[line] = step_windows(instance, run["run_id"])
 
     # every line got exactly the assets its recordings allow
     want = {
@@ -108,6 +123,15 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
         assert len(pids_by_line[line]) == len(steps)  # one process per step
     overlap = max_overlap([(s, e) for s, e, _ in windows["1"].values()])
     assert overlap == 2, windows["1"]  # miniscope and ephys branches overlap, never above 2
+
+    # the runs really ran together, but the pool let one heavy step at a time across all runs
+    everything = [(s, e) for steps in windows.values() for s, e, _ in steps.values()]
+    assert max_overlap(everything) > 2
+    heavy = [
+        (s, e) for steps in windows.values() for k, (s, e, _) in steps.items() if k in HEAVY_STEPS
+    ]
+    assert all(HEAVY_STEPS <= set(windows[line]) for line in ("1", "2"))  # the movie lines
+    assert max_overlap(heavy) == 1, sorted(heavy)
 
     # results computed out of process are the science, not just files
     sources = json.loads((tmp_path / "results/line_1/miniscope_sources/manifest.json").read_text())
