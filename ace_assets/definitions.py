@@ -17,7 +17,7 @@ from ace_assets.defs.movie_assets import denoised_movie, motion_corrected_movie,
 from ace_assets.defs.multimodal_assets import multimodal_alignment, multimodal_results
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.schedules import nightly_reconcile
-from ace_assets.defs.sensors import new_recordings
+from ace_assets.defs.sensors import follow_upstream, new_recordings
 from ace_assets.defs.session_assets import session_files
 
 all_assets = [
@@ -47,7 +47,7 @@ process_all = dg.define_asset_job(
 defs = dg.Definitions(
     assets=all_assets,
     jobs=[process_all],
-    sensors=[new_recordings],
+    sensors=[new_recordings, follow_upstream],
     schedules=[nightly_reconcile],
     resources={"paths": PathsResource()},
     executor=executor_from_env(),

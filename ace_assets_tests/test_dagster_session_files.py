@@ -105,3 +105,35 @@ def test_escaping_directory_is_rejected_without_reading(demo_paths: PathsResourc
         assert "line number 2" in text and "escapes data_path" in text
         assert "column 'calcium imaging directory'" in text
         assert not (Path(demo_paths.results) / "line_2/session_files").exists()
+
+
+def test_line_added_after_the_last_catalog_run_resolves(demo_paths: PathsResource) -> None:
+    """The sensor's run for a line added tonight reads the CSV, not yesterday's catalog."""
+    csv = Path(demo_paths.project_path) / "experiments.csv"
+    resources = {"paths": demo_paths}
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(
+            ASSETS, selection="experiments", instance=instance, resources=resources
+        ).success
+        row_two = next(r for r in csv.read_text().splitlines() if r.startswith("2,"))
+        csv.write_text(csv.read_text().rstrip("\n") + "\n" + "7" + row_two[1:] + "\n")
+        instance.add_dynamic_partitions("line_number", ["7"])
+        result = dg.materialize(
+            ASSETS,
+            selection=["analysis_parameters", "session_files"],
+            partition_key="7",
+            instance=instance,
+            resources=resources,
+            raise_on_error=False,
+        )
+        assert result.success, failure_text(result)
+    assert manifest(demo_paths, 7)["miniscope"] == manifest_like_line_two(demo_paths)
+
+
+def manifest_like_line_two(paths: PathsResource) -> dict:
+    """Line 7 points at line 2's recording, so it resolves to the same files."""
+    from ace_assets.defs.catalog_assets import experiment_row
+    from ace_assets.io.session import resolve_session
+
+    row, source = experiment_row(paths, 2)
+    return json.loads(json.dumps(resolve_session(paths.data, row, source).to_json()["miniscope"]))

@@ -10,7 +10,7 @@ from ace_assets.catalog.experiments import ExperimentCatalog, read_experiments
 from ace_assets.catalog.parameter_specs import SPECS
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
 from ace_assets.defs.failures import input_errors_as_failures
-from ace_assets.defs.manifests import read_manifest, staged_output, write_manifest
+from ace_assets.defs.manifests import staged_output, write_manifest
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME, line_of, line_partitions
 from ace_assets.defs.resources import PathsResource
 from ace_assets.errors import AceInputError
@@ -134,7 +134,6 @@ class ParameterConfig(dg.Config):
     partitions_def=line_partitions,
     deps=[experiments],
     kinds={"json"},
-    automation_condition=dg.AutomationCondition.eager(),
 )
 def analysis_parameters(
     context: dg.AssetExecutionContext, config: ParameterConfig, paths: PathsResource
@@ -177,21 +176,21 @@ def analysis_parameters(
     )
 
 
-def experiment_row(paths: PathsResource, line: int) -> dict:
-    """The stored experiments row of ``line``, or the reason it was rejected."""
-    manifest = read_manifest(paths, "experiments")
-    row = manifest["experiments"].get(str(line))
-    if row is None:
-        reasons = [p for p in manifest["problems"] if p["line_number"] == line]
+def experiment_row(paths: PathsResource, line: int) -> tuple[dict, str]:
+    """The line's row and the file it came from, or the reason the row was rejected.
+
+    Read from experiments.csv itself, not from the last ``experiments`` run: a run the
+    sensor requests for a line added tonight must not see yesterday's catalog.
+    """
+    catalog = read_experiments(paths.experiments_csv)
+    experiment = catalog.experiments.get(line)
+    if experiment is None:
+        reasons = [p for p in catalog.problems if p.line_number == line and p.severity == "error"]
         if reasons:
             p = reasons[0]
-            raise AceInputError(
-                p["message"], file=p["file"], row=p["row"], line=line, column=p["column"]
-            )
-        raise AceInputError(
-            f"line {line} is not in experiments.csv", file=manifest["file"], line=line
-        )
-    return row
+            raise AceInputError(p.message, file=p.file, row=p.row, line=line, column=p.column)
+        raise AceInputError(f"line {line} is not in experiments.csv", file=catalog.file, line=line)
+    return experiment.as_row(), catalog.file
 
 
 def parameters_digest(values: dict) -> str:

@@ -76,3 +76,16 @@ def new_recordings(context: dg.SensorEvaluationContext, paths: PathsResource) ->
         cursor=json.dumps(cursor, sort_keys=True),
         skip_reason=skip,
     )
+
+
+follow_upstream = dg.AutomationConditionSensorDefinition(
+    "follow_upstream",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    run_tags={"ace/trigger": "follow_upstream"},
+    description=(
+        "Evaluates every asset's eager condition: when a line's upstream result is updated "
+        "(a new recording, edited parameters), its downstream assets run for that line only."
+    ),
+)

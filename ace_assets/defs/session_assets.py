@@ -4,7 +4,7 @@ import dagster as dg
 
 from ace_assets.defs.catalog_assets import CATALOG_GROUP, experiment_row, experiments
 from ace_assets.defs.failures import input_errors_as_failures
-from ace_assets.defs.manifests import read_manifest, staged_output, write_manifest
+from ace_assets.defs.manifests import staged_output, write_manifest
 from ace_assets.defs.partitions import line_of, line_partitions
 from ace_assets.defs.resources import PathsResource
 from ace_assets.io.session import resolve_session
@@ -15,14 +15,12 @@ from ace_assets.io.session import resolve_session
     partitions_def=line_partitions,
     deps=[experiments],
     kinds={"miniscope", "neuralynx"},
-    automation_condition=dg.AutomationCondition.eager(),
 )
 def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg.MaterializeResult:
     """Miniscope movie files (numeric order, frame counts, rate) and Neuralynx channels of a line."""
     line = line_of(context)
     with input_errors_as_failures():
-        row = experiment_row(paths, line)
-        source = read_manifest(paths, "experiments")["file"]
+        row, source = experiment_row(paths, line)
         session = resolve_session(paths.data, row, source)
     with staged_output(paths, "session_files", line) as out:
         write_manifest(out, session.to_json())
