@@ -35,8 +35,8 @@ def line_asset(
     """``@dg.asset`` for one line: partitioned, eager, optional output, ``(check, blocking)`` specs.
 
     ``modality`` (a key of :data:`MODALITY_NEEDS`) becomes the ``ace/modality`` tag: the
-    asset is skipped on lines without those recordings, and :func:`line_selection` leaves
-    it out of runs for such lines.
+    asset is skipped on lines without those recordings, and
+    :func:`ace_assets.defs.line_runs.materialize_line` leaves it out of their runs.
 
     ``heavy`` puts the step in the ``ace_heavy`` pool (and Celery queue) so a
     backfill of many lines runs one movie-sized step at a time.
