@@ -50,8 +50,15 @@ def setup(tmp_path: Path):
     return project, data, paths
 
 
-def tick(instance: dg.DagsterInstance, paths: PathsResource, cursor: str | None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"paths": paths})
+def tick(
+    instance: dg.DagsterInstance,
+    paths: PathsResource,
+    cursor: str | None,
+    definitions: dg.Definitions | None = None,
+):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"paths": paths}, definitions=definitions
+    )
     result = new_recordings(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -136,3 +143,36 @@ def test_nightly_reconcile_requests_missing_and_changed_lines(setup) -> None:
     )
     requests = nightly_reconcile(context)
     assert [r.partition_key for r in requests] == ["1", "2"]
+
+
+def test_runs_select_only_what_the_line_recorded(setup) -> None:
+    """A Miniscope-only line's run holds no ephys step; an ephys-only line's no movie step."""
+    from ace_assets.definitions import defs
+
+    project, data, paths = setup
+    (project / "experiments.csv").write_text(
+        HEADER + "1,RatA,240101,ca/a,NA,NA,NA,NA\n2,RatB,240102,NA,ep/b,NA,Events.nev,LFP1\n"
+    )
+    land_miniscope(data, "ca/a")
+    land_ephys(data, "ep/b", ["LFP1"])
+    with dg.instance_for_test() as instance:
+        first = tick(instance, paths, None, defs)
+        second = tick(instance, paths, first.cursor, defs)
+    selected = {
+        r.partition_key: {k.to_user_string() for k in r.asset_selection or []}
+        for r in second.run_requests
+    }
+    assert {"session_files", "denoised_movie", "miniscope_results"} <= selected["1"]
+    assert not {"ephys_channels", "multimodal_alignment"} & selected["1"]
+    assert {"session_files", "ephys_channels", "ephys_results"} <= selected["2"]
+    assert not {"denoised_movie", "multimodal_results"} & selected["2"]
+
+    import datetime as dt
+
+    context = dg.build_schedule_context(
+        resources={"paths": paths},
+        scheduled_execution_time=dt.datetime(2026, 11, 26, 2),
+        repository_def=defs.get_repository_def(),
+    )
+    nightly = {r.partition_key: set(r.asset_selection or []) for r in nightly_reconcile(context)}
+    assert {k.to_user_string() for k in nightly["2"]} == selected["2"]

@@ -64,6 +64,13 @@ class Experiment:
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
+    def modalities(self) -> tuple[str, ...]:
+        """The recordings this row lists: "miniscope", "ephys"."""
+        return tuple(
+            m for m, has in (("miniscope", self.has_calcium), ("ephys", self.has_ephys)) if has
+        )
+
+    @property
     def has_calcium(self) -> bool:
         return self.calcium_dir is not None
 

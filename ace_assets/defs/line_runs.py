@@ -45,6 +45,30 @@ def applicable_assets(
     return names
 
 
+def repository_of(
+    context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContext,
+) -> dg.RepositoryDefinition | None:
+    """The code location's repository (always there under the daemon; maybe not in a test)."""
+    try:
+        return context.repository_def
+    except dg.DagsterInvariantViolationError:
+        return None
+
+
+def run_asset_keys(
+    repository: dg.RepositoryDefinition | None, modalities: Iterable[str]
+) -> list[dg.AssetKey] | None:
+    """What a sensor or schedule run of a line should select: the session assets and the
+    assets its recordings allow. None (the whole job) when no repository is at hand."""
+    if repository is None:
+        return None
+    names = [
+        *SESSION_ASSETS,
+        *applicable_assets(repository.assets_defs_by_key.values(), modalities),
+    ]
+    return [dg.AssetKey(n) for n in dict.fromkeys(names)]
+
+
 def _op_config(run_config: Mapping[str, Any] | None, names: Sequence[str]) -> dict[str, Any]:
     """The run config restricted to ops in this run (Dagster rejects config for absent ops)."""
     if not run_config:

@@ -5,6 +5,7 @@ import dagster as dg
 from ace_assets.catalog.experiments import read_experiments
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
 from ace_assets.defs.catalog_assets import parameters_digest
+from ace_assets.defs.line_runs import repository_of, run_asset_keys
 from ace_assets.defs.manifests import NotMaterializedError, read_manifest
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.sensors import PROCESS_JOB
@@ -44,6 +45,7 @@ def nightly_reconcile(context: dg.ScheduleEvaluationContext, paths: PathsResourc
     """At 02:00, one run per missing or stale line; the run key makes reruns of a tick idempotent."""
     try:
         lines = stale_lines(paths)
+        catalog = read_experiments(paths.experiments_csv)
     except AceInputError as exc:
         return dg.SkipReason(str(exc))
     if not lines:
@@ -53,6 +55,9 @@ def nightly_reconcile(context: dg.ScheduleEvaluationContext, paths: PathsResourc
         dg.RunRequest(
             run_key=f"nightly-{stamp}-{line}",
             partition_key=str(line),
+            asset_selection=run_asset_keys(
+                repository_of(context), catalog.experiments[line].modalities
+            ),
             tags={"ace/trigger": "nightly_reconcile", "ace/reason": why},
         )
         for line, why in sorted(lines.items())
