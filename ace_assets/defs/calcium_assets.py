@@ -10,7 +10,7 @@ from ace_assets.catalog.curation import read_curation
 from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
-from ace_assets.defs.line_assets import line_asset, missing_modality, skip_line
+from ace_assets.defs.line_assets import line_asset
 from ace_assets.defs.manifests import (
     asset_dir,
     load_parameters,
@@ -60,9 +60,6 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
     the metadata.
     """
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     params = load_parameters(paths, line)
     with input_errors_as_failures():
         movie = movie_store(paths, "motion_corrected_movie", line)
@@ -179,9 +176,6 @@ def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, pa
     dropped here, so every later asset honours the curation.
     """
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     params = load_parameters(paths, line)
     sources = read_manifest(paths, "miniscope_sources", line)
     with input_errors_as_failures():
@@ -256,9 +250,6 @@ def _event_accuracy(paths: PathsResource, line: int, sources: dict, events: pd.D
 def miniscope_results(context: dg.AssetExecutionContext, paths: PathsResource):
     """Band-passed traces, Hilbert phase, z-scores, population spectrogram, event-triggered averages."""
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     params = load_parameters(paths, line)
     manifest = read_manifest(paths, "calcium_events", line)
     kept = load_npz(manifest["kept"])

@@ -8,7 +8,7 @@ import numpy as np
 from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
-from ace_assets.defs.line_assets import line_asset, missing_modality, skip_line
+from ace_assets.defs.line_assets import line_asset
 from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
@@ -56,9 +56,6 @@ def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
     its per-record sample clock; the .nev events become a table.
     """
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     session = read_manifest(paths, "session_files", line)["ephys"]
     names = _channel_names(session)
     events_name = Path(session["events_file"]).name if session["events_file"] else None
@@ -134,9 +131,6 @@ def gap_check(gaps: list[dict], max_gap_s: float) -> dg.AssetCheckResult:
 def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
     """Zero-phase Butterworth (SOS) or FIR band, in overlapping chunks, optional artefact removal."""
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     params = load_parameters(paths, line)
     with input_errors_as_failures():
         raw = _store(paths, "ephys_channels", line)
@@ -220,9 +214,6 @@ def _excerpt_figure(raw: ArrayStore, filtered: ArrayStore, fs: float, out: Path)
 def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
     """Multitaper spectrogram per channel (DPSS, 2·TW−1 tapers), streamed window by window."""
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     params = load_parameters(paths, line)
     with input_errors_as_failures():
         raw = _store(paths, "ephys_channels", line)
@@ -287,9 +278,6 @@ def _spectrogram_figure(power: np.ndarray, times: np.ndarray, freqs: np.ndarray,
 def ephys_results(context: dg.AssetExecutionContext, paths: PathsResource):
     """Hilbert phase and amplitude per channel in the filter band, and band power over time."""
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     params = load_parameters(paths, line)
     with input_errors_as_failures():
         filtered = _store(paths, "filtered_ephys", line)

@@ -1,5 +1,7 @@
 """What every per-line asset shares: partitioning, eager automation, skipping a missing modality."""
 
+import functools
+import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -7,7 +9,7 @@ import dagster as dg
 
 from ace_assets.defs.executors import heavy_op_tags
 from ace_assets.defs.manifests import read_manifest
-from ace_assets.defs.partitions import line_partitions
+from ace_assets.defs.partitions import line_of, line_partitions
 from ace_assets.defs.resources import PathsResource
 
 HEAVY_POOL = "ace_heavy"
@@ -34,9 +36,10 @@ def line_asset(
 ) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """``@dg.asset`` for one line: partitioned, eager, optional output, ``(check, blocking)`` specs.
 
-    ``modality`` (a key of :data:`MODALITY_NEEDS`) becomes the ``ace/modality`` tag: the
-    asset is skipped on lines without those recordings, and
-    :func:`ace_assets.defs.line_runs.materialize_line` leaves it out of their runs.
+    ``modality`` (a key of :data:`MODALITY_NEEDS`) becomes the ``ace/modality`` tag. On a
+    line without those recordings the body never runs: the wrapper yields no
+    materialization and not-applicable checks, and
+    :func:`ace_assets.defs.line_runs.materialize_line` leaves the asset out of its runs.
 
     ``heavy`` puts the step in the ``ace_heavy`` pool (and Celery queue) so a
     backfill of many lines runs one movie-sized step at a time.
@@ -47,6 +50,20 @@ def line_asset(
 
     def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
         specs = [dg.AssetCheckSpec(name, asset=fn.__name__, blocking=b) for name, b in checks]
+        if not inspect.isgeneratorfunction(fn):
+            raise TypeError(f"{fn.__name__}: a line asset body must yield its results")
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def skip_or_compute(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            bound = signature.bind(*args, **kwargs)
+            context, paths = bound.arguments["context"], bound.arguments["paths"]
+            line = line_of(context)
+            if why := missing_modality(paths, line, MODALITY_NEEDS[modality]):
+                yield from skip_line(context, line, why)
+                return
+            yield from fn(*args, **kwargs)
+
         extra: dict[str, Any] = {"pool": HEAVY_POOL, "op_tags": heavy_op_tags()} if heavy else {}
         return dg.asset(
             group_name=group,
@@ -58,17 +75,13 @@ def line_asset(
             check_specs=specs or None,
             tags={MODALITY_TAG: modality},
             **extra,
-        )(fn)
+        )(skip_or_compute)
 
     return decorate
 
 
-def missing_modality(
-    context: dg.AssetExecutionContext, paths: PathsResource, line: int
-) -> str | None:
+def missing_modality(paths: PathsResource, line: int, needs: Iterable[str]) -> str | None:
     """Why this line cannot have the asset (e.g. no Miniscope recording), or None."""
-    tags = context.assets_def.tags_by_key[context.asset_key]
-    needs = MODALITY_NEEDS[tags[MODALITY_TAG]]
     session = read_manifest(paths, "session_files", line)
     lacking = [m for m in needs if session.get(m) is None]
     if not lacking:

@@ -8,7 +8,7 @@ import numpy as np
 from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
-from ace_assets.defs.line_assets import line_asset, missing_modality, skip_line
+from ace_assets.defs.line_assets import line_asset
 from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
@@ -43,9 +43,6 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     the reference decodes three times and runs two complex FFTs per frame.
     """
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     session = read_manifest(paths, "session_files", line)["miniscope"]
     params = load_parameters(paths, line)
     with input_errors_as_failures():
@@ -153,9 +150,6 @@ def _denoise_figures(recording, store: ArrayStore, report: dict, out: Path) -> d
 def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     """Cropped, photobleaching-detrended (and optionally ΔF/F) float32 movie."""
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     params = load_parameters(paths, line)
     with input_errors_as_failures():
         source = movie_store(paths, "denoised_movie", line)
@@ -218,9 +212,6 @@ def _preprocess_figure(report: dict, store: ArrayStore, fps: float, out: Path):
 def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     """Rigid or piecewise-rigid registration to a refined template (NoRMCorre-style)."""
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     params = load_parameters(paths, line)
     with input_errors_as_failures():
         source = movie_store(paths, "preprocessed_movie", line)

@@ -10,7 +10,7 @@ from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.ephys_assets import ephys_channels, ephys_results, ephys_spectrogram
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
-from ace_assets.defs.line_assets import line_asset, missing_modality, skip_line
+from ace_assets.defs.line_assets import line_asset
 from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
@@ -45,9 +45,6 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
     mismatch is reported, never hidden. ``zero time (s)`` sets the origin.
     """
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     session = read_manifest(paths, "session_files", line)
     params = load_parameters(paths, line)
     channels = read_manifest(paths, "ephys_channels", line)
@@ -145,9 +142,6 @@ def _alignment_figure(frame_times: np.ndarray, camera_ms: np.ndarray, out: Path)
 def multimodal_results(context: dg.AssetExecutionContext, paths: PathsResource):
     """Ephys phase at every calcium event; per component MRL, Rayleigh p; rates by period."""
     line = line_of(context)
-    if why := missing_modality(context, paths, line):
-        yield from skip_line(context, line, why)
-        return
     params = load_parameters(paths, line)
     align = read_manifest(paths, "multimodal_alignment", line)
     frame_times = load_npz(align["frame_times"])["frame_times_s"]
