@@ -21,6 +21,18 @@ def manifest(paths: PathsResource, line: int) -> dict:
     )
 
 
+def run_line(instance, resources, line: str, selection) -> dg.ExecuteInProcessResult:
+    """One line's catalog assets, failures returned rather than raised."""
+    return dg.materialize(
+        ASSETS,
+        selection=selection,
+        partition_key=line,
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+    )
+
+
 def test_every_demo_line_resolves(demo_paths: PathsResource) -> None:
     resources = {"paths": demo_paths}
     with dg.instance_for_test() as instance:
@@ -28,13 +40,7 @@ def test_every_demo_line_resolves(demo_paths: PathsResource) -> None:
             ASSETS, selection="experiments", instance=instance, resources=resources
         ).success
         for line in ("1", "2", "3"):
-            result = dg.materialize(
-                ASSETS,
-                selection=["analysis_parameters", "session_files"],
-                partition_key=line,
-                instance=instance,
-                resources=resources,
-            )
+            result = run_line(instance, resources, line, ["analysis_parameters", "session_files"])
             assert result.success, failure_text(result)
     one, two, three = (manifest(demo_paths, n) for n in (1, 2, 3))
     assert one["miniscope"]["n_frames"] == 600 and one["miniscope"]["frame_rate"] == 30.0
@@ -62,14 +68,7 @@ def test_missing_channel_names_file_line_and_column(demo_paths: PathsResource) -
         assert dg.materialize(
             ASSETS, selection="experiments", instance=instance, resources=resources
         ).success
-        result = dg.materialize(
-            ASSETS,
-            selection="session_files",
-            partition_key="3",
-            instance=instance,
-            resources=resources,
-            raise_on_error=False,
-        )
+        result = run_line(instance, resources, "3", "session_files")
         text = failure_text(result)
         assert not result.success
         assert "experiments.csv" in text and "line number 3" in text
@@ -93,14 +92,7 @@ def test_escaping_directory_is_rejected_without_reading(demo_paths: PathsResourc
         )
         (check,) = again.get_asset_check_evaluations()
         assert not check.passed and "line number 2" in check.metadata["problems"].value
-        result = dg.materialize(
-            ASSETS,
-            selection="session_files",
-            partition_key="2",
-            instance=instance,
-            resources=resources,
-            raise_on_error=False,
-        )
+        result = run_line(instance, resources, "2", "session_files")
         text = failure_text(result)
         assert "line number 2" in text and "escapes data_path" in text
         assert "column 'calcium imaging directory'" in text
@@ -118,14 +110,7 @@ def test_line_added_after_the_last_catalog_run_resolves(demo_paths: PathsResourc
         row_two = next(r for r in csv.read_text().splitlines() if r.startswith("2,"))
         csv.write_text(csv.read_text().rstrip("\n") + "\n" + "7" + row_two[1:] + "\n")
         instance.add_dynamic_partitions("line_number", ["7"])
-        result = dg.materialize(
-            ASSETS,
-            selection=["analysis_parameters", "session_files"],
-            partition_key="7",
-            instance=instance,
-            resources=resources,
-            raise_on_error=False,
-        )
+        result = run_line(instance, resources, "7", ["analysis_parameters", "session_files"])
         assert result.success, failure_text(result)
     assert manifest(demo_paths, 7)["miniscope"] == manifest_like_line_two(demo_paths)
 

@@ -67,7 +67,7 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
         with staged_output(paths, "miniscope_sources", line) as out:
             result = extract(movie, params.group("extraction"), fps=fps, workdir=out)
             save_result(result, out / SOURCES)
-            final = paths.line_dir(line) / "miniscope_sources"
+            final = asset_dir(paths, "miniscope_sources", line)
             atomic_save_npz(
                 out / "traces.npz",
                 C=result.C,
@@ -195,7 +195,7 @@ def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, pa
     with staged_output(paths, "calcium_events", line) as out:
         events.to_csv(out / "events.csv", index=False)
         atomic_save_npz(out / "kept.npz", ids=result.ids, C=result.C, S=result.S)
-        final = paths.line_dir(line) / "calcium_events"
+        final = asset_dir(paths, "calcium_events", line)
         write_manifest(
             out,
             {
@@ -299,7 +299,7 @@ def miniscope_results(context: dg.AssetExecutionContext, paths: PathsResource):
         write_manifest(
             out,
             {
-                "results": str(paths.line_dir(line) / "miniscope_results" / "results.npz"),
+                "results": str(asset_dir(paths, "miniscope_results", line) / "results.npz"),
                 "n_components": int(len(c)),
                 "band_hz": params["cut"],
             },

@@ -9,7 +9,13 @@ from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
-from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
+from ace_assets.defs.manifests import (
+    asset_dir,
+    load_parameters,
+    read_manifest,
+    staged_output,
+    write_manifest,
+)
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.session_assets import session_files
@@ -69,7 +75,7 @@ def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
                 events = nlx.events()
                 events.to_csv(out / "events.csv", index=False)
                 n_events = len(events)
-            final = paths.line_dir(line) / "ephys_channels"
+            final = asset_dir(paths, "ephys_channels", line)
             write_manifest(
                 out,
                 {
@@ -166,7 +172,7 @@ def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
             )
             copy_sidecars(raw.path, filtered.path)
             figure = _excerpt_figure(raw, filtered, fs, out)
-            final = paths.line_dir(line) / "filtered_ephys"
+            final = asset_dir(paths, "filtered_ephys", line)
             write_manifest(
                 out,
                 {
@@ -237,7 +243,7 @@ def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
             atomic_save_npz(out / "spectrogram.npz", power=power, times_s=times, freqs_hz=freqs)
             peak = freqs[np.argmax(power.mean(axis=2), axis=1)]
             figure = _spectrogram_figure(power, times, freqs, names, out)
-            final = paths.line_dir(line) / "ephys_spectrogram"
+            final = asset_dir(paths, "ephys_spectrogram", line)
             write_manifest(
                 out,
                 {
@@ -302,7 +308,7 @@ def ephys_results(context: dg.AssetExecutionContext, paths: PathsResource):
             )
             atomic_save_npz(out / "band_power.npz", power=power, times_s=times)
             figure = _phase_figure(phase, amplitude, names, out)
-            final = paths.line_dir(line) / "ephys_results"
+            final = asset_dir(paths, "ephys_results", line)
             write_manifest(
                 out,
                 {

@@ -9,7 +9,13 @@ from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
-from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
+from ace_assets.defs.manifests import (
+    asset_dir,
+    load_parameters,
+    read_manifest,
+    staged_output,
+    write_manifest,
+)
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.session_assets import session_files
@@ -74,7 +80,7 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             write_manifest(
                 out,
                 {
-                    "movie": str(paths.line_dir(line) / "denoised_movie" / MOVIE),
+                    "movie": str(asset_dir(paths, "denoised_movie", line) / MOVIE),
                     "n_frames": recording.n_frames,
                     "frame_shape": [h, w],
                     "fps": recording.frame_rate,
@@ -96,7 +102,7 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             "removed_energy_fraction": report["removed_energy_fraction"],
             "flicker_rms": report["flicker_rms"],
             "dropped_frames": dropped,
-            "store": dg.MetadataValue.path(str(paths.line_dir(line) / "denoised_movie" / MOVIE)),
+            "store": dg.MetadataValue.path(str(asset_dir(paths, "denoised_movie", line) / MOVIE)),
             **figures,
         }
     )
@@ -169,7 +175,7 @@ def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             write_manifest(
                 out,
                 {
-                    "movie": str(paths.line_dir(line) / "preprocessed_movie" / MOVIE),
+                    "movie": str(asset_dir(paths, "preprocessed_movie", line) / MOVIE),
                     "n_frames": n,
                     "frame_shape": list(shape_out[1:]),
                     "fps": fps,
@@ -229,7 +235,7 @@ def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResour
             write_manifest(
                 out,
                 {
-                    "movie": str(paths.line_dir(line) / "motion_corrected_movie" / MOVIE),
+                    "movie": str(asset_dir(paths, "motion_corrected_movie", line) / MOVIE),
                     "n_frames": n,
                     "frame_shape": [h, w],
                     "fps": fps,

@@ -11,7 +11,13 @@ from ace_assets.defs.ephys_assets import ephys_channels, ephys_results, ephys_sp
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
-from ace_assets.defs.manifests import load_parameters, read_manifest, staged_output, write_manifest
+from ace_assets.defs.manifests import (
+    asset_dir,
+    load_parameters,
+    read_manifest,
+    staged_output,
+    write_manifest,
+)
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.session_assets import session_files
@@ -73,7 +79,7 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
             deleted=np.asarray(delete),
         )
         figure = _alignment_figure(frame_times, recording.timestamps_ms, out)
-        final = paths.line_dir(line) / "multimodal_alignment"
+        final = asset_dir(paths, "multimodal_alignment", line)
         write_manifest(
             out,
             {
