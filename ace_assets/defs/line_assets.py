@@ -80,10 +80,16 @@ def line_asset(
     return decorate
 
 
+def line_modalities(paths: PathsResource, line: int | str) -> frozenset[str]:
+    """The recordings ``session_files`` found for a line ("miniscope", "ephys")."""
+    session = read_manifest(paths, "session_files", int(line))
+    return frozenset(m for m in ("miniscope", "ephys") if session.get(m) is not None)
+
+
 def missing_modality(paths: PathsResource, line: int, needs: Iterable[str]) -> str | None:
     """Why this line cannot have the asset (e.g. no Miniscope recording), or None."""
-    session = read_manifest(paths, "session_files", line)
-    lacking = [m for m in needs if session.get(m) is None]
+    have = line_modalities(paths, line)
+    lacking = [m for m in needs if m not in have]
     if not lacking:
         return None
     return (

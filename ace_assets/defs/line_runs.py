@@ -17,18 +17,11 @@ from typing import Any
 
 import dagster as dg
 
-from ace_assets.defs.line_assets import MODALITY_NEEDS, MODALITY_TAG
-from ace_assets.defs.manifests import read_manifest
+from ace_assets.defs.line_assets import MODALITY_NEEDS, MODALITY_TAG, line_modalities
 from ace_assets.defs.resources import PathsResource
 
 #: Assets every line run starts with: what the rest of the run is chosen from.
 SESSION_ASSETS = ("analysis_parameters", "session_files")
-
-
-def line_modalities(paths: PathsResource, line: int | str) -> frozenset[str]:
-    """The recordings ``session_files`` found for a line ("miniscope", "ephys")."""
-    session = read_manifest(paths, "session_files", int(line))
-    return frozenset(m for m in ("miniscope", "ephys") if session.get(m) is not None)
 
 
 def applicable_assets(

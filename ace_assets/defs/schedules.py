@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ace_assets.catalog.experiments import read_experiments
+from ace_assets.catalog.experiments import ExperimentCatalog, read_experiments
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
 from ace_assets.defs.catalog_assets import parameters_digest
 from ace_assets.defs.line_runs import repository_of, run_asset_keys
@@ -12,9 +12,10 @@ from ace_assets.defs.sensors import PROCESS_JOB
 from ace_assets.errors import AceInputError
 
 
-def stale_lines(paths: PathsResource) -> dict[int, str]:
+def stale_lines(paths: PathsResource, catalog: ExperimentCatalog | None = None) -> dict[int, str]:
     """Lines to run, with why: never processed, or the CSV settings changed since."""
-    catalog = read_experiments(paths.experiments_csv)
+    if catalog is None:
+        catalog = read_experiments(paths.experiments_csv)
     table = read_parameter_table(paths.parameters_csv) if paths.parameters_csv.is_file() else None
     out: dict[int, str] = {}
     for line in catalog.experiments:
@@ -44,8 +45,8 @@ def stale_lines(paths: PathsResource) -> dict[int, str]:
 def nightly_reconcile(context: dg.ScheduleEvaluationContext, paths: PathsResource):
     """At 02:00, one run per missing or stale line; the run key makes reruns of a tick idempotent."""
     try:
-        lines = stale_lines(paths)
         catalog = read_experiments(paths.experiments_csv)
+        lines = stale_lines(paths, catalog)
     except AceInputError as exc:
         return dg.SkipReason(str(exc))
     if not lines:
