@@ -189,14 +189,19 @@ def small_line(tmp_path: Path):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "check", "blocked"),
+    ("overrides", "check", "blocked", "setting"),
     [
-        ({"max_shifts": "(1, 1)"}, "motion_within_max_shifts", "miniscope_sources"),
-        ({"min_pnr": "1000", "min_corr": "0.99"}, "components_found", "calcium_events"),
-        ({"max_ttl_mismatch": "0"}, "ttl_count_matches_frames", "multimodal_results"),
+        ({"max_shifts": "(1, 1)"}, "motion_within_max_shifts", "miniscope_sources", "max_shifts"),
+        ({"min_pnr": "1000", "min_corr": "0.99"}, "components_found", "calcium_events", "min_pnr"),
+        (
+            {"max_ttl_mismatch": "0"},
+            "ttl_count_matches_frames",
+            "multimodal_results",
+            "max_ttl_mismatch",
+        ),
     ],
 )
-def test_blocking_checks_stop_bad_results(small_line, overrides, check, blocked) -> None:
+def test_blocking_checks_stop_bad_results(small_line, overrides, check, blocked, setting) -> None:
     paths, instance, base, spurious = small_line
     overrides = {**base, **overrides}
     if check == "ttl_count_matches_frames":  # two real frame pulses deleted as well
@@ -208,6 +213,10 @@ def test_blocking_checks_stop_bad_results(small_line, overrides, check, blocked)
     assert evaluation.metadata  # the numbers behind the verdict are visible
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert blocked not in done
+    # the run's failure text carries the reason: measurement, threshold, setting to change
+    text = failure_text(result)
+    assert f"{check} FAILED: measured" in text and "threshold" in text, text
+    assert setting in text, text
 
 
 def test_dropped_frames_above_threshold_block_the_movie_chain(small_line) -> None:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from ace_assets.catalog.curation import read_curation
 from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.checks import check_result
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
@@ -105,9 +106,14 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
             **{f"truth_{k}": float(v) for k, v in accuracy.items()},
         }
     )
-    yield dg.AssetCheckResult(
-        check_name="components_found",
+    yield check_result(
+        "components_found",
         passed=result.n_components > 0,
+        measured=f"{result.n_components} components kept",
+        threshold="at least 1",
+        setting="min_corr, min_pnr or min_SNR (columns of analysis_parameters.csv, or "
+        "ops.analysis_parameters.config.overrides)",
+        advice="; ".join(result.warnings),
         metadata={
             "n_components": result.n_components,
             "warnings": dg.MetadataValue.text("; ".join(result.warnings) or "none"),

@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 
 from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.checks import check_result
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
@@ -110,13 +111,13 @@ def gap_check(gaps: list[dict], max_gap_s: float) -> dg.AssetCheckResult:
     """
     longest = max((float(g.get("duration_s", 0.0)) for g in gaps), default=0.0)
     too_long = longest > max_gap_s
-    return dg.AssetCheckResult(
-        check_name="no_recording_gaps",
+    return check_result(
+        "no_recording_gaps",
         passed=not gaps,
         severity=dg.AssetCheckSeverity.ERROR if too_long else dg.AssetCheckSeverity.WARN,
-        description=(
-            f"longest pause {longest:.3f} s exceeds max_gap_s {max_gap_s:g} s" if too_long else None
-        ),
+        measured=f"{len(gaps)} pauses, the longest {longest:.3f} s",
+        threshold=f"no pause; pauses longer than max_gap_s = {max_gap_s:g} s block",
+        setting="max_gap_s",
         metadata={
             "gaps": len(gaps),
             "longest_gap_s": longest,

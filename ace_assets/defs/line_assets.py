@@ -7,6 +7,7 @@ from typing import Any
 
 import dagster as dg
 
+from ace_assets.defs.checks import blocking_failure_text
 from ace_assets.defs.executors import heavy_op_tags
 from ace_assets.defs.manifests import read_manifest
 from ace_assets.defs.partitions import line_of, line_partitions
@@ -43,6 +44,10 @@ def line_asset(
 
     ``heavy`` puts the step in the ``ace_heavy`` pool (and Celery queue) so a
     backfill of many lines runs one movie-sized step at a time.
+
+    A failed blocking check fails the step with the check's own description (what was
+    measured, the threshold, the setting), after its result and the materialization are
+    recorded: Dagster's text would only name the check.
     """
 
     if modality not in MODALITY_NEEDS:
@@ -50,6 +55,7 @@ def line_asset(
 
     def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
         specs = [dg.AssetCheckSpec(name, asset=fn.__name__, blocking=b) for name, b in checks]
+        blocking = {spec.name for spec in specs if spec.blocking}
         if not inspect.isgeneratorfunction(fn):
             raise TypeError(f"{fn.__name__}: a line asset body must yield its results")
         signature = inspect.signature(fn)
@@ -62,7 +68,15 @@ def line_asset(
             if why := missing_modality(paths, line, MODALITY_NEEDS[modality]):
                 yield from skip_line(context, line, why)
                 return
-            yield from fn(*args, **kwargs)
+            failed: list[str] = []
+            for event in fn(*args, **kwargs):
+                if text := blocking_failure_text(event, blocking):
+                    failed.append(text)
+                yield event
+            if failed:
+                raise dg.Failure(
+                    description=f"line {line}: " + "\n".join(failed), allow_retries=False
+                )
 
         extra: dict[str, Any] = {"pool": HEAVY_POOL, "op_tags": heavy_op_tags()} if heavy else {}
         return dg.asset(

@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 
 from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.checks import check_result
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
@@ -106,9 +107,12 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             **figures,
         }
     )
-    yield dg.AssetCheckResult(
-        check_name="dropped_frames_below_threshold",
+    yield check_result(
+        "dropped_frames_below_threshold",
         passed=fraction <= limit,
+        measured=f"{dropped} dropped of {recording.n_frames + dropped} frames ({fraction:.4f})",
+        threshold=f"a fraction of at most {limit:g}",
+        setting="max_dropped_frame_fraction",
         metadata={
             "dropped_frames": dropped,
             "dropped_fraction": fraction,
@@ -258,14 +262,17 @@ def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResour
             **figures,
         }
     )
-    yield dg.AssetCheckResult(
-        check_name="motion_within_max_shifts",
+    yield check_result(
+        "motion_within_max_shifts",
         passed=max_rigid < bound - 0.5,
+        measured=f"largest rigid shift {max_rigid:.2f} px",
+        threshold=f"below the max_shifts bound {bound:g} px minus 0.5",
+        setting="max_shifts",
+        advice="A shift at the bound means the true motion may be larger: raise max_shifts.",
         metadata={
             "max_rigid_shift_px": max_rigid,
             "max_patch_shift_px": max_shift,
             "max_shifts_bound_px": bound,
-            "note": "a rigid shift at the max_shifts bound means the true motion may be larger",
         },
     )
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.checks import check_result
 from ace_assets.defs.ephys_assets import ephys_channels, ephys_results, ephys_spectrogram
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
@@ -105,9 +106,16 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
             **{f"truth_{k}": v for k, v in accuracy.items()},
         }
     )
-    yield dg.AssetCheckResult(
-        check_name="ttl_count_matches_frames",
+    yield check_result(
+        "ttl_count_matches_frames",
         passed=abs(mismatch) <= limit and repaired <= limit,
+        measured=(
+            f"{int(report['n_ttl'])} TTL pulses after deletion for {recording.n_frames} frames "
+            f"(mismatch {mismatch}, {repaired} frames repaired from camera timestamps)"
+        ),
+        threshold=f"|mismatch| and repaired frames at most {limit}",
+        setting="max_ttl_mismatch",
+        advice="Spurious pulses can be removed with 'indices of TTL events to delete'.",
         metadata={
             "ttl_after_deletion": int(report["n_ttl"]),
             "frames": recording.n_frames,

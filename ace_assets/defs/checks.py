@@ -1,0 +1,67 @@
+"""Check results that explain themselves: what was measured, the threshold, the setting to change.
+
+Dagster's own text for a failed blocking check only names the check. Every per-line
+check is built here, so its description (shown beside the check in the UI) always
+carries the numbers and a setting that exists; :func:`ace_assets.defs.line_assets.line_asset`
+turns a failed blocking check into a step failure with that same text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+#: Where a user changes an analysis parameter.
+PARAMETER_HINT = (
+    "column '{name}' of analysis_parameters.csv, or the run-config key "
+    "ops.analysis_parameters.config.overrides.{name}"
+)
+
+
+def setting_hint(name: str) -> str:
+    """How to change analysis parameter ``name``: its CSV column and its run-config key."""
+    return PARAMETER_HINT.format(name=name)
+
+
+def check_result(
+    name: str,
+    *,
+    passed: bool,
+    measured: str,
+    threshold: str,
+    setting: str,
+    metadata: dict[str, Any] | None = None,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    advice: str = "",
+) -> dg.AssetCheckResult:
+    """An ``AssetCheckResult`` whose description states the measurement and what to change.
+
+    ``setting`` names an analysis parameter (its CSV column and run-config key are
+    spelled out) unless it already reads as a sentence (contains a space).
+    """
+    where = setting if " " in setting else setting_hint(setting)
+    verdict = "passed" if passed else "FAILED"
+    text = f"{name} {verdict}: measured {measured}; threshold {threshold}."
+    if not passed:
+        text += f" To change the threshold: {where}."
+        if advice:
+            text += f" {advice}"
+    meta: dict[str, Any] = {
+        "measured": dg.MetadataValue.text(measured),
+        "rule": dg.MetadataValue.text(threshold),
+        "setting": dg.MetadataValue.text(where),
+    }
+    meta.update(metadata or {})
+    return dg.AssetCheckResult(
+        check_name=name, passed=passed, severity=severity, description=text, metadata=meta
+    )
+
+
+def blocking_failure_text(event: Any, blocking: set[str]) -> str | None:
+    """The description of a failed ERROR-severity blocking check result, else None."""
+    if not isinstance(event, dg.AssetCheckResult) or event.passed:
+        return None
+    if event.check_name not in blocking or event.severity != dg.AssetCheckSeverity.ERROR:
+        return None
+    return event.description or f"{event.check_name} failed (see its metadata)"
