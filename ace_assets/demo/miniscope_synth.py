@@ -3,7 +3,7 @@
 Why: every stage of the calcium chain (denoise, motion correction, CNMF-E,
 phase-locking) needs a movie whose answer is known. The movie model is
 
-    F(t) = flicker(t) * bleach(t) * warp_t(B(t) + sum_n a_n C_n(t)) + bands(t) + noise
+    F(t) = corrupt_t(flicker(t) * bleach(t) * warp_t(B(t) + sum_n a_n C_n(t)) + bands(t) + noise)
 
 where ``warp_t`` moves the scene by the rigid shift ``shifts[t] = (dy, dx)``
 (plus an optional smooth non-rigid field): ``frame[y, x] = scene[y - dy, x - dx]``.
@@ -15,6 +15,13 @@ All per-frame time series (traces, shifts, background, bleaching, flicker) are
 small and computed once; frames are rendered on demand, and the noise of frame
 ``t`` is seeded by ``(seed, t)``, so any frame range is reproducible on its own
 and memory does not grow with the movie length.
+
+Beyond the demo: the knobs below vary what real recordings vary, so the harder family in
+:mod:`ace_assets.demo.families` can be built from them: any frame size; several travelling
+band components, each of any frequency and tilted (``cycles_x``); a background with
+texture (``vessels``) or none (``flat``); resting neuron brightness; and the corruptions of
+wireless Miniscopes (``corrupt_*``: garbage or torn rows, black, white and repeated frames),
+recorded in the truth (``corrupt_frames``, ``corrupt_kind``, ``corrupt_rows``).
 """
 
 from __future__ import annotations
@@ -30,6 +37,22 @@ from scipy.special import i0
 
 # Independent random streams, so changing one corruption does not reshuffle the others.
 _FOOTPRINTS, _SPIKES, _BACKGROUND, _MOTION, _FLICKER, _BANDS, _NONRIGID, _NOISE = range(8)
+_TEXTURE, _CORRUPT = 8, 9
+
+#: ``corrupt_kind`` codes in the truth
+CORRUPT_ROWS, CORRUPT_BLACK, CORRUPT_WHITE, CORRUPT_DUPLICATE = 1, 2, 3, 4
+TEXTURES = ("blobs", "vessels", "flat")
+
+
+@dataclass(frozen=True)
+class BandSpec:
+    """One travelling band component: ``amplitude * sin(2 pi (cycles (y - speed t) / H
+    + cycles_x x / W) + phase)``; ``cycles_x != 0`` tilts the bands."""
+
+    cycles: float
+    amplitude: float
+    speed: float = 1.5  # px per frame, down the image
+    cycles_x: float = 0.0
 
 
 @dataclass
@@ -62,7 +85,17 @@ class MiniscopeSynthConfig:
     band_amplitude: float = 4.0  # grey levels, travelling horizontal bands (V4 noise)
     band_cycles: int | None = None  # bands per frame height; None: round(0.2 * height)
     band_speed: float = 1.5  # px per frame, bands travel down the image
+    band_cycles_x: float = 0.0  # cycles across the width: tilts the main band
+    extra_bands: tuple[BandSpec, ...] = ()  # more band components, added to the main one
     flicker_sd: float = 0.02  # relative sd of the per-frame whole-frame gain
+    texture: str = "blobs"  # "blobs" (smooth), "vessels" (+ dark vessel network), "flat"
+    vessel_contrast: float = 0.3  # fraction of the background a vessel's core absorbs
+    n_vessels: int = 6
+    neuron_baseline: float = 0.0  # grey levels of resting fluorescence at a neuron's centre
+    corrupt_rows_fraction: float = 0.0  # fraction of frames with a block of garbage/torn rows
+    black_frames: int = 0  # frames read as all zero
+    white_frames: int = 0  # frames read as saturated
+    duplicate_frames: int = 0  # frames that repeat the previous frame exactly
     # Phase locking: per-frame ephys oscillation phase (rad, shape (n_frames,)).
     lock_phase: np.ndarray | None = field(default=None, repr=False)
     locked_fraction: float = 0.0  # fraction of neurons whose firing follows lock_phase
@@ -73,6 +106,16 @@ class MiniscopeSynthConfig:
         if self.band_cycles is not None:
             return int(self.band_cycles)
         return max(1, int(round(0.2 * self.height)))
+
+    def band_components(self) -> tuple[BandSpec, ...]:
+        """Every band component: the main one (if its amplitude is not 0) and the extras."""
+        main = BandSpec(
+            float(self.resolved_band_cycles()),
+            float(self.band_amplitude),
+            float(self.band_speed),
+            float(self.band_cycles_x),
+        )
+        return tuple(b for b in (main, *self.extra_bands) if b.amplitude != 0)
 
     def resolved_bleach_tau(self) -> float:
         if self.bleach_tau_s is not None:
@@ -110,6 +153,26 @@ def _smooth_walk(rng: np.random.Generator, n: int, tau_frames: float, smooth: fl
     return x / peak if peak > 0 else x
 
 
+def _vessels(h: int, w: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A static network of dark, smoothly winding vessels in [0, 1] (1 = vessel core)."""
+    canvas = np.zeros((h, w), np.float32)
+    d = float(max(h, w))
+    for _ in range(n):
+        y, x = rng.uniform(0, h), rng.uniform(0, w)
+        angle = rng.uniform(0, 2 * np.pi)
+        pts = []
+        for _ in range(60):
+            pts.append((x, y))
+            angle += rng.normal(0, 0.25)
+            x += np.cos(angle) * d / 40
+            y += np.sin(angle) * d / 40
+        width = max(1, int(round(rng.uniform(0.004, 0.012) * d)))
+        poly = np.round(np.array(pts)).astype(np.int32)[None]
+        cv2.polylines(canvas, poly, False, 1.0, thickness=width, lineType=cv2.LINE_AA)
+    canvas = cv2.GaussianBlur(canvas, (0, 0), max(1.0, 0.003 * d))
+    return np.clip(canvas, 0.0, 1.0)
+
+
 def _place_centres(cfg: MiniscopeSynthConfig, rng: np.random.Generator) -> np.ndarray:
     r = cfg.neuron_radius
     margin = 2.5 * r + cfg.motion_amplitude + cfg.nonrigid_amplitude + 1.0
@@ -143,6 +206,8 @@ class SyntheticMiniscope:
             raise ValueError(
                 f"lock_phase must have shape ({cfg.n_frames},), got {np.shape(cfg.lock_phase)}"
             )
+        if cfg.texture not in TEXTURES:
+            raise ValueError(f"texture {cfg.texture!r} not in {TEXTURES}")
         self.config = cfg
         self.height, self.width, self.n_frames, self.fps = (
             cfg.height,
@@ -155,6 +220,7 @@ class SyntheticMiniscope:
         self._make_background()
         self._make_motion()
         self._make_gains()
+        self._make_corruptions()
         self._truth: dict[str, np.ndarray] | None = None
 
     # --- ground truth -------------------------------------------------------------
@@ -214,7 +280,10 @@ class SyntheticMiniscope:
         cy, cx = h / 2 + rng.uniform(-0.1, 0.1) * h, w / 2 + rng.uniform(-0.1, 0.1) * w
         vignette = np.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * (0.45 * d) ** 2))
         static = cfg.background_level * (0.55 + 0.45 * vignette)
-        nb = cfg.n_background_components
+        if cfg.texture == "vessels":
+            vessels = _vessels(h, w, cfg.n_vessels, _rng(cfg.seed, _TEXTURE))
+            static = static * (1.0 - cfg.vessel_contrast * vessels)
+        nb = 0 if cfg.texture == "flat" else cfg.n_background_components
         spatial = np.zeros((nb, h, w), dtype=np.float32)
         temporal = np.zeros((nb, cfg.n_frames), dtype=np.float32)
         for j in range(nb):
@@ -224,6 +293,12 @@ class SyntheticMiniscope:
             spatial[j] = cfg.background_level * cfg.background_fluctuation * blob
             walk = _smooth_walk(rng, cfg.n_frames, tau_frames=4 * cfg.fps, smooth=cfg.fps)
             temporal[j] = 1.0 + 0.5 * walk
+        if cfg.neuron_baseline:
+            for y0, x0, p in self._patches:
+                ys, xs = self._clip(y0, x0, p.shape)
+                static[ys[0] : ys[1], xs[0] : xs[1]] += (
+                    cfg.neuron_baseline * p[ys[2] : ys[3], xs[2] : xs[3]]
+                )
         self.background_static = static.astype(np.float32)
         self.background_spatial = spatial
         self.background_temporal = temporal
@@ -268,7 +343,42 @@ class SyntheticMiniscope:
         )
         rng = _rng(cfg.seed, _FLICKER)
         self.flicker = (1.0 + cfg.flicker_sd * rng.standard_normal(cfg.n_frames)).astype(np.float32)
-        self.band_phase0 = float(_rng(cfg.seed, _BANDS).uniform(0, 2 * np.pi))
+        phases = _rng(cfg.seed, _BANDS).uniform(0, 2 * np.pi, size=1 + len(cfg.extra_bands))
+        self.band_phase0 = float(phases[0])
+        self._band_phases = phases if cfg.band_amplitude != 0 else phases[1:]
+
+    def _make_corruptions(self) -> None:
+        """Which frames are corrupted and how (never frame 0, one corruption per frame)."""
+        cfg = self.config
+        t = cfg.n_frames
+        rng = _rng(cfg.seed, _CORRUPT)
+        n_rows = int(round(cfg.corrupt_rows_fraction * t))
+        counts = [
+            (CORRUPT_ROWS, n_rows),
+            (CORRUPT_BLACK, cfg.black_frames),
+            (CORRUPT_WHITE, cfg.white_frames),
+            (CORRUPT_DUPLICATE, cfg.duplicate_frames),
+        ]
+        total = sum(n for _, n in counts)
+        if total > max(t - 1, 0) // 2:
+            raise ValueError(f"{total} corrupted frames are too many for {t} frames")
+        # spaced at least 2 apart so every corrupted frame has intact neighbours
+        pool = np.arange(1, t - 1, 2) if t > 2 else np.zeros(0, np.int64)
+        frames = np.sort(rng.choice(pool, size=total, replace=False)) if total else pool[:0]
+        kinds = np.concatenate([np.full(n, k) for k, n in counts]) if total else np.zeros(0)
+        kinds = rng.permutation(kinds.astype(np.int64))
+        rows = np.full((total, 2), -1, np.int64)
+        for i in np.flatnonzero(kinds == CORRUPT_ROWS):
+            height = int(rng.integers(max(2, self.height // 20), max(3, self.height // 3)))
+            r0 = int(rng.integers(0, self.height - height))
+            rows[i] = (r0, r0 + height)
+        self.corrupt_frames = frames.astype(np.int64)
+        self.corrupt_kind = kinds
+        self.corrupt_rows = rows
+        self._corrupt = {
+            int(f): (int(k), (int(r[0]), int(r[1])))
+            for f, k, r in zip(frames, kinds, rows, strict=True)
+        }
 
     @property
     def footprints(self) -> np.ndarray:
@@ -327,6 +437,15 @@ class SyntheticMiniscope:
                 "motion_amplitude": np.array(cfg.motion_amplitude),
                 "nonrigid_amplitude": np.array(cfg.nonrigid_amplitude),
                 "lock_kappa": np.array(cfg.lock_kappa),
+                "band_components": np.array(
+                    [[b.cycles, b.cycles_x, b.amplitude, b.speed] for b in cfg.band_components()],
+                    dtype=np.float64,
+                ).reshape(-1, 4),
+                "texture": np.array(cfg.texture),
+                "neuron_baseline": np.array(cfg.neuron_baseline),
+                "corrupt_frames": self.corrupt_frames,
+                "corrupt_kind": self.corrupt_kind,
+                "corrupt_rows": self.corrupt_rows,
             }
         return self._truth
 
@@ -376,13 +495,40 @@ class SyntheticMiniscope:
         return cv2.remap(img, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
 
     def bands(self, start: int, stop: int) -> np.ndarray:
-        """Travelling horizontal bands, (k, H, 1) float32 grey levels (broadcast over x)."""
-        cfg = self.config
+        """Travelling bands, float32 grey levels: (k, H, 1) when none is tilted, else (k, H, W)."""
         t = np.arange(start, stop, dtype=np.float64)[:, None, None]
         y = np.arange(self.height, dtype=np.float64)[None, :, None]
-        kc = cfg.resolved_band_cycles()
-        arg = 2 * np.pi * kc * (y - cfg.band_speed * t) / self.height + self.band_phase0
-        return (cfg.band_amplitude * np.sin(arg)).astype(np.float32)
+        x = np.arange(self.width, dtype=np.float64)[None, None, :]
+        comps = self.config.band_components()
+        tilted = any(b.cycles_x != 0 for b in comps)
+        out = np.zeros((stop - start, self.height, self.width if tilted else 1), np.float64)
+        for b, phase in zip(comps, self._band_phases, strict=True):
+            arg = 2 * np.pi * b.cycles * (y - b.speed * t) / self.height + phase
+            if b.cycles_x:
+                arg = arg + 2 * np.pi * b.cycles_x * x / self.width
+            out += b.amplitude * np.sin(arg)
+        return out.astype(np.float32)
+
+    def _corrupt_frame(self, t: int, frame: np.ndarray, flags: dict[str, bool]) -> np.ndarray:
+        """Frame ``t`` as a faulty wireless link delivers it (``frame`` is the intact one;
+        ``flags`` are the render switches, so a repeated frame repeats the same rendering)."""
+        kind, (r0, r1) = self._corrupt[t]
+        top = 255.0
+        if kind == CORRUPT_BLACK:
+            return np.zeros_like(frame)
+        if kind == CORRUPT_WHITE:
+            return np.full_like(frame, top)
+        if kind == CORRUPT_DUPLICATE:
+            return self.render(t - 1, t, **flags)[0]
+        rng = _rng(self.config.seed, _CORRUPT, t)
+        out = frame.copy()
+        if rng.uniform() < 0.5:  # garbage rows
+            out[r0:r1] = rng.uniform(0, top, size=(r1 - r0, self.width)).astype(frame.dtype)
+        else:  # a torn block: the rows arrive shifted sideways
+            out[r0:r1] = np.roll(
+                frame[r0:r1], int(rng.integers(self.width // 8, self.width // 2)), 1
+            )
+        return out
 
     def render(
         self,
@@ -395,6 +541,7 @@ class SyntheticMiniscope:
         bands: bool = True,
         noise: bool = True,
         quantize: bool = True,
+        corrupt: bool = True,
     ) -> np.ndarray:
         """Frames [start, stop) with chosen corruptions; uint8 if quantize else float32."""
         self._check_range(start, stop)
@@ -421,6 +568,20 @@ class SyntheticMiniscope:
             if quantize:
                 np.clip(np.rint(scene), 0, 255, out=scene)
             out[a - start : b - start] = scene
+        if corrupt and self._corrupt:
+            for t in self.corrupt_frames[
+                (self.corrupt_frames >= start) & (self.corrupt_frames < stop)
+            ]:
+                if int(t) >= 1:
+                    flags = dict(
+                        motion=motion,
+                        bleach=bleach,
+                        flicker=flicker,
+                        bands=bands,
+                        noise=noise,
+                        quantize=quantize,
+                    )
+                    out[t - start] = self._corrupt_frame(int(t), out[t - start], flags)
         return out
 
     def frames(self, start: int, stop: int) -> np.ndarray:
@@ -428,8 +589,10 @@ class SyntheticMiniscope:
         return self.render(start, stop)
 
     def clean_frames(self, start: int, stop: int, *, quantize: bool = False) -> np.ndarray:
-        """The movie without bands, flicker and noise (motion and bleaching kept), float32."""
-        return self.render(start, stop, flicker=False, bands=False, noise=False, quantize=quantize)
+        """The movie without bands, flicker, noise and corruption (motion and bleaching kept)."""
+        return self.render(
+            start, stop, flicker=False, bands=False, noise=False, quantize=quantize, corrupt=False
+        )
 
     def iter_chunks(self, chunk: int = 100) -> Iterator[tuple[int, np.ndarray]]:
         """(start, uint8 frames) blocks covering the whole movie."""
