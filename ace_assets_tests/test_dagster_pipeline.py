@@ -55,17 +55,26 @@ def processed(demo_data: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_every_line_materializes_what_its_modalities_allow(processed) -> None:
     paths, results, _ = processed
-    done = {
-        line: {e.asset_key.to_user_string() for e in r.get_asset_materialization_events()}
-        for line, r in results.items()
-    }
+    done = {line: set(r.materialized()) for line, r in results.items()}
+    na = {line: set(r.not_applicable()) for line, r in results.items()}
     for result in results.values():
         assert result.success, failure_text(result)
     assert {"multimodal_results", "miniscope_results", "ephys_results"} <= done["1"]
+    assert na["1"] == set()
     assert "miniscope_results" in done["2"] and "ephys_channels" not in done["2"]
     assert "ephys_results" in done["3"] and "denoised_movie" not in done["3"]
+    # what a line has no recording for is recorded as not applicable, never left missing
+    assert {"ephys_channels", "ephys_results", "multimodal_results"} <= na["2"]
+    assert {"denoised_movie", "miniscope_sources", "multimodal_alignment"} <= na["3"]
     for line in ("1", "2"):
         assert all(checks(results[line]).values()), checks(results[line])
+    na_check = next(
+        c
+        for c in results["3"].get_asset_check_evaluations()
+        if c.check_name == "dropped_frames_below_threshold"
+    )
+    assert na_check.passed and "not applicable" in (na_check.description or "")
+    assert na_check.partition == "3"  # checks belong to their line
 
 
 def test_sources_events_and_traces_match_ground_truth(processed, demo_data: Path) -> None:

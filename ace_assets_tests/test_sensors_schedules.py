@@ -145,8 +145,9 @@ def test_nightly_reconcile_requests_missing_and_changed_lines(setup) -> None:
     assert [r.partition_key for r in requests] == ["1", "2"]
 
 
-def test_runs_select_only_what_the_line_recorded(setup) -> None:
-    """A Miniscope-only line's run holds no ephys step; an ephys-only line's no movie step."""
+def test_runs_cover_the_whole_line_job(setup) -> None:
+    """Sensor and schedule runs are whole ``process_line`` runs of one partition each: what a
+    line has no recording for records "not applicable" inside the run (no second run)."""
     from ace_assets.definitions import defs
 
     project, data, paths = setup
@@ -158,14 +159,8 @@ def test_runs_select_only_what_the_line_recorded(setup) -> None:
     with dg.instance_for_test() as instance:
         first = tick(instance, paths, None, defs)
         second = tick(instance, paths, first.cursor, defs)
-    selected = {
-        r.partition_key: {k.to_user_string() for k in r.asset_selection or []}
-        for r in second.run_requests
-    }
-    assert {"session_files", "denoised_movie", "miniscope_results"} <= selected["1"]
-    assert not {"ephys_channels", "multimodal_alignment"} & selected["1"]
-    assert {"session_files", "ephys_channels", "ephys_results"} <= selected["2"]
-    assert not {"denoised_movie", "multimodal_results"} & selected["2"]
+    assert sorted(r.partition_key for r in second.run_requests) == ["1", "2"]
+    assert all(r.asset_selection is None for r in second.run_requests)
 
     import datetime as dt
 
@@ -174,5 +169,6 @@ def test_runs_select_only_what_the_line_recorded(setup) -> None:
         scheduled_execution_time=dt.datetime(2026, 11, 26, 2),
         repository_def=defs.get_repository_def(),
     )
-    nightly = {r.partition_key: set(r.asset_selection or []) for r in nightly_reconcile(context)}
-    assert {k.to_user_string() for k in nightly["2"]} == selected["2"]
+    nightly = nightly_reconcile(context)
+    assert sorted(r.partition_key for r in nightly) == ["1", "2"]
+    assert all(r.asset_selection is None for r in nightly)

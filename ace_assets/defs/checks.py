@@ -12,6 +12,30 @@ from typing import Any
 
 import dagster as dg
 
+#: What each per-line check measures and which parameter sets its threshold (shown in the UI).
+CHECK_DESCRIPTIONS: dict[str, str] = {
+    "dropped_frames_below_threshold": (
+        "Frames the Miniscope DAQ dropped (from timeStamps.csv), as a fraction of the "
+        "recording; threshold: max_dropped_frame_fraction."
+    ),
+    "motion_within_max_shifts": (
+        "Largest rigid shift against the max_shifts bound: a shift at the bound means the "
+        "true motion may be larger; threshold: max_shifts."
+    ),
+    "components_found": (
+        "At least one source survives extraction; thresholds: min_corr, min_pnr, min_SNR."
+    ),
+    "ttl_count_matches_frames": (
+        "TTL pulses on the ephys clock (after 'indices of TTL events to delete') against the "
+        "Miniscope frame count, and frames repaired from camera timestamps; threshold: "
+        "max_ttl_mismatch."
+    ),
+    "no_recording_gaps": (
+        "Pauses in the Neuralynx recording; a pause longer than max_gap_s blocks the ephys "
+        "chain; threshold: max_gap_s."
+    ),
+}
+
 #: Where a user changes an analysis parameter.
 PARAMETER_HINT = (
     "column '{name}' of analysis_parameters.csv, or the run-config key "

@@ -2,12 +2,13 @@
 
 import functools
 import inspect
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import dagster as dg
 
-from ace_assets.defs.checks import blocking_failure_text
+from ace_assets.defs.checks import CHECK_DESCRIPTIONS, blocking_failure_text
 from ace_assets.defs.executors import heavy_op_tags
 from ace_assets.defs.manifests import read_manifest
 from ace_assets.defs.partitions import line_of, line_partitions
@@ -38,9 +39,9 @@ def line_asset(
     """``@dg.asset`` for one line: partitioned, eager, optional output, ``(check, blocking)`` specs.
 
     ``modality`` (a key of :data:`MODALITY_NEEDS`) becomes the ``ace/modality`` tag. On a
-    line without those recordings the body never runs: the wrapper yields no
-    materialization and not-applicable checks, and
-    :func:`ace_assets.defs.line_runs.materialize_line` leaves the asset out of its runs.
+    line without those recordings the body never runs: the wrapper records a "not
+    applicable" materialization (so the UI shows it as such, not as missing, and no step
+    is ever skipped) and not-applicable check results.
 
     ``heavy`` puts the step in the ``ace_heavy`` pool (and Celery queue) so a
     backfill of many lines runs one movie-sized step at a time.
@@ -54,7 +55,19 @@ def line_asset(
         raise ValueError(f"modality must be one of {sorted(MODALITY_NEEDS)}, got {modality!r}")
 
     def decorate(fn: Callable[..., Any]) -> dg.AssetsDefinition:
-        specs = [dg.AssetCheckSpec(name, asset=fn.__name__, blocking=b) for name, b in checks]
+        with warnings.catch_warnings():
+            # partitioned checks are a preview in Dagster 1.13; the per-line tests pin them down
+            warnings.simplefilter("ignore", dg.PreviewWarning)
+            specs = [
+                dg.AssetCheckSpec(
+                    name,
+                    asset=fn.__name__,
+                    blocking=b,
+                    partitions_def=line_partitions,
+                    description=CHECK_DESCRIPTIONS[name],
+                )
+                for name, b in checks
+            ]
         blocking = {spec.name for spec in specs if spec.blocking}
         if not inspect.isgeneratorfunction(fn):
             raise TypeError(f"{fn.__name__}: a line asset body must yield its results")
@@ -66,7 +79,7 @@ def line_asset(
             context, paths = bound.arguments["context"], bound.arguments["paths"]
             line = line_of(context)
             if why := missing_modality(paths, line, MODALITY_NEEDS[modality]):
-                yield from skip_line(context, line, why)
+                yield from not_applicable(context, line, why)
                 return
             failed: list[str] = []
             for event in fn(*args, **kwargs):
@@ -113,12 +126,23 @@ def missing_modality(paths: PathsResource, line: int, needs: Iterable[str]) -> s
     )
 
 
-def skip_line(
+#: Tag value (``ace/status``) of a materialization that records "no such recording".
+NOT_APPLICABLE = "not_applicable"
+
+
+def not_applicable(
     context: dg.AssetExecutionContext, line: int, why: str
-) -> Iterator[dg.AssetCheckResult]:
-    """Yield no materialization (Dagster marks the asset skipped) and not-applicable checks."""
-    context.log.info(f"line {line}: {why}; nothing to compute")
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Record that the line has nothing to compute here, with why, and not-applicable checks."""
+    context.log.info(f"line {line}: {why}; not applicable")
+    yield dg.MaterializeResult(
+        metadata={"status": dg.MetadataValue.text("not applicable"), "reason": why},
+        tags={"ace/status": NOT_APPLICABLE},
+    )
     for spec in context.assets_def.check_specs:
         yield dg.AssetCheckResult(
-            check_name=spec.name, passed=True, metadata={"not_applicable": why}
+            check_name=spec.name,
+            passed=True,
+            description=f"not applicable: {why}",
+            metadata={"not_applicable": why},
         )

@@ -1,65 +1,36 @@
-"""Materializing one line in-process (the demo, notebooks, tests) with only its applicable assets.
+"""Materializing one line in-process (the demo, notebooks, tests).
 
-A line with one modality would otherwise put the other modality's assets in the run only
-for them to skip. Dagster 1.13's in-process executor never finishes a run in which a step
-becomes skippable while an upstream failure is being propagated (e.g. ``multimodal_results``
-on a Miniscope-only line whose movie chain failed): it handles skips before abandons and
-then waits forever. So the run first resolves the session, then selects by modality tag,
-and no step is ever skipped for a missing recording. Deployed runs (multiprocess or Celery
-executors) re-process skips every loop and are not affected.
+The session is resolved first (its own run), so a failure there is reported before any
+movie or channel is opened; then every other per-line asset runs. Assets a line has no
+recording for record "not applicable" themselves (:func:`ace_assets.defs.line_assets.line_asset`),
+so no step is ever skipped: Dagster 1.13's in-process executor never finishes a run in which
+a step becomes skippable while an upstream failure is being propagated.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
 
-from ace_assets.defs.line_assets import MODALITY_NEEDS, MODALITY_TAG, line_modalities
+from ace_assets.defs.line_assets import line_modalities
 from ace_assets.defs.resources import PathsResource
 
-#: Assets every line run starts with: what the rest of the run is chosen from.
+#: Assets every line run starts with: what the rest of the run reads.
 SESSION_ASSETS = ("analysis_parameters", "session_files")
 
 
-def applicable_assets(
-    assets: Iterable[dg.AssetsDefinition], modalities: Iterable[str]
-) -> list[str]:
-    """Names of the per-line assets whose ``ace/modality`` needs are all present."""
-    have = set(modalities)
-    names: list[str] = []
-    for asset in assets:
-        for key in asset.keys:
-            modality = asset.tags_by_key.get(key, {}).get(MODALITY_TAG)
-            if modality is not None and set(MODALITY_NEEDS[modality]) <= have:
-                names.append(key.to_user_string())
-    return names
-
-
-def repository_of(
-    context: dg.SensorEvaluationContext | dg.ScheduleEvaluationContext,
-) -> dg.RepositoryDefinition | None:
-    """The code location's repository (always there under the daemon; maybe not in a test)."""
-    try:
-        return context.repository_def
-    except dg.DagsterInvariantViolationError:
-        return None
-
-
-def run_asset_keys(
-    repository: dg.RepositoryDefinition | None, modalities: Iterable[str]
-) -> list[dg.AssetKey] | None:
-    """What a sensor or schedule run of a line should select: the session assets and the
-    assets its recordings allow. None (the whole job) when no repository is at hand."""
-    if repository is None:
-        return None
-    names = [
-        *SESSION_ASSETS,
-        *applicable_assets(repository.assets_defs_by_key.values(), modalities),
+def per_line_assets(assets: Sequence[dg.AssetsDefinition]) -> list[str]:
+    """Names of the partitioned assets after the session ones, in definition order."""
+    return [
+        key.to_user_string()
+        for asset in assets
+        if asset.partitions_def is not None
+        for key in asset.keys
+        if key.to_user_string() not in SESSION_ASSETS
     ]
-    return [dg.AssetKey(n) for n in dict.fromkeys(names)]
 
 
 def _op_config(run_config: Mapping[str, Any] | None, names: Sequence[str]) -> dict[str, Any]:
@@ -92,8 +63,19 @@ class LineRun:
     def get_step_failure_events(self) -> list[dg.DagsterEvent]:
         return [e for r in self.runs for e in r.get_step_failure_events()]
 
-    def materialized(self) -> list[str]:
-        return sorted(e.asset_key.to_user_string() for e in self.get_asset_materialization_events())
+    def materialized(self, *, applicable_only: bool = True) -> list[str]:
+        """Assets materialized by these runs; by default without "not applicable" records."""
+        return sorted(
+            e.asset_key.to_user_string()
+            for e in self.get_asset_materialization_events()
+            if not applicable_only
+            or e.step_materialization_data.materialization.tags.get("ace/status")
+            != "not_applicable"
+        )
+
+    def not_applicable(self) -> list[str]:
+        done = set(self.materialized(applicable_only=False))
+        return sorted(done - set(self.materialized()))
 
 
 def materialize_line(
@@ -103,8 +85,9 @@ def materialize_line(
     line: str,
     instance: dg.DagsterInstance,
     run_config: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> LineRun:
-    """Session first, then every asset the line's recordings allow; failures are returned."""
+    """Session first, then every other per-line asset; failures are returned, not raised."""
     result = LineRun(line=line)
     resources = {"paths": paths}
 
@@ -117,6 +100,7 @@ def materialize_line(
             resources=resources,
             run_config=_op_config(run_config, names),
             raise_on_error=False,
+            tags=dict(tags or {}),
         )
         result.runs.append(outcome)
         return outcome
@@ -124,7 +108,7 @@ def materialize_line(
     if not run(SESSION_ASSETS).success:
         return result
     result.modalities = line_modalities(paths, line)
-    names = applicable_assets(assets, result.modalities)
+    names = per_line_assets(assets)
     if names:
         run(names)
     return result

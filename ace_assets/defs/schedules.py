@@ -5,7 +5,6 @@ import dagster as dg
 from ace_assets.catalog.experiments import ExperimentCatalog, read_experiments
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
 from ace_assets.defs.catalog_assets import parameters_digest
-from ace_assets.defs.line_runs import repository_of, run_asset_keys
 from ace_assets.defs.manifests import NotMaterializedError, read_manifest
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.sensors import PROCESS_JOB
@@ -56,9 +55,6 @@ def nightly_reconcile(context: dg.ScheduleEvaluationContext, paths: PathsResourc
         dg.RunRequest(
             run_key=f"nightly-{stamp}-{line}",
             partition_key=str(line),
-            asset_selection=run_asset_keys(
-                repository_of(context), catalog.experiments[line].modalities
-            ),
             tags={"ace/trigger": "nightly_reconcile", "ace/reason": why},
         )
         for line, why in sorted(lines.items())

@@ -5,7 +5,6 @@ import json
 import dagster as dg
 
 from ace_assets.catalog.experiments import read_experiments
-from ace_assets.defs.line_runs import repository_of, run_asset_keys
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import PathsResource
 from ace_assets.errors import AceInputError
@@ -54,9 +53,6 @@ def new_recordings(context: dg.SensorEvaluationContext, paths: PathsResource) ->
                     dg.RunRequest(
                         run_key=f"line-{key}-{state.fingerprint}",
                         partition_key=key,
-                        asset_selection=run_asset_keys(
-                            repository_of(context), experiment.modalities
-                        ),
                         tags={
                             "ace/trigger": "new_recordings",
                             "ace/fingerprint": state.fingerprint,
