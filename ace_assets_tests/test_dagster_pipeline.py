@@ -249,3 +249,31 @@ def test_dropped_frames_above_threshold_block_the_movie_chain(small_line) -> Non
     assert evaluation.metadata["dropped_frames"].value == 5
     done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert "denoised_movie" in done and "preprocessed_movie" not in done
+
+
+def test_qc_is_one_click_away(processed) -> None:
+    """Every computed asset leads with one combined QC image; numbers are rounded; the line's
+    HTML report holds every asset's figures and numbers and is linked from the metadata."""
+    paths, results, _ = processed
+    events = {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization
+        for e in results["1"].get_asset_materialization_events()
+    }
+    for name in ("denoised_movie", "motion_corrected_movie", "miniscope_sources", "ephys_results"):
+        metadata = events[name].metadata
+        first = next(iter(metadata))
+        assert first == "qc", (name, list(metadata))
+        assert "data:image/jpeg;base64," in metadata["qc"].value
+        png = Path(paths.results) / "line_1" / name / "qc_summary.png"
+        assert png.is_file()
+        import cv2
+
+        assert cv2.imread(str(png)).shape[1] >= 1200
+        for key, value in metadata.items():
+            if isinstance(value, dg.FloatMetadataValue) and value.value is not None:
+                assert float(f"{value.value:.4g}") == value.value, (name, key, value.value)
+    report = Path(metadata["report"].value)
+    assert report == Path(paths.results) / "line_1" / "report.html"
+    text = report.read_text()
+    for name in ("denoised_movie", "miniscope_sources", "multimodal_results"):
+        assert f"{name}/qc_summary.png" in text

@@ -10,8 +10,9 @@ import dagster as dg
 
 from ace_assets.defs.checks import CHECK_DESCRIPTIONS, blocking_failure_text
 from ace_assets.defs.executors import heavy_op_tags
-from ace_assets.defs.manifests import read_manifest
+from ace_assets.defs.manifests import asset_dir, read_manifest
 from ace_assets.defs.partitions import line_of, line_partitions
+from ace_assets.defs.presentation import REPORT_ORDER, present
 from ace_assets.defs.resources import PathsResource
 
 HEAVY_POOL = "ace_heavy"
@@ -69,6 +70,9 @@ def line_asset(
                 for name, b in checks
             ]
         blocking = {spec.name for spec in specs if spec.blocking}
+        name = fn.__name__
+        summary = (inspect.getdoc(fn) or name).split("\n\n")[0].replace("\n", " ")
+        REPORT_ORDER.append(name)
         if not inspect.isgeneratorfunction(fn):
             raise TypeError(f"{fn.__name__}: a line asset body must yield its results")
         signature = inspect.signature(fn)
@@ -85,6 +89,15 @@ def line_asset(
             for event in fn(*args, **kwargs):
                 if text := blocking_failure_text(event, blocking):
                     failed.append(text)
+                if isinstance(event, dg.MaterializeResult):
+                    event = present(
+                        event,
+                        folder=asset_dir(paths, name, line),
+                        line_dir=paths.line_dir(line),
+                        asset=name,
+                        description=summary,
+                        run_id=context.run_id,
+                    )
                 yield event
             if failed:
                 raise dg.Failure(
