@@ -15,9 +15,9 @@ from ace_assets.defs.ephys_assets import (
 from ace_assets.defs.executors import executor_from_env
 from ace_assets.defs.movie_assets import denoised_movie, motion_corrected_movie, preprocessed_movie
 from ace_assets.defs.multimodal_assets import multimodal_alignment, multimodal_results
-from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.resources import deployment_paths, paths_tags
 from ace_assets.defs.schedules import nightly_reconcile
-from ace_assets.defs.sensors import follow_upstream, new_recordings
+from ace_assets.defs.sensors import follow_upstream_sensor, new_recordings
 from ace_assets.defs.session_assets import session_files
 
 all_assets = [
@@ -38,20 +38,27 @@ all_assets = [
     multimodal_results,
 ]
 
-process_all = dg.define_asset_job(
-    "process_line",
-    selection=dg.AssetSelection.assets(*all_assets) - dg.AssetSelection.assets(experiments),
-    description="Every per-line asset of one line number.",
-)
 
-defs = dg.Definitions(
-    assets=all_assets,
-    jobs=[process_all],
-    sensors=[new_recordings, follow_upstream],
-    schedules=[nightly_reconcile],
-    resources={"paths": PathsResource()},
-    executor=executor_from_env(),
-)
+def build_definitions() -> dg.Definitions:
+    """The code location, with the paths of this deployment (``ACE_*`` variables, else demo)."""
+    tags = paths_tags()
+    process_all = dg.define_asset_job(
+        "process_line",
+        selection=dg.AssetSelection.assets(*all_assets) - dg.AssetSelection.assets(experiments),
+        description="Every per-line asset of one line number.",
+        tags=tags,
+    )
+    return dg.Definitions(
+        assets=all_assets,
+        jobs=[process_all],
+        sensors=[new_recordings, follow_upstream_sensor()],
+        schedules=[nightly_reconcile],
+        resources={"paths": deployment_paths()},
+        executor=executor_from_env(),
+    )
+
+
+defs = build_definitions()
 
 
 def process_line_job() -> dg.JobDefinition:

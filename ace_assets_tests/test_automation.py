@@ -6,7 +6,6 @@ import dagster as dg
 
 from ace_assets.definitions import all_assets, defs
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
-from ace_assets.defs.sensors import follow_upstream
 
 PER_LINE = [a.key for a in all_assets if a.key.to_user_string() != "experiments"]
 DOWNSTREAM = [
@@ -61,6 +60,7 @@ def test_updated_line_pulls_its_downstream_assets_once() -> None:
 
 
 def test_automation_sensor_covers_every_asset_and_runs_by_default() -> None:
+    follow_upstream = defs.get_sensor_def("follow_upstream")
     assert follow_upstream.default_status == dg.DefaultSensorStatus.RUNNING
     graph = defs.resolve_asset_graph()
     targeted = follow_upstream.asset_selection.resolve(graph)

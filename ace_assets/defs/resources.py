@@ -1,4 +1,10 @@
-"""The one place a deployment says where the catalog, the raw data and the results live."""
+"""The one place a deployment says where the catalog, the raw data and the results live.
+
+A deployment sets three environment variables once (the service's environment, or the
+shell that starts ``dagster dev``); every sensor tick, schedule, automation run and UI
+launch then uses them, and the UI shows them as environment-sourced resource config.
+Unset, the embedded demo is used.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from ace_assets.errors import AceInputError
 
@@ -22,9 +29,27 @@ class PathsResource(dg.ConfigurableResource):
     raw data is read-only.
     """
 
-    project_path: str = str(DEMO_PROJECT)
-    data_path: str = str(DEMO_DATA)
-    results_path: str = ""
+    project_path: str = Field(
+        default=str(DEMO_PROJECT),
+        description=(
+            "Folder with experiments.csv, analysis_parameters.csv and curation.csv "
+            "(deployment: ACE_PROJECT_PATH)."
+        ),
+    )
+    data_path: str = Field(
+        default=str(DEMO_DATA),
+        description=(
+            "Root of the raw recordings; catalog directories are relative to it. Read-only: "
+            "nothing is ever written here (deployment: ACE_DATA_PATH)."
+        ),
+    )
+    results_path: str = Field(
+        default="",
+        description=(
+            "Where results are written, one folder per line; empty means "
+            "$DAGSTER_HOME/ace_results (deployment: ACE_RESULTS_PATH)."
+        ),
+    )
 
     @property
     def project(self) -> Path:
@@ -65,3 +90,30 @@ class PathsResource(dg.ConfigurableResource):
 
     def line_dir(self, line_number: int | str) -> Path:
         return self.results / f"line_{int(line_number)}"
+
+
+#: Resource field -> the environment variable a deployment sets it with.
+DEPLOYMENT_ENV = {
+    "project_path": "ACE_PROJECT_PATH",
+    "data_path": "ACE_DATA_PATH",
+    "results_path": "ACE_RESULTS_PATH",
+}
+
+
+def deployment_paths() -> PathsResource:
+    """The paths in force: ``ACE_*`` variables where set (as ``dg.EnvVar``), else the demo."""
+    values = {f: dg.EnvVar(v) for f, v in DEPLOYMENT_ENV.items() if os.environ.get(v)}
+    return PathsResource(**values)
+
+
+def paths_tags(paths: PathsResource | None = None) -> dict[str, str]:
+    """Run tags that say which project and data a run used (visible on every run page)."""
+    if paths is None:
+        current = {f: os.environ.get(v, "") for f, v in DEPLOYMENT_ENV.items()}
+        resolved = PathsResource(**{k: v for k, v in current.items() if v})
+    else:
+        resolved = paths
+    return {
+        "ace/project_path": str(resolved.project),
+        "ace/data_path": str(resolved.data),
+    }

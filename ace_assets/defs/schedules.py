@@ -6,7 +6,7 @@ from ace_assets.catalog.experiments import ExperimentCatalog, read_experiments
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
 from ace_assets.defs.catalog_assets import parameters_digest
 from ace_assets.defs.manifests import NotMaterializedError, read_manifest
-from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.resources import PathsResource, paths_tags
 from ace_assets.defs.sensors import PROCESS_JOB
 from ace_assets.errors import AceInputError
 
@@ -55,7 +55,7 @@ def nightly_reconcile(context: dg.ScheduleEvaluationContext, paths: PathsResourc
         dg.RunRequest(
             run_key=f"nightly-{stamp}-{line}",
             partition_key=str(line),
-            tags={"ace/trigger": "nightly_reconcile", "ace/reason": why},
+            tags={"ace/trigger": "nightly_reconcile", "ace/reason": why, **paths_tags(paths)},
         )
         for line, why in sorted(lines.items())
     ]

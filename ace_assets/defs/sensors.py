@@ -6,7 +6,8 @@ import dagster as dg
 
 from ace_assets.catalog.experiments import read_experiments
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
-from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.resources import PathsResource, paths_tags
+from ace_assets.defs.session_assets import processed_fingerprint
 from ace_assets.errors import AceInputError
 from ace_assets.io.landing import landing_state, now
 
@@ -30,6 +31,8 @@ def new_recordings(context: dg.SensorEvaluationContext, paths: PathsResource) ->
     A run is requested only when a fingerprint is seen twice in a row and is
     older than the settle time, so a half-copied recording is never processed
     and repeated ticks never duplicate a run (the run key is the fingerprint).
+    A line whose last ``session_files`` materialization saw the same fingerprint is
+    not run again when the sensor is first switched on.
     """
     cursor = json.loads(context.cursor) if context.cursor else {}
     try:
@@ -47,6 +50,12 @@ def new_recordings(context: dg.SensorEvaluationContext, paths: PathsResource) ->
         entry = cursor.get(key, {})
         if key not in known:
             new_partitions.append(key)
+        if "requested" not in entry and state.complete:
+            # first look at a line (a new sensor, or one switched on late): a recording that
+            # was already processed as it is now is not processed again
+            done = processed_fingerprint(context.instance, key)
+            if done == state.fingerprint:
+                entry["requested"] = done
         if state.ready(entry.get("seen"), SETTLE_SECONDS, current):
             if entry.get("requested") != state.fingerprint:
                 requests.append(
@@ -56,6 +65,7 @@ def new_recordings(context: dg.SensorEvaluationContext, paths: PathsResource) ->
                         tags={
                             "ace/trigger": "new_recordings",
                             "ace/fingerprint": state.fingerprint,
+                            **paths_tags(paths),
                         },
                     )
                 )
@@ -78,14 +88,17 @@ def new_recordings(context: dg.SensorEvaluationContext, paths: PathsResource) ->
     )
 
 
-follow_upstream = dg.AutomationConditionSensorDefinition(
-    "follow_upstream",
-    target=dg.AssetSelection.all(),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=60,
-    run_tags={"ace/trigger": "follow_upstream"},
-    description=(
-        "Evaluates every asset's eager condition: when a line's upstream result is updated "
-        "(a new recording, edited parameters), its downstream assets run for that line only."
-    ),
-)
+def follow_upstream_sensor() -> dg.AutomationConditionSensorDefinition:
+    """The automation sensor; built with the definitions so its runs carry this deployment's
+    paths as tags."""
+    return dg.AutomationConditionSensorDefinition(
+        "follow_upstream",
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=60,
+        run_tags={"ace/trigger": "follow_upstream", **paths_tags()},
+        description=(
+            "Evaluates every asset's eager condition: when a line's upstream result is updated "
+            "(a new recording, edited parameters), its downstream assets run for that line only."
+        ),
+    )

@@ -7,7 +7,11 @@ from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.manifests import staged_output, write_manifest
 from ace_assets.defs.partitions import line_of, line_partitions
 from ace_assets.defs.resources import PathsResource
+from ace_assets.io.landing import landing_state
 from ace_assets.io.session import resolve_session
+
+#: Tag of a session_files materialization: the fingerprint of the raw files it saw.
+FINGERPRINT_TAG = "ace/fingerprint"
 
 
 @dg.asset(
@@ -22,6 +26,7 @@ def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg
     with input_errors_as_failures():
         row, source = experiment_row(paths, line)
         session = resolve_session(paths.data, row, source)
+    fingerprint = landing_state(paths.data, row).fingerprint
     with staged_output(paths, "session_files", line) as out:
         write_manifest(out, session.to_json())
     meta: dict[str, object] = {
@@ -32,6 +37,9 @@ def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg
             or "none"
         ),
         "missing": dg.MetadataValue.text("; ".join(session.missing) or "none"),
+        "project_path": dg.MetadataValue.path(str(paths.project)),
+        "data_path": dg.MetadataValue.path(str(paths.data)),
+        "results_path": dg.MetadataValue.path(str(paths.results)),
     }
     if session.miniscope:
         ms = session.miniscope
@@ -66,4 +74,20 @@ def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg
                 "ephys_notes": dg.MetadataValue.text("; ".join(ep.notes) or "none"),
             }
         )
-    return dg.MaterializeResult(metadata=meta)
+    meta["fingerprint"] = fingerprint
+    return dg.MaterializeResult(
+        metadata=meta,
+        data_version=dg.DataVersion(fingerprint),
+        tags={FINGERPRINT_TAG: fingerprint},
+    )
+
+
+def processed_fingerprint(instance: dg.DagsterInstance, line: int | str) -> str | None:
+    """The raw-file fingerprint the line's last ``session_files`` materialization saw."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("session_files"), asset_partitions=[str(line)]),
+        limit=1,
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    return (records[0].asset_materialization.tags or {}).get(FINGERPRINT_TAG)
