@@ -13,6 +13,7 @@ from ace_assets.defs.ephys_assets import (
     filtered_ephys,
 )
 from ace_assets.defs.executors import executor_from_env
+from ace_assets.defs.line_runs import LINE_JOB, per_line_selection
 from ace_assets.defs.movie_assets import denoised_movie, motion_corrected_movie, preprocessed_movie
 from ace_assets.defs.multimodal_assets import multimodal_alignment, multimodal_results
 from ace_assets.defs.resources import deployment_paths, paths_tags
@@ -43,8 +44,8 @@ def build_definitions() -> dg.Definitions:
     """The code location, with the paths of this deployment (``ACE_*`` variables, else demo)."""
     tags = paths_tags()
     process_all = dg.define_asset_job(
-        "process_line",
-        selection=dg.AssetSelection.assets(*all_assets) - dg.AssetSelection.assets(experiments),
+        LINE_JOB,
+        selection=per_line_selection(all_assets),
         description="Every per-line asset of one line number.",
         tags=tags,
     )

@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default="", help="results root (default: in DAGSTER_HOME)")
     parser.add_argument("--full", action="store_true", help="full-size demo data (608x608)")
     parser.add_argument("--lines", nargs="*", help="only these line numbers")
+    parser.add_argument("--verbose", action="store_true", help="Dagster's full event log")
     args = parser.parse_args(argv)
+    log_level = "DEBUG" if args.verbose else "ERROR"
 
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(REPO_ROOT / ".dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
@@ -48,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     with dg.DagsterInstance.get() as instance:
         start = time.time()
         first = dg.materialize(
-            assets, selection="experiments", instance=instance, resources=resources
+            assets,
+            selection="experiments",
+            instance=instance,
+            resources=resources,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         )
         lines = args.lines or sorted(instance.get_dynamic_partitions(LINE_PARTITIONS_NAME), key=int)
         print(f"experiments: {len(lines)} lines -> {', '.join(lines)}", flush=True)
@@ -56,12 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         failed = not first.success
         for line in lines:
             t0 = time.time()
-            result = materialize_line(assets, paths=paths, line=line, instance=instance)
+            print(f"line {line}", flush=True)
+            result = materialize_line(
+                assets, paths=paths, line=line, instance=instance, log_level=log_level
+            )
+            for row in asset_lines(result):
+                print(row, flush=True)
             done = result.materialized()
             failed |= not result.success
             status = "ok" if result.success else "FAILED"
             summary.append((line, status, f"{len(done)} assets in {time.time() - t0:.0f} s"))
-            print(f"line {line}: {status}: {', '.join(done)}", flush=True)
         print("\nsummary")
         for line, status, what in summary:
             print(f"  line {line:>4}  {status:<6} {what}")
@@ -73,6 +83,47 @@ def main(argv: list[str] | None = None) -> int:
             f"{home} .venv/bin/dagster dev -w workspace.yaml   (then http://localhost:3000)"
         )
     return 1 if failed else 0
+
+
+#: The number shown for each asset in the demo's one-line-per-asset output.
+KEY_FIGURES = {
+    "analysis_parameters": "settings_from_csv",
+    "session_files": "modalities",
+    "denoised_movie": "removed_energy_fraction",
+    "preprocessed_movie": "n_frames",
+    "motion_corrected_movie": "max_rigid_shift_px",
+    "miniscope_sources": "n_components",
+    "calcium_events": "dagster/row_count",
+    "ephys_channels": "duration_s",
+    "multimodal_alignment": "ttl_pulses",
+}
+
+
+def asset_lines(result) -> list[str]:
+    """One line per asset of a line run: name, step time, a key figure, or why it failed."""
+    rows: list[str] = []
+    for run in result.runs:
+        seconds = {}
+        for event in run.all_events:
+            if event.event_type_value == "STEP_SUCCESS":
+                seconds[event.step_key] = event.event_specific_data.duration_ms / 1000
+        for event in run.get_asset_materialization_events():
+            mat = event.step_materialization_data.materialization
+            name = event.asset_key.to_user_string()
+            meta = mat.metadata
+            if mat.tags.get("ace/status") == "not_applicable":
+                figure = f"not applicable ({meta['reason'].value})"
+            else:
+                key = KEY_FIGURES.get(name) or next(
+                    (k for k, v in meta.items() if isinstance(v.value, int | float)), None
+                )
+                figure = f"{key} = {meta[key].value}" if key in meta else ""
+            rows.append(f"  {name:<24} {seconds.get(event.step_key, 0.0):6.1f} s  {figure}")
+        for event in run.get_step_failure_events():
+            error = event.step_failure_data.user_failure_data
+            why = error.description if error else event.step_failure_data.error.message
+            rows.append(f"  {event.step_key:<24} FAILED: {why.splitlines()[0]}")
+    return rows
 
 
 def highlights(paths: PathsResource, line: int) -> list[str]:

@@ -16,10 +16,17 @@ from typing import Any
 import dagster as dg
 
 from ace_assets.defs.line_assets import line_modalities
-from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.resources import PathsResource, paths_tags
 
 #: Assets every line run starts with: what the rest of the run reads.
 SESSION_ASSETS = ("analysis_parameters", "session_files")
+#: The job every line run belongs to (in the UI, on the CLI, from sensors and schedules).
+LINE_JOB = "process_line"
+
+
+def per_line_selection(assets: Sequence[dg.AssetsDefinition]) -> dg.AssetSelection:
+    """Every partitioned (per-line) asset: what ``process_line`` runs."""
+    return dg.AssetSelection.assets(*[a for a in assets if a.partitions_def is not None])
 
 
 def per_line_assets(assets: Sequence[dg.AssetsDefinition]) -> list[str]:
@@ -86,21 +93,29 @@ def materialize_line(
     instance: dg.DagsterInstance,
     run_config: Mapping[str, Any] | None = None,
     tags: Mapping[str, str] | None = None,
+    log_level: str = "DEBUG",
 ) -> LineRun:
-    """Session first, then every other per-line asset; failures are returned, not raised."""
+    """Session first, then every other per-line asset; failures are returned, not raised.
+
+    Both runs are runs of the named job ``process_line`` (what the UI lists them under);
+    ``log_level`` sets what Dagster's console logger prints.
+    """
     result = LineRun(line=line)
-    resources = {"paths": paths}
+    job = dg.Definitions(
+        assets=list(assets),
+        jobs=[dg.define_asset_job(LINE_JOB, selection=per_line_selection(assets))],
+        resources={"paths": paths},
+    ).resolve_job_def(LINE_JOB)
+    quiet = {"loggers": {"console": {"config": {"log_level": log_level}}}}
 
     def run(names: Sequence[str]) -> dg.ExecuteInProcessResult:
-        outcome = dg.materialize(
-            assets,
-            selection=dg.AssetSelection.assets(*names),
-            partition_key=line,
+        outcome = job.execute_in_process(
+            run_config={**_op_config(run_config, names), **quiet},
             instance=instance,
-            resources=resources,
-            run_config=_op_config(run_config, names),
+            partition_key=line,
+            asset_selection=[dg.AssetKey(n) for n in names],
             raise_on_error=False,
-            tags=dict(tags or {}),
+            tags={**paths_tags(paths), **dict(tags or {})},
         )
         result.runs.append(outcome)
         return outcome
