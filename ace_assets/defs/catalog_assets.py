@@ -4,11 +4,13 @@ import hashlib
 import json
 
 import dagster as dg
+import pandas as pd
 
 from ace_assets.catalog.csv_table import RowProblem
 from ace_assets.catalog.experiments import ExperimentCatalog, read_experiments
 from ace_assets.catalog.parameter_specs import SPECS
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
+from ace_assets.defs.checks import CHECK_DESCRIPTIONS, check_result
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.manifests import staged_output, write_manifest
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME, line_of, line_partitions
@@ -49,7 +51,7 @@ def problems_table(problems: list[RowProblem]) -> dg.MetadataValue:
         dg.TableRecord(
             {
                 "row": p.row,
-                "line_number": p.line_number if p.line_number is not None else -1,
+                "line_number": p.line_number,
                 "column": p.column or "",
                 "severity": p.severity,
                 "message": p.message,
@@ -63,7 +65,11 @@ def problems_table(problems: list[RowProblem]) -> dg.MetadataValue:
 @dg.asset(
     group_name=CATALOG_GROUP,
     kinds={"csv", "pandas"},
-    check_specs=[dg.AssetCheckSpec("rows_valid", asset="experiments")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "rows_valid", asset="experiments", description=CHECK_DESCRIPTIONS["rows_valid"]
+        )
+    ],
 )
 def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
     """experiments.csv, validated; registers every good line number as a partition.
@@ -110,10 +116,13 @@ def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
             "unknown_columns": dg.MetadataValue.text(", ".join(catalog.unknown_columns) or "none"),
         }
     )
-    yield dg.AssetCheckResult(
-        check_name="rows_valid",
+    yield check_result(
+        "rows_valid",
         passed=not errors,
         severity=dg.AssetCheckSeverity.WARN,
+        measured=f"{len({p.row for p in errors})} rows rejected",
+        threshold="none",
+        setting="the rows named in 'problems': fix them in experiments.csv",
         metadata={
             "rows_rejected": len({p.row for p in errors}),
             "problems": dg.MetadataValue.md(
@@ -202,7 +211,7 @@ def _markdown_table(frame) -> str:
     cols = ["line_number", "animal_id", "date", "calcium_dir", "ephys_dir", "channels"]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     body = "\n".join(
-        "| " + " | ".join("" if v is None else str(v) for v in rec) + " |"
+        "| " + " | ".join("" if v is None or pd.isna(v) else str(v) for v in rec) + " |"
         for rec in frame[cols].itertuples(index=False)
     )
     return head + body

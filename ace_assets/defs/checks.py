@@ -14,6 +14,10 @@ import dagster as dg
 
 #: What each per-line check measures and which parameter sets its threshold (shown in the UI).
 CHECK_DESCRIPTIONS: dict[str, str] = {
+    "rows_valid": (
+        "Rows of experiments.csv that were rejected (shifted rows, bad line numbers, paths "
+        "outside data_path); each is named in the 'problems' table. Warning only."
+    ),
     "dropped_frames_below_threshold": (
         "Frames the Miniscope DAQ dropped (from timeStamps.csv), as a fraction of the "
         "recording; threshold: max_dropped_frame_fraction."
