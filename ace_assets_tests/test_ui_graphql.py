@@ -142,6 +142,7 @@ def services(tmp_path: Path, demo_data: Path):
 
 def test_sensor_runs_use_the_deployment_project_and_checks_show_per_line(services) -> None:
     gql, env, tmp = services
+
     def loaded():
         entry = gql(
             "{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {"
