@@ -123,18 +123,26 @@ class PairedSpectrum:
         """Spectrum of one gain-normalised frame (None for a blank frame)."""
         if not (mean > 0 and math.isfinite(mean)):
             return None
-        g = np.asarray(frame, np.float32) * np.float32(1.0 / mean)
-        return scipy.fft.rfft2(g, workers=self.workers)
+        spec = scipy.fft.rfft2(frame.astype(np.float32), workers=self.workers, overwrite_x=True)
+        spec *= np.float32(1.0 / mean)
+        return spec
 
     def add_pair(
         self, first: np.ndarray | None, second: np.ndarray | None, means: tuple[float, float]
     ) -> None:
         if first is None or second is None:
             return
-        for spec in (first, second):
-            self.sum += spec
-            self.power_sum += spec.real**2 + spec.imag**2
-        self.lag_sum += second * np.conj(first)
+        # single-precision work arrays, one double-precision accumulation per sum
+        self.sum += first + second
+        power = np.abs(first)
+        power *= power
+        other = np.abs(second)
+        other *= other
+        power += other
+        self.power_sum += power
+        lag = np.conjugate(first)
+        lag *= second
+        self.lag_sum += lag
         self.n += 2
         self.n_pairs += 1
         self.level += float(means[0]) + float(means[1])
@@ -449,10 +457,14 @@ class SparseNotch:
         kys = np.unique(self.bins[:, 0])
         x = np.arange(w, dtype=np.float64)
         y = np.arange(h, dtype=np.float64)
-        arg_x = 2 * np.pi * np.outer(x, kxs) / w
+        # kx = 0 (untilted bands, the usual case) is a row sum and a row offset: no products
+        self._has_zero = bool(kxs[0] == 0)
+        tilted = kxs[1:] if self._has_zero else kxs
+        arg_x = 2 * np.pi * np.outer(x, tilted) / w
         v = np.concatenate([np.cos(arg_x), np.sin(arg_x)], axis=1)
         self._v = np.ascontiguousarray(v, np.float32)
         self._vt = np.ascontiguousarray(v.T, np.float32)
+        self._n_tilted = len(tilted)
         ey = np.exp(2j * np.pi * np.outer(y, kys) / h)
         self._ey = ey.astype(np.complex64)
         self._eyh = np.ascontiguousarray(ey.conj().T).astype(np.complex64)
@@ -482,9 +494,15 @@ class SparseNotch:
 
     def coefficients(self, frame: np.ndarray) -> np.ndarray:
         """DFT coefficients (len(kys), len(kxs)) of one float32 frame at the notched frequencies."""
-        g = cv2.gemm(frame, self._v, 1.0, None, 0.0)
-        gc = g[:, : self._nx] - 1j * g[:, self._nx :]
-        return self._eyh @ gc.astype(np.complex64)
+        h = self.shape[0]
+        gc = np.empty((h, self._nx), np.complex64)
+        if self._has_zero:
+            gc[:, 0] = cv2.reduce(frame, 1, cv2.REDUCE_SUM, dtype=cv2.CV_32F)[:, 0]
+        m = self._n_tilted
+        if m:
+            g = cv2.gemm(frame, self._v, 1.0, None, 0.0)
+            gc[:, self._nx - m :] = g[:, :m] - 1j * g[:, m:]
+        return self._eyh @ gc
 
     def removed_frame(self, frame: np.ndarray) -> np.ndarray:
         """The notched (time-varying) component of one float32 frame (H, W)."""
@@ -492,8 +510,17 @@ class SparseNotch:
         if self.static.size:
             c -= np.float32(cv2.mean(frame)[0]) * self._static
         a = self._ey @ (c * self._m)
-        r = np.ascontiguousarray(np.concatenate([a.real, -a.imag], axis=1), np.float32)
-        return cv2.gemm(r, self._vt, 1.0, None, 0.0)
+        m = self._n_tilted
+        if m:
+            t = a[:, self._nx - m :]
+            r = np.ascontiguousarray(np.concatenate([t.real, -t.imag], axis=1), np.float32)
+            out = cv2.gemm(r, self._vt, 1.0, None, 0.0)
+            if self._has_zero:
+                out += a[:, :1].real.astype(np.float32)
+            return out
+        out = np.empty(self.shape, np.float32)
+        out[:] = a[:, :1].real  # a row offset (fills faster than cv2.repeat)
+        return out
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         """Notched float32 frames; ``frames`` is (k, H, W) or (H, W)."""
