@@ -11,6 +11,7 @@ import pytest
 import scipy.fft
 
 from ace_assets.miniscope.stripes import (
+    MAX_PROJECTION_COLUMNS,
     MIN_CYCLES,
     PairedSpectrum,
     SparseNotch,
@@ -233,3 +234,26 @@ def test_cone_and_parameters_are_fractions_of_the_frame() -> None:
         kx = np.arange(w // 2 + 1)[None, :] * np.ones((h, 1))
         tilt = np.degrees(np.arctan2(kx[cone] / w, np.abs(ky[cone]) / h))
         assert tilt.max() <= 30.0
+
+
+def test_many_horizontal_frequencies_use_an_fft_pair_with_the_same_result() -> None:
+    """Past MAX_PROJECTION_COLUMNS distinct kx the notch masks a real FFT instead."""
+    shape = (64, 96)
+    h, w = shape
+    bins = np.array([[7, kx] for kx in range(MAX_PROJECTION_COLUMNS + 6)] + [[-7, 0]])
+    rng = np.random.default_rng(4)
+    static = rng.normal(size=len(bins)) + 1j * rng.normal(size=len(bins))
+    static[-1] = np.conj(static[0])  # (-7, 0) mirrors (7, 0)
+    frames = rng.uniform(0, 255, (3, *shape)).astype(np.float32)
+    fft = SparseNotch(shape, bins, static)
+    assert fft._use_fft
+    keep = np.ones((h, w // 2 + 1))
+    keep[bins[:, 0] % h, bins[:, 1]] = 0.0
+    spec = scipy.fft.rfft2(frames)
+    kept = np.zeros_like(spec)
+    kept[:, bins[:, 0] % h, bins[:, 1]] = static[None] * frames.mean(axis=(1, 2))[:, None]
+    expected = scipy.fft.irfft2(spec * keep + kept, s=shape)
+    np.testing.assert_allclose(fft.apply(frames), expected, atol=2e-2)
+    scale = np.array([0.9, 1.0, 1.1])
+    rounded = np.clip(np.rint(expected * scale[:, None, None]), 0, 255)
+    assert np.abs(fft.apply_uint8(frames, scale).astype(int) - rounded).max() <= 1

@@ -335,8 +335,8 @@ def detect_stripes(
     background = np.maximum(np.maximum(radial, ray), floor)
     seeds = cone & (power >= threshold * background)
     ky, kx = rfft_frequencies(shape)
-    # leakage of a tilted band may reach past the cone's edge; never into the ky = 0 row
-    grow = (ky != 0) & (power >= GROW_RATIO * np.maximum(radial, floor))
+    # leakage of a tilted band may reach past the cone's edge, never below MIN_CYCLES
+    grow = (np.abs(ky) >= MIN_CYCLES) & (power >= GROW_RATIO * np.maximum(radial, floor))
     # label in the centred layout, so bands at ky and ky +- 1 across 0 stay connected
     shift = h // 2
     seeds_c = np.roll(seeds, shift, axis=0)
