@@ -119,11 +119,53 @@ def test_truncated_avi_names_file(tmp_path: Path) -> None:
     with pytest.raises(AceInputError) as err:
         open_miniscope(session)
     assert "1.avi" in str(err.value) and "truncated" in str(err.value)
-    # Even without the up-front check, decoding reports the file, not a numpy error.
+    # Without the up-front check the run goes on: the frames that cannot be decoded come
+    # out black and are named (file and frame), for the denoise stage to repair and count.
     rec = open_miniscope(session, verify=False)
-    with pytest.raises(AceInputError, match=r"1\.avi.*truncated"):
-        for _ in rec.iter_chunks(16):
-            pass
+    movie = np.concatenate([b for _, b in rec.iter_chunks(16)])
+    assert movie.shape == (120, H, W)
+    lost = sorted(rec.decode_errors)
+    assert lost and lost == list(range(lost[0], 80)) and lost[0] > 40
+    assert all(rec.decode_errors[t] == {"file": "1.avi", "file_frame": t - 40} for t in lost)
+    assert not movie[lost].any()
+    for t in [*range(lost[0]), *range(80, 120)]:
+        np.testing.assert_array_equal(movie[t], frame_for(t))
+
+
+def avi_chunks(data: bytes) -> list[tuple[int, int]]:
+    """(offset, size) of each frame chunk in an AVI's movi list."""
+    pos = data.find(b"movi") + 4
+    chunks = []
+    while pos < len(data) - 8:
+        cid, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
+        if cid == b"idx1":
+            break
+        if cid == b"LIST":
+            pos += 12
+            continue
+        chunks.append((pos + 8, size))
+        pos += 8 + size + (size & 1)
+    return chunks
+
+
+def test_undecodable_frame_is_named_and_reading_goes_on(tmp_path: Path) -> None:
+    """A frame the decoder rejects (a garbled MJPEG packet) does not end the run."""
+    session = make_v4(tmp_path, n_files=2, per_file=8)
+    bad = session / "Miniscope" / "1.avi"
+    writer = cv2.VideoWriter(str(bad), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (W, H), False)
+    for j in range(8):
+        writer.write(frame_for(8 + j))
+    writer.release()
+    data = bytearray(bad.read_bytes())
+    offset, size = avi_chunks(bytes(data))[5]
+    data[offset : offset + size] = bytes(size)  # the JPEG of frame 5 is gone
+    bad.write_bytes(bytes(data))
+    rec = open_miniscope(session)
+    movie = np.concatenate([b for _, b in rec.iter_chunks(5, prefetch=True)])
+    assert rec.decode_errors == {13: {"file": "1.avi", "file_frame": 5}}
+    assert not movie[13].any()
+    for t in (12, 14, 15):  # its neighbours decode (MJPEG is lossy: close, not equal)
+        assert np.abs(movie[t].astype(int) - frame_for(t)).mean() < 8
 
 
 def test_unopenable_avi(tmp_path: Path) -> None:

@@ -57,10 +57,9 @@ def defaults(group: str) -> dict[str, Any]:
 
 def stripe_filter(report: dict[str, Any], shape: tuple[int, int]):
     """The linear stripe filter the denoiser applied, frozen, as a frames -> frames callable."""
-    from ace_assets.miniscope.denoise import BandFilter, DenoiseParams
+    from ace_assets.miniscope.denoise import StripeFilter
 
-    band = BandFilter(shape, DenoiseParams(**report["params"]))
-    return band.apply
+    return StripeFilter.from_report(report, shape).apply
 
 
 def run_member(name: str, frames: int, workdir: str) -> dict[str, Any]:

@@ -33,12 +33,38 @@ SPECS: dict[str, ParamSpec] = {
     "ca_ephys_slow_wave_video_num": P(None, "opt_int", "alignment"),
     "ca_ephys_burst_suppression_video_num": P(None, "opt_int", "alignment"),
     # denoise (spec 2.1)
-    "frameStep": P(10, "int", "denoise", "every n-th frame feeds the QC spectrum"),
-    "goodRadius": P(2000.0, "float", "denoise"),
-    "notchHalfWidth": P(3, "int", "denoise"),
-    "centerHalfHeightToLeave": P(90, "int", "denoise"),
+    "frameStep": P(
+        10, "int", "denoise", "one pair of consecutive frames per 2*frameStep feeds the spectrum"
+    ),
+    "goodRadius": P(2000.0, "float", "denoise", "reference method only"),
+    "notchHalfWidth": P(3, "int", "denoise", "reference method only"),
+    "centerHalfHeightToLeave": P(
+        90, "int", "denoise", "reference method only: an absolute index, tuned for 608 rows"
+    ),
     "cutoff": P(3.0, "float", "denoise", "flicker low-pass cutoff, Hz"),
     "butterOrder": P(6, "int", "denoise"),
+    "stripe_method": P(
+        "auto",
+        "str",
+        "denoise",
+        "auto: notch the stripes found in this movie's spectrum (any frame size); "
+        "reference: the fixed notchHalfWidth / centerHalfHeightToLeave strip; none",
+        choices=("auto", "reference", "none"),
+    ),
+    "stripe_threshold": P(
+        10.0, "float", "denoise", "auto: stripe power over its background, a ratio (10 = 10 dB)"
+    ),
+    "stripe_max_tilt": P(30.0, "float", "denoise", "auto: degrees a band may tilt from horizontal"),
+    "corrupt_row_ratio": P(
+        2.0,
+        "float",
+        "denoise",
+        "a row is corrupted when it differs from both neighbouring frames this many times "
+        "more than they differ from each other",
+    ),
+    "repair_corrupted_frames": P(
+        True, "bool", "denoise", "interpolate corrupted frames / rows from intact neighbours"
+    ),
     # preprocess
     "crop_coords": P(None, "opt_int4", "preprocess", "(x0, y0, x1, y1)"),
     "detrend": P("median", "opt_str", "preprocess", choices=("median", "linear", None)),
@@ -112,6 +138,12 @@ SPECS: dict[str, ParamSpec] = {
     "ephys_detrend": P("constant", "opt_str", "ephys", choices=("constant", "linear", None)),
     # quality thresholds used by asset checks
     "max_dropped_frame_fraction": P(0.01, "float", "checks"),
+    "max_corrupted_frame_fraction": P(
+        0.05, "float", "checks", "corrupted (repaired) frames tolerated, a fraction of all"
+    ),
+    "max_stripe_power_remaining": P(
+        0.1, "float", "checks", "share of the detected stripe power the denoised movie may keep"
+    ),
     "max_ttl_mismatch": P(5, "int", "checks"),
     "max_gap_s": P(
         1.0, "float", "checks", "longest tolerated ephys recording pause, s (longer blocks)"

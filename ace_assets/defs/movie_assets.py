@@ -35,19 +35,59 @@ def movie_store(paths: PathsResource, asset: str, line: int) -> ArrayStore:
     return ArrayStore(manifest["movie"])
 
 
+#: Arrays of the denoise report kept in its qc.npz.
+DENOISE_QC_ARRAYS = (
+    "frame_means",
+    "clean_means",
+    "lowpassed_means",
+    "scale",
+    "mask",
+    "stripe_spectrum",
+    "kymograph_before",
+    "kymograph_after",
+)
+#: Scalars and lists of the denoise report copied into its manifest (with ``params``).
+DENOISE_MANIFEST_KEYS = (
+    "stripe_method",
+    "stripe_bins",
+    "stripe_static",
+    "stripe_bands",
+    "stripe_frequencies_hz",
+    "stripe_rms_before",
+    "stripe_rms_after",
+    "stripe_power_remaining",
+    "removed_energy_fraction",
+    "flicker_rms",
+    "corrupted_frames",
+    "corrupted_kinds",
+    "corrupted_rows",
+    "corrupted_counts",
+    "corrupted_fraction",
+    "decode_errors",
+)
+
+
 @line_asset(
     group=MOVIE_GROUP,
     modality="miniscope",
     deps=[session_files, analysis_parameters],
     kinds={"numpy", "opencv"},
-    checks=[("dropped_frames_below_threshold", True)],
+    checks=[
+        ("dropped_frames_below_threshold", True),
+        ("corrupted_frames_below_threshold", True),
+        ("stripes_removed", True),
+    ],
     heavy=True,
 )
 def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
-    """Travelling horizontal bands notched out of each frame's spectrum; flicker removed.
+    """Corrupted frames repaired, travelling stripes notched out, flicker removed.
 
-    One decode pass for frame means, one decode + real FFT pair per frame:
-    the reference decodes three times and runs two complex FFTs per frame.
+    Stripes are found in this movie's own spectrum (``stripe_method`` auto) and exactly
+    those bins are notched; corrupted frames (garbage or torn rows, black, white,
+    repeated or undecodable frames) are interpolated from their neighbours. One decode
+    pass measures, one more filters the parked raw frames in place. The manifest carries
+    the frozen stripe filter (``StripeFilter.from_report``) and ``stripe_frequencies_hz``,
+    the rates at which the bands found pass a fixed row, for source extraction.
     """
     line = line_of(context)
     session = read_manifest(paths, "session_files", line)["miniscope"]
@@ -71,11 +111,10 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
                 store = writer.commit()
             atomic_save_npz(
                 out / "qc.npz",
-                frame_means=report["frame_means"],
-                lowpassed_means=report["lowpassed_means"],
-                scale=report["scale"],
-                mask=report["mask"],
-                mean_spectrum=report["mean_spectrum"],
+                **{k: np.asarray(report[k]) for k in DENOISE_QC_ARRAYS},
+                corrupted_frames=np.asarray(report["corrupted_frames"], np.int64),
+                corrupted_kinds=np.asarray(report["corrupted_kinds"], "<U9"),
+                corrupted_rows=np.asarray(report["corrupted_rows"], np.int64).reshape(-1, 2),
             )
             figures = _denoise_figures(recording, store, report, out)
             write_manifest(
@@ -86,8 +125,7 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
                     "frame_shape": [h, w],
                     "fps": recording.frame_rate,
                     "params": report["params"],
-                    "removed_energy_fraction": report["removed_energy_fraction"],
-                    "flicker_rms": report["flicker_rms"],
+                    **{k: report[k] for k in DENOISE_MANIFEST_KEYS},
                     "dropped_frames": recording.dropped.as_dict(),
                 },
             )
@@ -99,9 +137,16 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             "n_frames": recording.n_frames,
             "frame_shape": dg.MetadataValue.text(f"{h} x {w}"),
             "fps": recording.frame_rate,
-            "method": report["method"],
+            "stripe_method": report["stripe_method"],
+            "stripe_bands": dg.MetadataValue.json(report["stripe_bands"]),
+            "stripe_frequencies_hz": dg.MetadataValue.json(report["stripe_frequencies_hz"]),
+            "stripe_rms_before": report["stripe_rms_before"],
+            "stripe_rms_after": report["stripe_rms_after"],
+            "stripe_power_remaining": report["stripe_power_remaining"],
             "removed_energy_fraction": report["removed_energy_fraction"],
             "flicker_rms": report["flicker_rms"],
+            "corrupted_frames": len(report["corrupted_frames"]),
+            "corrupted_counts": dg.MetadataValue.json(report["corrupted_counts"]),
             "dropped_frames": dropped,
             "store": dg.MetadataValue.path(str(asset_dir(paths, "denoised_movie", line) / MOVIE)),
             **figures,
@@ -120,6 +165,73 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             "long_intervals": len(recording.dropped.long_interval_frames),
         },
     )
+    yield _corrupted_check(report, float(params["max_corrupted_frame_fraction"]))
+    yield _stripes_check(report, float(params["max_stripe_power_remaining"]))
+
+
+def _corrupted_check(report: dict, limit: float) -> dg.AssetCheckResult:
+    counts = report["corrupted_counts"]
+    fraction = float(report["corrupted_fraction"])
+    n_bad = len(report["corrupted_frames"])
+    kinds = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    measured = f"{n_bad} of {report['n_frames']} frames corrupted ({fraction:.4f})"
+    if kinds:
+        measured += f": {kinds}"
+    errors = report["decode_errors"]
+    if errors:
+        named = "; ".join(f"{e['file']} frame {e['file_frame']}" for e in errors[:5])
+        measured += f"; undecodable: {named}" + (" ..." if len(errors) > 5 else "")
+    repaired = report["params"]["repair_corrupted_frames"]
+    return check_result(
+        "corrupted_frames_below_threshold",
+        passed=fraction <= limit,
+        measured=measured,
+        threshold=f"a fraction of at most {limit:g}",
+        setting="max_corrupted_frame_fraction",
+        advice=(
+            "They were "
+            + ("interpolated from intact neighbours" if repaired else "left as they are")
+            + "; indices and kinds are in the manifest and qc.npz. So many point at the "
+            "recording (wireless link, cable, disk)."
+        ),
+        metadata={
+            "corrupted_fraction": fraction,
+            "threshold": limit,
+            "corrupted_counts": dg.MetadataValue.json(counts),
+            "first_corrupted_frames": dg.MetadataValue.json(report["corrupted_frames"][:50]),
+        },
+    )
+
+
+def _stripes_check(report: dict, limit: float) -> dg.AssetCheckResult:
+    before, after = report["stripe_rms_before"], report["stripe_rms_after"]
+    remaining = float(report["stripe_power_remaining"])
+    method = report["stripe_method"]
+    bands = report["stripe_bands"]
+    advice = (
+        f"stripe_method is '{method}'; 'auto' notches the stripes found in this movie."
+        if method != "auto"
+        else "Stripes outside the notch: lower stripe_threshold, or raise stripe_max_tilt "
+        "for steeply tilted bands."
+    )
+    return check_result(
+        "stripes_removed",
+        passed=remaining <= limit,
+        measured=(
+            f"{len(bands)} band(s) found, {before:.2f} grey levels RMS before and {after:.2f} "
+            f"after ({remaining:.3f} of the stripe power remains)"
+        ),
+        threshold=f"at most {limit:g} of the stripe power may remain",
+        setting="max_stripe_power_remaining",
+        advice=advice,
+        metadata={
+            "stripe_power_remaining": remaining,
+            "threshold": limit,
+            "stripe_rms_before": before,
+            "stripe_rms_after": after,
+            "stripe_method": method,
+        },
+    )
 
 
 def _denoise_figures(recording, store: ArrayStore, report: dict, out: Path) -> dict:
@@ -131,23 +243,67 @@ def _denoise_figures(recording, store: ArrayStore, report: dict, out: Path) -> d
     axes[0, 0].set_title(f"raw frame {k}")
     axes[0, 1].imshow(clean, cmap="gray")
     axes[0, 1].set_title("denoised")
-    axes[0, 2].imshow(np.log1p(report["mean_spectrum"]), cmap="magma")
-    axes[0, 2].contour(report["mask"].astype(float), levels=[0.5], colors="c", linewidths=0.6)
-    axes[0, 2].set_title("mean spectrum, notch in cyan")
+    _spectrum_panel(axes[0, 2], report)
     for ax in axes[0]:
         ax.set_xticks([])
         ax.set_yticks([])
     before_after = figure_metadata(fig, out / "before_after.png", "Before / after, spectrum mask")
+    kymograph = _kymograph_figure(report, out)
     fig, axes = new_figure(8, 2.5)
     t = np.arange(len(report["frame_means"])) / report["fps"]
     axes[0, 0].plot(t, report["frame_means"], lw=0.6, label="frame mean")
     axes[0, 0].plot(
         t, report["lowpassed_means"], lw=1.2, label=f"low-pass {report['params']['cutoff']} Hz"
     )
+    bad = np.asarray(report["corrupted_frames"], np.int64)
+    if len(bad):
+        axes[0, 0].plot(
+            t[bad], np.asarray(report["frame_means"])[bad], "r.", ms=3, label="corrupted"
+        )
     axes[0, 0].set_xlabel("s")
     axes[0, 0].legend(fontsize=7)
     flicker = figure_metadata(fig, out / "flicker.png", "Flicker trace")
-    return {"before_after": before_after, "flicker_trace": flicker}
+    return {"before_after": before_after, "kymograph": kymograph, "flicker_trace": flicker}
+
+
+def _spectrum_panel(ax, report: dict) -> None:
+    """Log power of what varies over time (centred), the notched bins ringed in cyan."""
+    power = np.asarray(report["stripe_spectrum"], np.float64)
+    positive = power[power > 0]
+    floor = float(np.percentile(positive, 1)) if positive.size else 1.0
+    shown = np.log10(power + floor)
+    ax.imshow(
+        shown,
+        cmap="magma",
+        vmin=float(np.percentile(shown, 5)),
+        vmax=float(np.percentile(shown, 99.95)),
+    )
+    removed = ~np.asarray(report["mask"], bool)
+    if 0 < removed.sum() <= 2000:
+        ys, xs = np.nonzero(removed)
+        ax.scatter(xs, ys, s=30, facecolors="none", edgecolors="c", linewidths=0.6)
+    elif removed.any():
+        ax.contour(removed.astype(float), levels=[0.5], colors="c", linewidths=0.6)
+    ax.set_title(f"varying spectrum, notch ({report['stripe_method']}) in cyan", fontsize=8)
+
+
+def _kymograph_figure(report: dict, out: Path) -> dg.MetadataValue:
+    """Row profiles (central strip) over time, before and after: bands are slanted lines."""
+    before, after = report["kymograph_before"], report["kymograph_after"]
+    start = int(report["kymograph_start"])
+    fig, axes = new_figure(9, 3.2, ncols=2)
+    spread = float(np.percentile(np.abs(before), 99)) if before.size else 1.0
+    spread = spread if spread > 0 else 1.0
+    extent = (start, start + before.shape[1], before.shape[0], 0)
+    for ax, data, rms, label in (
+        (axes[0, 0], before, report["stripe_rms_before"], "before"),
+        (axes[0, 1], after, report["stripe_rms_after"], "after"),
+    ):
+        ax.imshow(data, cmap="RdBu_r", vmin=-spread, vmax=spread, aspect="auto", extent=extent)
+        ax.set_title(f"{label}: stripes {rms:.2f} grey levels RMS", fontsize=8)
+        ax.set_xlabel("frame")
+    axes[0, 0].set_ylabel("row")
+    return figure_metadata(fig, out / "kymograph.png", "Kymograph: row profiles over time")
 
 
 @line_asset(

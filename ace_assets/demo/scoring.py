@@ -15,7 +15,8 @@ from ace_assets.demo.miniscope_synth import SyntheticMiniscope
 def band_frames(movie: SyntheticMiniscope, start: int, stop: int) -> np.ndarray:
     """The band component alone, (k, H, W) float32."""
     b = movie.bands(start, stop)
-    return np.ascontiguousarray(np.broadcast_to(b, (stop - start, movie.height, movie.width)))
+    # a copy: for tilted bands broadcast_to returns a read-only view of the full array
+    return np.broadcast_to(b, (stop - start, movie.height, movie.width)).copy()
 
 
 def stripe_power_kept(

@@ -96,6 +96,10 @@ class MiniscopeRecording:
     metadata: dict[str, Any] = field(default_factory=dict)
     issues: list[str] = field(default_factory=list)
     timestamps_file: Path | None = None
+    decode_errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Frames OpenCV could not decode, found while reading: global index ->
+    ``{"file": name, "file_frame": index in that file}``. Such a frame is delivered
+    black and the reading goes on; the denoise stage repairs it as a corrupted frame."""
 
     @property
     def n_frames(self) -> int:
@@ -138,7 +142,8 @@ class MiniscopeRecording:
         """Yield ``(first_frame, uint8 (k, H, W))`` blocks decoded sequentially.
 
         With ``prefetch`` a background thread decodes the next block while the
-        caller works on this one (OpenCV releases the GIL while decoding).
+        caller works on this one (OpenCV releases the GIL while decoding). A frame
+        that cannot be decoded comes out black and is listed in :attr:`decode_errors`.
         """
         if chunk_frames < 1:
             raise ValueError("chunk_frames must be >= 1")
@@ -179,11 +184,13 @@ class MiniscopeRecording:
                     cap.seek(local)
                 for j in range(take):
                     if not cap.read_into(block[filled]):
-                        raise AceInputError(
-                            f"decoding stopped at frame {local + j} but the file claims "
-                            f"{self.frames_per_file[i]} frames (truncated or corrupt AVI)",
-                            file=self.files[i],
-                        )
+                        # one undecodable frame must not end a long run: deliver it
+                        # black, name it, and let the denoise stage repair it
+                        block[filled] = 0
+                        self.decode_errors[pos + j] = {
+                            "file": self.files[i].name,
+                            "file_frame": local + j,
+                        }
                     filled += 1
                     if filled == len(block):
                         yield block_start, block

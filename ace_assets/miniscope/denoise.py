@@ -1,38 +1,53 @@
-"""Remove Miniscope V4 electronic noise: travelling horizontal bands and whole-frame flicker.
+"""Remove Miniscope noise: travelling stripes, whole-frame flicker and corrupted frames.
 
-The band filter zeroes a thin vertical strip of each frame's centred 2-D spectrum
-(``|kx| <= notchHalfWidth`` and ``|ky| > centerHalfHeightToLeave``) and keeps
-only frequencies inside ``goodRadius``. The strip is chosen symmetric in ``kx``
-so the mask is Hermitian-symmetric and the filtered frame is real: no magnitude
-of a complex image (which the reference takes) is needed.
+Three steps, streamed in two passes over the movie (memory does not grow with it):
 
-Why it is fast: the filter is linear, so
+1. **Corrupted frames** (:mod:`ace_assets.miniscope.corrupt_frames`): garbage or torn
+   rows, black, white or repeated frames and frames the decoder could not read are found
+   in the first pass and interpolated from their intact neighbours in the second.
+2. **Stripes**, chosen by ``stripe_method``:
 
-* its output mean equals the input mean (the DC term is kept), so the flicker
-  trace is just the raw frame means: the first pass decodes each frame, takes
-  its mean and parks it in the output store; the second filters it there (the
-  movie is decoded once, not three times with a seek per frame);
-* with the default ``goodRadius`` (larger than the spectrum) the mask is separable:
-  the removed part is ``R = Hy @ f @ Bx`` with ``Bx`` projecting rows onto the
-  ``2*notchHalfWidth+1`` lowest horizontal frequencies and ``Hy`` projecting
-  columns onto the vertical frequencies above ``centerHalfHeightToLeave``. Both
-  are low-rank, so ``R`` costs a few thin matrix products per frame
-  (``method="projection"``), ~10x less than an FFT pair. A radius that cuts into
-  the spectrum makes the mask non-separable; then a batched real FFT pair is used
-  (``method="rfft"``). :func:`reference_denoise_frame` is the textbook complex
-  FFT + fftshift version both are tested against.
+   * ``auto`` (default, :mod:`ace_assets.miniscope.stripes`): the first pass also takes the
+     detrended spectrum of sampled frames; narrow concentrations near the
+     vertical-frequency axis (tilted or not, 2 cycles per height up to Nyquist) are found
+     against the movie's own background and exactly those bins are notched. Nothing in
+     it depends on the frame size.
+   * ``reference``: ACE-neuro's notch, a thin vertical strip of each frame's centred
+     spectrum (``|kx| <= notchHalfWidth`` and ``|ky| > centerHalfHeightToLeave``) within
+     ``goodRadius``. ``centerHalfHeightToLeave`` is an absolute index (90 suits 608-row
+     V4 frames; a 240-row frame has no spectrum above 120 and low-frequency stripes sit
+     far below it).
+   * ``none``.
 
-One deliberate difference from the reference, on by default
-(``wrapCorrection``): the top-to-bottom intensity step of a vignetted frame is
-taken out before filtering, so the periodic FFT does not ring on the first and
-last rows (static stripes there bias motion correction towards zero shift).
+   Whichever runs, the filter is a frozen linear operator (:class:`StripeFilter`) that
+   can be rebuilt from the report, and the stripes found are measured before and after.
+3. **Flicker**: each frame's mean over time is low-passed (zero-phase Butterworth,
+   ``cutoff``, ``butterOrder``) and every frame is rescaled by
+   ``1 + (lowpassed - mean) / mean``. A notch keeps the DC term, so the means of the raw
+   frames are the means of the filtered ones: the first pass decodes each frame once,
+   takes its mean and parks the raw frame in the output store; the second filters it
+   there (the movie is decoded once, not three times with a seek per frame).
+
+Why the reference notch is fast: with the default ``goodRadius`` (larger than the
+spectrum) its mask is separable, the removed part is ``R = Hy @ f @ Bx`` with ``Bx``
+projecting rows onto the ``2*notchHalfWidth+1`` lowest horizontal frequencies and ``Hy``
+projecting columns onto the vertical frequencies above ``centerHalfHeightToLeave``; both
+are low-rank, so ``R`` costs a few thin matrix products per frame
+(``method="projection"``), ~10x less than an FFT pair. A radius that cuts into the
+spectrum makes the mask non-separable; then a batched real FFT pair is used
+(``method="rfft"``). :func:`reference_denoise_frame` is the textbook complex FFT +
+fftshift version both are tested against. One deliberate difference from the reference,
+on by default (``wrapCorrection``): the top-to-bottom intensity step of a vignetted frame
+is taken out before filtering, so the periodic FFT does not ring on the first and last
+rows (static stripes there bias motion correction towards zero shift). The ``auto`` notch
+needs no such correction: it leaves the still scene's content at its bins alone.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import cv2
@@ -47,27 +62,61 @@ from ace_assets.miniscope.chunks import (
     background,
     chunk_factory,
 )
+from ace_assets.miniscope.corrupt_frames import (
+    ROW_GROW_RATIO,
+    FrameScreen,
+    classify_frames,
+    clean_means,
+    repaired_blocks,
+)
+from ace_assets.miniscope.stripes import (
+    GROW_RATIO,
+    Kymograph,
+    PairedSpectrum,
+    SparseNotch,
+    StripeDetection,
+    bin_weights,
+    detect_stripes,
+    fit_notch,
+    sample_pairs,
+    stripe_rms,
+)
+
+STRIPE_METHODS = ("auto", "reference", "none")
 
 
 @dataclass(frozen=True)
 class DenoiseParams:
-    """Denoise settings, named as in ACE-neuro's ``denoiseMovie``."""
+    """Denoise settings: ACE-neuro's ``denoiseMovie`` names, plus stripe finding and repair."""
 
     frameStep: int = 10
-    """Every frameStep-th frame feeds the average spectrum (QC only)."""
+    """One pair of consecutive frames per 2 * frameStep feeds the stripe spectrum."""
     goodRadius: float = 2000.0
     notchHalfWidth: int = 3
     centerHalfHeightToLeave: int = 90
     cutoff: float = 3.0
     butterOrder: int = 6
     wrapCorrection: bool = True
-    """Take out the top-to-bottom intensity step before filtering (not in the reference).
+    """Reference notch only: take out the top-to-bottom intensity step before filtering.
 
     The FFT treats the frame as periodic, so a vignetted frame whose top and bottom
     rows differ has a step at the wrap; the notch then rings there, leaving static
     stripes on the first and last rows that pull motion correction towards zero
     shift. The step is removed as a vertical ramp before filtering and put back
     afterwards. False reproduces the reference exactly."""
+    stripe_method: str = "auto"
+    """auto: notch the stripes found in this movie's spectrum; reference: the fixed
+    notchHalfWidth / centerHalfHeightToLeave strip; none."""
+    stripe_threshold: float = 10.0
+    """auto: a stripe's power must exceed its background this many times (10 dB)."""
+    stripe_max_tilt: float = 30.0
+    """auto: degrees from horizontal that a band may be tilted."""
+    corrupt_row_ratio: float = 2.0
+    """A row is corrupted when it differs from both neighbouring frames this many times
+    more than they differ from each other."""
+    repair_corrupted_frames: bool = True
+    """Interpolate corrupted frames (or their bad rows) from the intact neighbours;
+    False only reports them."""
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any] | None) -> DenoiseParams:
@@ -91,10 +140,21 @@ class DenoiseParams:
             "centerHalfHeightToLeave": self.centerHalfHeightToLeave >= 0,
             "cutoff": self.cutoff > 0,
             "butterOrder": 1 <= self.butterOrder <= 20,
+            "stripe_method": self.stripe_method in STRIPE_METHODS,
+            "stripe_threshold": self.stripe_threshold >= GROW_RATIO,
+            "stripe_max_tilt": 0 < self.stripe_max_tilt <= 60,
+            "corrupt_row_ratio": self.corrupt_row_ratio > ROW_GROW_RATIO,
+        }
+        hints = {
+            "stripe_method": f"one of {list(STRIPE_METHODS)}",
+            "stripe_threshold": f"a power ratio of at least {GROW_RATIO:g}",
+            "stripe_max_tilt": "degrees, above 0 and at most 60",
+            "corrupt_row_ratio": f"a ratio above {ROW_GROW_RATIO:g}",
         }
         for name, ok in checks.items():
             if not ok:
-                raise AceInputError(f"invalid value {getattr(self, name)!r}", column=name)
+                hint = f" (expected {hints[name]})" if name in hints else ""
+                raise AceInputError(f"invalid value {getattr(self, name)!r}{hint}", column=name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -260,6 +320,107 @@ class BandFilter:
         return out
 
 
+class StripeFilter:
+    """The stripe filter one denoise run applied, frozen: a linear operator on frames.
+
+    Rebuild it from a denoise report (or a ``denoised_movie`` manifest) with
+    :meth:`from_report`; ``apply`` then does to any frames exactly what was done to the
+    movie, e.g. to measure how much of a known band it lets through.
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, int],
+        method: str,
+        *,
+        band: BandFilter | None = None,
+        notch: SparseNotch | None = None,
+    ) -> None:
+        if method not in STRIPE_METHODS:
+            raise ValueError(f"unknown stripe method {method!r}; expected one of {STRIPE_METHODS}")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.method = method
+        self._band = band
+        self._notch = notch if notch is not None else SparseNotch(self.shape, np.zeros((0, 2)))
+        if method == "reference" and band is None:
+            raise ValueError("the reference method needs its BandFilter")
+
+    @classmethod
+    def reference(
+        cls,
+        shape: tuple[int, int],
+        params: DenoiseParams,
+        compute: str = "auto",
+        workers: int = 1,
+    ) -> StripeFilter:
+        return cls(shape, "reference", band=BandFilter(shape, params, compute, workers))
+
+    @classmethod
+    def from_report(
+        cls, report: Mapping[str, Any], shape: tuple[int, int] | None = None
+    ) -> StripeFilter:
+        """The filter a denoise report (or ``denoised_movie`` manifest) describes."""
+        if shape is None:
+            shape = tuple(report["frame_shape"])  # type: ignore[assignment]
+        assert shape is not None
+        method = str(report.get("stripe_method", "reference"))
+        if method == "reference":
+            return cls.reference(shape, DenoiseParams(**report["params"]))
+        if method == "none":
+            return cls(shape, "none")
+        bins = np.asarray(report["stripe_bins"], np.int64).reshape(-1, 2)
+        parts = np.asarray(report["stripe_static"], np.float64).reshape(-1, 2)
+        return cls(shape, "auto", notch=SparseNotch(shape, bins, parts[:, 0] + 1j * parts[:, 1]))
+
+    def to_report(self) -> dict[str, Any]:
+        """What :meth:`from_report` needs besides ``params``: JSON-ready."""
+        static = self._notch.static
+        return {
+            "stripe_method": self.method,
+            "stripe_bins": self._notch.bins.tolist() if self.method == "auto" else [],
+            "stripe_static": (
+                np.stack([static.real, static.imag], 1).tolist() if self.method == "auto" else []
+            ),
+            "frame_shape": list(self.shape),
+        }
+
+    @property
+    def compute(self) -> str:
+        """How it runs: the reference's projection or rfft, the sparse notch, or nothing."""
+        if self._band is not None:
+            return self._band.method
+        return "none" if self._notch.empty else "sparse_notch"
+
+    def removed(self) -> np.ndarray:
+        """Boolean rfft-layout mask of the bins the filter takes out."""
+        h, w = self.shape
+        if self._band is not None:
+            return ~rfft_mask(self.shape, self._band.params)
+        mask = np.zeros((h, w // 2 + 1), bool)
+        bins = self._notch.bins
+        if len(bins):
+            mask[bins[:, 0] % h, bins[:, 1]] = True
+        return mask
+
+    def keep_mask(self) -> np.ndarray:
+        """Centred (fftshift) boolean mask of the full spectrum, True where kept (QC)."""
+        if self._band is not None:
+            return self._band.mask
+        return ~_full_spectrum(self.removed().astype(np.float64), self.shape).astype(bool)
+
+    def apply(self, frames: np.ndarray) -> np.ndarray:
+        """Filtered float32 frames; ``frames`` is (k, H, W) or (H, W)."""
+        if self._band is not None:
+            return self._band.apply(frames)
+        return self._notch.apply(frames)
+
+    def apply_uint8(self, frames: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        """Filter, multiply frame i by ``scale[i]``, round and saturate to uint8."""
+        if self._band is not None:
+            return self._band.apply_uint8(frames, scale)
+        return self._notch.apply_uint8(frames, scale)
+
+
 # ---------------------------------------------------------------------------------------
 # Flicker
 
@@ -298,38 +459,86 @@ def to_uint8(frames: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
     return frames.astype(np.uint8)
 
 
-def _park_and_measure(factory: Any, out: np.ndarray, n_frames: int, prefetch: bool) -> np.ndarray:
-    """One decode pass: frame means, with the raw frames copied into ``out``."""
+def _check_block(start: int, block: np.ndarray, done: int, n_frames: int, shape: tuple) -> None:
+    if start != done or start + len(block) > n_frames or block.shape[1:] != shape:
+        raise AceInputError(
+            f"frames {start}..: block {block.shape} does not continue a movie of "
+            f"{n_frames} frames of {shape} at frame {done}"
+        )
+
+
+class _PairBuffer:
+    """Spectra of sampled frames waiting for their partner (pairs t, t+1 may span blocks)."""
+
+    def __init__(self, spectrum: PairedSpectrum, firsts: np.ndarray) -> None:
+        self.spectrum = spectrum
+        self.firsts = set(int(t) for t in firsts)
+        self.waiting: dict[int, tuple[np.ndarray | None, float]] = {}
+
+    def wanted(self, t: int) -> bool:
+        return t in self.firsts or (t - 1) in self.firsts
+
+    def add(self, t: int, frame: np.ndarray, mean: float) -> None:
+        self.waiting[t] = (self.spectrum.transform(frame, mean), mean)
+
+    def commit(self, upto: int, rejected: Callable[[int], bool] | None = None) -> None:
+        """Commit the pairs whose second frame is at most ``upto``, dropping rejected frames."""
+        for first in sorted(t for t in self.waiting if t in self.firsts and t + 1 <= upto):
+            a, ma = self.waiting.pop(first)
+            b, mb = self.waiting.pop(first + 1, (None, 0.0))
+            if rejected is not None and (rejected(first) or rejected(first + 1)):
+                continue
+            self.spectrum.add_pair(a, b, (ma, mb))
+
+
+def _first_pass(
+    factory: Any,
+    n_frames: int,
+    shape: tuple[int, int],
+    parked: np.ndarray | None,
+    screen: FrameScreen,
+    pairs: _PairBuffer,
+    kymograph: Kymograph,
+    prefetch: bool,
+) -> np.ndarray:
+    """Decode once: frame means, the corrupted-frame screen, the sampled spectrum, the
+    kymograph window; with ``parked`` the raw frames are copied into the output."""
     means = np.empty(n_frames, np.float64)
     done = 0
     for start, block in background(factory(), prefetch):
-        if start != done or start + len(block) > n_frames or block.shape[1:] != out.shape[1:]:
-            raise AceInputError(
-                f"frames {start}..: block {block.shape} does not continue a movie of "
-                f"{n_frames} frames of {out.shape[1:]} at {done}"
-            )
-        out[start : start + len(block)] = block
-        means[start : start + len(block)] = [cv2.mean(f)[0] for f in block]
+        _check_block(start, block, done, n_frames, shape)
+        if parked is not None:
+            parked[start : start + len(block)] = block
+        for i, frame in enumerate(block):
+            t = start + i
+            mean = cv2.mean(frame)[0]
+            means[t] = mean
+            judged = screen.push(t, frame, mean)
+            if pairs.wanted(t):
+                pairs.add(t, frame, mean)
+            kymograph.add(t, frame, mean)
+            if judged is not None:
+                pairs.commit(judged, lambda t: bool(screen.rows[t, 0] >= 0))
         done += len(block)
     if done != n_frames:
         raise AceInputError(f"movie has {done} frames, expected {n_frames}")
+    pairs.commit(n_frames, lambda t: bool(screen.rows[t, 0] >= 0))
     return means
 
 
-def frame_means(source: MovieSource, chunk_frames: int = 256, prefetch: bool = True) -> np.ndarray:
-    """Mean intensity of every frame, in one streaming pass."""
-    parts: list[np.ndarray] = []
-    expected = 0
-    for start, block in background(chunk_factory(source, chunk_frames)(), prefetch):
-        if start != expected:
-            raise ValueError(f"chunks out of order: got frame {start}, expected {expected}")
-        parts.append(np.array([cv2.mean(f)[0] for f in block], np.float64))
-        expected += len(block)
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-# ---------------------------------------------------------------------------------------
-# The stage
+def _stripe_filter(
+    p: DenoiseParams,
+    shape: tuple[int, int],
+    spectrum: PairedSpectrum,
+    detection: StripeDetection,
+    compute: str,
+    workers: int,
+) -> StripeFilter:
+    if p.stripe_method == "reference":
+        return StripeFilter.reference(shape, p, compute, workers)
+    if p.stripe_method == "none":
+        return StripeFilter(shape, "none")
+    return StripeFilter(shape, "auto", notch=fit_notch(spectrum, detection))
 
 
 def denoise_movie(
@@ -341,32 +550,33 @@ def denoise_movie(
     writer: FrameSink,
     *,
     chunk_frames: int = 16,
-    means: np.ndarray | None = None,
     method: str = "auto",
     workers: int = 1,
     prefetch: bool = True,
     reuse_output: bool | None = None,
 ) -> dict[str, Any]:
-    """Band + flicker removal, streamed; the source is decoded once or twice.
+    """Corrupted-frame repair, stripe and flicker removal, streamed in two passes.
 
-    ``writer`` receives uint8 blocks ``(k, H, W)``. The flicker gain needs every
-    frame's mean before the first frame can be finished, so there are two passes:
+    ``writer`` receives uint8 blocks ``(k, H, W)``. The first pass measures (frame
+    means, corrupted frames, the stripe spectrum); the second repairs, filters and
+    writes:
 
     * ``reuse_output`` (default when ``writer.array`` is a writable uint8 array of
       the output shape, as for :class:`~ace_assets.io.store.ArrayStoreWriter`):
-      the first pass decodes each frame once, computing its mean and parking the
-      raw frame in the output; the second pass reads it back (no second decode)
-      and overwrites it with the result.
-    * otherwise the source is decoded twice (pass ``means`` to skip the first).
+      the first pass decodes each frame once and parks the raw frame in the output;
+      the second pass reads it back (no second decode) and overwrites it.
+    * otherwise the source is decoded twice.
 
-    Returns the QC report: raw and low-passed mean traces, the per-frame gain,
-    the centred mask, the RMS spectrum of every ``frameStep``-th frame and the
-    share of its energy the mask removed.
+    ``method`` is how the *reference* notch is computed ("auto", "projection", "rfft").
+    A source with a ``decode_errors`` mapping (frame -> where it came from, filled while
+    it is read, as :class:`~ace_assets.io.miniscope.MiniscopeRecording` does) has those
+    frames treated as corrupted. Returns the report: see the keys below and
+    :meth:`StripeFilter.from_report`.
     """
     p = params if isinstance(params, DenoiseParams) else DenoiseParams.from_mapping(params)
     p.validate()
     shape = (int(shape[0]), int(shape[1]))
-    band = BandFilter(shape, p, method=method, workers=workers)
+    h, w = shape
     factory = chunk_factory(source, chunk_frames)
     parked = getattr(writer, "array", None)
     can_reuse = (
@@ -376,67 +586,117 @@ def denoise_movie(
         and parked.flags.writeable
     )
     if reuse_output is None:
-        reuse_output = means is None and can_reuse
+        reuse_output = can_reuse
     if reuse_output and not can_reuse:
         raise ValueError("reuse_output needs writer.array: writable uint8 of the output shape")
-    if reuse_output:
-        means = _park_and_measure(factory, parked, n_frames, prefetch)  # type: ignore[arg-type]
-        factory = chunk_factory(parked, chunk_frames)  # type: ignore[arg-type]
-    elif means is None:
-        means = frame_means(factory, prefetch=prefetch)
-    means = np.asarray(means, np.float64)
-    if len(means) != n_frames:
-        raise AceInputError(f"movie has {len(means)} frames, expected {n_frames}")
-    lowpassed = lowpass_means(means, fps, p.cutoff, p.butterOrder)
-    scale = flicker_scale(means, lowpassed)
 
-    h, w = shape
-    power = np.zeros((h, w // 2 + 1), np.float64)
-    n_sampled = 0
+    # pass 1: measure
+    screen = FrameScreen(n_frames, shape, p.corrupt_row_ratio)
+    spectrum_in = PairedSpectrum(shape, workers)
+    firsts = sample_pairs(n_frames, p.frameStep)
+    kymo_in = Kymograph(n_frames, shape)
+    means = _first_pass(
+        factory,
+        n_frames,
+        shape,
+        parked if reuse_output else None,
+        screen,
+        _PairBuffer(spectrum_in, firsts),
+        kymo_in,
+        prefetch,
+    )
+    if reuse_output:
+        factory = chunk_factory(parked, chunk_frames)  # type: ignore[arg-type]
+    decode_errors = getattr(source, "decode_errors", None)
+    corrupt = classify_frames(screen, means, decode_errors)
+    smooth_means = clean_means(means, corrupt)
+    lowpassed = lowpass_means(smooth_means, fps, p.cutoff, p.butterOrder)
+    scale = flicker_scale(means, lowpassed)
+    settings = {"threshold": p.stripe_threshold, "max_tilt_deg": p.stripe_max_tilt}
+    power_in = spectrum_in.power()
+    detection = detect_stripes(power_in, shape, **settings)
+    steps = spectrum_in.phase_steps(
+        np.array([[b.cycles, b.cycles_x] for b in detection.bands], np.int64).reshape(-1, 2)
+    )
+    bands = [
+        replace(b, frequency_hz=float(step) * fps / (2 * np.pi))
+        for b, step in zip(detection.bands, steps, strict=True)
+    ]
+    stripe = _stripe_filter(p, shape, spectrum_in, detection, method, workers)
+
+    # pass 2: repair, filter, rescale, write
+    spectrum_out = PairedSpectrum(shape, workers)
+    pairs_out = _PairBuffer(spectrum_out, firsts)
+    kymo_out = Kymograph(n_frames, shape)
+    blocks: Any = background(factory(), prefetch)
+    if p.repair_corrupted_frames and len(corrupt):
+        blocks = repaired_blocks(blocks, corrupt)
     done = 0
-    for start, block in background(factory(), prefetch):
-        if start != done or block.shape[1:] != shape:
-            raise AceInputError(
-                f"frames {start}..: got block {block.shape}, expected start {done} and "
-                f"frames of {shape}"
-            )
-        f = block.astype(np.float32)
-        sample = f[(start + np.arange(len(f))) % p.frameStep == 0]
-        if len(sample):
-            spec = scipy.fft.rfft2(sample, axes=(1, 2), workers=workers)
-            power += (spec.real**2 + spec.imag**2).sum(0)
-            n_sampled += len(sample)
-        writer.write(start, band.apply_uint8(f, scale[start : start + len(f)]))
-        del f
-        done += len(block)
+    for start, block in blocks:
+        _check_block(start, block, done, n_frames, shape)
+        k = len(block)
+        gain = scale[start : start + k].copy()
+        if p.repair_corrupted_frames:
+            for i in range(k):
+                if start + i in corrupt:
+                    m = cv2.mean(np.asarray(block[i], np.float32))[0]
+                    gain[i] = lowpassed[start + i] / m if m > 0 else 1.0
+        out = stripe.apply_uint8(block, gain)
+        writer.write(start, out)
+        for i in range(k):
+            t = start + i
+            if pairs_out.wanted(t) or kymo_out.start <= t < kymo_out.stop:
+                m = cv2.mean(out[i])[0]
+                if pairs_out.wanted(t):
+                    pairs_out.add(t, out[i], m)
+                kymo_out.add(t, out[i], m)
+        pairs_out.commit(start + k - 1, corrupt.__contains__)
+        done += k
     if done != n_frames:
         raise AceInputError(
             f"movie delivered {done} frames on the second pass, expected {n_frames}"
         )
+    pairs_out.commit(n_frames, corrupt.__contains__)
 
-    full_power = _full_spectrum(power / max(n_sampled, 1), shape)
-    removed = ~band.mask
-    ac = full_power.copy()
-    ac[h // 2, w // 2] = 0.0
+    power_out = spectrum_out.power()
+    rms_before = detection.rms
+    rms_after = stripe_rms(power_out, detection, **settings)
+    remaining = (rms_after / rms_before) ** 2 if rms_before > 0 else (1.0 if rms_after else 0.0)
+    removed = stripe.removed()
+    weights = bin_weights(shape)
+    ac = power_in * weights
+    ac[0, 0] = 0.0
     total = float(ac.sum())
+    travelling = [b.frequency_hz for b in bands if b.frequency_hz * n_frames / fps >= 1.0]
     return {
-        "method": band.method,
+        "method": stripe.compute,
         "params": asdict(p),
         "n_frames": int(n_frames),
         "fps": float(fps),
+        **stripe.to_report(),
         "frame_means": means,
+        "clean_means": smooth_means,
         "lowpassed_means": lowpassed,
         "scale": scale,
-        "mask": band.mask,
-        "mean_spectrum": np.sqrt(full_power).astype(np.float32),
-        "spectrum_frames": int(n_sampled),
+        "mask": stripe.keep_mask(),
+        "stripe_spectrum": _full_spectrum(power_in, shape).astype(np.float32),
+        "spectrum_frames": int(spectrum_in.n),
         "removed_energy_fraction": float(ac[removed].sum() / total) if total > 0 else 0.0,
         "flicker_rms": float(np.sqrt(np.mean((means - lowpassed) ** 2))) if n_frames else 0.0,
+        "stripe_bands": [b.as_dict() for b in bands],
+        "stripe_frequencies_hz": sorted(float(f) for f in travelling),
+        "stripe_rms_before": float(rms_before),
+        "stripe_rms_after": float(rms_after),
+        "stripe_power_remaining": float(remaining),
+        "kymograph_start": kymo_in.start,
+        "kymograph_before": kymo_in.residual(),
+        "kymograph_after": kymo_out.residual(),
+        **corrupt.as_dict(),
     }
 
 
 def _full_spectrum(rpower: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Centred full (H, W) power spectrum from its rfft half, by Hermitian symmetry."""
+    """Centred full (H, W) array from its rfft half, by Hermitian symmetry."""
     h, w = shape
     full = np.empty((h, w), np.float64)
     half = rpower.shape[1]
