@@ -22,6 +22,16 @@ CHECK_DESCRIPTIONS: dict[str, str] = {
         "Frames the Miniscope DAQ dropped (from timeStamps.csv), as a fraction of the "
         "recording; threshold: max_dropped_frame_fraction."
     ),
+    "stripes_removed": (
+        "Power of the travelling stripe bands found in the movie's own spectrum that is left "
+        "after denoising, as a share of what was there; threshold: "
+        "max_stripe_power_remaining."
+    ),
+    "corrupted_frames_below_threshold": (
+        "Frames the link corrupted (garbage or torn rows, black, white, repeated or "
+        "undecodable frames), as a fraction of the recording; threshold: "
+        "max_corrupted_frame_fraction."
+    ),
     "motion_within_max_shifts": (
         "Largest rigid shift against the max_shifts bound: a shift at the bound means the "
         "true motion may be larger; threshold: max_shifts."
