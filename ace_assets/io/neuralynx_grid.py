@@ -1,0 +1,292 @@
+"""One sample grid for the channels of a line, built from their record timestamps.
+
+Why: real sessions have pauses (Cheetah stopped, dropped buffers, records with fewer valid
+samples) and channels whose pauses differ. Filtering each piece with a short pad rings after
+every pause, and refusing channels with different structures loses the session. So:
+
+- Records of same-rate channels that start within half a sample of each other are one grid
+  record (channels of one acquisition system share record timestamps); the grid record is as
+  long as the longest of them. Consecutive grid records are contiguous when the next one
+  starts within ``tolerance_us`` (default one sample, neo's rule) of where the previous ends.
+- A pause up to ``max_fill_s`` becomes grid samples (a fill piece, its time continuing at the
+  nominal rate); a longer one is a segment boundary: nothing crosses it.
+- Per channel, grid samples without a recorded sample are *missing*. A missing run up to
+  ``max_fill_s`` is filled by linear interpolation (held flat at a segment edge) and listed;
+  a longer run becomes a segment of its own, NaN for that channel (cut at both ends, so a
+  filter never sees a step).
+
+Times: :class:`SampleClock` gives every grid sample's time from the record timestamps
+(exact: the small drift between nominal rate and acquisition clock is honoured).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ace_assets.errors import AceInputError
+from ace_assets.io.neuralynx_records import ChannelRecords
+
+
+@dataclass
+class SampleClock:
+    """Time of every sample from per-record timestamps (compact: one entry per record).
+
+    ``record_first_index[r]`` is the global sample index of record r's first sample;
+    ``record_timestamp_us[r]`` its timestamp. Seconds are relative to ``origin_us``.
+    """
+
+    fs: float
+    origin_us: int
+    record_first_index: np.ndarray  # int64, increasing
+    record_timestamp_us: np.ndarray  # int64
+    n_samples: int
+
+    def times(self, start: int, stop: int) -> np.ndarray:
+        """Seconds (from ``origin_us``) of global samples ``start:stop``."""
+        return self.times_of(np.arange(start, stop, dtype=np.int64))
+
+    def times_of(self, idx: np.ndarray) -> np.ndarray:
+        """Seconds of arbitrary sample indices."""
+        idx = np.asarray(idx, dtype=np.int64)
+        rec = np.searchsorted(self.record_first_index, idx, side="right") - 1
+        rec = np.clip(rec, 0, None)
+        offset = (idx - self.record_first_index[rec]) * (1e6 / self.fs)
+        return ((self.record_timestamp_us[rec] - self.origin_us) + offset) / 1e6
+
+    def position(self, times_s: np.ndarray) -> np.ndarray:
+        """Fractional sample index of each time; NaN outside the recording or in a gap
+        (more than one sample period after the last sample of a record)."""
+        t_us = np.asarray(times_s, dtype=np.float64) * 1e6 + self.origin_us
+        rec = np.searchsorted(self.record_timestamp_us, t_us, side="right") - 1
+        ok = rec >= 0
+        rec = np.clip(rec, 0, None)
+        first = self.record_first_index[rec]
+        stops = np.append(self.record_first_index[1:], self.n_samples)[rec]
+        frac = first + (t_us - self.record_timestamp_us[rec]) * (self.fs / 1e6)
+        ok &= (frac <= stops) & (frac <= self.n_samples - 1)
+        return np.where(ok, frac, np.nan)
+
+    def index_at_or_after(self, times_s: np.ndarray) -> np.ndarray:
+        """First sample index whose time is >= each time (``n_samples`` if none)."""
+        t = np.atleast_1d(np.asarray(times_s, dtype=np.float64))
+        rec_t = (self.record_timestamp_us - self.origin_us) / 1e6
+        rec = np.clip(np.searchsorted(rec_t, t, side="right") - 1, 0, None)
+        stops = np.append(self.record_first_index[1:], self.n_samples)
+        k = np.ceil((t - rec_t[rec]) * self.fs - 1e-9).astype(np.int64)
+        idx = self.record_first_index[rec] + np.clip(k, 0, None)
+        # past this record's end: the next record's first sample
+        return np.where(idx < stops[rec], idx, stops[rec])
+
+    def save(self, path: str | Path) -> None:
+        np.savez(
+            path,
+            fs=np.float64(self.fs),
+            origin_us=np.int64(self.origin_us),
+            record_first_index=self.record_first_index,
+            record_timestamp_us=self.record_timestamp_us,
+            n_samples=np.int64(self.n_samples),
+        )
+
+
+def load_clock(store_path: str | Path) -> SampleClock:
+    """The sample clock saved beside a store (``clock.npz``)."""
+    with np.load(Path(store_path) / "clock.npz", allow_pickle=False) as z:
+        return SampleClock(
+            fs=float(z["fs"]),
+            origin_us=int(z["origin_us"]),
+            record_first_index=z["record_first_index"],
+            record_timestamp_us=z["record_timestamp_us"],
+            n_samples=int(z["n_samples"]),
+        )
+
+
+def _complement(starts: np.ndarray, stops: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ranges of ``[0, n)`` not covered by sorted, disjoint ``[starts, stops)``."""
+    s = np.concatenate([[0], stops]).astype(np.int64)
+    e = np.concatenate([starts, [n]]).astype(np.int64)
+    keep = e > s
+    return s[keep], e[keep]
+
+
+def _split(starts: np.ndarray, stops: np.ndarray, cuts: np.ndarray) -> list[tuple[int, int]]:
+    """Split ranges at cut indices."""
+    out: list[tuple[int, int]] = []
+    for s, e in zip(starts.tolist(), stops.tolist(), strict=True):
+        inner = cuts[(cuts > s) & (cuts < e)].tolist()
+        bounds = [s, *inner, e]
+        out.extend(zip(bounds[:-1], bounds[1:], strict=True))
+    return out
+
+
+@dataclass
+class SampleGrid:
+    """The grid of one rate: pieces, segments, and each channel's filled and NaN runs."""
+
+    fs: float
+    clock: SampleClock
+    segments: list[tuple[int, int]]
+    pauses: list[dict[str, Any]]
+    filled: list[list[tuple[int, int]]] = field(default_factory=list)
+    masked: list[list[tuple[int, int]]] = field(default_factory=list)
+
+    @property
+    def n_samples(self) -> int:
+        return self.clock.n_samples
+
+    def segment_bounds(self) -> np.ndarray:
+        return np.array([a for a, _ in self.segments[1:]], dtype=np.int64)
+
+
+def build_grid(
+    channels: list[ChannelRecords],
+    fs: float,
+    *,
+    origin_us: int,
+    max_fill_s: float,
+    tolerance_us: float | None = None,
+    extra_coverage: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    names: list[str] | None = None,
+) -> SampleGrid:
+    """Grid of the record channels (all at ``fs``); sets each channel's ``grid_start``.
+
+    ``extra_coverage``: grid index ranges held by further channels (resampled from another
+    rate) that take part in the fill / NaN rules but do not shape the grid.
+    """
+    period_us = 1e6 / fs
+    tol = period_us if tolerance_us is None else float(tolerance_us)
+    max_fill = int(np.floor(max_fill_s * fs + 1e-9))
+    all_ts = np.concatenate([c.timestamps_us for c in channels])
+    all_nv = np.concatenate([c.nb_valid for c in channels])
+    order = np.argsort(all_ts, kind="stable")
+    sts = all_ts[order]
+    new = np.concatenate([[True], np.diff(sts) > period_us / 2])
+    heads = np.flatnonzero(new)
+    cl_ts = sts[heads]
+    cl_n = np.maximum.reduceat(all_nv[order], heads)
+    cluster_sorted = np.cumsum(new) - 1
+    cluster = np.empty_like(cluster_sorted)
+    cluster[order] = cluster_sorted
+
+    placed = _place(cl_ts, cl_n, fs, tol, max_fill_s)
+    first, n_total = placed.first, placed.n_total
+    for k, ch in enumerate(channels):
+        lo = sum(c.n_records for c in channels[:k])
+        ids = cluster[lo : lo + ch.n_records]
+        if np.any(np.diff(ids) == 0):
+            raise AceInputError("two records start within half a sample", file=ch.path)
+        ch.grid_start = first[ids]
+
+    # clock: cluster pieces plus fill pieces (time continuing at the nominal rate)
+    fill_at = np.flatnonzero(placed.n_fill > 0)
+    piece_first = np.concatenate([first, placed.end[fill_at]])
+    piece_ts = np.concatenate([cl_ts, np.rint(placed.end_us[fill_at])])
+    piece_len = np.concatenate([cl_n, placed.n_fill[fill_at]])
+    keep = piece_len > 0
+    o = np.argsort(piece_first[keep], kind="stable")
+    clock = SampleClock(
+        fs, int(origin_us), piece_first[keep][o], piece_ts[keep][o].astype(np.int64), n_total
+    )
+    pauses = [
+        {
+            "start_s": float((placed.end_us[i] - origin_us) / 1e6),
+            "duration_s": float(placed.gap_us[i] / 1e6),
+            "sample_index": int(placed.end[i] + placed.n_fill[i]),
+            "filled": bool(placed.n_fill[i] > 0),
+            "filled_samples": int(placed.n_fill[i]),
+        }
+        for i in np.flatnonzero(placed.gap_us > 0).tolist()
+    ]
+    for p in pauses:  # a filled pause starts where its fill starts
+        if p["filled"]:
+            p["sample_index"] -= p["filled_samples"]
+    stream_cuts = [p["sample_index"] for p in pauses if not p["filled"]]
+    coverage = [c.present_intervals() for c in channels] + list(extra_coverage or [])
+    cuts = set(stream_cuts)
+    for starts, stops in coverage:  # missing runs longer than max_fill become their own segments
+        ms, me = _complement(starts, stops, n_total)
+        for s, e in _split(ms, me, np.array(sorted(cuts), dtype=np.int64)):
+            if e - s > max_fill:
+                cuts.update(x for x in (s, e) if 0 < x < n_total)
+    bounds = [0, *sorted(cuts), n_total]
+    segments = list(zip(bounds[:-1], bounds[1:], strict=True))
+    cut_arr = np.array(sorted(cuts), dtype=np.int64)
+    seg_set = set(segments)
+    filled: list[list[tuple[int, int]]] = []
+    masked: list[list[tuple[int, int]]] = []
+    for starts, stops in coverage:
+        ms, me = _complement(starts, stops, n_total)
+        runs = _split(ms, me, cut_arr)
+        masked.append([r for r in runs if r in seg_set])
+        filled.append([r for r in runs if r not in seg_set])
+    return SampleGrid(fs, clock, segments, pauses, filled, masked)
+
+
+@dataclass
+class _Placement:
+    """Where each grid record (cluster) starts, and what follows it."""
+
+    first: np.ndarray  # grid index of each cluster's first sample
+    end: np.ndarray  # grid index where the coverage ends after each cluster
+    end_us: np.ndarray  # time (µs) at that end
+    gap_us: np.ndarray  # pause after each cluster (0: none)
+    n_fill: np.ndarray  # fill samples inserted after each cluster
+    n_total: int
+
+
+def _place(
+    cl_ts: np.ndarray, cl_n: np.ndarray, fs: float, tol: float, max_fill_s: float
+) -> _Placement:
+    """Grid positions of the clusters: contiguous ones follow on, pauses are filled or cut,
+    a record starting inside another channel's record lands at its offset in samples."""
+    period = 1e6 / fs
+    gap = np.diff(cl_ts) - cl_n[:-1] * period
+    if not np.any(gap < -tol):  # the usual case: records of all channels line up
+        is_gap = gap > tol
+        fill = np.where(is_gap & (gap <= max_fill_s * 1e6), np.rint(gap / period), 0)
+        n_fill = np.concatenate(
+            [np.where(is_gap & (gap <= max_fill_s * 1e6), np.maximum(fill, 1), 0), [0]]
+        ).astype(np.int64)
+        first = np.concatenate([[0], np.cumsum(cl_n + n_fill)[:-1]]).astype(np.int64)
+        end = first + cl_n
+        gap_us = np.concatenate([np.where(is_gap, gap, 0.0), [0.0]])
+        return _Placement(first, end, cl_ts + cl_n * period, gap_us, n_fill, int(end[-1]))
+    n = cl_ts.size
+    first = np.zeros(n, dtype=np.int64)
+    end = np.zeros(n, dtype=np.int64)
+    end_us = np.zeros(n)
+    gap_us = np.zeros(n)
+    n_fill = np.zeros(n, dtype=np.int64)
+    cover, cover_us = int(cl_n[0]), float(cl_ts[0] + cl_n[0] * period)
+    end[0], end_us[0] = cover, cover_us
+    for i in range(1, n):
+        lag = float(cl_ts[i] - cover_us)  # µs after the coverage so far ends
+        if lag > tol:
+            gap_us[i - 1] = lag
+            if lag <= max_fill_s * 1e6:
+                n_fill[i - 1] = max(1, int(round(lag / period)))
+            first[i] = cover + n_fill[i - 1]
+        else:  # contiguous, or inside a record of another channel: its offset in samples
+            first[i] = first[i - 1] + int(round((cl_ts[i] - cl_ts[i - 1]) / period))
+        if first[i] + cl_n[i] > cover or lag > tol:
+            cover = int(first[i] + cl_n[i])
+            cover_us = float(cl_ts[i] + cl_n[i] * period)
+        end[i], end_us[i] = cover, cover_us
+    return _Placement(first, end, end_us, gap_us, n_fill, int(cover))
+
+
+def coverage_from_times(
+    clock: SampleClock, spans_s: list[tuple[float, float]], n_samples: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Grid index ranges whose sample times fall inside time spans ``[t0, t1]``."""
+    if not spans_s:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    t0 = np.array([s for s, _ in spans_s])
+    t1 = np.array([e for _, e in spans_s])
+    a = clock.index_at_or_after(t0)
+    b = clock.index_at_or_after(t1 + 1e-9)
+    keep = b > a
+    return a[keep].astype(np.int64), np.minimum(b[keep], n_samples).astype(np.int64)
