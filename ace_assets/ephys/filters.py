@@ -251,7 +251,8 @@ def filtfilt_stream(
 
     ``read(a, b)`` returns ``(b - a, n_channels)``; ``write(a, block)`` receives the
     output for absolute indices ``a:a+len(block)``; ``scratch`` is a writable
-    ``(>= stop - start, n_channels)`` buffer (memmap or array) for the forward pass.
+    ``(>= stop - start + filt.padlen, n_channels)`` buffer (memmap or array) for the forward
+    pass.
     Equals ``filt.reference`` of ``[start, stop)`` alone (mirror pads of ``filt.padlen``).
     """
     n = stop - start
@@ -259,15 +260,20 @@ def filtfilt_stream(
         return
     chunk = max(int(chunk_samples), 1)
     pad = filt.padlen
-    edge = min(n, pad + 1)  # samples each end the mirrored pads are taken from
-    head, _ = _read2d(read, start, start + edge)
-    tail, _ = _read2d(read, stop - edge, stop)
-    pre = head[mirror_indices(np.arange(-pad, 0), 0, n)]
-    post = tail[mirror_indices(np.arange(n, n + pad), 0, n) - (n - edge)]
+
+    def mirrored(i0: int, i1: int) -> np.ndarray:
+        """Pad samples at virtual indices ``i0:i1`` (outside ``[0, n)``), read as needed."""
+        idx = mirror_indices(np.arange(i0, i1), 0, n)
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        block, _ = _read2d(read, start + lo, start + hi)
+        return block[idx - lo]
+
     step = filt.stepper()
-    # forward (causal) pass, starting in steady state at the first pad sample
-    step.reset(pre[0])
-    step.step(pre)
+    # forward (causal) pass, starting in steady state at the first pad sample; the pad's
+    # outputs are dropped, the post pad's are kept after the segment's in the scratch buffer
+    step.reset(mirrored(-pad, -pad + 1)[0])
+    for a in range(-pad, 0, chunk):
+        step.step(mirrored(a, min(0, a + chunk)))
     nan_ranges: list[tuple[int, int]] = []  # forward chunks that held NaN (re-read later)
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
@@ -275,16 +281,22 @@ def filtfilt_stream(
         if mask is not None:
             nan_ranges.append((a, b))
         scratch[a:b] = step.step(block)
-    y_post = step.step(post)
-    # backward (anti-causal) pass from the end of the extension
-    step.reset(y_post[-1])
-    step.step(y_post[::-1])
-    for b in range(n, 0, -chunk):
+    for a in range(n, n + pad, chunk):
+        b = min(n + pad, a + chunk)
+        scratch[a:b] = step.step(mirrored(a, b))
+    # backward (anti-causal) pass from the end of the post pad
+    step.reset(np.asarray(scratch[n + pad - 1], dtype=np.float64))
+    for b in range(n + pad, 0, -chunk):
         a = max(0, b - chunk)
-        rev = np.asarray(scratch[a:b], dtype=np.float64)[::-1]
+        lo = min(b, max(a, n))  # [a, lo) real samples, [lo, b) post pad
+        if b > lo:  # post pad: advance the state only
+            step.step(np.asarray(scratch[lo:b], dtype=np.float64)[::-1])
+        if lo == a:
+            continue
+        rev = np.asarray(scratch[a:lo], dtype=np.float64)[::-1]
         out = step.step(rev)[::-1]
-        if any(r0 < b and a < r1 for r0, r1 in nan_ranges):
-            raw = np.asarray(read(start + a, start + b))
+        if any(r0 < lo and a < r1 for r0, r1 in nan_ranges):
+            raw = np.asarray(read(start + a, start + lo))
             out[np.isnan(raw.reshape(out.shape))] = np.nan
         write(start + a, out)
 
@@ -315,7 +327,7 @@ def filter_signal(
         out[a : a + block.shape[0]] = block
 
     for s0, s1 in segments or [(0, data.shape[0])]:
-        scratch = np.empty((s1 - s0, data.shape[1]))
+        scratch = np.empty((s1 - s0 + filt.padlen, data.shape[1]))
         filtfilt_stream(
             filt, lambda a, b: data[a:b], write, s0, s1, scratch, chunk_samples=chunk_samples
         )
@@ -364,7 +376,7 @@ def filter_store(
         scratch_path = w.tmp / "forward.scratch"
         longest = max(b - a for a, b in bounds)
         scratch = np.lib.format.open_memmap(
-            scratch_path, mode="w+", dtype=np.float32, shape=(longest, n_ch)
+            scratch_path, mode="w+", dtype=np.float32, shape=(longest + filt.padlen, n_ch)
         )
         dst = w.array
 
