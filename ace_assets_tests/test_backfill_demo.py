@@ -83,7 +83,7 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
     )
     assert catalog.success, failure_text(catalog)
     lines = sorted(instance.get_dynamic_partitions(LINE_PARTITIONS_NAME), key=int)
-    assert lines == ["1", "2", "3"]
+    assert lines == ["1", "2", "3", "4", "5"]
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     launched = {
@@ -106,11 +106,11 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
 
     # every line got exactly the assets its recordings allow
     want = {
-        "miniscope_results": {"1", "2"},
-        "calcium_events": {"1", "2"},
-        "ephys_results": {"1", "3"},
-        "ephys_spectrogram": {"1", "3"},
-        "multimodal_results": {"1"},
+        "miniscope_results": {"1", "2", "4"},
+        "calcium_events": {"1", "2", "4"},
+        "ephys_results": {"1", "3", "4", "5"},
+        "ephys_spectrogram": {"1", "3", "4", "5"},
+        "multimodal_results": {"1", "4"},
     }
     for asset, partitions in want.items():
         assert instance.get_materialized_partitions(dg.AssetKey(asset)) == partitions, asset

@@ -52,7 +52,7 @@ def _random_pulses(
     n = rng.poisson(rate_hz * (t1 - t0) / 1e6)
     starts = np.sort(rng.integers(t0, t1, size=n))
     widths = (rng.uniform(*width_s, size=n) * 1e6).astype(np.int64)
-    keep = np.concatenate([[True], starts[1:] > starts[:-1] + widths[:-1]])  # no overlaps
+    keep = np.concatenate([[True], starts[1:] > starts[:-1] + widths[:-1]])[:n]  # no overlaps
     return starts[keep], widths[keep]
 
 
