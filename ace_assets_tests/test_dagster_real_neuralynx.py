@@ -136,3 +136,24 @@ def test_short_recording_window_adapts_or_names_the_setting(real) -> None:
     assert not refused.success
     text = failure_text(refused)
     assert "ephys_window_s" in text and "line number 12" in text and "5.846 s" in text, text
+
+
+def test_band_above_the_resampled_grid_names_the_column_and_why(real) -> None:
+    """Line 13 analyses on the 2 kHz grid (LAHCu1 resampled): a 1.5 kHz band cannot work."""
+    paths, _, instance = real
+    config = {
+        "ops": {"analysis_parameters": {"config": {"overrides": {"filter_range": "[300, 1500]"}}}}
+    }
+    run = dg.materialize(
+        all_assets,
+        selection=["analysis_parameters", "filtered_ephys"],
+        partition_key="13",
+        instance=instance,
+        resources={"paths": paths},
+        run_config=config,
+        raise_on_error=False,
+    )
+    assert not run.success
+    text = failure_text(run)
+    assert "line number 13" in text and "column 'filter_range'" in text, text
+    assert "LAHCu1 were resampled" in text and "'LFP and EEG CSCs'" in text, text

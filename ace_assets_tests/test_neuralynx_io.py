@@ -277,3 +277,9 @@ def test_partial_record_inside_a_section_and_duplicate_channels(tmp_path: Path) 
     with pytest.raises(AceInputError, match="record 3 has timestamp") as err:
         NeuralynxSession(tmp_path, ["E"])
     assert err.value.file.endswith("E.ncs")
+    rec["timestamp"][3] = rec["timestamp"][2] + 512_000
+    rec["nb_valid"][5] = 70_000  # a corrupt count (would wrap in a narrow integer)
+    raw[HEADER_SIZE:] = rec.tobytes()
+    (tmp_path / "E.ncs").write_bytes(bytes(raw))
+    with pytest.raises(AceInputError, match="record 5 claims 70000 valid samples"):
+        NeuralynxSession(tmp_path, ["E"])

@@ -299,6 +299,11 @@ class NeuralynxSession:
             ChannelRecords.scan(h.path, h.sampling_rate, h.volts_per_count, h.n_records)
             for h in self.headers
         ]
+        for k, rec in enumerate(self._records):  # channels of one system share timestamps:
+            for other in self._records[:k]:  # keep one copy (memory per hour of 32 kHz)
+                if np.array_equal(rec.timestamps_us, other.timestamps_us):
+                    rec.timestamps_us = other.timestamps_us
+                    break
         self.origin_us = int(min(int(r.timestamps_us[0]) for r in self._records))
         self._build_streams()
 
@@ -326,7 +331,6 @@ class NeuralynxSession:
             max_fill_s=self.max_fill_s,
             tolerance_us=tol,
             extra_coverage=extra,
-            names=[self.channels[c] for c in columns],
         )
 
     def _build_streams(self) -> None:

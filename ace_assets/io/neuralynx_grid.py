@@ -149,7 +149,6 @@ def build_grid(
     max_fill_s: float,
     tolerance_us: float | None = None,
     extra_coverage: list[tuple[np.ndarray, np.ndarray]] | None = None,
-    names: list[str] | None = None,
 ) -> SampleGrid:
     """Grid of the record channels (all at ``fs``); sets each channel's ``grid_start``.
 
@@ -159,26 +158,35 @@ def build_grid(
     period_us = 1e6 / fs
     tol = period_us if tolerance_us is None else float(tolerance_us)
     max_fill = int(np.floor(max_fill_s * fs + 1e-9))
-    all_ts = np.concatenate([c.timestamps_us for c in channels])
-    all_nv = np.concatenate([c.nb_valid for c in channels])
-    order = np.argsort(all_ts, kind="stable")
-    sts = all_ts[order]
-    new = np.concatenate([[True], np.diff(sts) > period_us / 2])
-    heads = np.flatnonzero(new)
-    cl_ts = sts[heads]
-    cl_n = np.maximum.reduceat(all_nv[order], heads)
-    cluster_sorted = np.cumsum(new) - 1
-    cluster = np.empty_like(cluster_sorted)
-    cluster[order] = cluster_sorted
-
-    placed = _place(cl_ts, cl_n, fs, tol, max_fill_s)
+    shared = all(c.timestamps_us is channels[0].timestamps_us for c in channels)
+    if shared:  # one record table for all (the usual case): no sorting, one grid_start
+        cl_ts = channels[0].timestamps_us
+        cl_n = np.maximum.reduce([c.nb_valid for c in channels]).astype(np.int64)
+        placed = _place(cl_ts, cl_n, fs, tol, max_fill_s)
+        for ch in channels:
+            ch.grid_start = placed.first
+    else:
+        all_ts = np.concatenate([c.timestamps_us for c in channels])
+        order = np.argsort(all_ts, kind="stable")
+        sts = all_ts[order]
+        new = np.concatenate([[True], np.diff(sts) > period_us / 2])
+        heads = np.flatnonzero(new)
+        cl_ts = sts[heads]
+        all_nv = np.concatenate([c.nb_valid for c in channels]).astype(np.int64)
+        cl_n = np.maximum.reduceat(all_nv[order], heads)
+        del all_nv
+        cluster = np.empty(order.size, dtype=np.int64)
+        cluster[order] = np.cumsum(new) - 1
+        del all_ts, order, sts, new
+        placed = _place(cl_ts, cl_n, fs, tol, max_fill_s)
+        lo = 0
+        for ch in channels:
+            ids = cluster[lo : lo + ch.n_records]
+            lo += ch.n_records
+            if np.any(np.diff(ids) == 0):
+                raise AceInputError("two records start within half a sample", file=ch.path)
+            ch.grid_start = placed.first[ids]
     first, n_total = placed.first, placed.n_total
-    for k, ch in enumerate(channels):
-        lo = sum(c.n_records for c in channels[:k])
-        ids = cluster[lo : lo + ch.n_records]
-        if np.any(np.diff(ids) == 0):
-            raise AceInputError("two records start within half a sample", file=ch.path)
-        ch.grid_start = first[ids]
 
     # clock: cluster pieces plus fill pieces (time continuing at the nominal rate)
     fill_at = np.flatnonzero(placed.n_fill > 0)
