@@ -34,7 +34,8 @@ class GridReader:
     def __init__(self, grid: SampleGrid, sources: list[Source], max_fill: int) -> None:
         self.grid = grid
         self.sources = sources
-        self.margin = int(max_fill) + CONTEXT + 1
+        # a fill needs its run and the context each side; nothing is filled when max_fill is 0
+        self.margin = int(max_fill) + CONTEXT + 1 if max_fill > 0 else 0
         self._seg_starts = np.array([a for a, _ in grid.segments], dtype=np.int64)
 
     @property
