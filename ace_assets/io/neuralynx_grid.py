@@ -188,25 +188,33 @@ def build_grid(
             ch.grid_start = placed.first[ids]
     first, n_total = placed.first, placed.n_total
 
-    # clock: cluster pieces plus fill pieces (time continuing at the nominal rate)
-    fill_at = np.flatnonzero(placed.n_fill > 0)
-    piece_first = np.concatenate([first, placed.end[fill_at]])
-    piece_ts = np.concatenate([cl_ts, np.rint(placed.end_us[fill_at])])
-    piece_len = np.concatenate([cl_n, placed.n_fill[fill_at]])
-    keep = piece_len > 0
-    o = np.argsort(piece_first[keep], kind="stable")
-    clock = SampleClock(
-        fs, int(origin_us), piece_first[keep][o], piece_ts[keep][o].astype(np.int64), n_total
-    )
+    # clock: cluster pieces plus fill pieces (time continuing at the nominal rate); in the
+    # usual case (no fill, no empty record) the arrays are the record tables themselves
+    has_fill = placed.n_fill > 0
+    empty = cl_n == 0
+    if has_fill.any() or empty.any():
+        piece_first = np.concatenate([first[~empty], placed.end[has_fill]])
+        piece_ts = np.concatenate([cl_ts[~empty], np.rint(placed.end_us[has_fill])])
+        o = np.argsort(piece_first, kind="stable")
+        piece_first, piece_ts = piece_first[o], piece_ts[o].astype(np.int64)
+    else:
+        piece_first, piece_ts = first, cl_ts
+    clock = SampleClock(fs, int(origin_us), piece_first, piece_ts, n_total)
     pauses = [
         {
-            "start_s": float((placed.end_us[i] - origin_us) / 1e6),
-            "duration_s": float(placed.gap_us[i] / 1e6),
-            "sample_index": int(placed.end[i] + placed.n_fill[i]),
-            "filled": bool(placed.n_fill[i] > 0),
-            "filled_samples": int(placed.n_fill[i]),
+            "start_s": float((end_us - origin_us) / 1e6),
+            "duration_s": float(gap / 1e6),
+            "sample_index": int(end + k),
+            "filled": bool(k > 0),
+            "filled_samples": int(k),
         }
-        for i in np.flatnonzero(placed.gap_us > 0).tolist()
+        for end, end_us, gap, k in zip(
+            placed.end.tolist(),
+            placed.end_us.tolist(),
+            placed.gap_us.tolist(),
+            placed.n_fill.tolist(),
+            strict=True,
+        )
     ]
     for p in pauses:  # a filled pause starts where its fill starts
         if p["filled"]:
@@ -235,55 +243,67 @@ def build_grid(
 
 @dataclass
 class _Placement:
-    """Where each grid record (cluster) starts, and what follows it."""
+    """Where each grid record (cluster) starts; the pauses after clusters, sparsely."""
 
     first: np.ndarray  # grid index of each cluster's first sample
-    end: np.ndarray  # grid index where the coverage ends after each cluster
-    end_us: np.ndarray  # time (µs) at that end
-    gap_us: np.ndarray  # pause after each cluster (0: none)
-    n_fill: np.ndarray  # fill samples inserted after each cluster
     n_total: int
+    after: np.ndarray  # clusters followed by a pause
+    end: np.ndarray  # grid index where the coverage ends before that pause
+    end_us: np.ndarray  # time (µs) there
+    gap_us: np.ndarray  # the pause's length
+    n_fill: np.ndarray  # fill samples inserted for it (0: a segment boundary)
 
 
 def _place(
     cl_ts: np.ndarray, cl_n: np.ndarray, fs: float, tol: float, max_fill_s: float
 ) -> _Placement:
     """Grid positions of the clusters: contiguous ones follow on, pauses are filled or cut,
-    a record starting inside another channel's record lands at its offset in samples."""
+    a record starting inside another channel's record lands at its offset in samples.
+
+    Memory is one int64 per record plus per pause: it grows with the recording only as
+    its record index does."""
     period = 1e6 / fs
     gap = np.diff(cl_ts) - cl_n[:-1] * period
     if not np.any(gap < -tol):  # the usual case: records of all channels line up
-        is_gap = gap > tol
-        fill = np.where(is_gap & (gap <= max_fill_s * 1e6), np.rint(gap / period), 0)
-        n_fill = np.concatenate(
-            [np.where(is_gap & (gap <= max_fill_s * 1e6), np.maximum(fill, 1), 0), [0]]
-        ).astype(np.int64)
-        first = np.concatenate([[0], np.cumsum(cl_n + n_fill)[:-1]]).astype(np.int64)
-        end = first + cl_n
-        gap_us = np.concatenate([np.where(is_gap, gap, 0.0), [0.0]])
-        return _Placement(first, end, cl_ts + cl_n * period, gap_us, n_fill, int(end[-1]))
+        after = np.flatnonzero(gap > tol)
+        gap_us = gap[after]
+        del gap
+        fill = gap_us <= max_fill_s * 1e6
+        n_fill = np.where(fill, np.maximum(np.rint(gap_us / period), 1), 0).astype(np.int64)
+        first = np.empty(cl_n.size, dtype=np.int64)
+        first[0] = 0
+        np.cumsum(cl_n[:-1], out=first[1:])
+        for i, k in zip(after.tolist(), n_fill.tolist(), strict=True):
+            if k:
+                first[i + 1 :] += k
+        end = first[after] + cl_n[after]
+        end_us = cl_ts[after] + cl_n[after] * period
+        return _Placement(first, int(first[-1] + cl_n[-1]), after, end, end_us, gap_us, n_fill)
     n = cl_ts.size
     first = np.zeros(n, dtype=np.int64)
-    end = np.zeros(n, dtype=np.int64)
-    end_us = np.zeros(n)
-    gap_us = np.zeros(n)
-    n_fill = np.zeros(n, dtype=np.int64)
+    pauses: list[tuple[int, int, float, float, int]] = []
     cover, cover_us = int(cl_n[0]), float(cl_ts[0] + cl_n[0] * period)
-    end[0], end_us[0] = cover, cover_us
     for i in range(1, n):
         lag = float(cl_ts[i] - cover_us)  # µs after the coverage so far ends
         if lag > tol:
-            gap_us[i - 1] = lag
-            if lag <= max_fill_s * 1e6:
-                n_fill[i - 1] = max(1, int(round(lag / period)))
-            first[i] = cover + n_fill[i - 1]
+            k = max(1, int(round(lag / period))) if lag <= max_fill_s * 1e6 else 0
+            pauses.append((i - 1, cover, cover_us, lag, k))
+            first[i] = cover + k
         else:  # contiguous, or inside a record of another channel: its offset in samples
             first[i] = first[i - 1] + int(round((cl_ts[i] - cl_ts[i - 1]) / period))
         if first[i] + cl_n[i] > cover or lag > tol:
             cover = int(first[i] + cl_n[i])
             cover_us = float(cl_ts[i] + cl_n[i] * period)
-        end[i], end_us[i] = cover, cover_us
-    return _Placement(first, end, end_us, gap_us, n_fill, int(cover))
+    cols = list(zip(*pauses, strict=True)) if pauses else [[]] * 5
+    return _Placement(
+        first,
+        int(cover),
+        np.array(cols[0], dtype=np.int64),
+        np.array(cols[1], dtype=np.int64),
+        np.array(cols[2], dtype=np.float64),
+        np.array(cols[3], dtype=np.float64),
+        np.array(cols[4], dtype=np.int64),
+    )
 
 
 def coverage_from_times(
