@@ -161,7 +161,9 @@ def build_grid(
     shared = all(c.timestamps_us is channels[0].timestamps_us for c in channels)
     if shared:  # one record table for all (the usual case): no sorting, one grid_start
         cl_ts = channels[0].timestamps_us
-        cl_n = np.maximum.reduce([c.nb_valid for c in channels]).astype(np.int64)
+        cl_n = channels[0].nb_valid.astype(np.int64)
+        for c in channels[1:]:
+            np.maximum(cl_n, c.nb_valid, out=cl_n)
         placed = _place(cl_ts, cl_n, fs, tol, max_fill_s)
         for ch in channels:
             ch.grid_start = placed.first

@@ -102,12 +102,20 @@ class ChannelRecords:
         present[idx] = True
 
     def present_intervals(self) -> tuple[np.ndarray, np.ndarray]:
-        """Grid index ranges ``[start, stop)`` holding recorded samples, touching ones merged."""
+        """Grid index ranges ``[start, stop)`` holding recorded samples, touching ones merged.
+
+        Built from the breaks only (one temporary per record), so a long recording costs
+        little beyond its record table."""
         assert self.grid_start is not None
-        keep = self.nb_valid > 0
-        s = self.grid_start[keep]
-        e = s + self.nb_valid[keep]
-        if s.size == 0:
-            return s, e
-        first = np.flatnonzero(np.concatenate([[True], s[1:] > e[:-1]]))
-        return s[first], np.maximum.reduceat(e, first)
+        g, nv = self.grid_start, self.nb_valid
+        if np.any(nv == 0):  # rare: records without samples split nothing, drop them
+            keep = nv > 0
+            g, nv = g[keep], nv[keep]
+        if g.size == 0:
+            return g.astype(np.int64), g.astype(np.int64)
+        ends = g[:-1] + nv[:-1]
+        brk = np.flatnonzero(g[1:] > ends) + 1
+        del ends
+        starts = g[np.concatenate([[0], brk])]
+        last = np.concatenate([brk - 1, [g.size - 1]])
+        return starts.astype(np.int64), (g[last] + nv[last]).astype(np.int64)
