@@ -83,7 +83,7 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
     )
     assert catalog.success, failure_text(catalog)
     lines = sorted(instance.get_dynamic_partitions(LINE_PARTITIONS_NAME), key=int)
-    assert lines == ["1", "2", "3"]
+    assert lines == ["1", "2", "3", "4", "5"]
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     launched = {
@@ -106,23 +106,27 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
 
     # every line got exactly the assets its recordings allow
     want = {
-        "miniscope_results": {"1", "2"},
-        "calcium_events": {"1", "2"},
-        "ephys_results": {"1", "3"},
-        "ephys_spectrogram": {"1", "3"},
-        "multimodal_results": {"1"},
+        "miniscope_results": {"1", "2", "4"},
+        "calcium_events": {"1", "2", "4"},
+        "ephys_results": {"1", "3", "4", "5"},
+        "ephys_spectrogram": {"1", "3", "4", "5"},
+        "multimodal_results": {"1", "4"},
     }
     for asset, partitions in want.items():
         assert instance.get_materialized_partitions(dg.AssetKey(asset)) == partitions, asset
 
-    # steps ran in child processes, never in this one, and two at a time on line 1
+    # steps ran in child processes, never in this one, and two at a time within a run
     pids_by_line = defaultdict(set)
     for line, steps in windows.items():
         pids_by_line[line] = {pid for _, _, pid in steps.values()}
         assert os.getpid() not in pids_by_line[line]
         assert len(pids_by_line[line]) == len(steps)  # one process per step
-    overlap = max_overlap([(s, e) for s, e, _ in windows["1"].values()])
-    assert overlap == 2, windows["1"]  # miniscope and ephys branches overlap, never above 2
+    # branches of a line overlap, never above 2 (which line's do depends on who holds the
+    # heavy pool: with three movie lines, line 1's movie steps may wait out its ephys ones)
+    overlaps = {
+        line: max_overlap([(s, e) for s, e, _ in steps.values()]) for line, steps in windows.items()
+    }
+    assert max(overlaps.values()) == 2 and all(v <= 2 for v in overlaps.values()), overlaps
 
     # the runs really ran together, but the pool let one heavy step at a time across all runs
     everything = [(s, e) for steps in windows.values() for s, e, _ in steps.values()]

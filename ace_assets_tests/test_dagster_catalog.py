@@ -41,9 +41,15 @@ def test_experiments_registers_partitions_and_parameters_resolve(
         res = resources(project, tmp_path)
         result = dg.materialize([experiments], instance=instance, resources=res)
         assert result.success
-        assert sorted(instance.get_dynamic_partitions(LINE_PARTITIONS_NAME)) == ["1", "2", "3"]
+        assert sorted(instance.get_dynamic_partitions(LINE_PARTITIONS_NAME)) == [
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+        ]
         mat = result.asset_materializations_for_node("experiments")[0]
-        assert mat.metadata["dagster/row_count"].value == 3
+        assert mat.metadata["dagster/row_count"].value == 5
         assert mat.metadata["rows_rejected"].value == 1  # the 'example' template row
         (check,) = result.get_asset_check_evaluations()
         assert not check.passed and "example" in check.metadata["problems"].value

@@ -49,7 +49,7 @@ def processed(demo_data: Path, tmp_path_factory: pytest.TempPathFactory):
         assert dg.materialize(
             all_assets, selection="experiments", instance=instance, resources={"paths": paths}
         ).success
-        results = {line: run_line(instance, paths, line) for line in ("1", "2", "3")}
+        results = {line: run_line(instance, paths, line) for line in ("1", "2", "3", "4", "5")}
         yield paths, results, instance
 
 
@@ -63,10 +63,12 @@ def test_every_line_materializes_what_its_modalities_allow(processed) -> None:
     assert na["1"] == set()
     assert "miniscope_results" in done["2"] and "ephys_channels" not in done["2"]
     assert "ephys_results" in done["3"] and "denoised_movie" not in done["3"]
+    assert {"multimodal_results", "miniscope_results", "ephys_results"} <= done["4"]
+    assert "ephys_results" in done["5"] and "denoised_movie" not in done["5"]
     # what a line has no recording for is recorded as not applicable, never left missing
     assert {"ephys_channels", "ephys_results", "multimodal_results"} <= na["2"]
     assert {"denoised_movie", "miniscope_sources", "multimodal_alignment"} <= na["3"]
-    for line in ("1", "2"):
+    for line in ("1", "2", "4"):
         assert all(checks(results[line]).values()), checks(results[line])
     na_check = next(
         c
@@ -113,6 +115,110 @@ def test_ephys_spectral_peak_and_gap_check(processed) -> None:
     assert channels["n_segments"] == 2 and channels["gaps"][0]["duration_s"] == pytest.approx(
         0.25, abs=0.01
     )
+
+
+def test_digital_lynx_frames_within_1ms_with_no_settings(processed, demo_data: Path) -> None:
+    """Line 4: event_id 0, idle word 0x3000, behaviour bits toggling; nothing set."""
+    paths, results, _ = processed
+    truth = load_npz(demo_data / "truth" / "line_4.npz")
+    align = manifest(paths, 4, "multimodal_alignment")
+    assert align["report"]["sync_bit"] == int(truth["sync_bit"]) == 3
+    assert align["report"]["sync_bit_source"] == "automatic"
+    frame_times = load_npz(align["frame_times"])["frame_times_s"]
+    error_ms = np.max(np.abs(frame_times - truth["frame_times_ephys_s"])) * 1e3
+    assert error_ms < 1.0, error_ms
+    assert align["ground_truth"]["max_frame_time_error_ms"] == pytest.approx(error_ms)
+    edges = {r["bit"]: r["rising_edges"] for r in align["report"]["edges_per_bit"]}
+    assert edges[3] == len(frame_times) and edges[12] == 1 and edges[0] < len(frame_times)
+    assert checks(results["4"])["ttl_count_matches_frames"]
+
+
+def test_digital_lynx_explicit_bit_and_a_wrong_one(processed, demo_data: Path) -> None:
+    """ttl_sync_bit named in the run config: the same frames; a wrong bit fails, naming the
+    events file, the edges per bit and the setting."""
+    paths, _, instance = processed
+    truth = load_npz(demo_data / "truth" / "line_4.npz")
+
+    def align(bit: str):
+        config = {"ops": {"analysis_parameters": {"config": {"overrides": {"ttl_sync_bit": bit}}}}}
+        return dg.materialize(
+            all_assets,
+            selection=["analysis_parameters", "multimodal_alignment"],
+            partition_key="4",
+            instance=instance,
+            resources={"paths": paths},
+            run_config=config,
+            raise_on_error=False,
+        )
+
+    try:
+        assert align("3").success
+        report = manifest(paths, 4, "multimodal_alignment")["report"]
+        assert report["sync_bit_source"] == "parameter"
+        frames = load_npz(manifest(paths, 4, "multimodal_alignment")["frame_times"])
+        assert np.abs(frames["frame_times_s"] - truth["frame_times_ephys_s"]).max() < 1e-3
+        wrong = align("6")
+        assert not wrong.success
+        text = failure_text(wrong)
+        assert "Events.nev" in text and "line number 4" in text and "ttl_sync_bit" in text
+        n_frames = len(truth["frame_times_ephys_s"])
+        assert f"bit 3 (0x0008): {n_frames} rising edges" in text, text
+    finally:
+        assert align("None").success  # back to the automatic choice for the other tests
+
+
+def test_partial_records_pause_and_32khz_channel(processed, demo_data: Path) -> None:
+    """Line 5: holes filled and marked where they are, the pause a segment boundary with
+    masked windows, the 32 kHz channel resampled; phases and spectra against the truth."""
+    paths, results, _ = processed
+    truth = load_npz(demo_data / "truth" / "line_5.npz")
+    channels = manifest(paths, 5, "ephys_channels")
+    assert channels["sampling_rate_hz"] == 2000.0
+    assert channels["resampled_channels"] == ["HPCwide"]
+    assert [s["sampling_rate_hz"] for s in channels["streams"]] == [2000.0, 32000.0]
+    assert Path(channels["stream_stores"]["32000Hz"]).is_dir()
+    filled = [r for r in channels["channel_runs"] if r["kind"] == "filled"]
+    assert [r["start_index"] for r in filled] == truth["hole_grid_index"].tolist()
+    assert {r["channel"] for r in filled} == {"PFCLFPvsCBEEG"}
+    (pause,) = channels["gaps"]
+    assert pause["duration_s"] == pytest.approx(float(truth["pause_s"]), abs=1e-4)
+    assert not pause["filled"] and channels["n_segments"] == 2
+    assert pause["sample_index"] == int(truth["pause_grid_index"])
+    gap = next(
+        c for c in results["5"].get_asset_check_evaluations() if c.check_name == "no_recording_gaps"
+    )
+    assert not gap.passed and gap.severity == dg.AssetCheckSeverity.WARN
+    assert "3 stretches filled" in gap.description and "1 kept as segment boundaries" in (
+        gap.description
+    )
+
+    spec = manifest(paths, 5, "ephys_spectrogram")
+    assert spec["windows"]["masked_windows"] >= 1
+    pause_t = float(truth["pause_start_s"])
+    masked_t = np.array(spec["masked_window_times_s"])
+    assert np.all(np.abs(masked_t - pause_t) <= spec["settings"]["window_s"])
+    peaks = dict(zip(spec["channels"], spec["peak_frequency_hz"], strict=True))
+    # the oscillation dominates the first channel and the resampled 32 kHz one
+    assert abs(peaks["PFCLFPvsCBEEG"] - 7.0) < 0.5 and abs(peaks["HPCwide"] - 7.0) < 0.5, peaks
+    data = load_npz(spec["spectrogram"])
+    assert np.isnan(data["power"][:, :, data["masked"]]).all()
+    assert np.isfinite(data["power"][:, :, ~data["masked"]]).all()
+
+    from ace_assets.io.neuralynx import load_clock
+    from ace_assets.io.store import ArrayStore
+
+    results_manifest = manifest(paths, 5, "ephys_results")
+    phase = ArrayStore(results_manifest["phase"])
+    ph = phase.read(0, phase.n_frames)
+    for start, stop in [(r["start_index"], r["stop_index"]) for r in filled]:
+        assert np.isnan(ph[start:stop, 0]).all() and np.isfinite(ph[start:stop, 1:]).all()
+    clock = load_clock(phase.path)
+    t = truth["ephys_phase_times_s"]
+    pos = clock.position(t)
+    ok = np.isfinite(pos) & (np.abs(t - pause_t) > 2.0) & (t > 2.0) & (t < t[-1] - 2.0)
+    est = ph[np.rint(pos[ok]).astype(int)]
+    err = np.abs(np.angle(np.exp(1j * (est - truth["ephys_phase"][ok, None]))))
+    assert np.all(np.nanmedian(err, axis=0) < 0.35), np.nanmedian(err, axis=0)
 
 
 def test_pause_longer_than_max_gap_blocks_the_ephys_chain(processed) -> None:

@@ -247,7 +247,7 @@ def test_generate_demo_writes_expected_files(tmp_path: Path) -> None:
     size = small_size()
     out = tmp_path / "data"
     res = generate_demo(out, seed=1, size=size)
-    assert set(res["lines"]) == {1, 2, 3}
+    assert set(res["lines"]) == {1, 2, 3, 4, 5}
     for line, dirs in LINE_DIRS.items():
         assert truth_path(out, line).exists()
         if "miniscope" in dirs:
@@ -256,7 +256,10 @@ def test_generate_demo_writes_expected_files(tmp_path: Path) -> None:
             assert (vdir / "metaData.json").exists() and (vdir / "timeStamps.csv").exists()
         if "ephys" in dirs:
             names = {p.name for p in (out / dirs["ephys"]).iterdir()}
-            assert names == {f"{c}.ncs" for c in EPHYS_CHANNELS} | {EVENTS_FILE}
+            channels = (
+                ("PFCLFPvsCBEEG", "PFCEEGvsCBEEG", "HPCwide") if line == 5 else EPHYS_CHANNELS
+            )
+            assert names == {f"{c}.ncs" for c in channels} | {EVENTS_FILE}
 
     t1 = load_npz(truth_path(out, 1))
     n_frames = size.n_frames
@@ -326,3 +329,59 @@ def test_cli_writes_default_demo(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert t1["C"].shape == (30, 600) and t1["spurious_ttl_indices"].tolist() == [0, 302]
     avis = sorted((tmp_path / LINE_DIRS[1]["miniscope"] / "Miniscope").glob("*.avi"))
     assert len(avis) == 3 and sum(1 for _ in read_avi(avis[-1])) == 200
+
+
+def test_digital_lynx_events_as_cheetah_5_6_writes_them(tmp_path: Path) -> None:
+    """Line 4: event_id 0 everywhere, the whole port word (idle 0x3000), behaviour bits
+    toggling, words above 0x7FFF stored as negative int16; bit 3 rises once per frame."""
+    from ace_assets.io.neuralynx import read_events
+    from ace_assets.io.neuralynx_format import HEADER_SIZE, NEV_DTYPE
+    from ace_assets.multimodal.ttl import choose_sync_bit, ttl_rising_edges
+
+    out = tmp_path / "data"
+    generate_demo(out, seed=3, size=small_size(), lines=(4,))
+    truth = load_npz(truth_path(out, 4))
+    path = out / LINE_DIRS[4]["ephys"] / EVENTS_FILE
+    raw = np.fromfile(path, dtype=NEV_DTYPE, offset=HEADER_SIZE)
+    assert set(raw["event_id"].tolist()) == {0}
+    words = raw["ttl"][raw["event_string"] != b"Starting Recording"]
+    assert {0x3000, 0x3003, 0x3008, 0x30C0, 0x7000, 0xB000} <= set(words.tolist())
+    assert -20480 in raw["ttl"].view(np.int16).tolist()  # 0xB000 as an int16 export shows it
+    assert b"Digital Lynx Parallel Input Port TTL (0x3008)" in raw["event_string"].tolist()
+    events = read_events(path, origin_us=int(truth["ephys_start_us"]))
+    frames = truth["frame_times_ephys_s"]
+    assert ttl_rising_edges(events).size <= 2  # all bits over an idle 0x3000: almost nothing
+    sync = ttl_rising_edges(events, bit=3)
+    assert sync.size == frames.size and np.abs(sync - frames).max() < 1e-6
+    chosen, report = choose_sync_bit(events, frames.size, truth["camera_timestamps_ms"])
+    assert chosen.bit == 3 and report["sync_bit_source"] == "automatic"
+    signed = events.assign(ttl=events.ttl.where(events.ttl < 0x8000, events.ttl - 0x10000))
+    assert (signed.ttl < 0).any()
+    np.testing.assert_array_equal(
+        ttl_rising_edges(signed, bit=15), ttl_rising_edges(events, bit=15)
+    )
+
+
+def test_line_5_partial_records_pause_and_32khz(tmp_path: Path) -> None:
+    from ace_assets.demo.ephys_lines import HOLES, PAUSE_S, WIDE_CHANNEL, WIDE_RATE
+    from ace_assets.io.neuralynx import read_ncs_header, record_index
+
+    out = tmp_path / "data"
+    size = small_size()
+    generate_demo(out, seed=3, size=size, lines=(5,))
+    folder = out / LINE_DIRS[5]["ephys"]
+    per_record_us = 512 * 1e6 / size.ephys_fs
+    h = read_ncs_header(folder / "PFCLFPvsCBEEG.ncs")
+    ts, nv = record_index(h.path, h.n_records)
+    for record, valid in HOLES:
+        assert nv[record] == valid and ts[record + 1] - ts[record] == per_record_us
+    pauses = np.flatnonzero(np.diff(ts) > per_record_us + 1)
+    (k,) = pauses
+    assert ts[k + 1] - ts[k] == pytest.approx(per_record_us + PAUSE_S * 1e6, abs=1)
+    h2 = read_ncs_header(folder / "PFCEEGvsCBEEG.ncs")
+    ts2, nv2 = record_index(h2.path, h2.n_records)
+    assert (nv2[:-1] == 512).all() and ts2[k + 1] == ts[k + 1]  # same pause, no holes
+    wide = read_ncs_header(folder / f"{WIDE_CHANNEL}.ncs")
+    assert wide.sampling_rate == WIDE_RATE
+    tsw, _ = record_index(wide.path, wide.n_records)
+    assert np.abs(np.diff(tsw) - 16000).max() <= 1  # records on, through the pause

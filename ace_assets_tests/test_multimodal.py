@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ace_assets.demo.neuralynx_writer import write_nev
 from ace_assets.errors import AceInputError
 from ace_assets.io.neuralynx import SampleClock, read_events
 from ace_assets.io.store import write_array
-from ace_assets.multimodal.alignment import align_frames_to_ttl, ttl_rising_edges
+from ace_assets.multimodal.alignment import align_frames, align_frames_to_ttl, ttl_rising_edges
 from ace_assets.multimodal.phase_locking import (
     circular_stats,
     compare_period_rates,
@@ -20,6 +21,7 @@ from ace_assets.multimodal.phase_locking import (
     phase_locking_table,
     rayleigh_test,
 )
+from ace_assets.multimodal.ttl import choose_sync_bit
 
 FPS = 30.0
 
@@ -149,3 +151,80 @@ def test_period_rates() -> None:
     assert rates.iloc[1].high_rate_hz == 0.0
     with pytest.raises(ValueError, match="start < end"):
         compare_period_rates(events, [[5, 1]], [])
+
+
+def _port_events(words: list[int], times_s: np.ndarray, event_id: int = 0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "timestamp_us": (times_s * 1e6).astype(np.int64),
+            "timestamp_s": times_s,
+            "ttl": words,
+            "event_id": event_id,
+            "string": [f"Digital Lynx Parallel Input Port TTL (0x{w & 0xFFFF:04X})" for w in words],
+        }
+    )
+
+
+def test_sync_bit_chosen_by_count_and_interval_or_named() -> None:
+    """Idle 0x3000; bit 5 pulses per frame, bit 0 at half the frame rate (a behaviour
+    camera), bit 15 now and then (stored as a negative int16)."""
+    n = 300
+    true_t, cam_ms = _recording(n)
+    changes = [(t, 1 << 5, 1) for t in true_t] + [(t + 0.001, 1 << 5, 0) for t in true_t]
+    changes += [(t + 0.01, 1, 1) for t in true_t[::2]] + [(t + 0.012, 1, 0) for t in true_t[::2]]
+    changes += [(true_t[k] + 0.02, 0x8000, v) for k, v in ((50, 1), (60, 0), (200, 1), (210, 0))]
+    changes.sort()
+    word, words, times = 0x3000, [], []
+    for t, mask, level in changes:
+        word = word | mask if level else word & ~mask
+        words.append(word - 0x10000 if word > 0x7FFF else word)
+        times.append(t)
+    events = _port_events(words, np.array(times))
+    assert any(w < 0 for w in words)
+    chosen, report = choose_sync_bit(events, n, cam_ms)
+    assert chosen.bit == 5 and report["candidate_bits"] == [5]
+    np.testing.assert_allclose(chosen.times_s, true_t)
+    edges = {r["bit"]: r["rising_edges"] for r in report["edges_per_bit"]}
+    assert edges == {0: 150, 5: 300, 12: 1, 13: 1, 15: 2}
+    named, report = choose_sync_bit(events, n, cam_ms, bit=5)
+    assert report["sync_bit_source"] == "parameter" and named.n_edges == 300
+    times, ttl, report = align_frames(events, n, cam_ms, events_file="Events.nev")
+    np.testing.assert_allclose(times, true_t)
+    np.testing.assert_allclose(ttl, true_t)
+    with pytest.raises(AceInputError, match="bit 9 of the port word never rises") as err:
+        choose_sync_bit(events, n, cam_ms, bit=9, events_file="Events.nev")
+    assert "bit 5 (0x0020): 300 rising edges" in str(err.value)
+    with pytest.raises(AceInputError, match="0-15"):
+        choose_sync_bit(events, n, cam_ms, bit=16)
+    # bit 0 named: 150 pulses for 300 frames fails with the edges and the setting
+    with pytest.raises(AceInputError, match="ttl_sync_bit") as err:
+        align_frames(events, n, cam_ms, sync_bit=0, events_file="Events.nev")
+    assert "Events.nev" in str(err.value) and "bit 5 (0x0020)" in str(err.value)
+
+
+def test_no_bit_matches_the_frames() -> None:
+    n = 100
+    true_t, cam_ms = _recording(n)
+    slow = np.arange(0, 10, 0.5)
+    words = [0x3001 if i % 2 == 0 else 0x3000 for i in range(slow.size)]
+    events = _port_events(words, slow)
+    with pytest.raises(AceInputError, match="no bit of the TTL port word") as err:
+        choose_sync_bit(events, n, cam_ms, events_file="Events.nev")
+    text = str(err.value)
+    assert "bit 0 (0x0001): 10 rising edges, median 1000.0 ms" in text
+    assert "ops.analysis_parameters.config.overrides.ttl_sync_bit" in text
+
+
+def test_old_acqsystem_form_still_aligns() -> None:
+    """event_id 11, 'TTL Input on AcqSystem1_0 ... (0x0001)': bit 0 chosen, frames exact."""
+    n = 120
+    true_t, cam_ms = _recording(n)
+    times = np.sort(np.concatenate([true_t, true_t + 0.001]))
+    words = [1, 0] * n
+    events = _port_events(words, times, event_id=11)
+    events["string"] = [
+        f"TTL Input on AcqSystem1_0 board 0 port 0 value (0x000{w})." for w in words
+    ]
+    got, _, report = align_frames(events, n, cam_ms)
+    assert report["sync_bit"] == 0
+    np.testing.assert_allclose(got, true_t)

@@ -16,7 +16,9 @@ from ace_assets.io.neuralynx import (
     read_events,
     read_ncs_header,
     write_session_store,
+    write_stream_stores,
 )
+from ace_assets.io.neuralynx_format import HEADER_SIZE, NCS_DTYPE
 from ace_assets.io.store import ArrayStore
 
 FS = 1000.0
@@ -172,13 +174,60 @@ def test_truncated_and_missing_files(tmp_path: Path) -> None:
         NeuralynxSession(tmp_path, ["CSC9"])
 
 
-def test_mixed_sampling_rates(tmp_path: Path) -> None:
-    write_ncs(tmp_path / "LFP.ncs", _volts(3000, 1), 1000.0, channel_name="LFP", channel_id=0)
-    write_ncs(tmp_path / "EMG.ncs", _volts(6000, 2), 2000.0, channel_name="EMG", channel_id=1)
-    with pytest.raises(AceInputError, match="different sampling rates") as err:
-        NeuralynxSession(tmp_path, ["LFP", "EMG"])
-    assert "EMG.ncs: 2000 Hz" in str(err.value)
-    assert NeuralynxSession(tmp_path, ["EMG"]).sampling_rate == 2000.0
+def test_mixed_sampling_rates_become_streams(tmp_path: Path) -> None:
+    """A 2 kHz channel beside a 1 kHz one: own stream at 2 kHz, polyphase-resampled onto the
+    1 kHz analysis grid; equal to scipy's resample_poly away from the ends."""
+    from scipy.signal import resample_poly
+
+    lfp, emg = _volts(3000, 1), _volts(6000, 2)
+    write_ncs(tmp_path / "LFP.ncs", lfp, 1000.0, channel_name="LFP", channel_id=0)
+    write_ncs(tmp_path / "EMG.ncs", emg, 2000.0, channel_name="EMG", channel_id=1)
+    s = NeuralynxSession(tmp_path, ["LFP", "EMG"])
+    assert s.sampling_rate == 1000.0 and s.n_samples == 3000
+    assert [st.fs for st in s.streams] == [2000.0]
+    assert s.report()["resampled_channels"] == ["EMG"]
+    volts = s.read(0, 3000)
+    np.testing.assert_allclose(volts[0], lfp, atol=ADBV / 2 + 1e-15)
+    counts_emg = np.rint(emg / ADBV) * ADBV
+    ref = resample_poly(counts_emg, 1, 2)
+    inner = slice(100, -100)
+    np.testing.assert_allclose(volts[1][inner], ref[inner], rtol=0, atol=1e-12)
+    store = write_session_store(s, tmp_path / "out" / "raw.npyd")
+    assert store.meta["resampled"]["EMG"]["from_hz"] == 2000.0
+    assert store.meta["resampled"]["EMG"]["max_time_offset_us"] < 1.0
+    own = write_stream_stores(s, tmp_path / "out")
+    native = ArrayStore(own["2000Hz"])
+    np.testing.assert_allclose(native.read(0, 6000)[:, 0], emg, atol=ADBV / 2 + 1e-7)
+
+
+def test_channels_with_different_pauses_share_one_grid(tmp_path: Path) -> None:
+    """B pauses 0.25 s where A records on, restarting off A's record grid: A's samples stay,
+    B is NaN there (a long run), and B's 5-sample hole elsewhere is filled."""
+    n = 6000
+    a_volts, b_volts = _volts(n, 1), _volts(n, 2)
+    write_ncs(tmp_path / "A.ncs", a_volts, FS, channel_name="A", channel_id=0, start_us=START_US)
+    with NcsWriter(tmp_path / "B.ncs", FS, channel_name="B", channel_id=1, start_us=START_US) as w:
+        w.append(b_volts[:2048])  # 4 full records
+        w.add_gap(0.25)  # B silent for 250 samples, then 8 records...
+        w.append(b_volts[2298 : 2298 + 507])  # ...one of them 5 short: a 5 ms hole
+        w.add_gap(0.005)
+        w.append(b_volts[2298 + 512 :])
+    s = NeuralynxSession(tmp_path, ["A", "B"], max_fill_s=0.1)
+    assert s.n_samples == n
+    v = s.read(0, n)
+    np.testing.assert_allclose(v[0], a_volts, atol=ADBV / 2 + 1e-15)
+    assert np.isnan(v[1, 2048:2298]).all()
+    np.testing.assert_allclose(v[1, :2048], b_volts[:2048], atol=ADBV / 2 + 1e-15)
+    hole = slice(2298 + 507, 2298 + 512)  # filled by prediction: the 3 Hz wave continues
+    smooth = 2e-4 * np.sin(2 * np.pi * 3 * np.arange(n) / FS + 2)
+    assert np.abs(v[1, hole] - smooth[hole]).max() < 4 * 5e-5  # within the noise
+    runs = s.channel_runs()
+    assert runs[["channel", "kind", "start_index", "stop_index"]].values.tolist() == [
+        ["B", "filled", 2805, 2810],
+        ["B", "nan", 2048, 2298],
+    ]
+    assert [(a, b) for a, b in s.grid.segments] == [(0, 2048), (2048, 2298), (2298, n)]
+    assert s.gaps().empty  # A never paused: no pause of the whole grid
 
 
 def test_missing_events_file(tmp_path: Path) -> None:
@@ -204,20 +253,33 @@ def test_events_with_strings(tmp_path: Path) -> None:
     np.testing.assert_allclose(ev.timestamp_s, [0, 1e-4, 2e-4])
 
 
-def test_inconsistent_structures_are_refused(tmp_path: Path) -> None:
+def test_partial_record_inside_a_section_and_duplicate_channels(tmp_path: Path) -> None:
     v = _volts(4000, 1)
-    write_ncs(tmp_path / "A.ncs", v, FS, channel_name="A", channel_id=0, gaps=[(2048, 0.5)])
-    write_ncs(tmp_path / "B.ncs", v, FS, channel_name="B", channel_id=1)
-    with pytest.raises(AceInputError, match="different segment structures"):
-        NeuralynxSession(tmp_path, ["A", "B"])
-    # a partial record followed by a contiguous one: neo would misread it, so we refuse
+    # a partial record followed by a contiguous one (neo would misread it): read as recorded
     with NcsWriter(tmp_path / "C.ncs", FS, channel_name="C", channel_id=2) as w:
         w.append(v[:700])
         w.add_gap(0.0)
         w.append(v[700:])
-    with pytest.raises(AceInputError, match="record 1 holds 188 of 512") as err:
-        NeuralynxSession(tmp_path, ["C"])
-    assert err.value.file.endswith("C.ncs")
-    write_ncs(tmp_path / "D.ncs", v, FS, channel_name="A", channel_id=0)
-    with pytest.raises(AceInputError, match="neo cannot tell them apart"):
-        NeuralynxSession(tmp_path, ["A", "D"])
+    s = NeuralynxSession(tmp_path, ["C"])
+    assert s.partial_records[0] == {"file": "C.ncs", "record": 1, "n_valid": 188}
+    assert len(s.grid.segments) == 1 and s.n_samples == 4000
+    np.testing.assert_allclose(s.read(0, 4000)[0], v, atol=ADBV / 2 + 1e-15)
+    write_ncs(tmp_path / "D.ncs", v, FS, channel_name="C", channel_id=2)
+    with pytest.raises(AceInputError, match="cannot be told apart"):
+        NeuralynxSession(tmp_path, ["C", "D"])
+    # records out of time order are refused, naming the file and the record
+    write_ncs(tmp_path / "E.ncs", v, FS, channel_name="E", channel_id=4)
+    raw = bytearray((tmp_path / "E.ncs").read_bytes())
+    rec = np.frombuffer(raw, dtype=NCS_DTYPE, offset=HEADER_SIZE).copy()
+    rec["timestamp"][3] = rec["timestamp"][1]
+    raw[HEADER_SIZE:] = rec.tobytes()
+    (tmp_path / "E.ncs").write_bytes(bytes(raw))
+    with pytest.raises(AceInputError, match="record 3 has timestamp") as err:
+        NeuralynxSession(tmp_path, ["E"])
+    assert err.value.file.endswith("E.ncs")
+    rec["timestamp"][3] = rec["timestamp"][2] + 512_000
+    rec["nb_valid"][5] = 70_000  # a corrupt count (would wrap in a narrow integer)
+    raw[HEADER_SIZE:] = rec.tobytes()
+    (tmp_path / "E.ncs").write_bytes(bytes(raw))
+    with pytest.raises(AceInputError, match="record 5 claims 70000 valid samples"):
+        NeuralynxSession(tmp_path, ["E"])

@@ -1,8 +1,10 @@
 """Benchmark: read + zero-phase filter a multi-channel Neuralynx recording.
 
-Ours: ``NeuralynxSession`` -> ``write_session_store`` (volts, chunked) -> ``filter_store``
-(streamed forward-backward Butterworth), both stores on disk. Baseline: neo reads the whole
-recording into memory, then one ``scipy.signal.sosfiltfilt`` call.
+Ours: ``NeuralynxSession`` -> ``write_session_store`` (records read a block at a time onto
+the sample grid, volts) -> ``filter_store`` (streamed forward-backward Butterworth, each
+segment mirror-padded for the impulse response), both stores on disk. Baseline: neo reads
+the whole recording into memory, then one ``scipy.signal.sosfiltfilt`` call.
+``max_rel_diff_vs_baseline`` compares the interior (the padding differs at the ends).
 
 Each approach runs in its own subprocess at two recording lengths; peak RSS is that
 subprocess's ``ru_maxrss``. The baseline is skipped above ``--baseline-max-minutes``
@@ -140,13 +142,14 @@ def run_stage(stage: str, directory: Path, work: Path) -> dict[str, float]:
 
 
 def _probe_diff(work: Path) -> float:
+    """Largest relative difference at the interior probe. The ends differ by design: ours
+    mirror-pads each segment for the filter's impulse response, SciPy's default pads 27
+    samples by odd extension."""
     ours = json.loads((work / "ours_probe.json").read_text())
     base = json.loads((work / "baseline_probe.json").read_text())
-    worst = 0.0
-    for k in base:
-        a, b = np.asarray(ours[k]), np.asarray(base[k])
-        worst = max(worst, float(np.abs(a - b).max() / np.abs(b).max()))
-    return worst
+    k = sorted(base, key=int)[1]
+    a, b = np.asarray(ours[k]), np.asarray(base[k])
+    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 def main() -> None:

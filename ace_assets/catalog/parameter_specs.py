@@ -32,6 +32,13 @@ SPECS: dict[str, ParamSpec] = {
     "ca_ephys_baseline_video_num": P(None, "opt_int", "alignment"),
     "ca_ephys_slow_wave_video_num": P(None, "opt_int", "alignment"),
     "ca_ephys_burst_suppression_video_num": P(None, "opt_int", "alignment"),
+    "ttl_sync_bit": P(
+        None,
+        "opt_int",
+        "alignment",
+        "bit (0-15) of the .nev TTL port word that pulses once per Miniscope frame; empty or "
+        "None = the bit whose rising edges match the frame count and interval",
+    ),
     # denoise (spec 2.1)
     "frameStep": P(
         10, "int", "denoise", "one pair of consecutive frames per 2*frameStep feeds the spectrum"
@@ -136,6 +143,13 @@ SPECS: dict[str, ParamSpec] = {
     "ephys_freq_range": P([0.0, 30.0], "float_list", "ephys"),
     "ephys_time_bandwidth": P(3.0, "float", "ephys"),
     "ephys_detrend": P("constant", "opt_str", "ephys", choices=("constant", "linear", None)),
+    "max_fill_s": P(
+        0.1,
+        "float",
+        "ephys",
+        "recording pauses (and samples one channel lacks) up to this long, s, are filled by "
+        "linear interpolation and marked; longer ones are segment boundaries",
+    ),
     # quality thresholds used by asset checks
     "max_dropped_frame_fraction": P(0.01, "float", "checks"),
     "max_corrupted_frame_fraction": P(

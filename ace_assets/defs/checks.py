@@ -45,8 +45,13 @@ CHECK_DESCRIPTIONS: dict[str, str] = {
         "max_ttl_mismatch."
     ),
     "no_recording_gaps": (
-        "Pauses in the Neuralynx recording; a pause longer than max_gap_s blocks the ephys "
+        "Pauses in the Neuralynx recording: those up to max_fill_s are filled and marked, "
+        "longer ones are segment boundaries; a pause longer than max_gap_s blocks the ephys "
         "chain; threshold: max_gap_s."
+    ),
+    "events_match_recording": (
+        "Events of the .nev file within the channels' time range and in time order (an "
+        "events file from another session shows up here). Warning only."
     ),
 }
 

@@ -27,7 +27,7 @@ from ace_assets.errors import AceInputError
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.neuralynx import load_clock
 from ace_assets.io.store import ArrayStore, atomic_save_npz, load_npz
-from ace_assets.multimodal.alignment import align_frames_to_ttl, ttl_rising_edges
+from ace_assets.multimodal.alignment import align_frames
 from ace_assets.multimodal.phase_locking import (
     circular_stats,
     compare_period_rates,
@@ -47,6 +47,8 @@ MULTIMODAL_GROUP = "multimodal"
 def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource):
     """Each Miniscope frame's time on the ephys clock, from one .nev TTL per frame.
 
+    The frame pulses are the rising edges of one bit of the port word
+    (``ttl_sync_bit``, or the bit that matches the frame count and interval).
     Spurious pulses listed in ``indices of TTL events to delete`` go first;
     a few missing pulses are repaired from the camera's own timestamps; the
     mismatch is reported, never hidden. ``zero time (s)`` sets the origin.
@@ -64,13 +66,21 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
                 column="events filename",
             )
         events = pd.read_csv(channels["events_csv"])
-        ttl = ttl_rising_edges(events)
         recording = open_miniscope(session["miniscope"]["folder"])
         delete = list(params["indices of TTL events to delete"])
         zero = float(params["zero time (s)"])
-        frame_times, report = align_frames_to_ttl(
-            ttl, recording.n_frames, recording.timestamps_ms, delete, zero
-        )
+        try:
+            frame_times, ttl, report = align_frames(
+                events,
+                recording.n_frames,
+                recording.timestamps_ms,
+                delete,
+                zero,
+                sync_bit=params["ttl_sync_bit"],
+                events_file=session["ephys"]["events_file"],
+            )
+        except AceInputError as exc:
+            raise AceInputError(exc.reason, file=exc.file, line=line, column=exc.column) from None
     accuracy = _alignment_accuracy(paths, line, frame_times, zero)
     with staged_output(paths, "multimodal_alignment", line) as out:
         atomic_save_npz(
@@ -101,6 +111,11 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
             "deleted": dg.MetadataValue.text(str(delete)),
             "repaired_frames": repaired,
             "method": dg.MetadataValue.text(str(report.get("method"))),
+            "sync_bit": dg.MetadataValue.text(
+                f"bit {report['sync_bit']} (0x{1 << report['sync_bit']:04X}), "
+                f"{report['sync_bit_source']}"
+            ),
+            "edges_per_bit": dg.MetadataValue.md(_edges_markdown(report["edges_per_bit"])),
             "first_frame_s": float(frame_times[0]) if len(frame_times) else float("nan"),
             "alignment": figure,
             **{f"truth_{k}": v for k, v in accuracy.items()},
@@ -124,6 +139,15 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
             "threshold": limit,
         },
     )
+
+
+def _edges_markdown(rows: list[dict]) -> str:
+    lines = ["| bit | mask | rising edges | median interval (ms) |", "|---|---|---|---|"]
+    lines += [
+        f"| {r['bit']} | {r['mask']} | {r['rising_edges']} | {r['median_interval_ms']} |"
+        for r in rows
+    ]
+    return "\n".join(lines)
 
 
 def _alignment_accuracy(

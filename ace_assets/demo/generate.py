@@ -1,4 +1,4 @@
-"""Write the raw data of the demo project (three experiment lines) plus their ground truth.
+"""Write the raw data of the demo project (five experiment lines) plus their ground truth.
 
 Why: the whole pipeline, end to end, needs realistic raw files whose correct
 answers are known. Directories are relative to ``out_dir`` (the demo's data_path):
@@ -12,6 +12,11 @@ answers are known. Directories are relative to ``out_dir`` (the demo's data_path
 - line 3, ephys only: ``ephys/DemoRat/2024-01-03_12-00-00`` (same channels; one
   recording pause, i.e. a time gap in the ``.ncs`` files, bracketed by
   "Stopping Recording"/"Starting Recording" events).
+- line 4, both modalities, events as a Cheetah 5.6 Digital Lynx writes them (event id 0,
+  the whole parallel-port word, idle 0x3000, the frame pulse on one bit while behaviour
+  bits toggle); see :mod:`ace_assets.demo.ephys_lines`.
+- line 5, ephys only: 2 kHz channels with partial records and a pause beside a 32 kHz
+  channel that records on; see :mod:`ace_assets.demo.ephys_lines`.
 
 Line 1 ``Events.nev``: "Starting Recording" (TTL 0, event id 19) at the first
 sample, then for every Miniscope frame a TTL pulse: a rising edge (TTL value 1,
@@ -51,11 +56,18 @@ LINE_DIRS: dict[int, dict[str, str]] = {
     },
     2: {"miniscope": "miniscope/DemoRat/2024_01_02/12_00_00"},
     3: {"ephys": "ephys/DemoRat/2024-01-03_12-00-00"},
+    4: {
+        "miniscope": "miniscope/DemoRat/2024_01_04/12_00_00",
+        "ephys": "ephys/DemoRat/2024-01-04_12-00-00",
+    },
+    5: {"ephys": "ephys/DemoRat/2024-01-05_12-00-00"},
 }
 LINE_START = {
     1: _dt.datetime(2024, 1, 1, 12, 0, 0),
     2: _dt.datetime(2024, 1, 2, 12, 0, 0),
     3: _dt.datetime(2024, 1, 3, 12, 0, 0),
+    4: _dt.datetime(2024, 1, 4, 12, 0, 0),
+    5: _dt.datetime(2024, 1, 5, 12, 0, 0),
 }
 EPHYS_CHANNELS = ("PFCLFPvsCBEEG", "PFCEEGvsCBEEG", "EMG")
 EMG_CHANNEL = "EMG"
@@ -352,7 +364,19 @@ def _line_3(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
     }
 
 
-_LINES = {1: _line_1, 2: _line_2, 3: _line_3}
+def _line_4(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
+    from ace_assets.demo.ephys_lines import digital_lynx_line
+
+    return digital_lynx_line(out, size, seed)
+
+
+def _line_5(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
+    from ace_assets.demo.ephys_lines import mixed_rate_line
+
+    return mixed_rate_line(out, size, seed)
+
+
+_LINES = {1: _line_1, 2: _line_2, 3: _line_3, 4: _line_4, 5: _line_5}
 
 
 def truth_path(out_dir: str | Path, line: int) -> Path:
@@ -397,7 +421,7 @@ def generate_demo(
     seed: int = 0,
     *,
     size: DemoSize | None = None,
-    lines: tuple[int, ...] = (1, 2, 3),
+    lines: tuple[int, ...] = (1, 2, 3, 4, 5),
     overwrite: bool = False,
     verbose: bool = False,
 ) -> dict[str, Any]:

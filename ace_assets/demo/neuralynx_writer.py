@@ -327,6 +327,43 @@ def ttl_event_string(ttl: int) -> str:
     return f"TTL Input on AcqSystem1_0 board 0 port 0 value (0x{int(ttl) & 0xFFFF:04X})."
 
 
+def digital_lynx_event_string(word: int) -> str:
+    """The event string Cheetah 5.6 on a Digital Lynx writes for a parallel-port change."""
+    return f"Digital Lynx Parallel Input Port TTL (0x{int(word) & 0xFFFF:04X})"
+
+
+def write_digital_lynx_nev(
+    path: str | Path,
+    timestamps_us: np.ndarray,
+    words: np.ndarray,
+    strings: list[tuple[int, str]] = (),
+    *,
+    time_created: _dt.datetime | None = None,
+) -> Path:
+    """Events as a Cheetah 5.6 Digital Lynx writes them: every port change is event_id 0 with
+    the whole parallel-port word in ``ttl`` (words above 0x7FFF stored as negative int16) and
+    the string ``Digital Lynx Parallel Input Port TTL (0x....)``. ``strings``: extra
+    ``(timestamp_us, text)`` events such as "Starting Recording" (event_id 0, ttl 0)."""
+    ts = np.asarray(timestamps_us, dtype=np.int64)
+    w = np.asarray(words, dtype=np.int64) & 0xFFFF
+    stored = np.where(w > 0x7FFF, w - 0x10000, w)  # the int16 a Digital Lynx export shows
+    rows = [
+        (int(t), int(v), digital_lynx_event_string(int(v) & 0xFFFF))
+        for t, v in zip(ts, stored, strict=True)
+    ]
+    rows += [(int(t), 0, text) for t, text in strings]
+    rows.sort(key=lambda r: r[0])
+    return write_nev(
+        path,
+        np.array([r[0] for r in rows], dtype=np.int64),
+        np.array([r[1] for r in rows], dtype=np.int64),
+        [r[2] for r in rows],
+        event_ids=np.int16(0),
+        time_created=time_created,
+        application='Cheetah "5.6.0"',
+    )
+
+
 def write_nev(
     path: str | Path,
     timestamps_us: np.ndarray,
@@ -335,6 +372,7 @@ def write_nev(
     *,
     event_ids: np.ndarray | None = None,
     time_created: _dt.datetime | None = None,
+    application: str = APPLICATION,
 ) -> Path:
     """Write a Neuralynx ``.nev`` events file.
 
@@ -349,8 +387,8 @@ def write_nev(
         raise ValueError(f"{path}: timestamps_us and ttl_values must be 1-D of equal length")
     if ts.size and (np.any(ts < 0) or np.any(np.diff(ts.astype(np.float64)) < 0)):
         raise ValueError(f"{path}: event timestamps must be non-negative and non-decreasing")
-    if ttl.size and (ttl.min() < 0 or ttl.max() > 0xFFFF):
-        raise ValueError(f"{path}: TTL values must fit uint16")
+    if ttl.size and (ttl.min() < -0x8000 or ttl.max() > 0xFFFF):
+        raise ValueError(f"{path}: TTL values must fit uint16 (or int16 for words above 0x7FFF)")
     custom = strings is not None
     if custom and len(strings) != ts.size:
         raise ValueError(f"{path}: strings must have one entry per event ({ts.size})")
@@ -360,9 +398,9 @@ def write_nev(
     rec["npkt_id"] = 102
     rec["npkt_data_size"] = 2
     rec["timestamp"] = np.rint(ts).astype(np.uint64)
-    rec["ttl"] = ttl.astype(np.uint16)
+    rec["ttl"] = (ttl.astype(np.int64) & 0xFFFF).astype(np.uint16)  # int16 -20480 -> 0xB000
     if event_ids is not None:
-        rec["event_id"] = np.asarray(event_ids, dtype=np.int16)
+        rec["event_id"] = np.broadcast_to(np.asarray(event_ids, dtype=np.int16), ts.shape)
     else:
         is_ttl = (ttl != 0) | (not custom)
         rec["event_id"] = np.where(is_ttl, TTL_EVENT_ID, STRING_EVENT_ID)
@@ -381,7 +419,7 @@ def write_nev(
         "-FileVersion 3.4",
         "-RecordSize 184",
         "",
-        f"-ApplicationName {APPLICATION}",
+        f"-ApplicationName {application}",
         "-AcquisitionSystem AcqSystem1 DigitalLynxSX",
         f'-OriginalFileName "C:\\CheetahData\\ace_assets_demo\\{path.name}"',
         f"-TimeCreated {_fmt_time(created)}",

@@ -9,16 +9,23 @@ How it streams. A forward-backward filter is a causal pass followed by an anti-c
 Rather than re-filtering overlapping chunks (which costs the overlap in compute and is only
 approximate), the causal pass runs over time-ordered chunks carrying the filter state, writes
 its output to a scratch buffer, and the anti-causal pass runs over the scratch buffer in
-reverse chunk order, again carrying state. The ends are padded exactly as SciPy pads them
-(odd extension of ``padlen`` samples, steady-state initial conditions), so the result equals
-the whole-signal ``sosfiltfilt`` / ``filtfilt`` everywhere, ends included, to float rounding
-(plus float32 rounding of the scratch buffer when filtering a float32 store). Memory is one
-chunk plus the pads; FIR steps use FFT (overlap-add) convolution, so long FIR designs stay
-fast.
+reverse chunk order, again carrying state. The result equals the whole-signal
+``sosfiltfilt`` / ``filtfilt`` of the padded segment (``ZeroPhaseFilter.reference``) to float
+rounding (plus float32 rounding of the scratch buffer when filtering a float32 store).
+Memory is one chunk plus the pads; FIR steps use FFT (overlap-add) convolution, so long FIR
+designs stay fast.
 
-Each segment (recording section between gaps) is filtered on its own: a filter must not ring
-across a gap. NaN samples (excluded artefacts) are bridged by linear interpolation inside the
-chunk before filtering and set back to NaN afterwards.
+Padding. Each segment (recording section between pauses) is filtered on its own, and its
+ends are padded by even reflection (mirror about the end sample, repeated if the segment is
+shorter than the pad) for as long as the filter's impulse response lasts (``padlen``: until
+the slowest pole has decayed to 1e-3; the taps' length for FIR). SciPy's default, an odd
+extension of ``3 * order`` samples, is far shorter than a 0.5 Hz band's response, and an odd
+extension shifts the pad's mean by twice the end sample's deviation: both leave a transient
+of the signal's size after every pause. The filter starts in steady state for the first pad
+sample, so what remains of its start-up has decayed before the real samples.
+
+NaN samples (excluded artefacts, channels without samples in a segment) are bridged by
+linear interpolation inside the chunk before filtering and set back to NaN afterwards.
 """
 
 from __future__ import annotations
@@ -54,12 +61,11 @@ class ZeroPhaseFilter:
 
     @property
     def padlen(self) -> int:
-        """SciPy's default pad length for sosfiltfilt / filtfilt of this design."""
+        """Reflection pad per segment end: the impulse response's length (see module doc)."""
         if self.sos is not None:
-            zeros = min(int((self.sos[:, 2] == 0).sum()), int((self.sos[:, 5] == 0).sum()))
-            return 3 * (2 * len(self.sos) + 1 - zeros)
+            return impulse_response_length(self.sos)
         assert self.taps is not None
-        return 3 * len(self.taps)
+        return len(self.taps)
 
     def stepper(self) -> _Stepper:
         if self.sos is not None:
@@ -67,11 +73,40 @@ class ZeroPhaseFilter:
         assert self.taps is not None
         return _FirStepper(self.taps)
 
-    def reference(self, x: np.ndarray, axis: int = 0) -> np.ndarray:
-        """The whole-signal SciPy call this module reproduces (for tests and baselines)."""
+    def reference(self, x: np.ndarray) -> np.ndarray:
+        """In memory: mirror-pad ``x`` (time on axis 0) by ``padlen``, run SciPy's
+        ``sosfiltfilt`` / ``filtfilt`` without its own padding, crop (for tests and baselines)."""
+        arr = np.asarray(x, dtype=np.float64)
+        n, pad = arr.shape[0], self.padlen
+        idx = mirror_indices(np.arange(-pad, n + pad), 0, n)
+        padded = arr[idx]
         if self.sos is not None:
-            return signal.sosfiltfilt(self.sos, x, axis=axis)
-        return signal.filtfilt(self.taps, [1.0], x, axis=axis)
+            y = signal.sosfiltfilt(self.sos, padded, axis=0, padtype=None)
+        else:
+            y = signal.filtfilt(self.taps, [1.0], padded, axis=0, padtype=None)
+        return y[pad : pad + n]
+
+
+def impulse_response_length(sos: np.ndarray, decay: float = 1e-3) -> int:
+    """Samples until the slowest pole of ``sos`` has decayed to ``decay`` (at least 3 x order)."""
+    poles = np.concatenate([np.roots(section[3:]) for section in sos])
+    radius = float(np.max(np.abs(poles))) if poles.size else 0.0
+    floor = 3 * (2 * len(sos) + 1)
+    if radius <= 0.0:
+        return floor
+    if radius >= 1.0:
+        raise ValueError("the filter is unstable (a pole on or outside the unit circle)")
+    return max(floor, int(math.ceil(math.log(decay) / math.log(radius))))
+
+
+def mirror_indices(idx: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Indices reflected into ``[a, b)`` about the end samples, repeatedly (even extension)."""
+    n = b - a
+    if n == 1:
+        return np.full(np.shape(idx), a)
+    period = 2 * (n - 1)
+    k = np.mod(np.asarray(idx) - a, period)
+    return a + np.where(k < n, k, period - k)
 
 
 def _fir_numtaps(low: float | None, high: float | None, fs: float) -> int:
@@ -216,23 +251,29 @@ def filtfilt_stream(
 
     ``read(a, b)`` returns ``(b - a, n_channels)``; ``write(a, block)`` receives the
     output for absolute indices ``a:a+len(block)``; ``scratch`` is a writable
-    ``(>= stop - start, n_channels)`` buffer (memmap or array) for the forward pass.
-    Equals ``filt.reference`` on ``[start, stop)`` alone, with SciPy's default pad length
-    (reduced to ``n - 1`` for segments too short for it).
+    ``(>= stop - start + filt.padlen, n_channels)`` buffer (memmap or array) for the forward
+    pass.
+    Equals ``filt.reference`` of ``[start, stop)`` alone (mirror pads of ``filt.padlen``).
     """
     n = stop - start
     if n <= 0:
         return
     chunk = max(int(chunk_samples), 1)
-    edge = min(filt.padlen, n - 1)
-    head, _ = _read2d(read, start, start + edge + 1)
-    tail, _ = _read2d(read, stop - edge - 1, stop)
-    pre = 2 * head[0] - head[edge:0:-1]
-    post = 2 * tail[-1] - tail[-2 : -(edge + 2) : -1] if edge else tail[:0]
+    pad = filt.padlen
+
+    def mirrored(i0: int, i1: int) -> np.ndarray:
+        """Pad samples at virtual indices ``i0:i1`` (outside ``[0, n)``), read as needed."""
+        idx = mirror_indices(np.arange(i0, i1), 0, n)
+        lo, hi = int(idx.min()), int(idx.max()) + 1
+        block, _ = _read2d(read, start + lo, start + hi)
+        return block[idx - lo]
+
     step = filt.stepper()
-    # forward (causal) pass, starting at the first sample of the odd extension
-    step.reset(pre[0] if edge else head[0])
-    step.step(pre)
+    # forward (causal) pass, starting in steady state at the first pad sample; the pad's
+    # outputs are dropped, the post pad's are kept after the segment's in the scratch buffer
+    step.reset(mirrored(-pad, -pad + 1)[0])
+    for a in range(-pad, 0, chunk):
+        step.step(mirrored(a, min(0, a + chunk)))
     nan_ranges: list[tuple[int, int]] = []  # forward chunks that held NaN (re-read later)
     for a in range(0, n, chunk):
         b = min(n, a + chunk)
@@ -240,17 +281,22 @@ def filtfilt_stream(
         if mask is not None:
             nan_ranges.append((a, b))
         scratch[a:b] = step.step(block)
-    y_post = step.step(post)
-    # backward (anti-causal) pass from the end of the extension
-    last = y_post[-1] if edge else np.asarray(scratch[n - 1], dtype=np.float64)
-    step.reset(last)
-    step.step(y_post[::-1])
-    for b in range(n, 0, -chunk):
+    for a in range(n, n + pad, chunk):
+        b = min(n + pad, a + chunk)
+        scratch[a:b] = step.step(mirrored(a, b))
+    # backward (anti-causal) pass from the end of the post pad
+    step.reset(np.asarray(scratch[n + pad - 1], dtype=np.float64))
+    for b in range(n + pad, 0, -chunk):
         a = max(0, b - chunk)
-        rev = np.asarray(scratch[a:b], dtype=np.float64)[::-1]
+        lo = min(b, max(a, n))  # [a, lo) real samples, [lo, b) post pad
+        if b > lo:  # post pad: advance the state only
+            step.step(np.asarray(scratch[lo:b], dtype=np.float64)[::-1])
+        if lo == a:
+            continue
+        rev = np.asarray(scratch[a:lo], dtype=np.float64)[::-1]
         out = step.step(rev)[::-1]
-        if any(r0 < b and a < r1 for r0, r1 in nan_ranges):
-            raw = np.asarray(read(start + a, start + b))
+        if any(r0 < lo and a < r1 for r0, r1 in nan_ranges):
+            raw = np.asarray(read(start + a, start + lo))
             out[np.isnan(raw.reshape(out.shape))] = np.nan
         write(start + a, out)
 
@@ -281,7 +327,7 @@ def filter_signal(
         out[a : a + block.shape[0]] = block
 
     for s0, s1 in segments or [(0, data.shape[0])]:
-        scratch = np.empty((s1 - s0, data.shape[1]))
+        scratch = np.empty((s1 - s0 + filt.padlen, data.shape[1]))
         filtfilt_stream(
             filt, lambda a, b: data[a:b], write, s0, s1, scratch, chunk_samples=chunk_samples
         )
@@ -330,7 +376,7 @@ def filter_store(
         scratch_path = w.tmp / "forward.scratch"
         longest = max(b - a for a, b in bounds)
         scratch = np.lib.format.open_memmap(
-            scratch_path, mode="w+", dtype=np.float32, shape=(longest, n_ch)
+            scratch_path, mode="w+", dtype=np.float32, shape=(longest + filt.padlen, n_ch)
         )
         dst = w.array
 

@@ -10,7 +10,8 @@ the ends of the signal.
 
 Phase convention: ``angle(analytic)`` in (-pi, pi]; 0 at the oscillation's peak, +-pi at
 its trough, increasing with time. NaN samples (excluded artefacts) are bridged by linear
-interpolation for the transform and are NaN in the outputs.
+interpolation for the transform and are NaN in the outputs, as are samples the reader filled
+across a short recording pause.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from scipy import fft as sp_fft
 from scipy import signal
 
 from ace_assets.ephys.filters import bridge_nans
+from ace_assets.ephys.masks import blank_unrecorded, unrecorded_runs
 from ace_assets.ephys.sidecars import copy_sidecars, segments_from_meta
 from ace_assets.io.pages import release_pages
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
@@ -119,7 +121,9 @@ def phase_store(
     """Phase (rad) and amplitude envelope stores (float32, same shape) of a band-passed store.
 
     ``low_hz`` defaults to the low cutoff recorded by ``filter_store`` in the source meta.
-    Each segment in ``src.meta['segments']`` is transformed on its own.
+    Each segment in ``src.meta['segments']`` is transformed on its own. Samples that were
+    not recorded (filled across a short pause, or NaN; ``src.meta['channel_runs']``) are
+    NaN in both outputs: an interpolated stretch has no phase of its own.
     """
     store = src if isinstance(src, ArrayStore) else ArrayStore(src)
     fs = float(store.meta["sampling_rate_hz"])
@@ -131,6 +135,7 @@ def phase_store(
         )
     ov = hilbert_overlap(fs, low, n_cycles)
     mm = store.mmap
+    runs = unrecorded_runs(store.meta)
     info = {**store.meta, "hilbert": {"low_hz": low, "n_cycles": n_cycles, "overlap": ov}}
     info.update(meta or {})
     with (
@@ -141,8 +146,8 @@ def phase_store(
 
         def write(a: int, z: np.ndarray) -> None:
             z = z.reshape((-1, *store.shape[1:]))
-            ph[a : a + z.shape[0]] = np.angle(z)
-            am[a : a + z.shape[0]] = np.abs(z)
+            ph[a : a + z.shape[0]] = blank_unrecorded(np.angle(z), a, runs)
+            am[a : a + z.shape[0]] = blank_unrecorded(np.abs(z), a, runs)
             release_pages(ph, am, mm)
 
         for s0, s1 in segments_from_meta(store.meta, store.shape[0]):

@@ -1,36 +1,34 @@
-"""Read a Neuralynx session (``.ncs`` channels + ``.nev`` events) lazily, in chunks, as volts.
+"""Read a Neuralynx session (``.ncs`` channels + ``.nev`` events) in bounded blocks, as volts.
 
-Samples come through ``neo.rawio.NeuralynxRawIO.get_analogsignal_chunk`` (memory-mapped), so
-reading a whole recording holds one chunk at a time (touched pages of neo's file maps are
-released after each chunk; neo's ``parse_header`` itself reads every record once, which shows
-up in ``ru_maxrss`` as reclaimable page cache, not heap). Before neo is involved every file's
-header and size is validated here, so bad input fails with an :class:`AceInputError` naming
-the file instead of a neo traceback.
+Every file's header and size is validated first, so bad input fails with an
+:class:`AceInputError` naming the file. Samples are read from the records directly (plain
+file reads of whole 1044-byte records; the format is in :mod:`neuralynx_format`): counts
+times the header's signed ``ADBitVolts``, which is what the vendor's ``Nlx2MatCSC`` gives.
 
-Clock and time origin. Every sample's time is its record's hardware timestamp plus its
-offset within the record at the header sampling rate: gaps, and the small drift between the
-nominal rate and the acquisition clock, are honoured exactly. Times are seconds relative to
+Streams and the analysis grid. Channels of one sampling rate form a stream. The line's
+analysis grid is the stream of the lowest rate; channels of other rates are resampled onto
+it (anti-alias FIR, polyphase decimation at the grid's sample times) and each is also kept
+at its own rate as a stream of its own (:func:`write_stream_stores`). Channels whose pauses
+differ are placed on the grid by their record timestamps (:mod:`neuralynx_grid`).
+
+Clock and time origin. A sample's time is its record's hardware timestamp plus its offset
+within the record at the header sampling rate, so pauses and the small drift between the
+nominal rate and the acquisition clock are honoured exactly. Times are seconds from
 ``origin_us``, the earliest first sample among the requested channels; ``.nev`` event times
-use the same origin, so ephys samples and TTL pulses share one clock.
+use the same origin.
 
-Segments. Records whose timestamp departs from contiguous sampling by more than
-``gap_tolerance_ms`` (default: one sample period) start a new segment, as in neo; segments are
-concatenated in sample index order and the gaps between them are reported. Only the last
-record of a segment may be partial (neo's reader assumes so); a partial record elsewhere is
-reported as an error rather than silently misread.
+Pauses. A pause up to ``max_fill_s`` is filled by linear interpolation and listed; a longer
+one is a segment boundary that no filter or window crosses. Samples one channel lacks while
+others have them follow the same rule per channel (filled, or NaN in a segment of their own).
 
-Store layout. :func:`write_session_store` writes ``(n_samples, n_channels)`` float32 volts:
-time is the store's frame axis, so ``ArrayStore.read(a, b)`` and ``iter_chunks`` stream
-contiguous time blocks. Sample times are not stored per sample (8 bytes x 115 M samples per
-hour at 32 kHz); the per-record clock is saved beside the data as ``clock.npz`` and
-:func:`load_clock` reconstructs the time of any sample range.
+Store layout. :func:`write_session_store` writes ``(n_samples, n_channels)`` float32 volts
+(time is the store's frame axis); the per-record clock goes beside the data as ``clock.npz``
+and :func:`load_clock` reconstructs the time of any sample.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,16 +38,37 @@ import numpy as np
 import pandas as pd
 
 from ace_assets.errors import AceInputError
-from ace_assets.io.neuralynx_format import (  # noqa: E402
+from ace_assets.io.neuralynx_assemble import GridReader, ResampledSource
+from ace_assets.io.neuralynx_format import (
     HEADER_MAGIC,
     HEADER_SIZE,
-    NCS_DTYPE,
     NCS_RECORD_SIZE,
     NEV_DTYPE,
     NEV_RECORD_SIZE,
     SAMPLES_PER_RECORD,
 )
+from ace_assets.io.neuralynx_grid import (
+    SampleClock,
+    SampleGrid,
+    build_grid,
+    coverage_from_times,
+    load_clock,
+)
+from ace_assets.io.neuralynx_records import ChannelRecords, record_index
+from ace_assets.io.pages import release_pages
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
+
+__all__ = [
+    "NcsHeader",
+    "NeuralynxSession",
+    "SampleClock",
+    "load_clock",
+    "read_events",
+    "read_ncs_header",
+    "record_index",
+    "write_session_store",
+    "write_stream_stores",
+]
 
 _PROP = re.compile(r"^-(\S+)[ \t]*(.*?)\s*$", re.MULTILINE)
 
@@ -202,101 +221,6 @@ def read_events(path: str | Path, origin_us: int = 0) -> pd.DataFrame:
     )
 
 
-def record_index(path: Path, n_records: int, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Timestamps and valid-sample counts of every record, read in blocks (no file mapping,
-    so the scan does not leave the whole file in this process's resident set)."""
-    ts = np.empty(n_records, dtype=np.int64)
-    nv = np.empty(n_records, dtype=np.int64)
-    with open(path, "rb") as fh:
-        fh.seek(HEADER_SIZE)
-        for a in range(0, n_records, block):
-            rec = np.fromfile(fh, dtype=NCS_DTYPE, count=min(block, n_records - a))
-            ts[a : a + rec.size] = rec["timestamp"]
-            nv[a : a + rec.size] = rec["nb_valid"]
-    return ts, nv
-
-
-@dataclass(frozen=True)
-class Section:
-    """A run of records sampled without a gap (one neo segment)."""
-
-    first_record: int
-    stop_record: int  # exclusive
-    n_samples: int
-
-
-def scan_sections(
-    timestamps_us: np.ndarray, nb_valid: np.ndarray, fs: float, tolerance_us: float
-) -> list[Section]:
-    """Split records where the next timestamp departs from contiguity (neo's rule)."""
-    ts = timestamps_us.astype(np.int64)
-    nv = nb_valid.astype(np.int64)
-    if ts.size == 0:
-        return []
-    delta = np.diff(ts)
-    predicted = (nv[:-1] / fs * 1e6).astype(np.int64)
-    cuts = np.flatnonzero(np.abs(delta - predicted) > tolerance_us) + 1
-    bounds = [0, *cuts.tolist(), ts.size]
-    return [Section(a, b, int(nv[a:b].sum())) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-
-
-@dataclass
-class SampleClock:
-    """Time of every sample from the per-record timestamps (compact: one entry per record).
-
-    ``record_first_index[r]`` is the global (concatenated) sample index of record r's first
-    valid sample; ``record_timestamp_us[r]`` its hardware timestamp.
-    """
-
-    fs: float
-    origin_us: int
-    record_first_index: np.ndarray  # int64, increasing
-    record_timestamp_us: np.ndarray  # int64
-    n_samples: int
-
-    def times(self, start: int, stop: int) -> np.ndarray:
-        """Seconds (from ``origin_us``) of global samples ``start:stop``."""
-        idx = np.arange(start, stop, dtype=np.int64)
-        rec = np.searchsorted(self.record_first_index, idx, side="right") - 1
-        offset = (idx - self.record_first_index[rec]) * (1e6 / self.fs)
-        return ((self.record_timestamp_us[rec] - self.origin_us) + offset) / 1e6
-
-    def position(self, times_s: np.ndarray) -> np.ndarray:
-        """Fractional global sample index of each time; NaN outside the recording or in a gap
-        (more than one sample period after the last sample of a record)."""
-        t_us = np.asarray(times_s, dtype=np.float64) * 1e6 + self.origin_us
-        rec = np.searchsorted(self.record_timestamp_us, t_us, side="right") - 1
-        ok = rec >= 0
-        rec = np.clip(rec, 0, None)
-        first = self.record_first_index[rec]
-        stops = np.append(self.record_first_index[1:], self.n_samples)[rec]
-        frac = first + (t_us - self.record_timestamp_us[rec]) * (self.fs / 1e6)
-        ok &= (frac <= stops) & (frac <= self.n_samples - 1)
-        return np.where(ok, frac, np.nan)
-
-    def save(self, path: str | Path) -> None:
-        np.savez(
-            path,
-            fs=np.float64(self.fs),
-            origin_us=np.int64(self.origin_us),
-            record_first_index=self.record_first_index,
-            record_timestamp_us=self.record_timestamp_us,
-            n_samples=np.int64(self.n_samples),
-        )
-
-
-def load_clock(store_path: str | Path) -> SampleClock:
-    """The sample clock saved with a store written by :func:`write_session_store`."""
-    with np.load(Path(store_path) / "clock.npz", allow_pickle=False) as z:
-        return SampleClock(
-            fs=float(z["fs"]),
-            origin_us=int(z["origin_us"]),
-            record_first_index=z["record_first_index"],
-            record_timestamp_us=z["record_timestamp_us"],
-            n_samples=int(z["n_samples"]),
-        )
-
-
 def _resolve_channel_file(dirname: Path, name: str) -> Path:
     stem = name[:-4] if name.lower().endswith(".ncs") else name
     exact = dirname / f"{stem}.ncs"
@@ -314,12 +238,30 @@ def _resolve_channel_file(dirname: Path, name: str) -> Path:
     )
 
 
+@dataclass
+class Stream:
+    """Channels of one sampling rate, on their own grid."""
+
+    fs: float
+    columns: list[int]  # positions in the session's channel list
+    grid: SampleGrid
+    reader: GridReader
+
+    @property
+    def name(self) -> str:
+        return f"{self.fs:g}Hz"
+
+
 class NeuralynxSession:
-    """The requested channels of one recording directory, read lazily through neo.
+    """The requested channels of one recording directory, on one analysis grid.
 
     ``channels``: channel names, each a ``<name>.ncs`` file in ``dirname`` (case-insensitive).
     ``events_filename``: the ``.nev`` file name, or None; its absence is reported by
     ``events_present`` and only raises when :meth:`events` is called.
+    ``max_fill_s``: pauses (and per-channel missing runs) up to this long are filled by
+    linear interpolation; longer ones are segment boundaries / NaN.
+    ``gap_tolerance_ms``: a record starting this much later than contiguous sampling is a
+    pause (default: one sample period of its stream, as in neo).
     """
 
     def __init__(
@@ -328,6 +270,7 @@ class NeuralynxSession:
         channels: list[str],
         events_filename: str | None = None,
         *,
+        max_fill_s: float = 0.0,
         gap_tolerance_ms: float | None = None,
     ) -> None:
         self.dirname = Path(dirname)
@@ -335,6 +278,8 @@ class NeuralynxSession:
             raise AceInputError("ephys directory not found", file=self.dirname)
         if not channels:
             raise AceInputError("no channels requested", file=self.dirname)
+        if not max_fill_s >= 0:
+            raise AceInputError(f"max_fill_s must be >= 0, got {max_fill_s}", column="max_fill_s")
         self.channels = list(channels)
         self.files = [_resolve_channel_file(self.dirname, c) for c in self.channels]
         repeated = [
@@ -346,29 +291,23 @@ class NeuralynxSession:
         for h in self.headers:
             if h.n_records == 0:
                 raise AceInputError("NCS file has a header but no sample records", file=h.path)
-        self.sampling_rate = self._common_rate()
         self._check_unique_keys()
-        self.gap_tolerance_ms = (
-            1000.0 / self.sampling_rate if gap_tolerance_ms is None else float(gap_tolerance_ms)
-        )
-        self._scan_records()
+        self.max_fill_s = float(max_fill_s)
+        self.gap_tolerance_ms = gap_tolerance_ms
         self.events_path = self.dirname / events_filename if events_filename else None
-        self._reader = self._open_neo()
-        self._map_neo_channels()
-        self.release_pages()
+        self._records = [
+            ChannelRecords.scan(h.path, h.sampling_rate, h.volts_per_count, h.n_records)
+            for h in self.headers
+        ]
+        for k, rec in enumerate(self._records):  # channels of one system share timestamps:
+            for other in self._records[:k]:  # keep one copy (memory per hour of 32 kHz)
+                if np.array_equal(rec.timestamps_us, other.timestamps_us):
+                    rec.timestamps_us = other.timestamps_us
+                    break
+        self.origin_us = int(min(int(r.timestamps_us[0]) for r in self._records))
+        self._build_streams()
 
-    # -- validation -------------------------------------------------------------------------
-    def _common_rate(self) -> float:
-        rates = {h.path.name: h.sampling_rate for h in self.headers}
-        if len(set(rates.values())) > 1:
-            listing = ", ".join(f"{name}: {rate:g} Hz" for name, rate in rates.items())
-            raise AceInputError(
-                f"channels have different sampling rates ({listing}); load channels of one "
-                "rate together (e.g. LFP/EEG separately from a differently sampled channel)",
-                file=self.dirname,
-            )
-        return next(iter(rates.values()))
-
+    # -- structure ---------------------------------------------------------------------------
     def _check_unique_keys(self) -> None:
         seen: dict[tuple[str, str], Path] = {}
         for h in self.headers:
@@ -376,118 +315,79 @@ class NeuralynxSession:
             if key in seen:
                 raise AceInputError(
                     f"{h.path.name} and {seen[key].name} both declare -AcqEntName {key[0]} "
-                    f"-ADChannel {key[1]}; neo cannot tell them apart",
+                    f"-ADChannel {key[1]}; two files of one channel cannot be told apart",
                     file=self.dirname,
                 )
             seen[key] = h.path
 
-    def _scan_records(self) -> None:
-        tol_us = self.gap_tolerance_ms * 1000.0
-        structures = []
-        self._clock_source: tuple[np.ndarray, np.ndarray] | None = None
-        self.partial_records: list[dict[str, Any]] = []
-        for h in self.headers:
-            ts, nv = record_index(h.path, h.n_records)
-            bad = np.flatnonzero((nv < 0) | (nv > SAMPLES_PER_RECORD))
-            if bad.size:
-                raise AceInputError(
-                    f"record {int(bad[0])} claims {int(nv[bad[0]])} valid samples (max 512)",
-                    file=h.path,
-                )
-            sections = scan_sections(ts, nv, self.sampling_rate, tol_us)
-            for s in sections:
-                inner = np.flatnonzero(nv[s.first_record : s.stop_record - 1] < SAMPLES_PER_RECORD)
-                if inner.size:
-                    r = s.first_record + int(inner[0])
-                    raise AceInputError(
-                        f"record {r} holds {int(nv[r])} of 512 samples but the next record "
-                        "continues without a gap; partial records are only supported at the "
-                        "end of a segment",
-                        file=h.path,
-                    )
-                if nv[s.stop_record - 1] < SAMPLES_PER_RECORD:
-                    self.partial_records.append(
-                        {
-                            "file": h.path.name,
-                            "record": s.stop_record - 1,
-                            "n_valid": int(nv[s.stop_record - 1]),
-                        }
-                    )
-            structures.append([(s.n_samples, int(ts[s.first_record])) for s in sections])
-            if self._clock_source is None:
-                self._clock_source = (ts, nv)
-                self.sections = sections
-        lengths = [[n for n, _ in st] for st in structures]
-        if any(ln != lengths[0] for ln in lengths):
-            detail = "; ".join(
-                f"{h.path.name}: {ln}" for h, ln in zip(self.headers, lengths, strict=True)
-            )
-            raise AceInputError(
-                f"channels have different segment structures (samples per segment: {detail})",
-                file=self.dirname,
-            )
-        ts, nv = self._clock_source
-        first_index = np.concatenate([[0], np.cumsum(nv)[:-1]]).astype(np.int64)
-        self.origin_us = int(min(st[0][1] for st in structures))
-        starts = np.cumsum([0] + [s.n_samples for s in self.sections])
-        self.segment_starts = starts[:-1].astype(np.int64)
-        self.n_samples = int(starts[-1])
-        self.clock = SampleClock(
-            self.sampling_rate, self.origin_us, first_index, ts, self.n_samples
+    def _grid(
+        self, fs: float, columns: list[int], extra: list[tuple[np.ndarray, np.ndarray]] | None
+    ) -> SampleGrid:
+        tol = None if self.gap_tolerance_ms is None else self.gap_tolerance_ms * 1000.0
+        return build_grid(
+            [self._records[c] for c in columns],
+            fs,
+            origin_us=self.origin_us,
+            max_fill_s=self.max_fill_s,
+            tolerance_us=tol,
+            extra_coverage=extra,
         )
 
-    def _open_neo(self) -> Any:
-        import neo.rawio  # local: keeps importing this module cheap
+    def _build_streams(self) -> None:
+        by_rate: dict[float, list[int]] = {}
+        for c, h in enumerate(self.headers):
+            by_rate.setdefault(h.sampling_rate, []).append(c)
+        self.sampling_rate = min(by_rate)
+        self.streams: list[Stream] = []
+        for fs in sorted(by_rate, reverse=True):
+            if fs == self.sampling_rate:
+                continue
+            cols = by_rate[fs]
+            grid = self._grid(fs, cols, None)
+            reader = GridReader(grid, [self._records[c] for c in cols], self._max_fill(fs))
+            self.streams.append(Stream(fs, cols, grid, reader))
+        common = by_rate[self.sampling_rate]
+        # where each resampled channel has its own (recorded, unfilled) samples, in time
+        spans = {
+            c: self._recorded_spans(s, k) for s in self.streams for k, c in enumerate(s.columns)
+        }
+        probe = self._grid(self.sampling_rate, common, None)
+        extra = {
+            c: coverage_from_times(probe.clock, sp, probe.n_samples) for c, sp in spans.items()
+        }
+        order = [c for c in range(len(self.channels)) if c not in common]
+        self.grid = self._grid(self.sampling_rate, common, [extra[c] for c in order])
+        self.clock = self.grid.clock
+        sources: list[Any] = []
+        self._resampled: dict[int, ResampledSource] = {}
+        for c in range(len(self.channels)):
+            if c in common:
+                sources.append(self._records[c])
+                continue
+            stream = next(s for s in self.streams if c in s.columns)
+            src = ResampledSource(
+                stream.reader, stream.columns.index(c), stream.grid.clock, self.clock, extra[c]
+            )
+            self._resampled[c] = src
+            sources.append(src)
+        # grid-table rows follow build order (record channels, then resampled): reorder
+        table_order = common + order
+        self.filled = [self.grid.filled[table_order.index(c)] for c in range(len(self.channels))]
+        self.masked = [self.grid.masked[table_order.index(c)] for c in range(len(self.channels))]
+        self.reader = GridReader(self.grid, sources, self._max_fill(self.sampling_rate))
+        self.n_samples = self.grid.n_samples
+        self.segment_starts = np.array([a for a, _ in self.grid.segments], dtype=np.int64)
 
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                reader = neo.rawio.NeuralynxRawIO(
-                    dirname=str(self.dirname),
-                    include_filenames=[p.name for p in self.files],
-                    gap_tolerance_ms=self.gap_tolerance_ms,
-                )
-                reader.parse_header()  # touches every record; pages released below
-        except Exception as exc:  # neo raises bare ValueError/IOError/AssertionError
-            names = ", ".join(p.name for p in self.files)
-            raise AceInputError(f"neo could not read [{names}]: {exc}", file=self.dirname) from exc
-        n_seg = reader.segment_count(0)
-        if n_seg != len(self.sections):
-            raise AceInputError(
-                f"neo found {n_seg} segments but the record timestamps give "
-                f"{len(self.sections)}; refusing to guess which is right",
-                file=self.dirname,
-            )
-        return reader
+    def _max_fill(self, fs: float) -> int:
+        return int(np.floor(self.max_fill_s * fs + 1e-9))
 
-    def _map_neo_channels(self) -> None:
-        reader = self._reader
-        chans = reader.header["signal_channels"]
-        by_file = {os.path.realpath(f): uid for uid, f in reader.ncs_filenames.items()}
-        groups: dict[int, list[tuple[int, int]]] = {}
-        gains = np.empty(len(self.files))
-        for row, (path, h) in enumerate(zip(self.files, self.headers, strict=True)):
-            uid = by_file.get(os.path.realpath(path))
-            if uid is None:
-                raise AceInputError("neo did not load this channel", file=path)
-            hit = np.flatnonzero((chans["name"] == uid[0]) & (chans["id"] == uid[1]))
-            ch = chans[hit[0]]
-            stream_index = int(
-                np.flatnonzero(reader.header["signal_streams"]["id"] == ch["stream_id"])[0]
-            )
-            in_stream = np.flatnonzero(chans["stream_id"] == ch["stream_id"])
-            groups.setdefault(stream_index, []).append(
-                (row, int(np.flatnonzero(in_stream == hit[0])[0]))
-            )
-            gains[row] = float(ch["gain"]) * 1e-6  # neo gives µV per count, sign included
-            if not np.isclose(gains[row], h.volts_per_count, rtol=1e-9):
-                raise AceInputError(
-                    f"neo's scale {gains[row]:g} V/count disagrees with the header's "
-                    f"{h.volts_per_count:g}",
-                    file=path,
-                )
-        self._groups = groups
-        self._gains = gains
+    def _recorded_spans(self, stream: Stream, k: int) -> list[tuple[float, float]]:
+        """Time spans where column k of a stream holds recorded (not filled, not NaN) samples."""
+        starts, stops = self._records[stream.columns[k]].present_intervals()
+        clock = stream.grid.clock
+        first = clock.times_of(starts)
+        last = clock.times_of(np.maximum(stops - 1, starts))
+        return list(zip(first.tolist(), last.tolist(), strict=True))
 
     # -- reporting ---------------------------------------------------------------------------
     @property
@@ -495,57 +395,108 @@ class NeuralynxSession:
         return len(self.files)
 
     @property
+    def sections(self) -> list[tuple[int, int]]:
+        return list(self.grid.segments)
+
+    @property
     def events_present(self) -> bool:
         return self.events_path is not None and self.events_path.is_file()
 
-    def segments(self) -> pd.DataFrame:
-        """One row per segment: global sample range and time span (s from origin)."""
+    @property
+    def partial_records(self) -> list[dict[str, Any]]:
+        """Records holding fewer than 512 samples (the last record of a file usually does)."""
         rows = []
-        for i, (s, a) in enumerate(zip(self.sections, self.segment_starts, strict=True)):
-            b = int(a) + s.n_samples
-            t = self.clock.times(int(a), int(a) + 1)[0]
-            t_end = self.clock.times(b - 1, b)[0] + 1.0 / self.sampling_rate
+        for path, rec in zip(self.files, self._records, strict=True):
+            for r in np.flatnonzero(rec.nb_valid < SAMPLES_PER_RECORD).tolist():
+                rows.append({"file": path.name, "record": r, "n_valid": int(rec.nb_valid[r])})
+        return rows
+
+    def segments(self) -> pd.DataFrame:
+        """One row per segment: grid sample range and time span (s from origin)."""
+        rows = []
+        for i, (a, b) in enumerate(self.grid.segments):
+            t = self.clock.times_of(np.array([a, b - 1]))
             rows.append(
                 {
                     "segment": i,
                     "start_index": int(a),
-                    "stop_index": b,
-                    "t_start_s": t,
-                    "t_stop_s": t_end,
+                    "stop_index": int(b),
+                    "t_start_s": float(t[0]),
+                    "t_stop_s": float(t[1] + 1.0 / self.sampling_rate),
                 }
             )
         return pd.DataFrame(rows)
 
     def gaps(self) -> pd.DataFrame:
-        """Gaps between segments: when the gap starts (s from origin) and how long it lasts."""
-        seg = self.segments()
+        """Pauses of the analysis grid (every channel silent): start, duration, filled or not."""
+        cols = ["start_s", "duration_s", "sample_index", "filled", "filled_samples"]
+        return pd.DataFrame(self.grid.pauses, columns=cols)
+
+    def channel_runs(self) -> pd.DataFrame:
+        """Per channel, grid ranges without a recorded sample: ``filled`` or ``nan``."""
+        rows = []
+        for c, name in enumerate(self.channels):
+            for kind, runs in (("filled", self.filled[c]), ("nan", self.masked[c])):
+                for a, b in runs:
+                    rows.append(
+                        {
+                            "channel": name,
+                            "column": c,
+                            "kind": kind,
+                            "start_index": int(a),
+                            "stop_index": int(b),
+                            "start_s": float(self.clock.times_of(np.array([a]))[0]),
+                            "duration_s": (b - a) / self.sampling_rate,
+                        }
+                    )
+        cols = ["channel", "column", "kind", "start_index", "stop_index", "start_s", "duration_s"]
+        return pd.DataFrame(rows, columns=cols)
+
+    def stream_report(self) -> list[dict[str, Any]]:
         rows = [
             {
-                "after_segment": int(seg.segment[i]),
-                "start_s": float(seg.t_stop_s[i]),
-                "duration_s": float(seg.t_start_s[i + 1] - seg.t_stop_s[i]),
-                "sample_index": int(seg.start_index[i + 1]),
+                "sampling_rate_hz": self.sampling_rate,
+                "channels": [
+                    self.channels[c]
+                    for c in range(self.n_channels)
+                    if self.headers[c].sampling_rate == self.sampling_rate
+                ],
+                "role": "analysis grid",
             }
-            for i in range(len(seg) - 1)
         ]
-        return pd.DataFrame(
-            rows, columns=["after_segment", "start_s", "duration_s", "sample_index"]
-        )
+        for s in self.streams:
+            rows.append(
+                {
+                    "sampling_rate_hz": s.fs,
+                    "channels": [self.channels[c] for c in s.columns],
+                    "role": f"own stream; resampled to {self.sampling_rate:g} Hz for the analysis "
+                    f"grid (polyphase FIR, {decimation_ratio(s.fs, self.sampling_rate)})",
+                    "n_samples": s.grid.n_samples,
+                    "segments": len(s.grid.segments),
+                }
+            )
+        return rows
 
     def report(self) -> dict[str, Any]:
+        runs = self.channel_runs()
         return {
             "dirname": str(self.dirname),
             "channels": self.channels,
             "files": [p.name for p in self.files],
             "sampling_rate_hz": self.sampling_rate,
+            "channel_rates_hz": [h.sampling_rate for h in self.headers],
+            "streams": self.stream_report(),
+            "resampled_channels": [self.channels[c] for c in self._resampled],
             "ad_bit_volts": [h.ad_bit_volts for h in self.headers],
             "input_inverted": [h.input_inverted for h in self.headers],
             "n_samples": self.n_samples,
             "duration_s": self.n_samples / self.sampling_rate,
             "origin_us": self.origin_us,
-            "n_segments": len(self.sections),
+            "n_segments": len(self.grid.segments),
             "segments": self.segments().to_dict("records"),
             "gaps": self.gaps().to_dict("records"),
+            "channel_runs": runs.to_dict("records"),
+            "max_fill_s": self.max_fill_s,
             "gap_tolerance_ms": self.gap_tolerance_ms,
             "partial_records": self.partial_records,
             "events_file": str(self.events_path) if self.events_path else None,
@@ -553,66 +504,24 @@ class NeuralynxSession:
         }
 
     # -- data --------------------------------------------------------------------------------
-    def _segment_of(self, index: int) -> int:
-        return int(np.searchsorted(self.segment_starts, index, side="right") - 1)
-
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Volts ``(n_channels, stop - start)`` for global samples ``start:stop`` (may span
-        segments)."""
-        if not 0 <= start <= stop <= self.n_samples:
-            raise ValueError(f"range {start}:{stop} outside 0:{self.n_samples}")
-        out = np.empty((self.n_channels, stop - start))
-        pos = start
-        while pos < stop:
-            seg = self._segment_of(pos)
-            seg_start = int(self.segment_starts[seg])
-            seg_stop = seg_start + self.sections[seg].n_samples
-            end = min(stop, seg_stop)
-            out[:, pos - start : end - start] = self._read_segment(
-                seg, pos - seg_start, end - seg_start
-            )
-            pos = end
-        return out
-
-    def _read_segment(self, seg: int, i0: int, i1: int) -> np.ndarray:
-        out = np.empty((self.n_channels, i1 - i0))
-        for stream_index, members in self._groups.items():
-            rows = [r for r, _ in members]
-            raw = self._reader.get_analogsignal_chunk(
-                block_index=0,
-                seg_index=seg,
-                i_start=i0,
-                i_stop=i1,
-                stream_index=stream_index,
-                channel_indexes=[c for _, c in members],
-            )
-            out[rows] = raw.T * self._gains[rows, None]
-        return out
+        """Volts ``(n_channels, stop - start)`` for grid samples ``start:stop``."""
+        return self.reader.read(start, stop).T
 
     def iter_chunks(
         self, chunk_samples: int = 65536
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """Yield ``(t0_index, times_s, volts (n_channels, k))``; chunks never span a gap."""
+        """Yield ``(t0_index, times_s, volts (n_channels, k))``; chunks never span a segment."""
         for t0, volts in self._iter_volts(chunk_samples):
             yield t0, self.clock.times(t0, t0 + volts.shape[1]), volts
 
     def _iter_volts(self, chunk_samples: int) -> Iterator[tuple[int, np.ndarray]]:
         if chunk_samples < 1:
             raise ValueError("chunk_samples must be >= 1")
-        for seg, section in enumerate(self.sections):
-            base = int(self.segment_starts[seg])
-            for i0 in range(0, section.n_samples, chunk_samples):
-                i1 = min(section.n_samples, i0 + chunk_samples)
-                yield base + i0, self._read_segment(seg, i0, i1)
-                self.release_pages()
-
-    def release_pages(self) -> None:
-        """Unmap the .ncs pages neo's memory maps have touched (they stay in the page cache),
-        so a long read does not grow this process's RSS. Best effort (uses neo internals)."""
-        from ace_assets.io.pages import release_pages
-
-        for seg_maps in getattr(self._reader, "_sigs_memmaps", None) or []:
-            release_pages(*seg_maps.values())
+        for s0, s1 in self.grid.segments:
+            for a in range(s0, s1, chunk_samples):
+                b = min(s1, a + chunk_samples)
+                yield a, self.reader.read(a, b).T
 
     def events(self) -> pd.DataFrame:
         """The ``.nev`` events on this session's clock (see :func:`read_events`)."""
@@ -623,6 +532,55 @@ class NeuralynxSession:
         return read_events(self.events_path, self.origin_us)
 
 
+def decimation_ratio(fs_in: float, fs_out: float) -> str:
+    ratio = fs_in / fs_out
+    return f"down {ratio:g}" if float(ratio).is_integer() else f"ratio {ratio:.4g}, nearest sample"
+
+
+def _grid_meta(grid: SampleGrid, names: list[str], fs: float) -> dict[str, Any]:
+    clock = grid.clock
+    segments = []
+    for i, (a, b) in enumerate(grid.segments):
+        t = clock.times_of(np.array([a, b - 1]))
+        segments.append(
+            {
+                "segment": i,
+                "start_index": int(a),
+                "stop_index": int(b),
+                "t_start_s": float(t[0]),
+                "t_stop_s": float(t[1] + 1.0 / fs),
+            }
+        )
+    runs = [
+        {"channel": names[c], "column": c, "kind": kind, "start_index": a, "stop_index": b}
+        for c in range(len(names))
+        for kind, table in (("filled", grid.filled), ("nan", grid.masked))
+        for a, b in table[c]
+    ]
+    return {"segments": segments, "gaps": grid.pauses, "channel_runs": runs}
+
+
+def _write_grid_store(
+    reader: GridReader,
+    path: str | Path,
+    meta: dict[str, Any],
+    chunk_samples: int,
+    finish: Any = None,
+) -> ArrayStore:
+    """Stream a grid reader into a store; ``finish(meta)`` may add what writing measured."""
+    n, n_ch = reader.n_samples, len(reader.sources)
+    with ArrayStoreWriter(path, (n, n_ch), np.float32, meta) as writer:
+        for s0, s1 in reader.grid.segments:
+            for a in range(s0, s1, chunk_samples):
+                b = min(s1, a + chunk_samples)
+                writer.write(a, reader.read(a, b))
+                release_pages(writer.array)
+        reader.grid.clock.save(writer.tmp / "clock.npz")
+        if finish is not None:
+            finish(writer.meta)
+        return writer.commit()
+
+
 def write_session_store(
     session: NeuralynxSession,
     path: str | Path,
@@ -630,11 +588,11 @@ def write_session_store(
     chunk_samples: int = 1 << 16,
     meta: dict[str, Any] | None = None,
 ) -> ArrayStore:
-    """Write all channels as volts into an ArrayStore of shape (n_samples, n_channels) float32.
+    """Write all channels as volts on the analysis grid: ``(n_samples, n_channels)`` float32.
 
-    Written chunk by chunk (memory: one chunk). Meta carries sampling rate, channel names,
-    scales, segments and gaps; ``clock.npz`` inside the store gives sample times
-    (:func:`load_clock`).
+    Written a block at a time (memory: one block per channel). Meta carries the sampling
+    rate, channel names, scales, segments, pauses, per-channel filled / NaN runs and which
+    channels were resampled; ``clock.npz`` inside the store gives sample times.
     """
     info = session.report()
     full_meta = {
@@ -643,15 +601,45 @@ def write_session_store(
         "sampling_rate_hz": session.sampling_rate,
         "channel_names": session.channels,
         **{k: info[k] for k in ("files", "ad_bit_volts", "input_inverted", "origin_us")},
-        **{k: info[k] for k in ("segments", "gaps", "partial_records", "gap_tolerance_ms")},
+        **{k: info[k] for k in ("segments", "gaps", "channel_runs", "partial_records")},
+        **{k: info[k] for k in ("max_fill_s", "gap_tolerance_ms", "streams")},
+        "resampled": {
+            session.channels[c]: {
+                "from_hz": session.headers[c].sampling_rate,
+                "to_hz": session.sampling_rate,
+                "method": "polyphase FIR (scipy resample_poly design), nearest native sample",
+            }
+            for c in session._resampled
+        },
         **(meta or {}),
     }
-    from ace_assets.io.pages import release_pages
 
-    shape = (session.n_samples, session.n_channels)
-    with ArrayStoreWriter(path, shape, np.float32, full_meta) as writer:
-        for t0, volts in session._iter_volts(chunk_samples):
-            writer.write(t0, volts.T)
-            release_pages(writer.array)
-        session.clock.save(writer.tmp / "clock.npz")
-        return writer.commit()
+    def finish(written: dict[str, Any]) -> None:
+        for c, src in session._resampled.items():
+            written["resampled"][session.channels[c]]["max_time_offset_us"] = src.max_offset_us
+
+    return _write_grid_store(session.reader, path, full_meta, chunk_samples, finish)
+
+
+def write_stream_stores(
+    session: NeuralynxSession, folder: str | Path, *, chunk_samples: int = 1 << 16
+) -> dict[str, str]:
+    """Each channel group whose rate differs from the analysis grid, at its own rate:
+    ``<folder>/stream_<rate>Hz.npyd``. Returns {stream name: store path}."""
+    out: dict[str, str] = {}
+    for s in session.streams:
+        names = [session.channels[c] for c in s.columns]
+        meta = {
+            "layout": "(n_samples, n_channels)",
+            "units": "V",
+            "sampling_rate_hz": s.fs,
+            "channel_names": names,
+            "origin_us": session.origin_us,
+            "files": [session.files[c].name for c in s.columns],
+            "ad_bit_volts": [session.headers[c].ad_bit_volts for c in s.columns],
+            **_grid_meta(s.grid, names, s.fs),
+        }
+        path = Path(folder) / f"stream_{s.name}.npyd"
+        _write_grid_store(s.reader, path, meta, chunk_samples)
+        out[s.name] = str(path)
+    return out

@@ -1,8 +1,9 @@
 """Put Miniscope frames on the Neuralynx clock using the per-frame TTL pulses.
 
 The Miniscope DAQ sends one TTL pulse per frame; Neuralynx logs each change of its digital
-input port as a ``.nev`` event. Frame i's time on the ephys clock is the i-th rising edge,
-after spurious pulses (listed by the user in ``indices of TTL events to delete``) are removed.
+input port as a ``.nev`` event. Frame i's time on the ephys clock is the i-th rising edge of
+the sync bit (see :mod:`ace_assets.multimodal.ttl`), after spurious pulses (listed by the user
+in ``indices of TTL events to delete``, indices of that bit's rising edges) are removed.
 
 Reconciling counts (``align_frames_to_ttl``):
 
@@ -29,31 +30,14 @@ import numpy as np
 import pandas as pd
 
 from ace_assets.errors import AceInputError
+from ace_assets.multimodal.ttl import (
+    SYNC_BIT_COLUMN,
+    choose_sync_bit,
+    describe_edges,
+    ttl_rising_edges,
+)
 
-TTL_EVENT_ID = 11
-
-
-def ttl_rising_edges(
-    events: pd.DataFrame, *, bit: int | None = None, time_column: str = "timestamp_s"
-) -> np.ndarray:
-    """Times of rising edges in the ``.nev`` TTL port word.
-
-    Only TTL-input events are used (event_id 11, or a string starting with "TTL").
-    A rising edge is an event whose value, masked to ``bit`` (all 16 bits when None), is
-    non-zero while the previous TTL event's masked value was zero. For a port that toggles
-    0 -> 1 -> 0 this is simply every event with ``ttl != 0``.
-    """
-    if events.empty:
-        return np.empty(0)
-    is_ttl = events["event_id"].to_numpy() == TTL_EVENT_ID
-    if "string" in events:
-        is_ttl |= events["string"].astype(str).str.startswith("TTL").to_numpy()
-    ttl_rows = events[is_ttl]
-    mask = 0xFFFF if bit is None else (1 << int(bit))
-    value = ttl_rows["ttl"].to_numpy(dtype=np.int64) & mask
-    prev = np.concatenate([[0], value[:-1]])
-    rising = (value != 0) & (prev == 0)
-    return ttl_rows[time_column].to_numpy(dtype=np.float64)[rising]
+__all__ = ["align_frames", "align_frames_to_ttl", "ttl_rising_edges"]
 
 
 def _short_interval_candidates(ttl: np.ndarray) -> list[int]:
@@ -173,3 +157,49 @@ def _fill_frames(ttl: np.ndarray, cam: np.ndarray, matched: np.ndarray, n: int) 
     tail = np.arange(matched[-1] + 1, n)
     times[tail] = ttl[-1] + (cam[tail] - cam[matched[-1]]) * slope
     return times
+
+
+def align_frames(
+    events: pd.DataFrame,
+    n_frames: int,
+    frame_timestamps_ms: np.ndarray,
+    delete_indices: list[int] | None = None,
+    zero_time_s: float = 0.0,
+    *,
+    sync_bit: int | None = None,
+    events_file: str | None = None,
+    max_repair: int = 30,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Frame times from a ``.nev`` event table: pick the sync bit, then reconcile counts.
+
+    Returns ``(frame_times_s, ttl_times_s of the sync bit, report)``. A failure names the
+    events file, the rising edges found on each bit and the settings that fix it.
+    """
+    delete = list(delete_indices or [])
+    chosen, bit_report = choose_sync_bit(
+        events,
+        n_frames,
+        frame_timestamps_ms,
+        bit=sync_bit,
+        events_file=events_file,
+        n_deleted=len(delete),
+    )
+    try:
+        times, report = align_frames_to_ttl(
+            chosen.times_s,
+            n_frames,
+            frame_timestamps_ms,
+            delete,
+            zero_time_s,
+            max_repair=max_repair,
+        )
+    except AceInputError as exc:
+        raise AceInputError(
+            f"{exc.reason} (sync bit {chosen.bit}, {bit_report['sync_bit_source']}). Edges per "
+            f"bit: {describe_edges(events)}. If another bit carries the frame pulses, set "
+            f"{SYNC_BIT_COLUMN}; spurious pulses go in 'indices of TTL events to delete'",
+            file=events_file,
+            column=exc.column or SYNC_BIT_COLUMN,
+        ) from None
+    report.update(bit_report)
+    return times, chosen.times_s, report
