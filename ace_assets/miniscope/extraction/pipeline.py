@@ -487,10 +487,11 @@ def _run(
         fblock = fcache.read_patch(y0, y1, x0, x1) if fcache is not None else None
         allowed = np.zeros((y1 - y0, x1 - x0), dtype=bool)
         allowed[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = True
+        excluded = None
         if border:
             gy = np.arange(y0, y1)[:, None]
             gx = np.arange(x0, x1)[None, :]
-            allowed &= (gy >= border) & (gy < hs - border) & (gx >= border) & (gx < ws - border)
+            excluded = ~((gy >= border) & (gy < hs - border) & (gx >= border) & (gx < ws - border))
         res = seed_patch(
             block,
             gSig=gsig_s,
@@ -500,6 +501,7 @@ def _run(
             center_psf=prm.center_psf,
             thresh_init=prm.thresh_init,
             allowed=allowed,
+            excluded=excluded,
             max_number=prm.K,
             min_pixel=prm.min_pixel,
             p=p,

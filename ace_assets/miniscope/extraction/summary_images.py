@@ -58,7 +58,7 @@ def spatial_filter(frames: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 _D2_MAD_PER_SD = float(np.sqrt(6.0) / 1.482602218505602)
 
 
-def pixel_noise_robust(data: np.ndarray, block: int = 4096) -> np.ndarray:
+def pixel_noise_robust(data: np.ndarray, block: int = 4096, max_samples: int = 1000) -> np.ndarray:
     """Noise SD per pixel of a (T, ...) array, robust to the pixel's own calcium transients.
 
     Why not the periodogram (CaImAn's ``get_noise_fft``): a transient's rise is a step,
@@ -67,18 +67,20 @@ def pixel_noise_robust(data: np.ndarray, block: int = 4096) -> np.ndarray:
     (measured on the synthetic family: 3x the true noise at neuron centres, so PNR fell
     from ~50 to ~15 and half the neurons missed ``min_pnr``). The median absolute second
     difference ignores the few frames around each rise and, unlike first differences, the
-    slow decays; for white noise it equals the SD (scaled). Falls back to the SD for < 5
-    frames.
+    slow decays; for white noise it equals the SD (scaled). At most ``max_samples``
+    evenly spaced differences are used (the median of 1000 is within ~3%). Falls back to
+    the SD for < 5 frames.
     """
     t = data.shape[0]
     flat = data.reshape(t, -1)
     out = np.zeros(flat.shape[1], dtype=np.float64)
+    mid = np.arange(1, t - 1)[:: max(1, -(-(t - 2) // max_samples))]
     for a in range(0, flat.shape[1], block):
-        seg = flat[:, a : a + block].astype(np.float32)
+        seg = flat[:, a : a + block]
         if t < 5:
             out[a : a + block] = seg.std(axis=0)
             continue
-        d2 = seg[2:] - 2 * seg[1:-1] + seg[:-2]
+        d2 = seg[mid + 1].astype(np.float32) - 2 * seg[mid] + seg[mid - 1]
         out[a : a + block] = np.median(np.abs(d2), axis=0) / _D2_MAD_PER_SD
     return out.reshape(data.shape[1:])
 
