@@ -244,3 +244,28 @@ def test_residual_stripes_are_rejected_and_neurons_kept(striped):
     assert not set(res.info["auto_rejected_ids"]) & set(res.ids.tolist())
     assert all(r["reasons"] and len(r["contour"]) >= 3 for r in rejected)
     assert len(res.info["kept_quality"]) == res.n_components
+
+
+def test_curation_and_figure_keep_the_rejections_readable(striped, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from ace_assets.defs.calcium_assets import _source_figures, draw_sources
+    from ace_assets.defs.figures import new_figure
+    from ace_assets.miniscope.extraction import apply_rejections, load_result, save_result
+
+    _, res = striped
+    save_result(res, tmp_path)
+    back = load_result(tmp_path)
+    assert back.info["rejected"] == res.info["rejected"]
+    cur = apply_rejections(back, [int(back.ids[0])])
+    assert cur.info["kept_quality"] == res.info["kept_quality"][1:]
+    _source_figures(cur, tmp_path)
+    assert (tmp_path / "contours.png").stat().st_size > 10_000
+    fig, axes = new_figure()
+    draw_sources(axes[0, 0], cur)
+    dashed = [ln for ln in axes[0, 0].lines if ln.get_linestyle() == "--"]
+    solid = [ln for ln in axes[0, 0].lines if ln.get_linestyle() == "-"]
+    assert len(dashed) == len(res.info["rejected"]) and len(solid) == cur.n_components
+    labels = [t.get_text() for t in axes[0, 0].texts]
+    assert any(label.endswith(":long,stripe") for label in labels), labels
+    plt.close(fig)

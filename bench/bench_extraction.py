@@ -6,7 +6,7 @@ subprocess that reports its wall time and peak RSS (``ru_maxrss`` of that proces
 RSS should stay flat as the movie gets longer (only the N x T traces grow). The baseline
 ratio is peak RSS over the float32 size of the whole movie, the least an in-memory CNMF-E
 needs. Accuracy (recall, precision, median trace correlation, event F1) is against the
-generator's ground truth.
+generator's ground truth; rejected candidates are counted per reason (``rejected``).
 
     python bench/bench_extraction.py            # 608 x 608, 1000 and 2000 frames
     python bench/bench_extraction.py --quick    # 160 x 160, 400 and 800 frames (< 1 min)
@@ -99,6 +99,8 @@ def run_case(size: int, frames: int, neurons: int, radius: float, params: dict) 
         "movie_float32_mb": movie_mb,
         "rss_over_movie": stats["peak_rss_mb"] / movie_mb,
         "tsub_effective": stats["info"].get("tsub_effective"),
+        "candidates": stats["info"].get("n_candidates", res.n_components),
+        "rejected": {k: v for k, v in stats["info"].get("rejected_counts", {}).items() if v},
         **{k: metrics[k] for k in ("recall", "precision", "median_trace_corr", "event_f1")},
     }
 
@@ -133,6 +135,7 @@ def main() -> None:
         ("s_per_1000_frames", "{:>12.1f}"),
         ("peak_rss_mb", "{:>10.0f}"),
         ("rss_over_movie", "{:>9.2f}"),
+        ("candidates", "{:>6d}"),
         ("components", "{:>6d}"),
         ("recall", "{:>7.3f}"),
         ("precision", "{:>9.3f}"),

@@ -172,9 +172,8 @@ _REASON_LABEL = {
 }
 
 
-def _source_figures(result, out: Path) -> dict:
-    fig, axes = new_figure(9, 4.2, ncols=2)
-    ax = axes[0, 0]
+def draw_sources(ax, result) -> None:
+    """Kept components solid with their ids, rejected ones dashed with id and reasons."""
     ax.imshow(result.correlation_image, cmap="gray")
     for k, cont in enumerate(result.contours):
         if len(cont):
@@ -195,6 +194,13 @@ def _source_figures(result, out: Path) -> dict:
         "over the correlation image",
         fontsize=7,
     )
+
+
+def _source_figures(result, out: Path) -> dict:
+    fig, axes = new_figure(9, 4.2, ncols=2)
+    ax = axes[0, 0]
+    draw_sources(ax, result)
+    rejected = result.info.get("rejected", [])
     ax.set_xticks([])
     ax.set_yticks([])
     if result.n_components:

@@ -255,6 +255,8 @@ def apply_rejections(result: ExtractionResult, rejected_ids: Any) -> ExtractionR
     idx = np.flatnonzero(keep)
     info = dict(result.info)
     info["curated_rejected_ids"] = sorted(prior | set(int(i) for i in rejected))
+    if len(info.get("kept_quality", [])) == result.n_components:  # one entry per component
+        info["kept_quality"] = [info["kept_quality"][i] for i in idx]
     return ExtractionResult(
         A=sp.csc_matrix(result.A[:, idx]),
         C=result.C[idx],
