@@ -2,8 +2,9 @@
 
 Each run writes a synthetic motion-corrected movie (ace_assets.demo.miniscope_synth, motion
 and bands off) to an ArrayStore in a temporary directory, then extracts it in a fresh
-subprocess that reports its wall time and peak RSS (``ru_maxrss`` of that process). Peak
-RSS should stay flat as the movie gets longer (only the N x T traces grow). The baseline
+subprocess that reports its wall time, CPU time (user + system: steadier than wall time on
+a shared machine) and peak RSS (``ru_maxrss`` of that process). Peak RSS should stay flat
+as the movie gets longer (only the N x T traces grow). The baseline
 ratio is peak RSS over the float32 size of the whole movie, the least an in-memory CNMF-E
 needs. Accuracy (recall, precision, median trace correlation, event F1) is against the
 generator's ground truth; rejected candidates are counted per reason (``rejected``).
@@ -60,11 +61,14 @@ def worker(store: str, params_json: str, out_dir: str) -> None:
 
     params = ExtractionParams.from_dict(json.loads(params_json))
     t0 = time.perf_counter()
+    u0 = resource.getrusage(resource.RUSAGE_SELF)
     res = extract(ArrayStore(store), params, workdir=out_dir)
     wall = time.perf_counter() - t0
+    u1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (u1.ru_utime - u0.ru_utime) + (u1.ru_stime - u0.ru_stime)
     save_result(res, out_dir)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"wall_s": wall, "peak_rss_mb": rss_mb, "info": res.info}))
+    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mb": rss_mb, "info": res.info}))
 
 
 def run_case(size: int, frames: int, neurons: int, radius: float, params: dict) -> dict:
@@ -94,6 +98,7 @@ def run_case(size: int, frames: int, neurons: int, radius: float, params: dict) 
         "neurons_true": neurons,
         "components": res.n_components,
         "wall_s": stats["wall_s"],
+        "cpu_s": stats["cpu_s"],
         "s_per_1000_frames": stats["wall_s"] / frames * 1000.0,
         "peak_rss_mb": stats["peak_rss_mb"],
         "movie_float32_mb": movie_mb,
@@ -132,6 +137,7 @@ def main() -> None:
     cols = [
         ("frames", "{:>7d}"),
         ("wall_s", "{:>8.1f}"),
+        ("cpu_s", "{:>8.1f}"),
         ("s_per_1000_frames", "{:>12.1f}"),
         ("peak_rss_mb", "{:>10.0f}"),
         ("rss_over_movie", "{:>9.2f}"),
