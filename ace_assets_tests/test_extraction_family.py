@@ -18,12 +18,12 @@ from ace_assets_tests._synth_cnmfe import FamilyMovie, family_movie, spec_defaul
 CROP = (256, 256)
 #: member -> (frames, crop); the quiet member needs its frames for a few transients each
 MEMBERS = {
-    "wireless_200": (600, None),
-    "bands19_240x300": (500, None),
-    "quiet_flat_320": (600, CROP),
-    "tilted_400x360": (400, CROP),
+    "wireless_200": (500, None),
+    "bands19_240x300": (400, None),
+    "quiet_flat_320": (500, CROP),
+    "tilted_400x360": (300, CROP),
     "lowfreq_548x484": (400, CROP),
-    "highfreq_608": (400, CROP),
+    "highfreq_608": (300, CROP),
 }
 
 

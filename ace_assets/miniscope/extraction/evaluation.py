@@ -23,14 +23,14 @@ from .deconvolution import estimate_baseline, noise_psd
 
 def event_exceptionality_snr(traces: np.ndarray, n_samples: int) -> np.ndarray:
     """Per-trace SNR (z-score of the least probable run of ``n_samples`` frames)."""
-    x = np.asarray(traces, dtype=np.float64)
+    x = np.asarray(traces)
     if x.ndim == 1:
         x = x[None]
     n, t = x.shape
     out = np.zeros(n)
     n_samples = max(1, min(int(n_samples), t))
     for k in range(n):
-        y = x[k]
+        y = x[k].astype(np.float64)  # one trace at a time: N x T float64 is not small
         sn = float(noise_psd(y))
         md = estimate_baseline(y, sn if sn > 0 else float(np.std(y)) or 1.0)
         below = y[y < md] - md

@@ -13,9 +13,9 @@ Stages (each a pass over frames read in ``chunk_frames`` blocks; the movie is ne
 4. ``n_iter`` full-resolution passes: traces (deconvolved with OASIS), footprints (HALS,
    except after the last pass), merging, background refit;
 5. SNR and r-values; a candidate is kept only if it passes every rule of :mod:`.quality`
-   (``min_SNR`` as a hard floor, footprint shape against ``gSig``, no narrow spectral
-   line / stripe frequency in its trace); rejected ones and their reasons go to
-   ``info["rejected"]``.
+   (``min_SNR`` as a hard floor, footprint shape against ``gSig``, a trace not periodic
+   at the denoiser's stripe frequencies or at one of its own); rejected ones and their
+   reasons go to ``info["rejected"]``.
 
 Memory bound (float32): initialisation ``~4 x patch_pixels x T_init`` (T_init <=
 ``max_init_frames``, and limited by ``init_memory_mb``); a full-resolution pass
@@ -335,7 +335,10 @@ def extract(
         "stripe_frequencies_hz": stripes,
     }
     if prm.use_cnn:
-        warnings.append("use_cnn=TRUE ignored: no CNN classifier here; min_SNR/rval_thr decide")
+        warnings.append(
+            "use_cnn=TRUE ignored: no CNN classifier here; min_SNR, the footprint shape and "
+            "the periodicity rules decide"
+        )
     if prm.method_deconvolution != "oasis":
         warnings.append(f"method_deconvolution={prm.method_deconvolution!r} run as OASIS")
     chunk = prm.chunk_frames

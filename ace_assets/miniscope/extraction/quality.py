@@ -107,7 +107,8 @@ class Quality:
     @property
     def elongation(self) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.minor_sd > 0, self.major_sd / self.minor_sd, np.inf)
+            line = np.where(self.major_sd > 0, np.inf, 1.0)  # a line; a single pixel is round
+            return np.where(self.minor_sd > 0, self.major_sd / self.minor_sd, line)
 
     def counts(self) -> dict[str, int]:
         """Rejected candidates per reason (a candidate can fail several rules)."""
@@ -198,20 +199,26 @@ def _comb_scores(
     return share, prom
 
 
+def _welch(x: np.ndarray, fps: float, nperseg: int) -> tuple[np.ndarray, np.ndarray]:
+    return welch(x.astype(np.float64), fs=fps, nperseg=nperseg, detrend="constant", axis=-1)
+
+
 def periodicity(
     traces: np.ndarray,
     fps: float,
     *,
     stripe_frequencies_hz: Sequence[float] = (),
     min_freq: float,
+    block: int = 32,
 ) -> Periodicity:
     """How much of each trace's power sits on the harmonics of one fundamental.
 
     Given stripe frequencies are tested down to :data:`MIN_CYCLES` cycles per spectral
     segment (segments are lengthened for slow stripes when the movie is long enough); the
     search over fundamentals starts at ``min_freq``, below which transients dominate.
+    Traces are taken ``block`` at a time (Welch's segments of a block are ~2x its size).
     """
-    x = np.atleast_2d(np.asarray(traces, dtype=np.float64))
+    x = np.atleast_2d(np.asarray(traces))
     n, t = x.shape
     stripes = sorted({folded(f, fps) for f in stripe_frequencies_hz} - {0.0})
     out = Periodicity(
@@ -222,33 +229,39 @@ def periodicity(
         return out
     if stripes:
         nperseg = int(min(t, max(SEGMENT, math.ceil(MIN_CYCLES * fps / min(stripes)))))
-        freqs, psd = welch(x, fs=fps, nperseg=nperseg, detrend="constant", axis=-1)
+        freqs = np.fft.rfftfreq(nperseg, 1.0 / fps)
         lowest = MIN_CYCLES * (freqs[1] - freqs[0]) * (1 - 1e-9)
         testable = [f for f in stripes if f >= lowest]
         out.untested_hz = [f for f in stripes if f < lowest]
         if testable:
             comb, gaps = comb_masks(freqs, testable, fps, None)
-            share, prom = _comb_scores(psd, comb[None], gaps[None])
-            out.stripe_share, out.stripe_prominence = share[:, 0], prom[:, 0]
-    freqs, psd = welch(x, fs=fps, nperseg=min(t, SEGMENT), detrend="constant", axis=-1)
+            for a in range(0, n, block):
+                _, psd = _welch(x[a : a + block], fps, nperseg)
+                share, prom = _comb_scores(psd, comb[None], gaps[None])
+                out.stripe_share[a : a + block] = share[:, 0]
+                out.stripe_prominence[a : a + block] = prom[:, 0]
+    nperseg = min(t, SEGMENT)
+    freqs = np.fft.rfftfreq(nperseg, 1.0 / fps)
     df = freqs[1] - freqs[0]
     grid = np.arange(max(min_freq, MIN_CYCLES * df), fps / 2.0, df / 2.0)
-    if len(grid):
-        masks = [comb_masks(freqs, [float(f0)], fps, SEARCH_HARMONICS) for f0 in grid]
-        share, prom = _comb_scores(
-            psd, np.stack([m[0] for m in masks]), np.stack([m[1] for m in masks])
-        )
+    if not len(grid):
+        return out
+    masks = [comb_masks(freqs, [float(f0)], fps, SEARCH_HARMONICS) for f0 in grid]
+    combs, gaps = np.stack([m[0] for m in masks]), np.stack([m[1] for m in masks])
+    for a in range(0, n, block):
+        _, psd = _welch(x[a : a + block], fps, nperseg)
+        share, prom = _comb_scores(psd, combs, gaps)
         score = np.where(prom >= PROMINENCE, share, -1.0)
         top = score.max(axis=1, keepdims=True)
         # a subharmonic's comb holds the same power with every other tooth empty: among
         # near-equal shares, report the fundamental that stands out most
         near = (score >= 0) & (score >= 0.95 * top)
         best = np.argmax(np.where(near, prom, -np.inf), axis=1)
-        rows = np.arange(n)
+        rows = np.arange(len(psd))
         found = near[rows, best]
-        out.share = np.where(found, share[rows, best], 0.0)
-        out.prominence = np.where(found, prom[rows, best], np.nan)
-        out.hz = np.where(found, grid[best], np.nan)
+        out.share[a : a + block] = np.where(found, share[rows, best], 0.0)
+        out.prominence[a : a + block] = np.where(found, prom[rows, best], np.nan)
+        out.hz[a : a + block] = np.where(found, grid[best], np.nan)
     return out
 
 
