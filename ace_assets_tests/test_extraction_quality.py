@@ -27,6 +27,7 @@ RULES = Rules(
     gsig=(7.0, 7.0),
     max_elongation=2.5,
     max_size=2.0,
+    min_size=0.25,
     max_periodic_power=0.5,
     decay_time=0.4,
 )
@@ -146,6 +147,7 @@ def test_every_rule_gives_its_reason_and_snr_is_a_hard_floor():
         _gaussian(dims, (60, 60), 16.0, 15.0),  # a blob far larger than gSig
         _gaussian(dims, (90, 30), 6.0, 6.0),  # pulses at the reported stripe frequency
         _gaussian(dims, (90, 90), 6.0, 6.0),  # pulses at an unreported frequency
+        _gaussian(dims, (100, 60), 1.0, 1.2),  # a speck
     ]
     pulse = np.exp(8 * (np.cos(2 * np.pi * t) - 1))
     traces = [
@@ -155,10 +157,11 @@ def test_every_rule_gives_its_reason_and_snr_is_a_hard_floor():
         cell_trace,
         5 * np.exp(8 * (np.cos(2 * np.pi * 2.0 * t) - 1)) + rng.standard_normal(len(t)),
         5 * pulse + rng.standard_normal(len(t)),
+        cell_trace,
     ]
     a = sp.hstack([_column(f) for f in feet]).tocsc()
-    snr = np.array([6.0, 2.4, 6.0, 6.0, 6.0, 6.0])
-    r = np.array([0.9, 0.99, 0.9, 0.9, 0.9, np.nan])
+    snr = np.array([6.0, 2.4, 6.0, 6.0, 6.0, 6.0, 6.0])
+    r = np.array([0.9, 0.99, 0.9, 0.9, 0.9, np.nan, 0.9])
     q = assess(a, dims, np.stack(traces), snr, r, FPS, RULES, stripe_frequencies_hz=[2.0])
     assert q.reasons == [
         [],
@@ -167,8 +170,9 @@ def test_every_rule_gives_its_reason_and_snr_is_a_hard_floor():
         ["too_large"],
         ["stripe_frequency", "periodic"],
         ["periodic"],
+        ["too_small"],
     ]
-    assert q.keep.tolist() == [True, False, False, False, False, False]
+    assert q.keep.tolist() == [True] + [False] * 6
     counts = q.counts()
     assert counts["periodic"] == 2 and counts["low_snr"] == 1 and counts["r_value_floor"] == 0
     # the elongation limit follows gSig's own aspect ratio
@@ -179,16 +183,14 @@ def test_every_rule_gives_its_reason_and_snr_is_a_hard_floor():
 
 def test_new_settings_are_validated_and_in_the_catalog_defaults():
     p = ExtractionParams.from_dict(spec_defaults())
-    assert (p.max_footprint_elongation, p.max_footprint_size, p.max_periodic_power) == (
-        2.5,
-        2.0,
-        0.5,
-    )
+    assert p.max_footprint_elongation == 2.5 and p.max_periodic_power == 0.5
+    assert (p.min_footprint_size, p.max_footprint_size) == (0.25, 2.0)
     from ace_assets.errors import AceInputError
 
     for column, value in (
         ("max_footprint_elongation", 0.5),
         ("max_footprint_size", 0),
+        ("min_footprint_size", 3.0),
         ("max_periodic_power", 1.5),
     ):
         with pytest.raises(AceInputError) as err:

@@ -100,6 +100,12 @@ SPECS: dict[str, ParamSpec] = {
     "max_footprint_size": P(
         2.0, "float", "extraction", "reject footprints whose long-axis SD exceeds this x gSig"
     ),
+    "min_footprint_size": P(
+        0.25,
+        "float",
+        "extraction",
+        "reject footprints whose long-axis SD is below this x gSig (specks, not cells)",
+    ),
     "max_periodic_power": P(
         0.5,
         "float",

@@ -167,6 +167,7 @@ _REASON_LABEL = {
     "r_value_floor": "r",
     "elongated": "long",
     "too_large": "big",
+    "too_small": "small",
     "stripe_frequency": "stripe",
     "periodic": "periodic",
 }

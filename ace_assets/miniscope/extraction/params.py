@@ -26,9 +26,9 @@ _FALSE = {"false", "no", "0", "f", "n"}
 class ExtractionParams:
     """CNMF-E parameters (CSV names) plus engine settings.
 
-    ``max_footprint_elongation``, ``max_footprint_size`` and ``max_periodic_power`` are CSV
-    columns of this project, not CaImAn's: what a kept component must look like
-    (:mod:`.quality`).
+    ``max_footprint_elongation``, ``max_footprint_size``, ``min_footprint_size`` and
+    ``max_periodic_power`` are CSV columns of this project, not CaImAn's: what a kept
+    component must look like (:mod:`.quality`).
 
     Engine settings not in the CSV: ``fps`` (frames per second; required unless the movie
     metadata carries it), ``chunk_frames`` (frames per streamed block), ``max_init_frames``
@@ -70,6 +70,7 @@ class ExtractionParams:
     # cell-likeness of kept components (see .quality; not CaImAn's)
     max_footprint_elongation: float = 2.5
     max_footprint_size: float = 2.0
+    min_footprint_size: float = 0.25
     max_periodic_power: float = 0.5
     # engine settings (not CSV columns)
     fps: float | None = None
@@ -229,6 +230,12 @@ class ExtractionParams:
                 f"max_footprint_size must be > 0 (a multiple of gSig), got "
                 f"{self.max_footprint_size}",
             )
+        if not (0 <= self.min_footprint_size < self.max_footprint_size):
+            fail(
+                "min_footprint_size",
+                f"min_footprint_size must be >= 0 and below max_footprint_size "
+                f"({self.max_footprint_size}), got {self.min_footprint_size}",
+            )
         if not (0.0 < self.max_periodic_power <= 1.0):
             fail(
                 "max_periodic_power",
@@ -303,6 +310,7 @@ _FLOAT = {
     "s_min_sd",
     "max_footprint_elongation",
     "max_footprint_size",
+    "min_footprint_size",
     "max_periodic_power",
 }
 _OPT_FLOAT = {"decay_time", "fps", "s_min"}

@@ -639,6 +639,7 @@ def _run(
         gsig=(float(prm.gSig[0]), float(prm.gSig[1])),
         max_elongation=prm.max_footprint_elongation,
         max_size=prm.max_footprint_size,
+        min_size=prm.min_footprint_size,
         max_periodic_power=prm.max_periodic_power,
         decay_time=prm.decay_time,
     )
@@ -657,7 +658,8 @@ def _run(
         counts = ", ".join(f"{r}: {n}" for r, n in info["rejected_counts"].items() if n)
         warnings.append(
             f"all {full.n} candidate components were rejected ({counts}); see min_SNR, "
-            "max_footprint_elongation, max_footprint_size, max_periodic_power"
+            "max_footprint_elongation, max_footprint_size, min_footprint_size, "
+            "max_periodic_power"
         )
     return ExtractionResult(
         A=a_out,

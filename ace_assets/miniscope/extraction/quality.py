@@ -16,6 +16,9 @@ a candidate must pass every rule; each rule it fails is a reason, reported per c
     ``max_footprint_elongation`` times the aspect ratio ``gSig`` describes (1 if round).
 ``too_large``
     the footprint's long-axis SD exceeds ``max_footprint_size`` times the larger ``gSig``.
+``too_small``
+    the footprint's long-axis SD is below ``min_footprint_size`` times the smaller
+    ``gSig``: a speck (a hot pixel, a corrupted block's edge), not a cell.
 ``stripe_frequency``
     more than ``max_periodic_power`` of the raw trace's power sits on the harmonics of the
     frequencies at which the denoiser saw stripes pass a row (``stripe_frequencies_hz``).
@@ -48,6 +51,7 @@ REASONS = (
     "r_value_floor",
     "elongated",
     "too_large",
+    "too_small",
     "stripe_frequency",
     "periodic",
 )
@@ -72,6 +76,7 @@ class Rules:
     gsig: tuple[float, float]
     max_elongation: float
     max_size: float
+    min_size: float
     max_periodic_power: float
     decay_time: float | None
 
@@ -302,6 +307,8 @@ def assess(
             why.append("elongated")
         if major[k] > rules.max_size * g_major:
             why.append("too_large")
+        if major[k] < rules.min_size * g_minor:
+            why.append("too_small")
         if per.stripe_share[k] > cap and per.stripe_prominence[k] >= PROMINENCE:
             why.append("stripe_frequency")
         if per.share[k] > cap and per.prominence[k] >= PROMINENCE:
