@@ -23,16 +23,20 @@ a candidate must pass every rule; each rule it fails is a reason, reported per c
     more than ``max_periodic_power`` of the raw trace's power sits on the harmonics of the
     frequencies at which the denoiser saw stripes pass a row (``stripe_frequencies_hz``).
 ``periodic``
-    the same for the most periodic fundamental found in the trace itself, searched from
-    ``1 / (pi * decay_time)`` (0.8 Hz for 0.4 s) up: no stripe frequencies needed.
+    the same for the most periodic fundamental found in the trace itself (searched from
+    ``1 / (pi * decay_time)``, 0.8 Hz for 0.4 s, and from 20 cycles per movie up: no
+    stripe frequencies needed), on a footprint stretched beyond
+    :data:`PERIODIC_ELONGATION` times gSig's aspect.
 
-Both periodicity rules also need the harmonics to stand out of the spectrum between them
+Both periodicity rules need the harmonics to stand out of the spectrum between them
 (:data:`PROMINENCE`): a neuron's transients spread power smoothly over frequency, a band
-passing at a fixed rate puts it on a comb. A neuron firing phase-locked to an oscillation
-keeps most of its power at low frequencies (the calcium kernel low-passes the locking), so
-its share at the oscillation frequency stays small (``test_extraction_quality.py`` checks
-this on locked neurons, and on traces with only two or three transients, whose spectra
-are comb-like but hold little power above the search's lowest fundamental).
+passing at a fixed rate puts it on a comb. A periodic trace alone does not make a stripe:
+a neuron firing on most cycles of a regular rhythm (slow waves under anaesthesia) has one
+too, which is why the data-driven rule also asks for a stretched footprint (a band's
+segment) and is measured, not applied, on round ones (``periodic_power`` in the result's
+``info``). A neuron firing phase-locked to a fast oscillation keeps its power at low
+frequencies (the calcium kernel low-passes the locking). ``test_extraction_quality.py``
+checks these cases, and traces with only two or three transients (comb-like spectra).
 """
 
 from __future__ import annotations
@@ -66,6 +70,10 @@ MIN_CYCLES = 6
 PROMINENCE = 4.0
 #: harmonics summed when searching for a fundamental (the grid step moves the k-th k/4 bin)
 SEARCH_HARMONICS = 8
+#: cycles of a fundamental the whole movie must hold before the search trusts a comb
+SEARCH_MIN_CYCLES = 20
+#: the data-driven rule rejects only footprints at least this elongated (x gSig's aspect)
+PERIODIC_ELONGATION = 1.5
 
 
 @dataclass
@@ -248,7 +256,8 @@ def periodicity(
     nperseg = min(t, SEGMENT)
     freqs = np.fft.rfftfreq(nperseg, 1.0 / fps)
     df = freqs[1] - freqs[0]
-    grid = np.arange(max(min_freq, MIN_CYCLES * df), fps / 2.0, df / 2.0)
+    lowest = max(min_freq, MIN_CYCLES * df, SEARCH_MIN_CYCLES * fps / t)
+    grid = np.arange(lowest, fps / 2.0, df / 2.0)
     if not len(grid):
         return out
     masks = [comb_masks(freqs, [float(f0)], fps, SEARCH_HARMONICS) for f0 in grid]
@@ -294,7 +303,8 @@ def assess(
     )
     q = Quality(np.asarray(snr, float), np.asarray(r_values, float), major, minor, per)
     g_major, g_minor = max(rules.gsig), min(rules.gsig)
-    max_elong = rules.max_elongation * g_major / max(g_minor, 1e-9)
+    aspect = g_major / max(g_minor, 1e-9)
+    max_elong = rules.max_elongation * aspect
     elong = q.elongation
     cap = rules.max_periodic_power
     for k in range(len(major)):
@@ -311,7 +321,8 @@ def assess(
             why.append("too_small")
         if per.stripe_share[k] > cap and per.stripe_prominence[k] >= PROMINENCE:
             why.append("stripe_frequency")
-        if per.share[k] > cap and per.prominence[k] >= PROMINENCE:
+        stretched = elong[k] > PERIODIC_ELONGATION * aspect
+        if per.share[k] > cap and per.prominence[k] >= PROMINENCE and stretched:
             why.append("periodic")
         q.reasons.append(why)
     return q
