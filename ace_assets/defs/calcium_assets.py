@@ -111,10 +111,12 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
     for warning in result.warnings:
         context.log.warning(warning)
     rejected = result.info.get("rejected_counts", {})
+    n_candidates = int(result.info.get("n_candidates", result.n_components))
+    why = _rejected_text(rejected)
     yield dg.MaterializeResult(
         metadata={
             "n_components": result.n_components,
-            "n_candidates": int(result.info.get("n_candidates", result.n_components)),
+            "n_candidates": n_candidates,
             **{f"rejected_{reason}": int(n) for reason, n in rejected.items()},
             "stripe_frequencies_hz": dg.MetadataValue.text(
                 ", ".join(f"{f:.3g}" for f in stripes) or "none reported by denoise"
@@ -128,10 +130,12 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
     yield check_result(
         "components_found",
         passed=result.n_components > 0,
-        measured=f"{result.n_components} components kept",
+        measured=f"{result.n_components} components kept of {n_candidates} candidates"
+        + (f" (rejected: {why})" if why else ""),
         threshold="at least 1",
-        setting="min_corr, min_pnr or min_SNR (columns of analysis_parameters.csv, or "
-        "ops.analysis_parameters.config.overrides)",
+        setting="min_corr, min_pnr (seeding), min_SNR, max_footprint_elongation, "
+        "min_footprint_size, max_footprint_size or max_periodic_power (acceptance) — columns "
+        "of analysis_parameters.csv, or ops.analysis_parameters.config.overrides",
         advice="; ".join(result.warnings),
         metadata={
             "n_components": result.n_components,
@@ -159,6 +163,10 @@ def _truth_scores(paths: PathsResource, line: int, result) -> tuple[dict, dict]:
     true_idx, found_idx = match_centers(centers, result.centers, 4.0)
     match = {str(int(result.ids[f])): int(t) for t, f in zip(true_idx, found_idx, strict=True)}
     return {k: float(v) for k, v in scores.items()}, match
+
+
+def _rejected_text(counts: dict) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in counts.items() if n)
 
 
 #: how a rejection reason is labelled on the contour figure
