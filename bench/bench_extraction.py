@@ -72,7 +72,8 @@ def worker(store: str, params_json: str, out_dir: str) -> None:
     params = ExtractionParams.from_dict(values)
     t0 = time.perf_counter()
     u0 = resource.getrusage(resource.RUSAGE_SELF)
-    res = extract(ArrayStore(store), params, workdir=out_dir, stripe_frequencies_hz=stripes)
+    extra = {"stripe_frequencies_hz": stripes} if stripes else {}
+    res = extract(ArrayStore(store), params, workdir=out_dir, **extra)
     wall = time.perf_counter() - t0
     u1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (u1.ru_utime - u0.ru_utime) + (u1.ru_stime - u0.ru_stime)
