@@ -29,6 +29,7 @@ from ace_assets.miniscope.extraction.deconvolution import (
 from ace_assets.miniscope.extraction.evaluation import event_exceptionality_snr, match_centers
 from ace_assets.miniscope.extraction.movie import TiledCache, block_reduce_mean
 from ace_assets.miniscope.extraction.pipeline import patch_windows
+from ace_assets.miniscope.extraction.summary_images import pixel_noise_robust
 from ace_assets_tests._synth_cnmfe import make_movie
 
 TEMPLATE = (
@@ -172,6 +173,21 @@ def test_snr_orders_traces():
 
 
 # ---------------------------------------------------------------- images and geometry
+
+
+def test_pixel_noise_ignores_the_pixels_own_transients():
+    """A neuron's rises are steps: they fill the periodogram's high band, not the median
+    second difference (why PNR uses the latter)."""
+    rng = np.random.default_rng(6)
+    t = 600
+    spikes = (rng.random((t, 8, 8)) < 0.02) * 30.0
+    calcium = lfilter([1.0], [1.0, -0.92], spikes, axis=0)
+    noisy = (calcium + 2.0 * rng.standard_normal((t, 8, 8))).astype(np.float32)
+    assert pixel_noise_robust(noisy).mean() == pytest.approx(2.0, rel=0.1)
+    freqs = np.fft.rfftfreq(t)
+    spec = np.abs(np.fft.rfft(noisy - noisy.mean(axis=0), axis=0)) ** 2 / t
+    periodogram = np.sqrt(spec[(freqs > 0.25) & (freqs <= 0.5)].mean(axis=0))
+    assert periodogram.mean() > 1.5 * 2.0
 
 
 def test_streamed_summary_images_match_in_memory_and_peak_at_neurons():

@@ -115,9 +115,37 @@ SPECS: dict[str, ParamSpec] = {
     "only_init": P(True, "bool", "extraction"),
     "nb_patch": P(0, "int", "extraction"),
     "min_SNR": P(2.5, "float", "extraction"),
-    "rval_thr": P(0.85, "float", "extraction"),
+    "rval_thr": P(
+        0.85,
+        "float",
+        "extraction",
+        "r-values are reported, but unlike CaImAn a high one no longer keeps a component "
+        "whose SNR is below min_SNR (a hard floor)",
+    ),
     "use_cnn": P(False, "bool", "extraction"),
     "merge_thr": P(0.7, "float", "extraction"),
+    "max_footprint_elongation": P(
+        2.5,
+        "float",
+        "extraction",
+        "reject footprints whose long/short axis SD ratio exceeds this x gSig's own aspect",
+    ),
+    "max_footprint_size": P(
+        2.0, "float", "extraction", "reject footprints whose long-axis SD exceeds this x gSig"
+    ),
+    "min_footprint_size": P(
+        0.25,
+        "float",
+        "extraction",
+        "reject footprints whose long-axis SD is below this x gSig (specks, not cells)",
+    ),
+    "max_periodic_power": P(
+        0.5,
+        "float",
+        "extraction",
+        "reject traces with more than this share of power on the harmonics of one "
+        "frequency (stripe frequencies from denoise, or the most periodic one found)",
+    ),
     # calcium events and post-processing
     "derivative_for_estimates": P("first", "str", "events", choices=("zeroth", "first", "second")),
     "event_height": P(3.0, "float", "events", "threshold in robust SDs"),

@@ -56,17 +56,27 @@ class CurationConfig(dg.Config):
 def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
     """CNMF-E class 1-photon extraction: corr x PNR seeding, ring background, HALS, OASIS.
 
-    Footprints are sparse and stored as CSC arrays in an npz (no pickle).
-    On the generated demo data, accuracy against the known neurons is in
-    the metadata.
+    Only cell-like candidates are kept (SNR >= min_SNR, footprint shape against gSig, no
+    periodic trace at the stripe frequencies the denoiser reported or found in the trace);
+    the others are counted per reason in the metadata and drawn dashed in the contour
+    figure. Footprints are sparse and stored as CSC arrays in an npz (no pickle). On the
+    generated demo data, accuracy against the known neurons is in the metadata.
     """
     line = line_of(context)
     params = load_parameters(paths, line)
+    stripes = read_manifest(paths, "denoised_movie", line).get("stripe_frequencies_hz", [])
     with input_errors_as_failures():
         movie = movie_store(paths, "motion_corrected_movie", line)
         fps = float(movie.meta["fps"])
         with staged_output(paths, "miniscope_sources", line) as out:
-            result = extract(movie, params.group("extraction"), fps=fps, workdir=out)
+            result = extract(
+                movie,
+                params.group("extraction"),
+                fps=fps,
+                workdir=out,
+                source=movie.path,
+                stripe_frequencies_hz=stripes,
+            )
             save_result(result, out / SOURCES)
             final = asset_dir(paths, "miniscope_sources", line)
             atomic_save_npz(
@@ -91,15 +101,26 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
                     "fps": fps,
                     "warnings": result.warnings,
                     "params": result.params,
+                    "n_candidates": result.info.get("n_candidates", result.n_components),
+                    "rejected_counts": result.info.get("rejected_counts", {}),
+                    "stripe_frequencies_hz": stripes,
                     "ground_truth": accuracy,
                     "truth_match": match,
                 },
             )
     for warning in result.warnings:
         context.log.warning(warning)
+    rejected = result.info.get("rejected_counts", {})
+    n_candidates = int(result.info.get("n_candidates", result.n_components))
+    why = _rejected_text(rejected)
     yield dg.MaterializeResult(
         metadata={
             "n_components": result.n_components,
+            "n_candidates": n_candidates,
+            **{f"rejected_{reason}": int(n) for reason, n in rejected.items()},
+            "stripe_frequencies_hz": dg.MetadataValue.text(
+                ", ".join(f"{f:.3g}" for f in stripes) or "none reported by denoise"
+            ),
             "median_snr": float(np.median(result.snr)) if result.n_components else 0.0,
             "warnings": dg.MetadataValue.text("; ".join(result.warnings) or "none"),
             **figures,
@@ -109,10 +130,12 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
     yield check_result(
         "components_found",
         passed=result.n_components > 0,
-        measured=f"{result.n_components} components kept",
+        measured=f"{result.n_components} components kept of {n_candidates} candidates"
+        + (f" (rejected: {why})" if why else ""),
         threshold="at least 1",
-        setting="min_corr, min_pnr or min_SNR (columns of analysis_parameters.csv, or "
-        "ops.analysis_parameters.config.overrides)",
+        setting="min_corr, min_pnr (seeding), min_SNR, max_footprint_elongation, "
+        "min_footprint_size, max_footprint_size or max_periodic_power (acceptance) — columns "
+        "of analysis_parameters.csv, or ops.analysis_parameters.config.overrides",
         advice="; ".join(result.warnings),
         metadata={
             "n_components": result.n_components,
@@ -142,20 +165,63 @@ def _truth_scores(paths: PathsResource, line: int, result) -> tuple[dict, dict]:
     return {k: float(v) for k, v in scores.items()}, match
 
 
-def _source_figures(result, out: Path) -> dict:
-    fig, axes = new_figure(9, 4.2, ncols=2)
-    axes[0, 0].imshow(result.correlation_image, cmap="gray")
+def _rejected_text(counts: dict) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in counts.items() if n)
+
+
+#: how a rejection reason is labelled on the contour figure
+_REASON_LABEL = {
+    "low_snr": "snr",
+    "r_value_floor": "r",
+    "elongated": "long",
+    "too_large": "big",
+    "too_small": "small",
+    "stripe_frequency": "stripe",
+    "periodic": "periodic",
+}
+
+
+def draw_sources(ax, result) -> None:
+    """Kept components solid with their ids, rejected ones dashed with id and reasons."""
+    ax.imshow(result.correlation_image, cmap="gray")
     for k, cont in enumerate(result.contours):
         if len(cont):
-            axes[0, 0].plot(cont[:, 1], cont[:, 0], lw=0.7)
+            ax.plot(cont[:, 1], cont[:, 0], lw=0.7)
             y, x = result.centers[k]
-            axes[0, 0].text(x, y, str(int(result.ids[k])), color="y", fontsize=5)
-    axes[0, 0].set_title(f"{result.n_components} components over the correlation image", fontsize=8)
-    axes[0, 0].set_xticks([])
-    axes[0, 0].set_yticks([])
+            ax.text(x, y, str(int(result.ids[k])), color="y", fontsize=5)
+    rejected = result.info.get("rejected", [])
+    for rej in rejected:
+        cont = np.asarray(rej.get("contour", []), dtype=float).reshape(-1, 2)
+        if len(cont):
+            closed = np.vstack([cont, cont[:1]])
+            ax.plot(closed[:, 1], closed[:, 0], ls="--", lw=0.6, color="orangered")
+        y, x = rej["center"]
+        why = ",".join(_REASON_LABEL.get(r, r) for r in rej["reasons"])
+        ax.text(x, y, f"{rej['id']}:{why}", color="orangered", fontsize=4)
+    ax.set_title(
+        f"{result.n_components} kept (solid), {len(rejected)} rejected (dashed, reason) "
+        "over the correlation image",
+        fontsize=7,
+    )
+
+
+def _source_figures(result, out: Path) -> dict:
+    fig, axes = new_figure(9, 4.2, ncols=2)
+    ax = axes[0, 0]
+    draw_sources(ax, result)
+    rejected = result.info.get("rejected", [])
+    ax.set_xticks([])
+    ax.set_yticks([])
     if result.n_components:
-        axes[0, 1].hist(result.snr, bins=20)
-    axes[0, 1].set_title("SNR of components", fontsize=8)
+        axes[0, 1].hist(result.snr, bins=20, label="kept")
+    snr_rej = [r["snr"] for r in rejected if r.get("snr") is not None]
+    if snr_rej:
+        axes[0, 1].hist(snr_rej, bins=20, histtype="step", color="orangered", label="rejected")
+        axes[0, 1].legend(fontsize=6)
+    min_snr = result.params.get("min_SNR")
+    if min_snr is not None:
+        axes[0, 1].axvline(float(min_snr), color="k", ls=":", lw=0.8)
+    axes[0, 1].set_title("SNR of candidates (dotted: min_SNR)", fontsize=8)
     contours = figure_metadata(fig, out / "contours.png", "Contours and SNR")
     fig, axes = new_figure(9, 4)
     k = min(result.n_components, 30)

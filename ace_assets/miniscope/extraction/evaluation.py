@@ -3,9 +3,7 @@
 SNR is CaImAn's event exceptionality: with the trace's mode ``md`` and the SD ``sd`` of
 the values below it, the log-probability of ``N`` consecutive samples at least as high
 (``z = (y - md) / (3 sd)`` each) is minimised over time and mapped back to a z-score.
-``N = ceil(decay_time * fps)``. Acceptance follows CaImAn's ``filter_components``: a
-component is kept if its SNR >= ``min_SNR`` **or** its r-value >= ``rval_thr``, unless
-its r-value is at CaImAn's floor (-1) or its SNR below 0.5.
+``N = ceil(decay_time * fps)``. Which components are kept is :mod:`.quality`'s business.
 """
 
 from __future__ import annotations
@@ -22,20 +20,17 @@ from ace_assets.miniscope.events import detect_events
 
 from .deconvolution import estimate_baseline, noise_psd
 
-SNR_LOWEST = 0.5
-RVAL_LOWEST = -1.0
-
 
 def event_exceptionality_snr(traces: np.ndarray, n_samples: int) -> np.ndarray:
     """Per-trace SNR (z-score of the least probable run of ``n_samples`` frames)."""
-    x = np.asarray(traces, dtype=np.float64)
+    x = np.asarray(traces)
     if x.ndim == 1:
         x = x[None]
     n, t = x.shape
     out = np.zeros(n)
     n_samples = max(1, min(int(n_samples), t))
     for k in range(n):
-        y = x[k]
+        y = x[k].astype(np.float64)  # one trace at a time: N x T float64 is not small
         sn = float(noise_psd(y))
         md = estimate_baseline(y, sn if sn > 0 else float(np.std(y)) or 1.0)
         below = y[y < md] - md
@@ -51,17 +46,6 @@ def event_exceptionality_snr(traces: np.ndarray, n_samples: int) -> np.ndarray:
         p = math.exp(fitness / n_samples)
         out[k] = float(-norm.ppf(min(max(p, 1e-300), 1 - 1e-16)))
     return out
-
-
-def accepted(
-    snr: np.ndarray, r_values: np.ndarray, *, min_snr: float, rval_thr: float
-) -> np.ndarray:
-    """CaImAn's acceptance rule (OR of the criteria, minus the hopeless)."""
-    known = np.isfinite(r_values)
-    r = np.where(known, r_values, -np.inf)  # unknown r-values neither accept nor reject
-    good = (snr >= min_snr) | (r >= rval_thr)
-    bad = (known & (r <= RVAL_LOWEST)) | (snr < SNR_LOWEST)
-    return good & ~bad
 
 
 # ------------------------------------------------------------------ ground truth

@@ -26,6 +26,10 @@ _FALSE = {"false", "no", "0", "f", "n"}
 class ExtractionParams:
     """CNMF-E parameters (CSV names) plus engine settings.
 
+    ``max_footprint_elongation``, ``max_footprint_size``, ``min_footprint_size`` and
+    ``max_periodic_power`` are CSV columns of this project, not CaImAn's: what a kept
+    component must look like (:mod:`.quality`).
+
     Engine settings not in the CSV: ``fps`` (frames per second; required unless the movie
     metadata carries it), ``chunk_frames`` (frames per streamed block), ``max_init_frames``
     and ``init_memory_mb`` (bounds on the temporally downsampled initialisation movie),
@@ -63,6 +67,11 @@ class ExtractionParams:
     rval_thr: float = 0.85
     use_cnn: bool = False
     merge_thr: float = 0.7
+    # cell-likeness of kept components (see .quality; not CaImAn's)
+    max_footprint_elongation: float = 2.5
+    max_footprint_size: float = 2.0
+    min_footprint_size: float = 0.25
+    max_periodic_power: float = 0.5
     # engine settings (not CSV columns)
     fps: float | None = None
     chunk_frames: int = 100
@@ -209,6 +218,30 @@ class ExtractionParams:
             fail("n_init_iter", f"n_init_iter must be >= 0, got {self.n_init_iter}")
         if self.ring_harmonics < 0 or self.ring_harmonics > 6:
             fail("ring_harmonics", f"ring_harmonics must be in 0..6, got {self.ring_harmonics}")
+        if not (self.max_footprint_elongation >= 1.0):
+            fail(
+                "max_footprint_elongation",
+                f"max_footprint_elongation must be >= 1 (a ratio of footprint axes), got "
+                f"{self.max_footprint_elongation}",
+            )
+        if not (self.max_footprint_size > 0):
+            fail(
+                "max_footprint_size",
+                f"max_footprint_size must be > 0 (a multiple of gSig), got "
+                f"{self.max_footprint_size}",
+            )
+        if not (0 <= self.min_footprint_size < self.max_footprint_size):
+            fail(
+                "min_footprint_size",
+                f"min_footprint_size must be >= 0 and below max_footprint_size "
+                f"({self.max_footprint_size}), got {self.min_footprint_size}",
+            )
+        if not (0.0 < self.max_periodic_power <= 1.0):
+            fail(
+                "max_periodic_power",
+                f"max_periodic_power must be a share of trace power in (0, 1], got "
+                f"{self.max_periodic_power}",
+            )
         if self.init_memory_mb <= 0:
             fail("init_memory_mb", f"init_memory_mb must be > 0, got {self.init_memory_mb}")
 
@@ -275,6 +308,10 @@ _FLOAT = {
     "init_memory_mb",
     "thresh_init",
     "s_min_sd",
+    "max_footprint_elongation",
+    "max_footprint_size",
+    "min_footprint_size",
+    "max_periodic_power",
 }
 _OPT_FLOAT = {"decay_time", "fps", "s_min"}
 _STR = {"method_deconvolution", "method_init", "nan_policy"}

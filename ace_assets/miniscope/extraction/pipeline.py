@@ -12,7 +12,10 @@ Stages (each a pass over frames read in ``chunk_frames`` blocks; the movie is ne
    ``n_init_iter`` A/C/merge/background iterations on that movie;
 4. ``n_iter`` full-resolution passes: traces (deconvolved with OASIS), footprints (HALS,
    except after the last pass), merging, background refit;
-5. SNR and r-values, acceptance by ``min_SNR``/``rval_thr``, centres, contours.
+5. SNR and r-values; a candidate is kept only if it passes every rule of :mod:`.quality`
+   (``min_SNR`` as a hard floor, footprint shape against ``gSig``, a trace not periodic
+   at the denoiser's stripe frequencies or at one of its own); rejected ones and their
+   reasons go to ``info["rejected"]``.
 
 Memory bound (float32): initialisation ``~4 x patch_pixels x T_init`` (T_init <=
 ``max_init_frames``, and limited by ``init_memory_mb``); a full-resolution pass
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,7 @@ from ace_assets.errors import AceInputError
 
 from .background import RingGeometry, RingModel, fit_ring_model
 from .deconvolution import ar_from_decay, deconvolve
-from .evaluation import accepted, event_exceptionality_snr
+from .evaluation import event_exceptionality_snr
 from .merging import merge_components
 from .movie import (
     FloatFrames,
@@ -53,6 +56,7 @@ from .movie import (
     scan_movie,
 )
 from .params import ExtractionParams
+from .quality import Quality, Rules, assess, describe
 from .result import ExtractionResult, compute_contours, empty_result
 from .seeding import seed_patch
 from .summary_images import center_psf_kernel
@@ -290,16 +294,21 @@ def extract(
     workdir: str | Path | None = None,
     source: str | Path | None = None,
     progress: Progress | None = None,
+    stripe_frequencies_hz: Sequence[float] | None = None,
 ) -> ExtractionResult:
     """Run CNMF-E on a motion-corrected movie (``(T, H, W)`` array or ArrayStore-like).
 
     ``fps`` (else ``params.fps``, else the store's metadata) sets the AR coefficient from
-    ``decay_time``. ``workdir`` holds the temporary initialisation movie. A movie with no
-    cells (or constant) gives an empty result with a warning; bad input raises
+    ``decay_time``. ``workdir`` holds the temporary initialisation movie.
+    ``stripe_frequencies_hz``: temporal frequencies at which the denoiser saw stripe bands
+    pass a fixed row (its manifest's ``stripe_frequencies_hz``); components whose traces
+    concentrate there are rejected (``max_periodic_power``). A movie with no cells (or
+    constant) gives an empty result with a warning; bad input raises
     :class:`AceInputError`.
     """
     t_start = time.perf_counter()
     prm = _as_params(params)
+    stripes = _stripe_frequencies(stripe_frequencies_hz, source)
     log = progress or (lambda msg: None)
     mv = as_movie(movie)
     shape = tuple(int(v) for v in mv.shape[:3])
@@ -319,9 +328,17 @@ def extract(
             f"the movie has {n_frames} frames; source extraction needs at least 10", file=source
         )
     warnings: list[str] = []
-    info: dict[str, Any] = {"n_frames": n_frames, "dims": [h, w], "fps": fps}
+    info: dict[str, Any] = {
+        "n_frames": n_frames,
+        "dims": [h, w],
+        "fps": fps,
+        "stripe_frequencies_hz": stripes,
+    }
     if prm.use_cnn:
-        warnings.append("use_cnn=TRUE ignored: no CNN classifier here; min_SNR/rval_thr decide")
+        warnings.append(
+            "use_cnn=TRUE ignored: no CNN classifier here; min_SNR, the footprint shape and "
+            "the periodicity rules decide"
+        )
     if prm.method_deconvolution != "oasis":
         warnings.append(f"method_deconvolution={prm.method_deconvolution!r} run as OASIS")
     chunk = prm.chunk_frames
@@ -423,6 +440,7 @@ def extract(
             gsiz_s=gsiz_s,
             min_pnr_eff=min_pnr_eff,
             t_start=t_start,
+            stripes=stripes,
         )
     finally:
         cache.close()
@@ -451,6 +469,7 @@ def _run(
     gsiz_s: tuple[int, int],
     min_pnr_eff: float,
     t_start: float,
+    stripes: list[float],
 ) -> ExtractionResult:
     n_frames, h, w = frames.shape
     t_init, hs, ws = cache.shape
@@ -471,10 +490,11 @@ def _run(
         fblock = fcache.read_patch(y0, y1, x0, x1) if fcache is not None else None
         allowed = np.zeros((y1 - y0, x1 - x0), dtype=bool)
         allowed[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] = True
+        excluded = None
         if border:
             gy = np.arange(y0, y1)[:, None]
             gx = np.arange(x0, x1)[None, :]
-            allowed &= (gy >= border) & (gy < hs - border) & (gx >= border) & (gx < ws - border)
+            excluded = ~((gy >= border) & (gy < hs - border) & (gx >= border) & (gx < ws - border))
         res = seed_patch(
             block,
             gSig=gsig_s,
@@ -484,6 +504,7 @@ def _run(
             center_psf=prm.center_psf,
             thresh_init=prm.thresh_init,
             allowed=allowed,
+            excluded=excluded,
             max_number=prm.K,
             min_pixel=prm.min_pixel,
             p=p,
@@ -613,17 +634,32 @@ def _run(
     tr = full.temporal
     n_snr = max(1, int(math.ceil((prm.decay_time or 0.4) * fps)))
     snr = event_exceptionality_snr(tr.c_raw, n_snr)
-    keep = accepted(snr, r_values, min_snr=prm.min_SNR, rval_thr=prm.rval_thr)
+    rules = Rules(
+        min_snr=prm.min_SNR,
+        gsig=(float(prm.gSig[0]), float(prm.gSig[1])),
+        max_elongation=prm.max_footprint_elongation,
+        max_size=prm.max_footprint_size,
+        min_size=prm.min_footprint_size,
+        max_periodic_power=prm.max_periodic_power,
+        decay_time=prm.decay_time,
+    )
+    quality = assess(
+        full.a, (h, w), tr.c_raw, snr, r_values, fps, rules, stripe_frequencies_hz=stripes
+    )
+    keep = quality.keep
     info["n_candidates"] = int(full.n)
-    info["auto_rejected_ids"] = full.ids[~keep].tolist()
+    _record_rejections(info, quality, full.a, full.ids, (h, w))
     idx = np.flatnonzero(keep)
     a_out = sp.csc_matrix(full.a[:, idx], dtype=np.float32)
     centers = footprint_centers(a_out, (h, w))
+    info["kept_quality"] = [describe(quality, int(k)) for k in idx]
     info["seconds"] = time.perf_counter() - t_start
     if len(idx) == 0:
+        counts = ", ".join(f"{r}: {n}" for r, n in info["rejected_counts"].items() if n)
         warnings.append(
-            f"all {full.n} candidate components were rejected by min_SNR={prm.min_SNR:g} / "
-            f"rval_thr={prm.rval_thr:g}"
+            f"all {full.n} candidate components were rejected ({counts}); see min_SNR, "
+            "max_footprint_elongation, max_footprint_size, min_footprint_size, "
+            "max_periodic_power"
         )
     return ExtractionResult(
         A=a_out,
@@ -649,6 +685,55 @@ def _run(
         params=params_dict,
         info=info,
     )
+
+
+def _stripe_frequencies(freqs: Sequence[float] | None, source: str | Path | None) -> list[float]:
+    out = []
+    for f in freqs or ():
+        try:
+            v = float(f)
+        except (TypeError, ValueError):
+            v = math.nan
+        if not (math.isfinite(v) and v > 0):
+            raise AceInputError(
+                f"stripe_frequencies_hz must be positive frequencies in Hz, got {f!r}; it "
+                "comes from the denoised_movie manifest (re-materialize denoised_movie)",
+                file=source,
+            )
+        out.append(v)
+    return out
+
+
+def _record_rejections(
+    info: dict[str, Any],
+    quality: Quality,
+    a: sp.csc_matrix,
+    ids: np.ndarray,
+    dims: tuple[int, int],
+    max_contour_points: int = 64,
+) -> None:
+    """Rejected candidates with their reasons, measurements and outline (for the figure)."""
+    rej = np.flatnonzero(~quality.keep)
+    a_rej = sp.csc_matrix(a[:, rej])
+    contours = compute_contours(a_rej, dims)
+    centers = footprint_centers(a_rej, dims)
+    rows = []
+    for j, k in enumerate(rej):
+        cont = contours[j]
+        step = max(1, -(-len(cont) // max_contour_points))
+        rows.append(
+            {
+                "id": int(ids[k]),
+                "reasons": quality.reasons[k],
+                "center": [round(float(v), 2) for v in centers[j]],
+                **describe(quality, int(k)),
+                "contour": np.round(cont[::step], 1).tolist(),
+            }
+        )
+    info["rejected"] = rows
+    info["rejected_counts"] = quality.counts()
+    info["stripe_frequencies_untested_hz"] = [round(f, 4) for f in quality.periodicity.untested_hz]
+    info["auto_rejected_ids"] = [r["id"] for r in rows]
 
 
 def _upsample_image(img: np.ndarray, factor: int, dims: tuple[int, int]) -> np.ndarray:

@@ -138,9 +138,11 @@ def compute_contours(a: sp.csc_matrix, dims: tuple[int, int], energy: float = 0.
         cum = np.cumsum(vals[order].astype(np.float64) ** 2)
         n_keep = int(np.searchsorted(cum, energy * cum[-1])) + 1
         keep = rows[order[:n_keep]]
-        mask = np.zeros((h, w), np.uint8)
-        mask[keep // w, keep % w] = 1
-        cnts, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        ys, xs = keep // w, keep % w
+        y0, x0 = int(ys.min()), int(xs.min())  # the footprint's box, not the whole frame
+        mask = np.zeros((int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1), np.uint8)
+        mask[ys - y0, xs - x0] = 1
+        cnts, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE, offset=(x0, y0))
         if not cnts:
             out.append(np.zeros((0, 2), dtype=np.float32))
             continue
@@ -255,6 +257,8 @@ def apply_rejections(result: ExtractionResult, rejected_ids: Any) -> ExtractionR
     idx = np.flatnonzero(keep)
     info = dict(result.info)
     info["curated_rejected_ids"] = sorted(prior | set(int(i) for i in rejected))
+    if len(info.get("kept_quality", [])) == result.n_components:  # one entry per component
+        info["kept_quality"] = [info["kept_quality"][i] for i in idx]
     return ExtractionResult(
         A=sp.csc_matrix(result.A[:, idx]),
         C=result.C[idx],

@@ -135,6 +135,7 @@ def seed_patch(
     center_psf: bool = True,
     thresh_init: float = 2.0,
     allowed: np.ndarray | None = None,
+    excluded: np.ndarray | None = None,
     max_number: int | None = None,
     min_pixel: int = 3,
     p: int = 1,
@@ -144,8 +145,9 @@ def seed_patch(
 ) -> PatchSeeds:
     """Greedy CNMF-E initialisation of one (T, h, w) block; ``data`` is modified in place.
 
-    ``allowed`` (bool (h, w)) marks pixels that may be seeds (patch core, away from the
-    frame border); neurons seeded elsewhere belong to another patch. ``filtered``: the
+    ``allowed`` (bool (h, w)) marks pixels that may be seeds (the patch core): a neuron
+    whose peak lies outside it belongs to another patch. ``excluded`` (bool (h, w)) marks
+    pixels that are no data at all (the frame border, ``border_pix``). ``filtered``: the
     block already spatially filtered (modified in place).
     """
     t, h, w = data.shape
@@ -160,8 +162,12 @@ def seed_patch(
     v_search = cn * pnr
     v_search[(cn < min_corr) | (pnr < min_pnr)] = 0
     searched = v_search <= 0
-    if allowed is not None:
-        searched |= ~allowed
+    if excluded is not None:
+        searched |= excluded
+    # pixels outside the core keep their values, so a neuron whose peak lies in a
+    # neighbouring patch's core is not seeded again here at the core's edge (where the
+    # local maximum would move once its true peak is hidden)
+    outside = np.zeros_like(searched) if allowed is None else ~allowed
     min_v = min_corr * min_pnr
     ii, jj = np.meshgrid(np.arange(w), np.arange(h))
     tie = ((ii * 10 + jj) * 1e-5).astype(np.float32)
@@ -176,7 +182,7 @@ def seed_patch(
         v_search[searched] = 0
         v_max = cv2.dilate(v_search, dil_kernel)
         v_max[(v_search != v_max) | (v_search < min_v)] = 0
-        v_max[searched] = 0
+        v_max[searched | outside] = 0
         rs, cs = v_max.nonzero()
         if len(rs) == 0:
             break

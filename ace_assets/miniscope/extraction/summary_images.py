@@ -4,7 +4,9 @@ The filter is CNMF-E's "centred PSF": a Gaussian of width ``gSig`` minus its mea
 support, i.e. a difference-of-Gaussians-like high-pass that removes the smooth 1-photon
 background and keeps neuron-sized blobs. On the filtered, time-centred data:
 
-- PNR = temporal max / noise, noise from the high-frequency half of the PSD;
+- PNR = temporal max / noise, noise from the median absolute second difference over time
+  (:func:`pixel_noise_robust`; CaImAn uses the mean periodogram above a quarter of the
+  frame rate, see below why we do not);
 - correlation image = mean Pearson correlation of a pixel with its 8 neighbours, after
   values below ``thresh_init`` noise SDs are zeroed (so noise does not correlate).
 
@@ -52,22 +54,34 @@ def spatial_filter(frames: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out
 
 
-def pixel_noise_fft(
-    data: np.ndarray, freq_range: tuple[float, float] = (0.25, 0.5), block: int = 4096
-) -> np.ndarray:
-    """Noise SD per pixel of a (T, ...) array from its periodogram (CaImAn ``get_noise_fft``)."""
+#: MAD of ``x[t+1] - 2 x[t] + x[t-1]`` for white noise of SD 1: ``sqrt(6) / 1.4826``
+_D2_MAD_PER_SD = float(np.sqrt(6.0) / 1.482602218505602)
+
+
+def pixel_noise_robust(data: np.ndarray, block: int = 4096, max_samples: int = 1000) -> np.ndarray:
+    """Noise SD per pixel of a (T, ...) array, robust to the pixel's own calcium transients.
+
+    Why not the periodogram (CaImAn's ``get_noise_fft``): a transient's rise is a step,
+    whose power spreads evenly over all frequencies, so on a filtered pixel at a neuron's
+    centre the high-frequency band is dominated by that neuron's own rises, not by noise
+    (measured on the synthetic family: 3x the true noise at neuron centres, so PNR fell
+    from ~50 to ~15 and half the neurons missed ``min_pnr``). The median absolute second
+    difference ignores the few frames around each rise and, unlike first differences, the
+    slow decays; for white noise it equals the SD (scaled). At most ``max_samples``
+    evenly spaced differences are used (the median of 1000 is within ~3%). Falls back to
+    the SD for < 5 frames.
+    """
     t = data.shape[0]
     flat = data.reshape(t, -1)
-    freqs = np.fft.rfftfreq(t)
-    ind = (freqs > freq_range[0]) & (freqs <= freq_range[1])
-    if not ind.any():
-        ind = freqs > 0
     out = np.zeros(flat.shape[1], dtype=np.float64)
+    mid = np.arange(1, t - 1)[:: max(1, -(-(t - 2) // max_samples))]
     for a in range(0, flat.shape[1], block):
-        seg = flat[:, a : a + block].astype(np.float32)
-        spec = np.fft.rfft(seg, axis=0)[ind]
-        psd = (spec.real**2 + spec.imag**2) / t  # one-sided doubled, halved again below
-        out[a : a + block] = np.sqrt(psd.mean(axis=0))
+        seg = flat[:, a : a + block]
+        if t < 5:
+            out[a : a + block] = seg.std(axis=0)
+            continue
+        d2 = seg[mid + 1].astype(np.float32) - 2 * seg[mid] + seg[mid - 1]
+        out[a : a + block] = np.median(np.abs(d2), axis=0) / _D2_MAD_PER_SD
     return out.reshape(data.shape[1:])
 
 
@@ -114,7 +128,7 @@ def correlation_pnr(
     if filtered is None:
         filtered = spatial_filter(data, center_psf_kernel(gSig, center_psf))
     filtered -= filtered.mean(axis=0)
-    noise = pixel_noise_fft(filtered).astype(np.float32)
+    noise = pixel_noise_robust(filtered).astype(np.float32)
     noise[noise <= 0] = np.inf
     pnr = filtered.max(axis=0) / noise
     pnr[~np.isfinite(pnr) | (pnr < 0)] = 0
@@ -141,8 +155,8 @@ def streamed_correlation_pnr(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(cn, pnr)`` of a whole movie read in frame chunks (two passes, O(pixels) memory).
 
-    ``movie`` needs ``.shape`` and ``.read(a, b)``. Noise is the average periodogram of
-    the chunks (Welch without overlap) over the same high-frequency band.
+    ``movie`` needs ``.shape`` and ``.read(a, b)``. Noise is the frame-weighted mean over
+    chunks of each chunk's :func:`pixel_noise_robust`.
     """
     t, h, w = (int(v) for v in movie.shape[:3])
     kernel = center_psf_kernel(gSig, center_psf)
@@ -155,23 +169,17 @@ def streamed_correlation_pnr(
 
     total = np.zeros((h, w), dtype=np.float64)
     vmax = np.full((h, w), -np.inf, dtype=np.float64)
-    psd_sum = np.zeros((h, w), dtype=np.float64)
-    psd_n = 0
+    noise_sum = np.zeros((h, w), dtype=np.float64)
+    noise_n = 0
     for _, f in blocks():
         total += f.sum(axis=0)
         vmax = np.maximum(vmax, f.max(axis=0))
         n = f.shape[0]
-        if n >= 16 or psd_n == 0:
-            freqs = np.fft.rfftfreq(n)
-            ind = (freqs > 0.25) & (freqs <= 0.5)
-            if not ind.any():
-                ind = freqs > 0
-            spec = np.fft.rfft(f - f.mean(axis=0), axis=0)[ind]
-            psd = (spec.real**2 + spec.imag**2) / n
-            psd_sum += psd.mean(axis=0) * n
-            psd_n += n
+        if n >= 16 or noise_n == 0:
+            noise_sum += pixel_noise_robust(f) * n
+            noise_n += n
     mean = total / t
-    noise = np.sqrt(psd_sum / max(psd_n, 1))
+    noise = noise_sum / max(noise_n, 1)
     noise[noise <= 0] = np.inf
     pnr = (vmax - mean) / noise
     pnr[~np.isfinite(pnr) | (pnr < 0)] = 0
