@@ -108,7 +108,13 @@ def run_member(name: str, frames: int, workdir: str) -> dict[str, Any]:
     times["motion_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    res = extract(corrected, defaults("extraction"), fps=cfg.fps, workdir=work)
+    res = extract(
+        corrected,
+        defaults("extraction"),
+        fps=cfg.fps,
+        workdir=work,
+        stripe_frequencies_hz=den.get("stripe_frequencies_hz") or None,
+    )
     times["extraction_s"] = time.perf_counter() - t0
 
     truth_shifts = syn.shifts
