@@ -9,7 +9,7 @@ Two streamed passes over the movie:
    file, so memory does not grow with the movie.
 2. *Smooth.* The rigid lags become one motion trace
    (:func:`~ace_assets.miniscope.shift_smoothing.smooth_lags`): frames below
-   ``min_confidence`` (quiet frames of a textureless field, black, white or garbage
+   ``min_registration_confidence`` (quiet frames of a textureless field, black, white or garbage
    frames) and confident outliers are interpolated from their neighbours in time, and
    the rest are weighted by confidence in a smoother whose strength is fitted to the data.
 3. *Apply.* Frames are read again and warped with OpenCV (``warpAffine`` for rigid,
@@ -142,7 +142,7 @@ def motion_correct(
     frames = _Frames(source, n_frames, shape, chunk_frames, prefetch)
     with tempfile.TemporaryDirectory(dir=scratch_dir, prefix="motion-scratch-") as tmp:
         measured = _measure(frames, reg, n_frames, Path(tmp))
-        tr = track(measured.windows, reg.limit, p.min_confidence)
+        tr = track(measured.windows, reg.limit, p.min_registration_confidence)
         smoothed = tr.smoothed
         # patches were searched around each frame's highest peak: they hold only where the
         # trace kept that peak
@@ -158,7 +158,7 @@ def motion_correct(
         )
         measured.close()
     interpolated = ~smoothed.used
-    low = (tr.confidence < p.min_confidence) | smoothed.outlier
+    low = (tr.confidence < p.min_registration_confidence) | smoothed.outlier
     report.update(
         params=asdict(p),
         n_frames=int(n_frames),
@@ -330,7 +330,7 @@ def _patch_shifts(
     assert measured.patch_lags is not None and measured.patch_confidence is not None
     raw = np.asarray(measured.patch_lags[t], np.float64)
     conf = np.asarray(measured.patch_confidence[t])
-    keep = (conf >= p.min_confidence) if frame_used else np.zeros(conf.shape, bool)
+    keep = (conf >= p.min_registration_confidence) if frame_used else np.zeros(conf.shape, bool)
     deviation = np.where(keep[..., None], raw - measured.lags[t], 0.0)  # vs the highest peak
     limit = np.asarray(p.max_shifts, np.float64)
     patch_lags = np.clip(lag + deviation, -limit, limit)

@@ -154,8 +154,8 @@ def build_template(
         windows = np.zeros((n_images, *regs[0].window_shape), np.float32)
         for i, img in images():
             windows[i] = regs[1 - half_of[i]].measure(img, pw=False).window
-        tr = track(windows, regs[0].limit, p.min_confidence, starts)
-        used = tr.smoothed.used
+        tr = track(windows, regs[0].limit, p.min_registration_confidence, starts)
+        used = tr.smoothed.used & ~tr.pooled  # the image's own peak, not its neighbours'
         shifts = -tr.smoothed.lags
         sums = np.zeros((2, *shape), np.float64)
         seen = np.zeros((2, *shape), np.int32)

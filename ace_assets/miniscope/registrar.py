@@ -60,7 +60,7 @@ class MotionParams:
     border_nan: bool | str = "copy"
     shifts_opencv: bool = True
     """Accepted for compatibility: warping always uses OpenCV."""
-    min_confidence: float = 5.0
+    min_registration_confidence: float = 5.0
     """A frame (or patch) whose correlation peak stands fewer SDs above its correlation
     plane than this is not measured but interpolated from its neighbours in time."""
     template_frames: int = 300
@@ -116,8 +116,10 @@ class MotionParams:
             raise AceInputError("strides must be >= 1 and overlaps >= 0", column="strides")
         if self.gSig_filt is not None and min(self.gSig_filt) <= 0:
             raise AceInputError("gSig_filt must be positive", column="gSig_filt")
-        if not self.min_confidence >= 0:
-            raise AceInputError("min_confidence must be >= 0", column="min_confidence")
+        if not self.min_registration_confidence >= 0:
+            raise AceInputError(
+                "min_registration_confidence must be >= 0", column="min_registration_confidence"
+            )
         if (
             min(self.template_frames, self.template_blocks, self.template_bin) < 1
             or self.template_iterations < 0

@@ -43,6 +43,7 @@ SEARCH_RADIUS = 3.0
 MIN_RADIUS = 1.5
 #: neighbours either side whose windows are added to a weak frame's
 POOL_HALVES = (4,)
+POOL_BATCH = 2048
 
 
 @dataclass(frozen=True)
@@ -175,14 +176,22 @@ def track(
         weak = np.flatnonzero(z < min_confidence)
         if not len(weak):
             break
-        pooled = pooled_windows(windows, smoothed.lags, weak, half, starts)
-        plags, pz, psd = window_peaks(pooled, smoothed.lags[weak], radius[weak], limit)
-        better = pz >= min_confidence
-        lags[weak[better]] = plags[better]
-        z[weak[better]] = pz[better]
-        sd[weak[better]] = psd[better]
+        for a in range(0, len(weak), POOL_BATCH):  # bounded memory on long movies
+            few = weak[a : a + POOL_BATCH]
+            pooled = pooled_windows(windows, smoothed.lags, few, half, starts)
+            plags, pz, psd = window_peaks(pooled, smoothed.lags[few], radius[few], limit)
+            better = pz >= min_confidence
+            lags[few[better]] = plags[better]
+            z[few[better]] = pz[better]
+            sd[few[better]] = psd[better]
     smoothed = smooth_lags(lags, z, min_confidence, starts, sd)
-    return Track(lags, own, (own < min_confidence) & (z >= min_confidence), smoothed, first)
+    return Track(
+        lags,
+        own,
+        (own < min_confidence) & (z >= min_confidence),
+        smoothed,
+        first,
+    )
 
 
 def pooled_windows(
