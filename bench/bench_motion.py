@@ -228,6 +228,7 @@ def module_at(ref: str, tmp: Path) -> Any:
     spec = importlib.util.spec_from_file_location(f"motion_{ref}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

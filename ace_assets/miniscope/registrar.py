@@ -60,7 +60,7 @@ class MotionParams:
     border_nan: bool | str = "copy"
     shifts_opencv: bool = True
     """Accepted for compatibility: warping always uses OpenCV."""
-    min_registration_confidence: float = 5.0
+    min_registration_confidence: float = 7.0
     """A frame (or patch) whose correlation peak stands fewer SDs above its correlation
     plane than this is not measured but interpolated from its neighbours in time."""
     template_frames: int = 300
@@ -170,6 +170,17 @@ class Measurement:
     """(ny, nx) SDs of each patch's peak above its own correlation plane."""
 
 
+def correlation_size(shape: tuple[int, int], max_shifts: tuple[int, int]) -> tuple[int, int]:
+    """Zero-padded size of the rigid correlation: no lag up to ``max_shifts`` wraps around,
+    and a DFT-friendly size (a multiple of 32, then 2-3-5-smooth: 608 -> 640 is 1.5x
+    faster than 608 itself)."""
+    out = []
+    for dim, m in zip(shape, max_shifts, strict=True):
+        n = int(dim) + int(m) + 1
+        out.append(cv2.getOptimalDFTSize(-(-n // 32) * 32))
+    return out[0], out[1]
+
+
 class Registrar:
     """Measures frames against one template and warps them by given shifts."""
 
@@ -181,7 +192,14 @@ class Registrar:
         self.window = valid_window(self.shape, kernel_radius(params.gSig_filt))
         self.weight = SignalWeight(self.shape, params.gSig_filt)
         hp_t = cv2.multiply(self.high_pass.apply(self.template), self.window)
-        self.spec_t = cv2.dft(hp_t)
+        self.padded = correlation_size(self.shape, params.max_shifts)
+        # the plane whose spread scales the confidence: every other lag within half a frame
+        # either way (as many lags as an unpadded circular correlation has)
+        (h, w), (ph, pw) = self.shape, self.padded
+        rows = np.r_[0 : (h + 1) // 2 : 2, ph - h // 2 : ph : 2]
+        cols = np.r_[0 : (w + 1) // 2 : 2, pw - w // 2 : pw : 2]
+        self._plane = np.ix_(rows, cols)
+        self.spec_t = cv2.dft(self._pad(hp_t))
         self.spec_t[0, 0] = 0.0  # DC carries no position
         self.limit = (float(params.max_shifts[0]), float(params.max_shifts[1]))
         self.interp = INTERPOLATIONS[params.interpolation]
@@ -201,6 +219,11 @@ class Registrar:
         hp = cv2.multiply(self.high_pass.apply(f), self.window)
         return self.weight.apply(hp, f)
 
+    def _pad(self, image: np.ndarray) -> np.ndarray:
+        h, w = self.shape
+        ph, pw = self.padded
+        return cv2.copyMakeBorder(image, 0, ph - h, 0, pw - w, cv2.BORDER_CONSTANT, value=0.0)
+
     @property
     def window_shape(self) -> tuple[int, int]:
         m = self.params.max_shifts
@@ -211,11 +234,12 @@ class Registrar:
         pw = self.params.pw_rigid if pw is None else pw
         g = self.prepare(frame)
         corr = cv2.idft(
-            cv2.mulSpectrums(cv2.dft(g), self.spec_t, 0, conjB=True), flags=cv2.DFT_REAL_OUTPUT
+            cv2.mulSpectrums(cv2.dft(self._pad(g)), self.spec_t, 0, conjB=True),
+            flags=cv2.DFT_REAL_OUTPUT,
         )
         m = self.params.max_shifts
         lags, peaks = peak_in_window(corr[None], (0, 0), (m[0], m[1]), self.limit, with_peak=True)
-        mean, sd = cv2.meanStdDev(np.ascontiguousarray(corr[::2, ::2]))
+        mean, sd = cv2.meanStdDev(corr[self._plane])
         mean, sd = float(mean[0, 0]), float(sd[0, 0])
         h, w = corr.shape
         ly = np.arange(-m[0] - 1, m[0] + 2) % h

@@ -154,13 +154,16 @@ class SignalWeight:
         self.blur = max(0.5, float(np.mean(gsig)) / self.step)
 
     def noise_sd(self, frame: np.ndarray) -> float:
-        """Robust SD of the sensor noise: MAD of horizontal differences on every 8th row."""
-        rows = np.asarray(frame[:: 2 * self.step], np.float32)
+        """Robust SD of the sensor noise: median |horizontal difference| on every 16th row.
+
+        Differences of neighbouring pixels cancel smooth signal and keep twice the noise
+        variance; their median is zero, so one partial sort gives the MAD.
+        """
+        rows = np.asarray(frame[:: 4 * self.step], np.float32)
         if rows.shape[1] < 2:
             return 0.0
-        d = np.diff(rows, axis=1).ravel()
-        med = np.median(d)
-        return float(1.4826 * np.median(np.abs(d - med)) / np.sqrt(2.0))
+        d = np.abs(np.diff(rows, axis=1)).ravel()
+        return float(1.4826 * np.partition(d, len(d) // 2)[len(d) // 2] / np.sqrt(2.0))
 
     def apply(self, hp: np.ndarray, frame: np.ndarray) -> np.ndarray:
         """``hp`` weighted by local signal-to-noise (a new float32 array)."""
