@@ -28,6 +28,13 @@ cores shared with other jobs: absolute rates move with the load.
     python bench/bench_motion.py            # 608x608, 2000 frames; RSS at 2000 vs 8000
     python bench/bench_motion.py --quick    # 256x256, 300 frames; RSS at 300 vs 1200
     python bench/bench_motion.py --before 2f2162c --no-rss   # speed vs that revision
+
+``--family``: accuracy instead, at default settings (SPECS) on every member of the harder
+family, rendered without bands (as if denoise were perfect; ``--bands 0.1`` leaves 10% of
+them) but with the wireless corruptions: rigid error median / p95 / max (px, unusable
+frames left out), frames flagged low-confidence, pooled, interpolated, and crispness.
+
+    python bench/bench_motion.py --family --frames 1000 [--before 2f2162c]
 """
 
 from __future__ import annotations
@@ -241,6 +248,68 @@ def rss_stage(store: str, out: str, pw: bool) -> dict[str, Any]:
     return {"n_frames": source.n_frames, "fps": source.n_frames / seconds}
 
 
+def family(frames: int, bands: float, members: list[str], before: str | None) -> None:
+    """Accuracy at default settings on the harder family (see the module docstring)."""
+    from ace_assets.catalog.parameter_specs import SPECS
+    from ace_assets.demo.families import HARD_FAMILY, family_member
+    from ace_assets.demo.miniscope_synth import SyntheticMiniscope
+    from ace_assets.demo.scoring import rigid_errors, unusable_frames
+    from ace_assets.miniscope.chunks import ArraySink
+
+    defaults = {k: s.default for k, s in SPECS.items() if s.group == "motion"}
+    versions: list[tuple[str, Any]] = [("now", None)]
+    tmp = tempfile.TemporaryDirectory()
+    if before:
+        versions.append((before, module_at(before, Path(tmp.name))))
+    rows = []
+    for name in members or sorted(HARD_FAMILY):
+        movie = SyntheticMiniscope(family_member(name, n_frames=frames))
+        data = movie.render(0, frames, bands=False, quantize=not bands)
+        if bands:
+            data = np.clip(np.rint(data + np.float32(bands) * movie.bands(0, frames)), 0, 255)
+            data = data.astype(np.uint8)
+        for version, module in versions:
+            sink = ArraySink(data.shape, np.float32)
+            t0 = time.perf_counter()
+            if module is None:
+                rep = motion_correct(data, frames, data.shape[1:], defaults, sink)
+            else:
+                known = module.MotionParams.__dataclass_fields__
+                old = module.MotionParams.from_mapping(
+                    {k: v for k, v in defaults.items() if k in known}
+                )
+                rep = module.motion_correct(data, frames, data.shape[1:], old, sink)
+            seconds = time.perf_counter() - t0
+            err = rigid_errors(rep["shifts_rigid"], movie.shifts, exclude=unusable_frames(movie))
+            row = {
+                "member": name,
+                "version": version,
+                "median_px": round(float(np.median(err)), 3),
+                "p95_px": round(float(np.percentile(err, 95)), 3),
+                "max_px": round(float(err.max()), 2),
+                "low_confidence": int(rep.get("n_low_confidence", -1)),
+                "pooled": int(rep.get("n_pooled", -1)),
+                "interpolated": int(rep.get("n_interpolated", -1)),
+                "crispness": [round(rep["crispness_before"], 1), round(rep["crispness_after"], 1)],
+                "fps": round(frames / seconds, 1),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    tmp.cleanup()
+    print(f"\n# motion at defaults, {frames} frames, bands x{bands}, corruptions in")
+    print(
+        f"{'member':17s} {'version':8s} {'median':>7s} {'p95':>6s} {'max':>6s} "
+        f"{'low':>5s} {'pool':>5s} {'interp':>6s} {'fps':>6s}"
+    )
+    for r in rows:
+        print(
+            f"{r['member']:17s} {r['version']:8s} {r['median_px']:7.3f} {r['p95_px']:6.3f} "
+            f"{r['max_px']:6.2f} {r['low_confidence']:5d} {r['pooled']:5d} "
+            f"{r['interpolated']:6d} {r['fps']:6.1f}"
+        )
+    print(json.dumps({"bench": "motion_family", "frames": frames, "bands": bands, "rows": rows}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, < 1 min")
@@ -250,7 +319,13 @@ def main() -> None:
     ap.add_argument("--rss-frames", type=int, nargs=2)
     ap.add_argument("--no-rss", action="store_true")
     ap.add_argument("--before", metavar="REF", help="also time motion_correct at this git revision")
+    ap.add_argument("--family", action="store_true", help="accuracy on the harder family")
+    ap.add_argument("--bands", type=float, default=0.0, help="--family: fraction of bands left")
+    ap.add_argument("--members", nargs="*", default=[])
     args = ap.parse_args()
+    if args.family:
+        family(args.frames or 300, args.bands, args.members, args.before)
+        return
     size = args.size or (256 if args.quick else 608)
     n = args.frames or (300 if args.quick else 2000)
     n_base_rigid, n_base_pw = args.baseline_frames or ((60, 20) if args.quick else (200, 30))

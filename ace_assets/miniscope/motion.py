@@ -127,7 +127,18 @@ def motion_correct(
 
     ``patch_shift_writer`` (optional) receives per-patch shifts ``(k, ny, nx, 2)``;
     the report keeps only per-frame summaries so it does not grow with the grid.
-    Patch measurements wait for the second pass in a scratch file under ``scratch_dir``.
+    Correlation windows and patch measurements wait for the second pass in scratch
+    files under ``scratch_dir`` (~4.4 KB and ~1.7 KB per 608 x 608 frame).
+
+    Report, per frame: ``shifts_rigid`` (n, 2) applied corrections; ``shifts_measured``
+    the frame's own peak; ``confidence`` its SDs above the correlation plane;
+    ``low_confidence`` (below ``min_registration_confidence``, or an outlier: the frame's
+    own peak was not used); ``pooled`` (measured with its neighbours); ``interpolated``
+    (no confident peak at all); ``shift_sd`` the smoother's posterior SD. Per movie:
+    ``crispness_before``/``_after``, ``mean_corr_before``/``_after``,
+    ``low_confidence_fraction``, ``interpolated_fraction``, counts ``n_low_confidence``,
+    ``n_pooled``, ``n_interpolated``, ``n_outliers``, ``max_shift``, ``template`` and,
+    if it was estimated here, ``template_frames`` / ``template_frames_used``.
     """
     p = params if isinstance(params, MotionParams) else MotionParams.from_mapping(params)
     shape = (int(shape[0]), int(shape[1]))
