@@ -57,7 +57,7 @@ SPECS: dict[str, ParamSpec] = {
     "max_deviation_rigid": P(7, "int", "motion"),
     "border_nan": P("copy", "border", "motion"),
     "min_registration_confidence": P(
-        7.0,
+        6.0,
         "float",
         "motion",
         "a frame whose correlation peak stands fewer SDs above its correlation plane is "

@@ -60,7 +60,7 @@ class MotionParams:
     border_nan: bool | str = "copy"
     shifts_opencv: bool = True
     """Accepted for compatibility: warping always uses OpenCV."""
-    min_registration_confidence: float = 7.0
+    min_registration_confidence: float = 6.0
     """A frame (or patch) whose correlation peak stands fewer SDs above its correlation
     plane than this is not measured but interpolated from its neighbours in time."""
     template_frames: int = 300
