@@ -5,9 +5,14 @@ of up to 3 px, known per frame), denoised first as in the pipeline (cached in
 bench/out/ as a uint8 ArrayStore), with the CSV template's settings
 (max_shifts 15, gSig_filt 7, strides 48, overlaps 24, max_deviation_rigid 7):
 
-* ``template``  — estimate_template (300 first frames, 2 refinements);
+* ``template``  — estimate_template (300 images from 10 stretches spread over the
+  movie, 2 refinements from confident images);
 * ``rigid``, ``pw_rigid`` — ace_assets.miniscope.motion.motion_correct streaming the
-  denoised store into a float32 ArrayStore (template estimation not included);
+  denoised store into a compact (float16) ArrayStore, as the asset does (template
+  estimation not included): two passes (measure, then warp) around the shift tracking;
+* ``before``    — with ``--before REF``, ``motion_correct`` as it was at git ``REF``
+  (imported from that revision's source into a temporary module, writing float32 as it
+  then did), on the same store and template, in the same process: the speed change;
 * ``baseline``  — the same registration written the textbook way, per frame in
   numpy: CaImAn's high-pass with cv2.filter2D, complex np.fft.fft2 of the frame,
   cross-power with the template, ifft2, bounded argmax, 10x upsampled-DFT
@@ -22,14 +27,25 @@ cores shared with other jobs: absolute rates move with the load.
 
     python bench/bench_motion.py            # 608x608, 2000 frames; RSS at 2000 vs 8000
     python bench/bench_motion.py --quick    # 256x256, 300 frames; RSS at 300 vs 1200
+    python bench/bench_motion.py --before 2f2162c --no-rss   # speed vs that revision
+
+``--family``: accuracy instead, at default settings (SPECS) on every member of the harder
+family, rendered without bands (as if denoise were perfect; ``--bands 0.1`` leaves 10% of
+them) but with the wireless corruptions: rigid error median / p95 / max (px, unusable
+frames left out), frames flagged low-confidence, pooled, interpolated, and crispness.
+
+    python bench/bench_motion.py --family --frames 1000 [--before 2f2162c]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -173,15 +189,55 @@ def baseline_motion(
 
 
 def run_stage(
-    store: ArrayStore, out: Path, p: MotionParams, template: np.ndarray | None
+    store: ArrayStore,
+    out: Path,
+    p: MotionParams,
+    template: np.ndarray | None,
+    module: Any = None,
 ) -> tuple[float, dict[str, Any]]:
+    """Correct ``store`` into ``out``: with ``module`` (an earlier revision), as it then did."""
     t0 = time.perf_counter()
-    with ArrayStoreWriter(out, store.shape, np.float32) as writer:
+    if module is not None:
+        old = module.MotionParams.from_mapping(
+            {k: v for k, v in p.__dict__.items() if k in module.MotionParams.__dataclass_fields__}
+        )
+        with ArrayStoreWriter(out, store.shape, np.float32) as writer:
+            report = module.motion_correct(
+                store, store.n_frames, store.shape[1:], old, writer, template=template
+            )
+            writer.commit()
+        return time.perf_counter() - t0, report
+    with ArrayStoreWriter(out, store.shape, np.float32, compact=True) as writer:
         report = motion_correct(
-            store, store.n_frames, store.shape[1:], p, writer, template=template
+            store,
+            store.n_frames,
+            store.shape[1:],
+            p,
+            writer,
+            template=template,
+            scratch_dir=out.parent,
         )
         writer.commit()
     return time.perf_counter() - t0, report
+
+
+def module_at(ref: str, tmp: Path) -> Any:
+    """``ace_assets/miniscope/motion.py`` as it was at git ``ref``, imported under another name."""
+    source = subprocess.run(
+        ["git", "show", f"{ref}:ace_assets/miniscope/motion.py"],
+        cwd=HERE.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = tmp / f"motion_{ref}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"motion_{ref}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def rss_stage(store: str, out: str, pw: bool) -> dict[str, Any]:
@@ -192,6 +248,68 @@ def rss_stage(store: str, out: str, pw: bool) -> dict[str, Any]:
     return {"n_frames": source.n_frames, "fps": source.n_frames / seconds}
 
 
+def family(frames: int, bands: float, members: list[str], before: str | None) -> None:
+    """Accuracy at default settings on the harder family (see the module docstring)."""
+    from ace_assets.catalog.parameter_specs import SPECS
+    from ace_assets.demo.families import HARD_FAMILY, family_member
+    from ace_assets.demo.miniscope_synth import SyntheticMiniscope
+    from ace_assets.demo.scoring import rigid_errors, unusable_frames
+    from ace_assets.miniscope.chunks import ArraySink
+
+    defaults = {k: s.default for k, s in SPECS.items() if s.group == "motion"}
+    versions: list[tuple[str, Any]] = [("now", None)]
+    tmp = tempfile.TemporaryDirectory()
+    if before:
+        versions.append((before, module_at(before, Path(tmp.name))))
+    rows = []
+    for name in members or sorted(HARD_FAMILY):
+        movie = SyntheticMiniscope(family_member(name, n_frames=frames))
+        data = movie.render(0, frames, bands=False, quantize=not bands)
+        if bands:
+            data = np.clip(np.rint(data + np.float32(bands) * movie.bands(0, frames)), 0, 255)
+            data = data.astype(np.uint8)
+        for version, module in versions:
+            sink = ArraySink(data.shape, np.float32)
+            t0 = time.perf_counter()
+            if module is None:
+                rep = motion_correct(data, frames, data.shape[1:], defaults, sink)
+            else:
+                known = module.MotionParams.__dataclass_fields__
+                old = module.MotionParams.from_mapping(
+                    {k: v for k, v in defaults.items() if k in known}
+                )
+                rep = module.motion_correct(data, frames, data.shape[1:], old, sink)
+            seconds = time.perf_counter() - t0
+            err = rigid_errors(rep["shifts_rigid"], movie.shifts, exclude=unusable_frames(movie))
+            row = {
+                "member": name,
+                "version": version,
+                "median_px": round(float(np.median(err)), 3),
+                "p95_px": round(float(np.percentile(err, 95)), 3),
+                "max_px": round(float(err.max()), 2),
+                "low_confidence": int(rep.get("n_low_confidence", -1)),
+                "pooled": int(rep.get("n_pooled", -1)),
+                "interpolated": int(rep.get("n_interpolated", -1)),
+                "crispness": [round(rep["crispness_before"], 1), round(rep["crispness_after"], 1)],
+                "fps": round(frames / seconds, 1),
+            }
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    tmp.cleanup()
+    print(f"\n# motion at defaults, {frames} frames, bands x{bands}, corruptions in")
+    print(
+        f"{'member':17s} {'version':8s} {'median':>7s} {'p95':>6s} {'max':>6s} "
+        f"{'low':>5s} {'pool':>5s} {'interp':>6s} {'fps':>6s}"
+    )
+    for r in rows:
+        print(
+            f"{r['member']:17s} {r['version']:8s} {r['median_px']:7.3f} {r['p95_px']:6.3f} "
+            f"{r['max_px']:6.2f} {r['low_confidence']:5d} {r['pooled']:5d} "
+            f"{r['interpolated']:6d} {r['fps']:6.1f}"
+        )
+    print(json.dumps({"bench": "motion_family", "frames": frames, "bands": bands, "rows": rows}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, < 1 min")
@@ -200,7 +318,14 @@ def main() -> None:
     ap.add_argument("--baseline-frames", type=int, nargs=2, help="prefix for rigid and pw")
     ap.add_argument("--rss-frames", type=int, nargs=2)
     ap.add_argument("--no-rss", action="store_true")
+    ap.add_argument("--before", metavar="REF", help="also time motion_correct at this git revision")
+    ap.add_argument("--family", action="store_true", help="accuracy on the harder family")
+    ap.add_argument("--bands", type=float, default=0.0, help="--family: fraction of bands left")
+    ap.add_argument("--members", nargs="*", default=[])
     args = ap.parse_args()
+    if args.family:
+        family(args.frames or 300, args.bands, args.members, args.before)
+        return
     size = args.size or (256 if args.quick else 608)
     n = args.frames or (300 if args.quick else 2000)
     n_base_rigid, n_base_pw = args.baseline_frames or ((60, 20) if args.quick else (200, 30))
@@ -223,6 +348,14 @@ def main() -> None:
     shutil.rmtree(work / "rigid.npyd")
     t_pw, rep_pw = run_stage(store, work / "pw.npyd", pw_p, template)
     shutil.rmtree(work / "pw.npyd")
+    before: dict[str, float] = {}
+    if args.before:
+        with tempfile.TemporaryDirectory() as tmp:
+            old = module_at(args.before, Path(tmp))
+            for name, p in (("rigid", rigid_p), ("pw_rigid", pw_p)):
+                seconds, _ = run_stage(store, work / "old.npyd", p, template, old)
+                shutil.rmtree(work / "old.npyd")
+                before[name] = n / seconds
     tb_rigid, base_rigid = baseline_motion(store, n_base_rigid, template, rigid_p)
     tb_pw, _ = baseline_motion(store, n_base_pw, template, pw_p)
 
@@ -248,6 +381,14 @@ def main() -> None:
     print(f"{label:30s} {fps['baseline_rigid']:9.1f} {'':12s} {err['baseline_rigid']:14.3f}")
     label = f"baseline pw ({n_base_pw} frames)"
     print(f"{label:30s} {fps['baseline_pw_rigid']:9.1f}")
+    for name, rate in before.items():
+        label = f"{name} at {args.before}"
+        print(f"{label:30s} {rate:9.1f}   now {fps[name] / rate:.2f}x that")
+    for name, r in (("rigid", rep_rigid), ("pw_rigid", rep_pw)):
+        print(
+            f"{name}: {r['n_low_confidence']} low-confidence, {r['n_pooled']} pooled, "
+            f"{r['n_interpolated']} interpolated frames of {n}"
+        )
     qc = {
         name: {
             "mean_corr_before": round(r["mean_corr_before"], 4),
@@ -304,6 +445,8 @@ def main() -> None:
         "speedup_rigid": round(fps["rigid"] / fps["baseline_rigid"], 1),
         "speedup_pw_rigid": round(fps["pw_rigid"] / fps["baseline_pw_rigid"], 1),
         "median_error_px": {k: round(v, 3) for k, v in err.items()},
+        "before": {"ref": args.before, "fps": {k: round(v, 1) for k, v in before.items()}},
+        "speed_vs_before": {k: round(fps[k] / v, 2) for k, v in before.items()},
         "qc": qc,
         "memory": memory,
     }

@@ -89,6 +89,35 @@ SPECS: dict[str, ParamSpec] = {
     "overlaps": P((24, 24), "int2", "motion"),
     "max_deviation_rigid": P(7, "int", "motion"),
     "border_nan": P("copy", "border", "motion"),
+    "min_registration_confidence": P(
+        6.0,
+        "float",
+        "motion",
+        "a frame whose correlation peak stands fewer SDs above its correlation plane is "
+        "measured together with its neighbours, or interpolated from them in time",
+    ),
+    # motion correction: its checks and what is kept of the movies
+    "crispness_tolerance": P(
+        0.02,
+        "float",
+        "checks",
+        "motion_improves_crispness fails when the corrected mean image is less crisp than "
+        "the uncorrected one by more than this fraction",
+    ),
+    "max_interpolated_fraction": P(
+        0.25,
+        "float",
+        "checks",
+        "motion_confident fails when more than this fraction of frames could not be "
+        "measured (not even with their neighbours) and took interpolated shifts",
+    ),
+    "keep_intermediate_movies": P(
+        True,
+        "bool",
+        "storage",
+        "FALSE: delete the denoised movie once preprocessed_movie is built, and the "
+        "preprocessed movie once motion_corrected_movie is (their manifests and QC stay)",
+    ),
     # source extraction (CNMF-E)
     "decay_time": P(0.4, "float", "extraction"),
     "update_background_components": P(True, "bool", "extraction"),

@@ -36,6 +36,14 @@ CHECK_DESCRIPTIONS: dict[str, str] = {
         "Largest rigid shift against the max_shifts bound: a shift at the bound means the "
         "true motion may be larger; threshold: max_shifts."
     ),
+    "motion_improves_crispness": (
+        "Crispness (gradient norm of the mean image, after a 1-px blur) after against before "
+        "correction: correction must not blur the mean image; threshold: crispness_tolerance."
+    ),
+    "motion_confident": (
+        "Share of frames whose shift could not be measured confidently (quiet or corrupted "
+        "frames) and was interpolated from neighbours; threshold: max_interpolated_fraction."
+    ),
     "components_found": (
         "At least one source survives extraction; thresholds: min_corr, min_pnr, min_SNR."
     ),

@@ -11,6 +11,7 @@ from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
 from ace_assets.defs.manifests import (
+    NotMaterializedError,
     asset_dir,
     load_parameters,
     read_manifest,
@@ -20,8 +21,9 @@ from ace_assets.defs.manifests import (
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.session_assets import session_files
+from ace_assets.errors import AceInputError
 from ace_assets.io.miniscope import open_miniscope
-from ace_assets.io.store import ArrayStore, ArrayStoreWriter, atomic_save_npz
+from ace_assets.io.store import ArrayStore, ArrayStoreWriter, atomic_save_npz, drop_store
 from ace_assets.miniscope.denoise import denoise_movie
 from ace_assets.miniscope.motion import motion_correct
 from ace_assets.miniscope.preprocess import PreprocessParams, output_shape, preprocess_movie
@@ -31,7 +33,17 @@ MOVIE = "movie.npyd"
 
 
 def movie_store(paths: PathsResource, asset: str, line: int) -> ArrayStore:
+    """The movie of ``asset`` for ``line``; a clear error if it was dropped to save disk."""
     manifest = read_manifest(paths, asset, line)
+    dropped = manifest.get("movie_dropped")
+    if dropped:
+        raise AceInputError(
+            f"{dropped['reason']}. Re-materialize '{asset}' for line {line} first (its QC "
+            f"and manifest were kept; the movie is recomputed from its own inputs), or set "
+            f"keep_intermediate_movies to TRUE to keep it next time",
+            file=manifest.get("movie"),
+            column="keep_intermediate_movies",
+        )
     return ArrayStore(manifest["movie"])
 
 
@@ -314,7 +326,7 @@ def _kymograph_figure(report: dict, out: Path) -> dg.MetadataValue:
     heavy=True,
 )
 def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
-    """Cropped, photobleaching-detrended (and optionally ΔF/F) float32 movie."""
+    """Cropped, photobleaching-detrended (and optionally ΔF/F) movie, stored as float16."""
     line = line_of(context)
     params = load_parameters(paths, line)
     with input_errors_as_failures():
@@ -325,9 +337,10 @@ def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
         shape_out = output_shape(n, (h, w), p)
         with staged_output(paths, "preprocessed_movie", line) as out:
             meta = {"stage": "preprocessed_movie", "line": line, "fps": fps}
-            with ArrayStoreWriter(out / MOVIE, shape_out, np.float32, meta) as writer:
+            with ArrayStoreWriter(out / MOVIE, shape_out, np.float32, meta, compact=True) as writer:
                 report = preprocess_movie(source, n, (h, w), fps, p, writer, scratch_dir=out)
                 store = writer.commit()
+            nbytes = store.nbytes
             arrays = {k: np.asarray(v) for k, v in report.items() if isinstance(v, np.ndarray)}
             atomic_save_npz(out / "qc.npz", **arrays)
             figure = _preprocess_figure(report, store, fps, out)
@@ -339,9 +352,11 @@ def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
                     "n_frames": n,
                     "frame_shape": list(shape_out[1:]),
                     "fps": fps,
+                    "movie_bytes": nbytes,
                     **scalars,
                 },
             )
+    dropped = _drop_upstream(context, paths, params, "denoised_movie", "preprocessed_movie", line)
     yield dg.MaterializeResult(
         metadata={
             "n_frames": n,
@@ -349,6 +364,8 @@ def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             "crop_coords": dg.MetadataValue.text(str(p.crop_coords)),
             "detrend": dg.MetadataValue.text(str(p.detrend)),
             "dff": dg.MetadataValue.text(str(p.dff)),
+            "movie_size": dg.MetadataValue.text(_size(nbytes, n)),
+            **dropped,
             "qc": figure,
         }
     )
@@ -367,16 +384,24 @@ def _preprocess_figure(report: dict, store: ArrayStore, fps: float, out: Path):
     return figure_metadata(fig, out / "preprocess.png", "Detrend and a preprocessed frame")
 
 
+MOTION_CHECKS = ("motion_within_max_shifts", "motion_improves_crispness", "motion_confident")
+
+
 @line_asset(
     group=MOVIE_GROUP,
     modality="miniscope",
     deps=[preprocessed_movie, analysis_parameters],
     kinds={"numpy", "opencv"},
-    checks=[("motion_within_max_shifts", True)],
+    checks=[(name, True) for name in MOTION_CHECKS],
     heavy=True,
 )
 def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResource):
-    """Rigid or piecewise-rigid registration to a refined template (NoRMCorre-style)."""
+    """Rigid or piecewise-rigid registration to a template of confident frames (NoRMCorre-style).
+
+    Each frame's correlation peak has a confidence; quiet, black, white or garbage frames
+    are measured together with their neighbours or interpolated from them, and the shifts
+    are smoothed in time by a Kalman smoother fitted to the movie. Stored as float16.
+    """
     line = line_of(context)
     params = load_parameters(paths, line)
     with input_errors_as_failures():
@@ -385,9 +410,11 @@ def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResour
         fps = float(source.meta["fps"])
         with staged_output(paths, "motion_corrected_movie", line) as out:
             meta = {"stage": "motion_corrected_movie", "line": line, "fps": fps}
-            with ArrayStoreWriter(out / MOVIE, (n, h, w), np.float32, meta) as writer:
-                report = motion_correct(source, n, (h, w), params.group("motion"), writer)
-                writer.commit()
+            with ArrayStoreWriter(out / MOVIE, (n, h, w), np.float32, meta, compact=True) as writer:
+                report = motion_correct(
+                    source, n, (h, w), params.group("motion"), writer, scratch_dir=out
+                )
+                nbytes = writer.commit().nbytes
             arrays = {k: np.asarray(v) for k, v in report.items() if isinstance(v, np.ndarray)}
             atomic_save_npz(out / "qc.npz", **arrays)
             figures = _motion_figures(report, fps, out)
@@ -399,50 +426,173 @@ def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResour
                     "n_frames": n,
                     "frame_shape": [h, w],
                     "fps": fps,
+                    "movie_bytes": nbytes,
                     **scalars,
                 },
             )
-    bound = float(min(params["max_shifts"]))
+    checks = motion_checks(report, params)
+    dropped = {}
+    if all(c.passed for c in checks):  # a failed check may need the input again
+        dropped = _drop_upstream(
+            context, paths, params, "preprocessed_movie", "motion_corrected_movie", line
+        )
     rigid = np.abs(np.asarray(report["shifts_rigid"]))
-    max_rigid = float(rigid.max()) if rigid.size else 0.0
-    max_shift = float(report["max_shift"])
     yield dg.MaterializeResult(
         metadata={
             "pw_rigid": bool(report["params"]["pw_rigid"]),
-            "max_rigid_shift_px": max_rigid,
-            "max_patch_shift_px": max_shift,
+            "max_rigid_shift_px": float(rigid.max()) if rigid.size else 0.0,
+            "max_patch_shift_px": float(report["max_shift"]),
             "crispness_before": float(report["crispness_before"]),
             "crispness_after": float(report["crispness_after"]),
             "mean_corr_to_template_before": float(report["mean_corr_before"]),
             "mean_corr_to_template_after": float(report["mean_corr_after"]),
+            "median_confidence": float(np.median(report["confidence"])) if n else 0.0,
+            "low_confidence_frames": int(report["n_low_confidence"]),
+            "pooled_frames": int(report["n_pooled"]),
+            "interpolated_frames": int(report["n_interpolated"]),
+            "outlier_frames": int(report["n_outliers"]),
+            "movie_size": dg.MetadataValue.text(_size(nbytes, n)),
+            **dropped,
             **figures,
         }
     )
-    yield check_result(
-        "motion_within_max_shifts",
-        passed=max_rigid < bound - 0.5,
-        measured=f"largest rigid shift {max_rigid:.2f} px",
-        threshold=f"below the max_shifts bound {bound:g} px minus 0.5",
-        setting="max_shifts",
-        advice="A shift at the bound means the true motion may be larger: raise max_shifts.",
-        metadata={
-            "max_rigid_shift_px": max_rigid,
-            "max_patch_shift_px": max_shift,
-            "max_shifts_bound_px": bound,
-        },
+    yield from checks
+
+
+def motion_checks(report: dict, params) -> list[dg.AssetCheckResult]:
+    """The motion asset's checks, from its report and the line's parameters."""
+    bound = float(min(params["max_shifts"]))
+    rigid = np.abs(np.asarray(report["shifts_rigid"]))
+    max_rigid = float(rigid.max()) if rigid.size else 0.0
+    max_shift = float(report["max_shift"])
+    before, after = float(report["crispness_before"]), float(report["crispness_after"])
+    tolerance = float(params["crispness_tolerance"])
+    change = after / before - 1.0 if before > 0 else 0.0
+    limit = float(params["max_interpolated_fraction"])
+    interpolated = float(report["interpolated_fraction"])
+    n = int(report["n_frames"])
+    return [
+        check_result(
+            "motion_within_max_shifts",
+            passed=max_rigid < bound - 0.5,
+            measured=f"largest rigid shift {max_rigid:.2f} px",
+            threshold=f"below the max_shifts bound {bound:g} px minus 0.5",
+            setting="max_shifts",
+            advice="A shift at the bound means the true motion may be larger: raise max_shifts.",
+            metadata={
+                "max_rigid_shift_px": max_rigid,
+                "max_patch_shift_px": max_shift,
+                "max_shifts_bound_px": bound,
+            },
+        ),
+        check_result(
+            "motion_improves_crispness",
+            passed=change >= -tolerance,
+            measured=(
+                f"crispness of the mean image {before:.4g} before, {after:.4g} after correction "
+                f"({100 * change:+.1f}%)"
+            ),
+            threshold=f"a change of at least -{100 * tolerance:g}%",
+            setting="crispness_tolerance",
+            advice=(
+                "Correction blurred the mean image: the registration followed something that "
+                "is not the tissue (residual stripes, corrupted frames, a template of few "
+                "frames). See the shift trace and confidence in this asset's figures; "
+                "min_registration_confidence and gSig_filt change what is registered."
+            ),
+            metadata={"crispness_before": before, "crispness_after": after, "change": change},
+        ),
+        check_result(
+            "motion_confident",
+            passed=interpolated <= limit,
+            measured=(
+                f"{report['n_interpolated']} of {n} frames ({interpolated:.3f}) had no confident "
+                f"correlation peak, not even with their neighbours, and took interpolated shifts"
+            ),
+            threshold=f"a fraction of at most {limit:g}",
+            setting="max_interpolated_fraction",
+            advice=(
+                "Frames without a confident peak are black, white, corrupted, or show too little "
+                "of the template (quiet, textureless, or bands left by denoising); "
+                "min_registration_confidence sets what counts as confident."
+            ),
+            metadata={
+                "interpolated_fraction": interpolated,
+                "low_confidence_fraction": float(report["low_confidence_fraction"]),
+                "pooled_frames": int(report["n_pooled"]),
+                "outlier_frames": int(report["n_outliers"]),
+            },
+        ),
+    ]
+
+
+def _size(nbytes: int, n_frames: int) -> str:
+    per = nbytes / max(n_frames, 1)
+    return f"{nbytes / 1e9:.2f} GB ({per / 1e6:.2f} MB per frame)"
+
+
+def _drop_upstream(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    params,
+    upstream: str,
+    by: str,
+    line: int,
+) -> dict:
+    """With ``keep_intermediate_movies`` FALSE, delete ``upstream``'s movie now ``by`` is built."""
+    if params["keep_intermediate_movies"]:
+        return {}
+    freed = drop_intermediate_movie(paths, upstream, line, by)
+    if freed is None:
+        return {}
+    context.log.info(f"dropped the {upstream} movie of line {line}: {freed / 1e9:.2f} GB freed")
+    return {f"dropped_{upstream}": dg.MetadataValue.text(f"{freed / 1e9:.2f} GB freed")}
+
+
+def drop_intermediate_movie(paths: PathsResource, asset: str, line: int, by: str) -> int | None:
+    """Delete ``asset``'s movie, keep its folder (manifest, QC), and say so in its manifest.
+
+    Returns the bytes freed, or None if there was no movie to drop.
+    """
+    folder = asset_dir(paths, asset, line)
+    try:
+        manifest = read_manifest(paths, asset, line)
+    except NotMaterializedError:
+        return None
+    if manifest.get("movie_dropped") or not Path(manifest.get("movie", "")).is_dir():
+        return None
+    reason = (
+        f"the {asset} movie of line {line} was deleted after {by} was built, because "
+        f"keep_intermediate_movies is FALSE"
     )
+    manifest["movie_dropped"] = {"by": by, "reason": reason}
+    write_manifest(folder, manifest)  # first: a reader never finds a movie half gone unexplained
+    freed = drop_store(manifest["movie"], reason)
+    manifest["movie_dropped"]["bytes_freed"] = freed
+    write_manifest(folder, manifest)
+    return freed
 
 
 def _motion_figures(report: dict, fps: float, out: Path) -> dict:
     shifts = np.asarray(report["shifts_rigid"])
+    measured = np.asarray(report["shifts_measured"])
     t = np.arange(len(shifts)) / fps
-    fig, axes = new_figure(8, 2.5)
-    axes[0, 0].plot(t, shifts[:, 0], lw=0.8, label="y")
-    axes[0, 0].plot(t, shifts[:, 1], lw=0.8, label="x")
-    axes[0, 0].set_xlabel("s")
+    interp = np.asarray(report["interpolated"], bool)
+    fig, axes = new_figure(8, 4.5, nrows=2)
+    for k, label in ((0, "y"), (1, "x")):
+        axes[0, 0].plot(t, measured[:, k], ".", ms=1.5, alpha=0.4)
+        axes[0, 0].plot(t, shifts[:, k], lw=0.8, label=f"{label} applied")
+    if interp.any():
+        axes[0, 0].plot(t[interp], shifts[interp, 0], "rx", ms=3, label="interpolated")
     axes[0, 0].set_ylabel("px")
     axes[0, 0].legend(fontsize=7)
-    shift_plot = figure_metadata(fig, out / "shifts.png", "Rigid shifts")
+    axes[0, 0].set_title("rigid shifts (dots: per-frame measurements)", fontsize=8)
+    axes[1, 0].plot(t, report["confidence"], lw=0.6)
+    axes[1, 0].axhline(report["params"]["min_registration_confidence"], color="r", lw=0.8)
+    axes[1, 0].set_ylabel("peak SDs")
+    axes[1, 0].set_xlabel("s")
+    axes[1, 0].set_title("confidence of each frame's correlation peak (red: threshold)", fontsize=8)
+    shift_plot = figure_metadata(fig, out / "shifts.png", "Rigid shifts and confidence")
     fig, axes = new_figure(9, 3, ncols=3)
     for ax, key, title in (
         (axes[0, 0], "mean_before", f"mean before (crisp {report['crispness_before']:.3g})"),

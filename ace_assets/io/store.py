@@ -1,13 +1,30 @@
-"""Chunked, lossless on-disk array store for stage outputs.
+"""Chunked on-disk array store for stage outputs: exact, or compact for float movies.
 
-Format: a directory ``<name>.npyd/`` holding ``data.npy`` (a plain NumPy
-``.npy`` file, memory-mappable, so any frame range is random access and any
-tool that reads ``.npy`` — NumPy, MATLAB's npy-matlab, Julia's NPZ — reads it)
-and ``meta.json`` (JSON attributes: frame rate, parameters, provenance).
+Format: a directory ``<name>.npyd/`` holding one plain NumPy ``.npy`` file,
+memory-mappable, so any frame range is random access and any tool that reads
+``.npy`` (NumPy, Julia's NPZ, ...) reads it, and ``meta.json`` (JSON attributes:
+frame rate, parameters, provenance).
+
+* ``data.npy`` — exact: the array as written (uint8 denoised movies, traces, ...).
+* ``data-float16.npy`` — compact (``compact=True``): float movies stored as IEEE
+  half floats, 2 bytes per pixel instead of 4. ``ArrayStore`` reads them back as
+  float32, so every consumer computes in float32 as before. Why float16 and not
+  scaled integers: no range to know before the first frame is written, NaN borders
+  and negative ΔF/F survive, and the file is self-describing. The rounding error is
+  at most 2^-11 of the value (0.06 grey levels at 128-255, half a step of the 8-bit
+  camera's quantisation at worst is 8 times larger); values beyond +-65504 cannot be
+  stored and are refused. The name differs from ``data.npy`` on purpose: code that
+  reads ``data.npy`` itself (as extraction does, for speed) falls back to
+  ``ArrayStore.read`` and so gets float32.
 
 Why not compressed: stage outputs are read many times frame-by-frame by later
-stages; uncompressed memmap gives O(1) seeks and zero decode cost. The raw
+stages; uncompressed memmap gives O(1) seeks and zero decode cost (a float16 to
+float32 conversion is a few hundred microseconds per 608 x 608 frame). The raw
 movies stay compressed (FFV1) under data_path.
+
+A movie can be *dropped* once what needs it exists (``drop_store``): the data file
+goes, ``meta.json`` stays and says so, and opening the store explains what to
+re-materialize instead of failing on a missing file.
 
 Writes are atomic: data goes to a hidden temporary directory beside the
 target, and only a complete, flushed store is renamed into place. A failed run
@@ -27,9 +44,16 @@ from typing import Any
 
 import numpy as np
 
+from ace_assets.errors import AceInputError
 from ace_assets.io.pages import release_pages
 
 SUFFIX = ".npyd"
+DATA = "data.npy"
+COMPACT = "data-float16.npy"
+COMPACT_DTYPE = np.dtype(np.float16)
+#: the largest magnitude a compact store holds
+COMPACT_MAX = float(np.finfo(np.float16).max)
+DROPPED = "dropped"
 
 
 def store_path(root: str | Path, name: str) -> Path:
@@ -37,17 +61,31 @@ def store_path(root: str | Path, name: str) -> Path:
     return Path(root) / f"{name}{SUFFIX}"
 
 
+class DroppedStoreError(FileNotFoundError):
+    """The store's data was deleted on purpose; ``meta.json`` says by what and how to redo it."""
+
+
 class ArrayStore:
-    """Read-only view of a finished store; frames are never all loaded."""
+    """Read-only view of a finished store; frames are never all loaded.
+
+    A compact store presents float32 frames: ``dtype`` is float32, ``read`` returns float32;
+    ``stored_dtype`` and ``mmap`` show what is on disk.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        data = self.path / "data.npy"
-        if not data.is_file():
-            raise FileNotFoundError(f"{self.path}: not a finished array store (no data.npy)")
-        self._data = np.load(data, mmap_mode="r")
         meta_file = self.path / "meta.json"
         self.meta: dict[str, Any] = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+        self.compact = (self.path / COMPACT).is_file()
+        data = self.path / (COMPACT if self.compact else DATA)
+        if not data.is_file():
+            if DROPPED in self.meta:
+                raise DroppedStoreError(
+                    f"{self.path}: {self.meta[DROPPED].get('reason', 'dropped')}"
+                )
+            raise FileNotFoundError(f"{self.path}: not a finished array store (no {DATA})")
+        self.file = data
+        self._data = np.load(data, mmap_mode="r")
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -55,7 +93,17 @@ class ArrayStore:
 
     @property
     def dtype(self) -> np.dtype:
+        """The dtype ``read`` returns."""
+        return np.dtype(np.float32) if self.compact else self._data.dtype
+
+    @property
+    def stored_dtype(self) -> np.dtype:
         return self._data.dtype
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes on disk of the data file."""
+        return int(self.file.stat().st_size)
 
     @property
     def n_frames(self) -> int:
@@ -66,7 +114,10 @@ class ArrayStore:
 
     def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Frames ``start:stop`` as an in-memory array (a copy); the mapping's pages are released."""
-        out = np.array(self._data[start:stop])
+        if self.compact:
+            out = self._data[start:stop].astype(np.float32)
+        else:
+            out = np.array(self._data[start:stop])
         release_pages(self._data)
         return out
 
@@ -77,15 +128,36 @@ class ArrayStore:
 
     @property
     def mmap(self) -> np.ndarray:
-        """The memory-mapped array, for strided access without copying."""
+        """The memory-mapped array as stored (float16 for a compact store), without copying."""
         return self._data
+
+
+def drop_store(path: str | Path, reason: str) -> int:
+    """Delete a finished store's data, keep ``meta.json`` and record why; bytes freed.
+
+    The record goes first (atomically), so a reader never meets a half-deleted store
+    without the explanation.
+    """
+    path = Path(path)
+    meta_file = path / "meta.json"
+    meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    freed = 0
+    for name in (DATA, COMPACT):
+        if (path / name).is_file():
+            freed += (path / name).stat().st_size
+    meta[DROPPED] = {"reason": reason, "bytes_freed": freed}
+    atomic_write_text(meta_file, json.dumps(meta, indent=2, default=_jsonable))
+    for name in (DATA, COMPACT):
+        (path / name).unlink(missing_ok=True)
+    return freed
 
 
 class ArrayStoreWriter:
     """Create a store of known shape, fill it in blocks, commit atomically.
 
     Use as a context manager: on an exception nothing is renamed into place
-    and the temporary directory is removed.
+    and the temporary directory is removed. With ``compact=True`` a float array is
+    stored as float16 (see the module docstring); blocks are written as float32.
     """
 
     def __init__(
@@ -94,14 +166,25 @@ class ArrayStoreWriter:
         shape: tuple[int, ...],
         dtype: np.dtype | type | str,
         meta: dict[str, Any] | None = None,
+        *,
+        compact: bool = False,
     ) -> None:
         self.path = Path(path)
+        dtype = np.dtype(dtype)
+        if compact and dtype.kind != "f":
+            raise ValueError(f"a compact store holds float movies, not {dtype}")
+        self.compact = compact
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
         self.tmp.mkdir()
         self.meta: dict[str, Any] = dict(meta or {})
+        if compact:
+            self.meta["encoding"] = {"file": COMPACT, "dtype": "float16", "read_as": "float32"}
         self._array = np.lib.format.open_memmap(
-            self.tmp / "data.npy", mode="w+", dtype=np.dtype(dtype), shape=tuple(shape)
+            self.tmp / (COMPACT if compact else DATA),
+            mode="w+",
+            dtype=COMPACT_DTYPE if compact else dtype,
+            shape=tuple(shape),
         )
         self._committed = False
 
@@ -110,8 +193,20 @@ class ArrayStoreWriter:
         return self._array
 
     def write(self, start: int, block: np.ndarray) -> None:
+        if self.compact:
+            self._check_range(start, block)
         self._array[start : start + block.shape[0]] = block
         release_pages(self._array)  # written pages stay in the page cache, not in our RSS
+
+    def _check_range(self, start: int, block: np.ndarray) -> None:
+        with np.errstate(invalid="ignore"):
+            peak = float(np.nanmax(np.abs(block))) if block.size else 0.0
+        if peak > COMPACT_MAX and np.isfinite(peak):
+            raise AceInputError(
+                f"frames {start}..{start + len(block) - 1} hold a value of magnitude {peak:.6g}, "
+                f"beyond the {COMPACT_MAX:g} a compact (float16) movie can store",
+                file=self.path,
+            )
 
     def commit(self) -> ArrayStore:
         self._array.flush()

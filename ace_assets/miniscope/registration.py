@@ -18,6 +18,7 @@ exact for the near-Gaussian correlation peak of band-passed images.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -96,6 +97,114 @@ class HighPass:
         return np.ascontiguousarray(out[self.ry : self.ry + h, self.rx : self.rx + w])
 
 
+def kernel_radius(gsig: tuple[float, float] | None) -> tuple[int, int]:
+    """Half-size (rows, columns) of the high-pass kernel; (0, 0) without a filter."""
+    if gsig is None:
+        return 0, 0
+    ker = high_pass_kernel(gsig)
+    return ker.shape[0] // 2, ker.shape[1] // 2
+
+
+def valid_window(shape: tuple[int, int], radius: tuple[int, int]) -> np.ndarray:
+    """1 where the high-pass kernel lies wholly inside the frame, 0 within ``radius`` of an edge.
+
+    Why: near an edge the filter sees the reflected frame, and wherever the background
+    slopes across the edge (a vignetted lens) the reflection makes a kink that the filter
+    turns into a bright line. Those lines sit at the frame edge in every frame, i.e. they do
+    not move with the brain, and pulled every estimate towards zero shift (on a flat, quiet
+    movie by 10-20%). Only the filter's valid region is used for registration.
+    """
+    h, w = int(shape[0]), int(shape[1])
+    ry = min(int(radius[0]), (h - 1) // 4)
+    rx = min(int(radius[1]), (w - 1) // 4)
+    out = np.zeros((h, w), np.float32)
+    out[ry : h - ry, rx : w - rx] = 1.0
+    return out
+
+
+class SignalWeight:
+    """Weights a high-passed frame by where it shows more than noise.
+
+    Why: in a sparse, quiet movie a frame shows a few active neurons in a field of sensor
+    noise. Correlating the whole frame with the template adds that noise times every
+    template neuron to every lag, and the true peak of one dim neuron drowns. Weighting
+    the frame by its local signal-to-noise keeps the neurons and silences the empty field;
+    on a textured frame every region is above noise and the weight is 1 everywhere.
+
+    The noise level is the frame's own: a robust SD of horizontal pixel differences (which
+    smooth signal barely changes), times the filter's white-noise gain. The local energy is
+    the filtered frame squared, blurred over the filter's scale, computed at a quarter of
+    the resolution (it is smooth) to stay cheap. The weight rises from 0 at an RMS of
+    ``low`` noise SDs to 1 at ``high`` SDs.
+    """
+
+    low = 2.0
+    high = 4.0
+    step = 4
+
+    def __init__(self, shape: tuple[int, int], gsig: tuple[float, float] | None) -> None:
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.active = gsig is not None
+        if gsig is None:
+            return
+        ker = high_pass_kernel(gsig)
+        self.gain = float((ker**2).sum())
+        h, w = self.shape
+        self.small = (max(1, w // self.step), max(1, h // self.step))  # cv2 (width, height)
+        self.blur = max(0.5, float(np.mean(gsig)) / self.step)
+
+    def noise_sd(self, frame: np.ndarray) -> float:
+        """Robust SD of the sensor noise: median |horizontal difference| on every 16th row.
+
+        Differences of neighbouring pixels cancel smooth signal and keep twice the noise
+        variance; their median is zero, so one partial sort gives the MAD.
+        """
+        rows = np.asarray(frame[:: 4 * self.step], np.float32)
+        if rows.shape[1] < 2:
+            return 0.0
+        d = np.abs(np.diff(rows, axis=1)).ravel()
+        return float(1.4826 * np.partition(d, len(d) // 2)[len(d) // 2] / np.sqrt(2.0))
+
+    def apply(self, hp: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """``hp`` weighted by local signal-to-noise (a new float32 array)."""
+        if not self.active:
+            return hp
+        sd = self.noise_sd(frame)
+        if not sd > 0:  # a constant (black, white) or noise-free frame: nothing to weigh
+            return hp
+        energy = cv2.resize(hp * hp, self.small, interpolation=cv2.INTER_AREA)
+        energy = cv2.GaussianBlur(energy, (0, 0), self.blur)
+        energy *= np.float32(1.0 / (sd * sd * self.gain))
+        lo, hi = self.low**2, self.high**2
+        weight = np.clip((energy - lo) * np.float32(1.0 / (hi - lo)), 0.0, 1.0)
+        weight = cv2.GaussianBlur(weight, (0, 0), self.blur / 2)
+        full = cv2.resize(weight, (self.shape[1], self.shape[0]), interpolation=cv2.INTER_LINEAR)
+        return cv2.multiply(hp, full)
+
+
+def peak_confidence(corr: np.ndarray, peak: np.ndarray) -> np.ndarray:
+    """How many SDs the peak stands above the mean of its whole correlation plane.
+
+    ``corr`` is (n, H, W) or (H, W); ``peak`` the correlation value at each chosen lag. A
+    textured frame gives 10-40; a frame with nothing in common with the template (black,
+    white, garbage, or only noise) gives the ~3-4 of the largest of many noise lags. The
+    plane's mean and SD come from every other lag in each direction (a quarter of them):
+    plenty for two moments, at a quarter of the cost.
+    """
+    c = np.asarray(corr, np.float32)
+    if c.ndim == 2:
+        mean, sd = cv2.meanStdDev(np.ascontiguousarray(c[::2, ::2]))
+        means, sds = np.array([mean[0, 0]]), np.array([sd[0, 0]])
+    else:
+        sub = c[:, ::2, ::2].reshape(len(c), -1)
+        means = sub.mean(axis=1, dtype=np.float64)
+        sds = np.sqrt(np.maximum((sub * sub).mean(axis=1, dtype=np.float64) - means**2, 0.0))
+    pk = np.asarray(peak, np.float64).reshape(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(sds > 0, (pk - means) / np.where(sds > 0, sds, 1.0), 0.0)
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def subpixel_offsets(centre: np.ndarray, minus: np.ndarray, plus: np.ndarray) -> np.ndarray:
     """Vertex offset (-0.5..0.5) of the peak through three samples; Gaussian fit when possible."""
     c, m, p = (np.asarray(a, np.float64) for a in (centre, minus, plus))
@@ -111,11 +220,16 @@ def subpixel_offsets(centre: np.ndarray, minus: np.ndarray, plus: np.ndarray) ->
 
 
 def peak_in_window(
-    corr: np.ndarray, centre: tuple[int, int], half: tuple[int, int], limit: tuple[float, float]
-) -> np.ndarray:
+    corr: np.ndarray,
+    centre: tuple[int, int],
+    half: tuple[int, int],
+    limit: tuple[float, float],
+    with_peak: bool = False,
+) -> Any:
     """Sub-pixel lags of the largest correlation within ``centre +- half`` (and ``|lag| <= limit``).
 
-    ``corr`` is (n, H, W), circular (lag ``l`` at index ``l mod H``). Returns (n, 2).
+    ``corr`` is (n, H, W), circular (lag ``l`` at index ``l mod H``). Returns (n, 2), and
+    with ``with_peak`` also the (n,) correlation values at the integer peaks.
     """
     n, h, w = corr.shape
     hy, hx = half
@@ -134,7 +248,10 @@ def peak_in_window(
     dy = subpixel_offsets(win[rows, iy, ix], win[rows, iy - 1, ix], win[rows, iy + 1, ix])
     dx = subpixel_offsets(win[rows, iy, ix], win[rows, iy, ix - 1], win[rows, iy, ix + 1])
     lags = np.stack([ly[iy] + dy, lx[ix] + dx], axis=1)
-    return np.clip(lags, -np.asarray(limit), np.asarray(limit))
+    lags = np.clip(lags, -np.asarray(limit), np.asarray(limit))
+    if with_peak:
+        return lags, win[rows, iy, ix]
+    return lags
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,219 @@
+"""The registration template: the mean of confidently registered frames from across the movie.
+
+Why not the mean of the first frames: in a sparse, quiet recording a neuron that does not
+fire in the first ten seconds is absent from such a template, and a later frame in which
+it is the only active cell has nothing to match, so its peak lands on another cell. The
+template is read from ``template_blocks`` stretches spread evenly over the movie, by random
+access where the source allows it (stores, recordings, arrays; a plain iterator gives the
+first frames). ``template_frames`` images are registered, each the mean of up to
+``template_bin`` consecutive frames: a long movie contributes four times more frames (and
+neurons) for the same registration work, at four times the signal-to-noise per image.
+
+Each refinement registers every template image, tracks the lags of each stretch in time
+(:mod:`ace_assets.miniscope.shift_tracking`), and averages only the images whose own
+measurement was confident: quiet, black, white or corrupted frames never enter it.
+
+Why two halves: a frame registered against a template that contains its own noise is
+pulled towards where it already is (at low SNR this shrinks the estimated motion). So
+alternate stretches form two half-templates and each half is registered against the
+*other* one; after every round the second half-template is aligned onto the first, and
+the result is their average. Frames that moved off the field of view leave NaN, so
+replicated border stripes never enter the template.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ace_assets.miniscope.chunks import MovieSource, background, chunk_factory
+from ace_assets.miniscope.registrar import MotionParams, Registrar
+from ace_assets.miniscope.shift_tracking import track
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """Which frames made the template."""
+
+    frames: np.ndarray
+    """Indices of the frames read for the template."""
+    bin: int
+    """Consecutive frames averaged into one template image."""
+    used: np.ndarray
+    """(len(frames) // bin,) bool: the image entered the final template."""
+
+    @property
+    def used_fraction(self) -> float:
+        return float(self.used.mean()) if len(self.used) else 0.0
+
+
+def template_frame_ranges(n_frames: int, params: MotionParams) -> tuple[list[tuple[int, int]], int]:
+    """``(start, stop)`` of the stretches the template is read from, and the frames per image.
+
+    ``template_frames`` images are registered; each averages ``bin`` consecutive frames
+    (up to ``template_bin``, fewer when the movie is short), so a long sparse movie
+    contributes ``template_frames * template_bin`` frames: enough for a neuron that fires
+    once in a minute to be in the template.
+    """
+    n_frames = max(int(n_frames), 1)
+    images = max(1, min(params.template_frames, n_frames))
+    k = int(min(params.template_bin, max(1, n_frames // images)))
+    blocks = max(1, min(params.template_blocks, images // 10 or 1))
+    per_block = -(-images // blocks)
+    length = per_block * k
+    if length * blocks >= n_frames or blocks == 1:
+        usable = min(n_frames, images * k) // k * k
+        return [(0, usable)], k
+    starts = np.round(np.linspace(0, n_frames - length, blocks)).astype(int)
+    return [(int(a), int(a) + length) for a in starts], k
+
+
+def _read_ranges(
+    source: MovieSource, ranges: list[tuple[int, int]], chunk_frames: int, prefetch: bool
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Frames of each range as ``(first index, block)``; random access when available."""
+    if isinstance(source, np.ndarray) or hasattr(source, "read"):
+        for a, b in ranges:
+            for s in range(a, b, chunk_frames):
+                e = min(s + chunk_frames, b)
+                block = source[s:e] if isinstance(source, np.ndarray) else source.read(s, e)  # type: ignore[union-attr]
+                yield s, np.asarray(block)
+        return
+    last = max(b for _, b in ranges)
+    chunks = background(chunk_factory(source, chunk_frames)(), prefetch)
+    try:
+        for start, block in chunks:
+            for a, b in ranges:
+                lo, hi = max(a, start), min(b, start + len(block))
+                if lo < hi:
+                    yield lo, block[lo - start : hi - start]
+            if start + len(block) >= last:
+                break
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
+def _images(
+    source: MovieSource,
+    ranges: list[tuple[int, int]],
+    k: int,
+    chunk_frames: int,
+    prefetch: bool,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(image index, mean of its k frames)`` over the ranges, in order."""
+    first_image = np.cumsum([0] + [(b - a) // k for a, b in ranges])
+    buffer: list[np.ndarray] = []
+    for start, block in _read_ranges(source, ranges, chunk_frames, prefetch):
+        r = next(i for i, (a, b) in enumerate(ranges) if a <= start < b)
+        a = ranges[r][0]
+        for j, frame in enumerate(block):
+            buffer.append(np.asarray(frame, np.float32))
+            if len(buffer) == k:
+                index = int(first_image[r] + (start + j - a) // k)
+                yield index, (np.mean(buffer, axis=0) if k > 1 else buffer[0]).astype(np.float32)
+                buffer = []
+
+
+def build_template(
+    source: MovieSource,
+    n_frames: int,
+    shape: tuple[int, int],
+    params: MotionParams | Mapping[str, Any] | None = None,
+    *,
+    chunk_frames: int = 16,
+    prefetch: bool = True,
+) -> tuple[np.ndarray, TemplateInfo]:
+    """Template (float32, raw intensities) and which frames made it."""
+    p = params if isinstance(params, MotionParams) else MotionParams.from_mapping(params)
+    shape = (int(shape[0]), int(shape[1]))
+    p.validate(shape)
+    ranges, k = template_frame_ranges(n_frames, p)
+    frames = np.concatenate([np.arange(a, b) for a, b in ranges])
+    counts = [(b - a) // k for a, b in ranges]
+    n_images = int(sum(counts))
+    starts = np.cumsum([0] + counts[:-1])
+    if len(ranges) > 1:
+        half_of = np.concatenate([np.full(c, i % 2) for i, c in enumerate(counts)])
+    else:
+        block_len = max(1, n_images // 20)
+        half_of = (np.arange(n_images) // block_len) % 2
+    rigid = p.rigid(border=True)
+
+    def images() -> Iterator[tuple[int, np.ndarray]]:
+        return _images(source, ranges, k, chunk_frames, prefetch)
+
+    used = np.ones(n_images, bool)
+    halves = _plain_halves(images(), half_of, shape)
+    for _ in range(p.template_iterations):
+        regs = [Registrar(h, rigid) for h in halves]
+        windows = np.zeros((n_images, *regs[0].window_shape), np.float32)
+        for i, img in images():
+            windows[i] = regs[1 - half_of[i]].measure(img, pw=False).window
+        tr = track(windows, regs[0].limit, p.min_registration_confidence, starts)
+        used = tr.smoothed.used & ~tr.pooled  # the image's own peak, not its neighbours'
+        shifts = -tr.smoothed.lags
+        sums = np.zeros((2, *shape), np.float64)
+        seen = np.zeros((2, *shape), np.int32)
+        for i, img in images():
+            if not used[i]:
+                continue
+            warped = regs[0].apply(img, shifts[i])
+            valid = np.isfinite(warped)
+            sums[half_of[i]] += np.where(valid, warped, 0.0)
+            seen[half_of[i]] += valid
+        halves = _aligned_halves(sums, seen, halves, rigid)
+    template = ((halves[0] + halves[1]) / 2).astype(np.float32)
+    return template, TemplateInfo(frames, k, used)
+
+
+def _plain_halves(
+    images: Iterator[tuple[int, np.ndarray]], half_of: np.ndarray, shape: tuple[int, int]
+) -> list[np.ndarray]:
+    sums = np.zeros((2, *shape), np.float64)
+    counts = np.zeros(2)
+    for i, img in images:
+        h = half_of[i]
+        sums[h] += np.nan_to_num(np.asarray(img, np.float64))
+        counts[h] += 1
+    if counts[1] == 0:
+        mean = (sums[0] / max(counts[0], 1)).astype(np.float32)
+        return [mean, mean]
+    return [(sums[h] / counts[h]).astype(np.float32) for h in (0, 1)]
+
+
+def _aligned_halves(
+    sums: np.ndarray, seen: np.ndarray, previous: list[np.ndarray], rigid: MotionParams
+) -> list[np.ndarray]:
+    """New half-templates (previous one where a half saw no frame), second aligned onto first."""
+    means = []
+    for h in (0, 1):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(seen[h] > 0, sums[h] / np.maximum(seen[h], 1), previous[h])
+        means.append(mean.astype(np.float32))
+    if not seen[0].any() and seen[1].any():
+        means[0] = means[1]
+    if not seen[1].any():
+        return [means[0], means[0]]
+    second = Registrar(means[0], rigid).register(means[1], pw=False)[0]
+    second = np.where(np.isfinite(second), second, means[0]).astype(np.float32)
+    return [means[0], second]
+
+
+def estimate_template(
+    source: MovieSource,
+    n_frames: int,
+    shape: tuple[int, int],
+    params: MotionParams | Mapping[str, Any] | None = None,
+    *,
+    chunk_frames: int = 16,
+    prefetch: bool = True,
+) -> np.ndarray:
+    """Template (float32, raw intensities) refined from confident frames across the movie."""
+    return build_template(
+        source, n_frames, shape, params, chunk_frames=chunk_frames, prefetch=prefetch
+    )[0]
