@@ -96,13 +96,17 @@ def run_member(name: str, frames: int, workdir: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     pre_params = defaults("preprocess")
     shape_out = output_shape(n, (h, w))
-    with ArrayStoreWriter(work / "pre.npyd", shape_out, np.float32, {"fps": cfg.fps}) as wr:
+    with ArrayStoreWriter(
+        work / "pre.npyd", shape_out, np.float32, {"fps": cfg.fps}, compact=True
+    ) as wr:
         preprocess_movie(denoised, n, (h, w), cfg.fps, pre_params, wr, scratch_dir=work)
         pre = wr.commit()
     times["preprocess_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    with ArrayStoreWriter(work / "mc.npyd", shape_out, np.float32, {"fps": cfg.fps}) as wr:
+    with ArrayStoreWriter(
+        work / "mc.npyd", shape_out, np.float32, {"fps": cfg.fps}, compact=True
+    ) as wr:
         mot = motion_correct(pre, n, (h, w), defaults("motion"), wr)
         corrected = wr.commit()
     times["motion_s"] = time.perf_counter() - t0
