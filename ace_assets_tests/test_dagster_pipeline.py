@@ -295,7 +295,9 @@ def small_line(tmp_path: Path):
         project_path=str(project), data_path=str(data), results_path=str(tmp_path / "results")
     )
     spurious = load_npz(data / "truth" / "line_1.npz")["spurious_ttl_indices"].tolist()
-    base = {"indices of TTL events to delete": str(spurious)}
+    # 64 px and six neurons leave about a quarter of frames without a confident motion
+    # peak; the motion_confident check is tested elsewhere, these tests reach later checks
+    base = {"indices of TTL events to delete": str(spurious), "max_interpolated_fraction": "0.5"}
     with dg.instance_for_test() as instance:
         assert dg.materialize(
             all_assets, selection="experiments", instance=instance, resources={"paths": paths}

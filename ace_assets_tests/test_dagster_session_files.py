@@ -122,3 +122,22 @@ def manifest_like_line_two(paths: PathsResource) -> dict:
 
     row, source = experiment_row(paths, 2)
     return json.loads(json.dumps(resolve_session(paths.data, row, source).to_json()["miniscope"]))
+
+
+def test_partition_keys_outside_the_catalog_are_refused(demo_paths: PathsResource) -> None:
+    """A key typed into the UI's "add partition" box runs nothing and says what to do."""
+    resources = {"paths": demo_paths}
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(
+            ASSETS, selection="experiments", instance=instance, resources=resources
+        ).success
+        instance.add_dynamic_partitions("line_number", ["99", "seven"])
+        for key, expected in (
+            ("99", "line 99 is not in experiments.csv (its lines: 1, 2, 3, 4, 5)"),
+            ("seven", "partition key 'seven' is not a line number"),
+        ):
+            result = run_line(instance, resources, key, ["session_files"])
+            assert not result.success
+            text = failure_text(result)
+            assert expected in text and "'line number'" in text, text
+            assert not (Path(demo_paths.results) / f"line_{key}").exists()

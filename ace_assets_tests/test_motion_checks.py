@@ -153,3 +153,26 @@ def test_dropping_intermediate_movies(tiny_line) -> None:
     text = failure_text(again)
     assert "Re-materialize 'preprocessed_movie' for line 2" in text, text
     assert "keep_intermediate_movies" in text
+
+
+def test_long_steps_log_progress_and_record_throughput(tiny_line, monkeypatch) -> None:
+    """With the 30 s interval shortened, every movie step's reads show up in the run log."""
+    from ace_assets.defs import progress
+    from ace_assets.defs.line_runs import materialize_line
+
+    monkeypatch.setattr(progress, "EVERY_S", 0.0)
+    paths, instance = tiny_line
+    overrides = {"crop_coords": "(0, 0, 64, 64)", "max_interpolated_fraction": "1"}
+    config = {"ops": {"analysis_parameters": {"config": {"overrides": overrides}}}}
+    run = materialize_line(all_assets, paths=paths, line="2", instance=instance, run_config=config)
+    assert run.success, failure_text(run.runs[-1]) if run.runs else ""
+    messages = [
+        e.user_message for r in run.runs for e in instance.all_logs(r.run_id) if e.user_message
+    ]
+    for asset in ("denoised_movie", "preprocessed_movie", "motion_corrected_movie"):
+        lines = [m for m in messages if m.startswith(f"line 2 {asset}: pass 1, ")]
+        assert lines and "frames/s" in lines[-1] and "ETA of this pass" in lines[-1], asset
+        meta = instance.get_latest_materialization_event(dg.AssetKey(asset))
+        values = meta.asset_materialization.metadata
+        assert values["throughput_frames_per_s"].value > 0, asset
+    assert any(m.startswith("line 2 miniscope_sources: ") for m in messages)

@@ -38,3 +38,34 @@ def test_a_short_step_still_says_it_finished_and_words_are_timed() -> None:
     clock.t = 5.0
     p.message("seeding patch 1/4")
     assert lines[-1] == "filtered_ephys: seeding patch 1/4 (5 s)"
+
+
+def test_a_counted_source_reports_the_pass_and_its_eta() -> None:
+    clock, lines = Clock(), []
+    p = Progress(lines.append, "motion_corrected_movie", 100, every_s=30, clock=clock)
+    movie = np.arange(100 * 4, dtype=np.float32).reshape(100, 2, 2)
+
+    class Store:  # what the stages read: .read(a, b), .iter_chunks(n), .shape
+        shape = movie.shape
+
+        def read(self, a: int, b: int) -> np.ndarray:
+            return movie[a:b]
+
+        def iter_chunks(self, n: int):
+            for a in range(0, 100, n):
+                yield a, movie[a : a + n]
+
+    counted = p.source(Store())
+    assert counted.shape == (100, 2, 2)  # other attributes pass through
+    for _, _block in counted.iter_chunks(10):  # pass 1: 10 s per 10 frames
+        clock.t += 10.0
+    # the 4th block is counted as it arrives at 30 s
+    assert lines[0] == (
+        "motion_corrected_movie: pass 1, 40/100 frames (40%), 1.3 frames/s, ETA of this pass 45 s"
+    )
+    got = [counted.read(a, a + 25) for a in range(0, 100, 25)]  # pass 2, read by index
+    clock.t += 50.0
+    counted.read(0, 50)
+    assert np.array_equal(np.concatenate(got), movie)
+    assert lines[-1].startswith("motion_corrected_movie: pass 3, 50/100 frames (50%)")
+    assert p.throughput() == {"seconds": 150.0, "throughput_frames_per_s": round(100 / 150, 2)}

@@ -10,7 +10,7 @@ from ace_assets.catalog.curation import read_curation
 from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.checks import check_result
 from ace_assets.defs.failures import input_errors_as_failures
-from ace_assets.defs.figures import figure_metadata, new_figure
+from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
 from ace_assets.defs.manifests import (
     asset_dir,
@@ -21,6 +21,7 @@ from ace_assets.defs.manifests import (
 )
 from ace_assets.defs.movie_assets import MOVIE_GROUP, motion_corrected_movie, movie_store
 from ace_assets.defs.partitions import line_of
+from ace_assets.defs.progress import Progress
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.truth import truth_for
 from ace_assets.io.store import atomic_save_npz, load_npz
@@ -68,14 +69,16 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
     with input_errors_as_failures():
         movie = movie_store(paths, "motion_corrected_movie", line)
         fps = float(movie.meta["fps"])
+        progress = Progress(context.log.info, f"line {line} miniscope_sources", movie.n_frames)
         with staged_output(paths, "miniscope_sources", line) as out:
             result = extract(
-                movie,
+                progress.source(movie),
                 params.group("extraction"),
                 fps=fps,
                 workdir=out,
                 source=movie.path,
                 stripe_frequencies_hz=stripes,
+                progress=progress.message,
             )
             save_result(result, out / SOURCES)
             final = asset_dir(paths, "miniscope_sources", line)
@@ -123,6 +126,7 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
             ),
             "median_snr": float(np.median(result.snr)) if result.n_components else 0.0,
             "warnings": dg.MetadataValue.text("; ".join(result.warnings) or "none"),
+            **progress.throughput(),
             **figures,
             **{f"truth_{k}": float(v) for k, v in accuracy.items()},
         }
@@ -183,12 +187,12 @@ _REASON_LABEL = {
 
 def draw_sources(ax, result) -> None:
     """Kept components solid with their ids, rejected ones dashed with id and reasons."""
-    ax.imshow(result.correlation_image, cmap="gray")
+    colorbar(ax, ax.imshow(result.correlation_image, cmap="gray"), "local correlation")
     for k, cont in enumerate(result.contours):
         if len(cont):
             ax.plot(cont[:, 1], cont[:, 0], lw=0.7)
             y, x = result.centers[k]
-            ax.text(x, y, str(int(result.ids[k])), color="y", fontsize=5)
+            ax.text(x, y, str(int(result.ids[k])), color="y")
     rejected = result.info.get("rejected", [])
     for rej in rejected:
         cont = np.asarray(rej.get("contour", []), dtype=float).reshape(-1, 2)
@@ -197,7 +201,7 @@ def draw_sources(ax, result) -> None:
             ax.plot(closed[:, 1], closed[:, 0], ls="--", lw=0.6, color="orangered")
         y, x = rej["center"]
         why = ",".join(_REASON_LABEL.get(r, r) for r in rej["reasons"])
-        ax.text(x, y, f"{rej['id']}:{why}", color="orangered", fontsize=4)
+        ax.text(x, y, f"{rej['id']}:{why}", color="orangered", fontsize=6)
     ax.set_title(
         f"{result.n_components} kept (solid), {len(rejected)} rejected (dashed, reason) "
         "over the correlation image",
@@ -217,11 +221,11 @@ def _source_figures(result, out: Path) -> dict:
     snr_rej = [r["snr"] for r in rejected if r.get("snr") is not None]
     if snr_rej:
         axes[0, 1].hist(snr_rej, bins=20, histtype="step", color="orangered", label="rejected")
-        axes[0, 1].legend(fontsize=6)
+        axes[0, 1].legend()
     min_snr = result.params.get("min_SNR")
     if min_snr is not None:
         axes[0, 1].axvline(float(min_snr), color="k", ls=":", lw=0.8)
-    axes[0, 1].set_title("SNR of candidates (dotted: min_SNR)", fontsize=8)
+    axes[0, 1].set_title("SNR of candidates (dotted: min_SNR)")
     contours = figure_metadata(fig, out / "contours.png", "Contours and SNR")
     fig, axes = new_figure(9, 4)
     k = min(result.n_components, 30)
@@ -230,7 +234,7 @@ def _source_figures(result, out: Path) -> dict:
         trace = result.C[i] / (np.ptp(result.C[i]) or 1.0)
         axes[0, 0].plot(t, trace + i, lw=0.5)
     axes[0, 0].set_xlabel("s")
-    axes[0, 0].set_title(f"traces of the first {k} components", fontsize=8)
+    axes[0, 0].set_title(f"traces of the first {k} components")
     raster = figure_metadata(fig, out / "traces.png", "Trace raster")
     return {"contours": contours, "traces": raster}
 
@@ -390,12 +394,20 @@ def miniscope_results(context: dg.AssetExecutionContext, paths: PathsResource):
 def _results_figures(z, spec, times, freqs, eta, fps, params, out: Path) -> dict:
     fig, axes = new_figure(9, 3.5, ncols=2)
     if len(z):
-        axes[0, 0].imshow(z, aspect="auto", cmap="magma", extent=(0, z.shape[1] / fps, len(z), 0))
-    axes[0, 0].set_title("z-scored traces", fontsize=8)
+        image = axes[0, 0].imshow(
+            z, aspect="auto", cmap="magma", extent=(0, z.shape[1] / fps, len(z), 0)
+        )
+        colorbar(axes[0, 0], image, "z-score")
+        axes[0, 0].set_ylabel("component")
+    axes[0, 0].set_title("z-scored traces")
     axes[0, 0].set_xlabel("s")
     if np.size(spec) and len(times) > 0:
-        axes[0, 1].pcolormesh(times, freqs, 10 * np.log10(np.maximum(spec, 1e-12)), shading="auto")
-    axes[0, 1].set_title("population multitaper spectrogram (dB)", fontsize=8)
+        mesh = axes[0, 1].pcolormesh(
+            times, freqs, 10 * np.log10(np.maximum(spec, 1e-12)), shading="auto"
+        )
+        colorbar(axes[0, 1], mesh, "power (dB)")
+        axes[0, 1].set_ylabel("Hz")
+    axes[0, 1].set_title("population multitaper spectrogram (dB)")
     axes[0, 1].set_xlabel("s")
     overview = figure_metadata(
         fig, out / "overview.png", "Z-scored raster and population spectrogram"
@@ -406,6 +418,6 @@ def _results_figures(z, spec, times, freqs, eta, fps, params, out: Path) -> dict
         lag = (np.arange(eta.shape[1]) - params["framesb"]) / fps
         axes[0, 0].plot(lag, np.nanmean(eta, axis=0))
     axes[0, 0].set_xlabel("s from event")
-    axes[0, 0].set_title("mean event-triggered average (z)", fontsize=8)
+    axes[0, 0].set_title("mean event-triggered average (z)")
     eta_fig = figure_metadata(fig, out / "eta.png", "Event-triggered average")
     return {"overview": overview, "event_triggered_average": eta_fig}

@@ -198,7 +198,14 @@ def experiment_row(paths: PathsResource, line: int) -> tuple[dict, str]:
         if reasons:
             p = reasons[0]
             raise AceInputError(p.message, file=p.file, row=p.row, line=line, column=p.column)
-        raise AceInputError(f"line {line} is not in experiments.csv", file=catalog.file, line=line)
+        known = ", ".join(str(n) for n in sorted(catalog.experiments)) or "none"
+        raise AceInputError(
+            f"line {line} is not in experiments.csv (its lines: {known}); partition keys come "
+            "from the 'line number' column: add the row there, or delete this partition key",
+            file=catalog.file,
+            line=line,
+            column="line number",
+        )
     return experiment.as_row(), catalog.file
 
 

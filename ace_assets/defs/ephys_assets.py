@@ -8,7 +8,7 @@ import numpy as np
 from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.ephys_checks import events_check, gap_check
 from ace_assets.defs.failures import input_errors_as_failures
-from ace_assets.defs.figures import figure_metadata, new_figure
+from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
 from ace_assets.defs.manifests import (
     asset_dir,
@@ -18,6 +18,7 @@ from ace_assets.defs.manifests import (
     write_manifest,
 )
 from ace_assets.defs.partitions import line_of
+from ace_assets.defs.progress import Progress
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.session_assets import session_files
 from ace_assets.ephys.artifacts import remove_artifacts_store
@@ -168,6 +169,9 @@ def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
         low, high = params["filter_range"]
         band = [low or None, high or None]
         filt = _design(params, band, fs, raw, line)
+        progress = Progress(
+            context.log.info, f"line {line} filtered_ephys", raw.n_frames, "samples"
+        )
         with staged_output(paths, "filtered_ephys", line) as out:
             source = raw
             n_artifacts = 0
@@ -189,6 +193,7 @@ def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
                 fs=fs,
                 order=params["filter_order"],
                 segments=segments,
+                progress=progress.advance,
                 meta={
                     **raw.meta,
                     "filter_type": params["filter_type"],
@@ -223,6 +228,7 @@ def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
             "reflection_pad_s": round(filt.padlen / fs, 3),
             "artifact_intervals": n_artifacts,
             "segments_filtered_separately": len(segments),
+            **progress.throughput(),
             "rms_recorded_uV": dg.MetadataValue.json(dict(zip(names, rms, strict=True))),
             "excerpt": figure,
         }
@@ -273,8 +279,8 @@ def _excerpt_figure(raw: ArrayStore, filtered: ArrayStore, fs: float, out: Path)
         ax = axes[i, 0]
         ax.plot(t, a[:, i] * 1e6, lw=0.5, color="0.6", label="raw")
         ax.plot(t, b[:, i] * 1e6, lw=0.8, color="C0", label="filtered")
-        ax.set_ylabel(f"{name}\nµV", fontsize=7)
-    axes[0, 0].legend(fontsize=7, loc="upper right")
+        ax.set_ylabel(f"{name}\nµV")
+    axes[0, 0].legend(loc="upper right")
     axes[-1, 0].set_xlabel("s")
     return figure_metadata(fig, out / "excerpt.png", "Raw and filtered, 5 s excerpt")
 
@@ -326,6 +332,9 @@ def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
         }
         segments = segments_from_meta(raw.meta, raw.n_frames)
         spectra = []
+        progress = Progress(
+            context.log.info, f"line {line} ephys_spectrogram", raw.shape[1], "channels"
+        )
         for c in range(raw.shape[1]):
             try:
                 s, freqs = spectrogram(store_reader(raw, c), plan, segments, **settings)
@@ -335,6 +344,7 @@ def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
                     str(exc), line=line, column=column or "ephys_window_s"
                 ) from None
             spectra.append(s.astype(np.float32))
+            progress.update(c + 1)
         power = np.stack(spectra)
         times = load_clock(raw.path).times_of(plan.centers())
         usable = np.isfinite(power).all(axis=1)  # (channels, windows)
@@ -391,6 +401,7 @@ def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
                 dict(zip(names, peak.tolist(), strict=True))
             ),
             "settings": dg.MetadataValue.json({k: str(v) for k, v in settings.items()}),
+            **progress.throughput(),
             "spectrogram": figure,
         }
     )
@@ -400,8 +411,9 @@ def _spectrogram_figure(power: np.ndarray, times: np.ndarray, freqs: np.ndarray,
     fig, axes = new_figure(9, 1.8 * len(names), nrows=len(names))
     for i, name in enumerate(names):
         db = 10 * np.log10(np.maximum(power[i], 1e-30))
-        axes[i, 0].pcolormesh(times, freqs, db, shading="auto", cmap="viridis")
-        axes[i, 0].set_ylabel(f"{name}\nHz", fontsize=7)
+        mesh = axes[i, 0].pcolormesh(times, freqs, db, shading="auto", cmap="viridis")
+        colorbar(axes[i, 0], mesh, "dB re 1 V²/Hz")
+        axes[i, 0].set_ylabel(f"{name}\nHz")
     axes[-1, 0].set_xlabel("s (blank: windows across a recording pause)")
     return figure_metadata(fig, out / "spectrogram.png", "Multitaper spectrogram (dB)")
 
@@ -498,12 +510,12 @@ def _phase_figure(phase: ArrayStore, amplitude: ArrayStore, names, out: Path):
     ax2 = axes[0, 0].twinx()
     ax2.plot(t, amp[:, 0] * 1e6, lw=0.8, color="C1")
     axes[0, 0].set_xlabel("s")
-    axes[0, 0].set_title("phase (rad) and envelope (µV, orange)", fontsize=8)
+    axes[0, 0].set_title("phase (rad) and envelope (µV, orange)")
     stride = max(1, phase.n_frames // 200_000)
     every = phase.mmap[::stride]
     for i, name in enumerate(names):
         values = np.asarray(every[:, i])
         axes[0, 1].hist(values[np.isfinite(values)], bins=36, histtype="step", label=name)
-    axes[0, 1].set_title("phase histogram (unrecorded samples left out)", fontsize=8)
-    axes[0, 1].legend(fontsize=6)
+    axes[0, 1].set_title("phase histogram (unrecorded samples left out)")
+    axes[0, 1].legend()
     return figure_metadata(fig, out / "phase.png", "Phase, envelope and phase histogram")

@@ -37,6 +37,11 @@ def new_figure(width: float = 9.0, height: float = 3.5, ncols: int = 1, nrows: i
     return fig, axes
 
 
+def colorbar(ax, mappable, label: str) -> None:
+    """A colour bar beside ``ax`` whose label gives the quantity and its unit."""
+    ax.figure.colorbar(mappable, ax=ax, label=label, fraction=0.046, pad=0.02)
+
+
 def save_png(fig: Figure, path: Path) -> Path:
     """Write ``fig`` atomically, at least MIN_WIDTH_PX wide."""
     import io

@@ -85,6 +85,20 @@ class LineRun:
         return sorted(done - set(self.materialized()))
 
 
+def applicable_partitions(instance: dg.DagsterInstance, asset: str) -> set[str]:
+    """Lines whose latest materialization of ``asset`` holds a result, not "not applicable"."""
+    key = dg.AssetKey(asset)
+    lines = set()
+    for line in instance.get_materialized_partitions(key):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[line]), limit=1
+        ).records
+        mat = records[0].asset_materialization if records else None
+        if mat is not None and (mat.tags or {}).get("ace/status") != "not_applicable":
+            lines.add(line)
+    return lines
+
+
 def materialize_line(
     assets: Sequence[dg.AssetsDefinition],
     *,

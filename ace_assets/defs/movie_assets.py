@@ -8,7 +8,7 @@ import numpy as np
 from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.checks import check_result
 from ace_assets.defs.failures import input_errors_as_failures
-from ace_assets.defs.figures import figure_metadata, new_figure
+from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
 from ace_assets.defs.manifests import (
     NotMaterializedError,
@@ -19,6 +19,7 @@ from ace_assets.defs.manifests import (
     write_manifest,
 )
 from ace_assets.defs.partitions import line_of
+from ace_assets.defs.progress import Progress
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.session_assets import session_files
 from ace_assets.errors import AceInputError
@@ -107,13 +108,14 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     with input_errors_as_failures():
         recording = open_miniscope(session["folder"])
         h, w = recording.frame_shape
+        progress = Progress(context.log.info, f"line {line} denoised_movie", recording.n_frames)
         with staged_output(paths, "denoised_movie", line) as out:
             meta = {"stage": "denoised_movie", "line": line, "fps": recording.frame_rate}
             with ArrayStoreWriter(
                 out / MOVIE, (recording.n_frames, h, w), np.uint8, meta
             ) as writer:
                 report = denoise_movie(
-                    recording,
+                    progress.source(recording),
                     recording.n_frames,
                     (h, w),
                     recording.frame_rate,
@@ -161,6 +163,7 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             "corrupted_counts": dg.MetadataValue.json(report["corrupted_counts"]),
             "dropped_frames": dropped,
             "store": dg.MetadataValue.path(str(asset_dir(paths, "denoised_movie", line) / MOVIE)),
+            **progress.throughput(),
             **figures,
         }
     )
@@ -251,9 +254,9 @@ def _denoise_figures(recording, store: ArrayStore, report: dict, out: Path) -> d
     raw = recording.read(k, k + 1)[0]
     clean = store.read(k, k + 1)[0]
     fig, axes = new_figure(9, 3, ncols=3)
-    axes[0, 0].imshow(raw, cmap="gray")
+    colorbar(axes[0, 0], axes[0, 0].imshow(raw, cmap="gray"), "grey level")
     axes[0, 0].set_title(f"raw frame {k}")
-    axes[0, 1].imshow(clean, cmap="gray")
+    colorbar(axes[0, 1], axes[0, 1].imshow(clean, cmap="gray"), "grey level")
     axes[0, 1].set_title("denoised")
     _spectrum_panel(axes[0, 2], report)
     for ax in axes[0]:
@@ -273,7 +276,7 @@ def _denoise_figures(recording, store: ArrayStore, report: dict, out: Path) -> d
             t[bad], np.asarray(report["frame_means"])[bad], "r.", ms=3, label="corrupted"
         )
     axes[0, 0].set_xlabel("s")
-    axes[0, 0].legend(fontsize=7)
+    axes[0, 0].legend()
     flicker = figure_metadata(fig, out / "flicker.png", "Flicker trace")
     return {"before_after": before_after, "kymograph": kymograph, "flicker_trace": flicker}
 
@@ -284,19 +287,20 @@ def _spectrum_panel(ax, report: dict) -> None:
     positive = power[power > 0]
     floor = float(np.percentile(positive, 1)) if positive.size else 1.0
     shown = np.log10(power + floor)
-    ax.imshow(
+    image = ax.imshow(
         shown,
         cmap="magma",
         vmin=float(np.percentile(shown, 5)),
         vmax=float(np.percentile(shown, 99.95)),
     )
+    colorbar(ax, image, "log10 power")
     removed = ~np.asarray(report["mask"], bool)
     if 0 < removed.sum() <= 2000:
         ys, xs = np.nonzero(removed)
         ax.scatter(xs, ys, s=30, facecolors="none", edgecolors="c", linewidths=0.6)
     elif removed.any():
         ax.contour(removed.astype(float), levels=[0.5], colors="c", linewidths=0.6)
-    ax.set_title(f"varying spectrum, notch ({report['stripe_method']}) in cyan", fontsize=8)
+    ax.set_title(f"varying spectrum, notch ({report['stripe_method']}) in cyan")
 
 
 def _kymograph_figure(report: dict, out: Path) -> dg.MetadataValue:
@@ -311,8 +315,11 @@ def _kymograph_figure(report: dict, out: Path) -> dg.MetadataValue:
         (axes[0, 0], before, report["stripe_rms_before"], "before"),
         (axes[0, 1], after, report["stripe_rms_after"], "after"),
     ):
-        ax.imshow(data, cmap="RdBu_r", vmin=-spread, vmax=spread, aspect="auto", extent=extent)
-        ax.set_title(f"{label}: stripes {rms:.2f} grey levels RMS", fontsize=8)
+        image = ax.imshow(
+            data, cmap="RdBu_r", vmin=-spread, vmax=spread, aspect="auto", extent=extent
+        )
+        colorbar(ax, image, "grey levels from the row's mean")
+        ax.set_title(f"{label}: stripes {rms:.2f} grey levels RMS")
         ax.set_xlabel("frame")
     axes[0, 0].set_ylabel("row")
     return figure_metadata(fig, out / "kymograph.png", "Kymograph: row profiles over time")
@@ -335,10 +342,13 @@ def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
         fps = float(source.meta["fps"])
         p = PreprocessParams.from_mapping(params.group("preprocess"))
         shape_out = output_shape(n, (h, w), p)
+        progress = Progress(context.log.info, f"line {line} preprocessed_movie", n)
         with staged_output(paths, "preprocessed_movie", line) as out:
             meta = {"stage": "preprocessed_movie", "line": line, "fps": fps}
             with ArrayStoreWriter(out / MOVIE, shape_out, np.float32, meta, compact=True) as writer:
-                report = preprocess_movie(source, n, (h, w), fps, p, writer, scratch_dir=out)
+                report = preprocess_movie(
+                    progress.source(source), n, (h, w), fps, p, writer, scratch_dir=out
+                )
                 store = writer.commit()
             nbytes = store.nbytes
             arrays = {k: np.asarray(v) for k, v in report.items() if isinstance(v, np.ndarray)}
@@ -366,6 +376,7 @@ def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             "dff": dg.MetadataValue.text(str(p.dff)),
             "movie_size": dg.MetadataValue.text(_size(nbytes, n)),
             **dropped,
+            **progress.throughput(),
             "qc": figure,
         }
     )
@@ -379,7 +390,8 @@ def _preprocess_figure(report: dict, store: ArrayStore, fps: float, out: Path):
         axes[0, 0].set_title("photobleaching trend")
         axes[0, 0].set_xlabel("s")
     k = store.n_frames // 2
-    axes[0, 1].imshow(store.read(k, k + 1)[0], cmap="gray")
+    image = axes[0, 1].imshow(store.read(k, k + 1)[0], cmap="gray")
+    colorbar(axes[0, 1], image, "intensity (a.u.)")
     axes[0, 1].set_title(f"preprocessed frame {k}")
     return figure_metadata(fig, out / "preprocess.png", "Detrend and a preprocessed frame")
 
@@ -408,11 +420,17 @@ def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResour
         source = movie_store(paths, "preprocessed_movie", line)
         n, h, w = source.shape
         fps = float(source.meta["fps"])
+        progress = Progress(context.log.info, f"line {line} motion_corrected_movie", n)
         with staged_output(paths, "motion_corrected_movie", line) as out:
             meta = {"stage": "motion_corrected_movie", "line": line, "fps": fps}
             with ArrayStoreWriter(out / MOVIE, (n, h, w), np.float32, meta, compact=True) as writer:
                 report = motion_correct(
-                    source, n, (h, w), params.group("motion"), writer, scratch_dir=out
+                    progress.source(source),
+                    n,
+                    (h, w),
+                    params.group("motion"),
+                    writer,
+                    scratch_dir=out,
                 )
                 nbytes = writer.commit().nbytes
             arrays = {k: np.asarray(v) for k, v in report.items() if isinstance(v, np.ndarray)}
@@ -453,6 +471,7 @@ def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResour
             "outlier_frames": int(report["n_outliers"]),
             "movie_size": dg.MetadataValue.text(_size(nbytes, n)),
             **dropped,
+            **progress.throughput(),
             **figures,
         }
     )
@@ -585,26 +604,26 @@ def _motion_figures(report: dict, fps: float, out: Path) -> dict:
     if interp.any():
         axes[0, 0].plot(t[interp], shifts[interp, 0], "rx", ms=3, label="interpolated")
     axes[0, 0].set_ylabel("px")
-    axes[0, 0].legend(fontsize=7)
-    axes[0, 0].set_title("rigid shifts (dots: per-frame measurements)", fontsize=8)
+    axes[0, 0].legend()
+    axes[0, 0].set_title("rigid shifts (dots: per-frame measurements)")
     axes[1, 0].plot(t, report["confidence"], lw=0.6)
     axes[1, 0].axhline(report["params"]["min_registration_confidence"], color="r", lw=0.8)
     axes[1, 0].set_ylabel("peak SDs")
     axes[1, 0].set_xlabel("s")
-    axes[1, 0].set_title("confidence of each frame's correlation peak (red: threshold)", fontsize=8)
+    axes[1, 0].set_title("confidence of each frame's correlation peak (red: threshold)")
     shift_plot = figure_metadata(fig, out / "shifts.png", "Rigid shifts and confidence")
     fig, axes = new_figure(9, 3, ncols=3)
     for ax, key, title in (
         (axes[0, 0], "mean_before", f"mean before (crisp {report['crispness_before']:.3g})"),
         (axes[0, 1], "mean_after", f"mean after (crisp {report['crispness_after']:.3g})"),
     ):
-        ax.imshow(report[key], cmap="gray")
-        ax.set_title(title, fontsize=8)
+        colorbar(ax, ax.imshow(report[key], cmap="gray"), "intensity (a.u.)")
+        ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
     axes[0, 2].plot(t, report["corr_before"], lw=0.6, label="before")
     axes[0, 2].plot(t, report["corr_after"], lw=0.6, label="after")
-    axes[0, 2].set_title("correlation to template", fontsize=8)
-    axes[0, 2].legend(fontsize=7)
+    axes[0, 2].set_title("correlation to template")
+    axes[0, 2].legend()
     means = figure_metadata(fig, out / "mean_images.png", "Mean image before / after")
     return {"shift_traces": shift_plot, "mean_images": means}

@@ -10,7 +10,7 @@ from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.checks import check_result
 from ace_assets.defs.ephys_assets import ephys_channels, ephys_results, ephys_spectrogram
 from ace_assets.defs.failures import input_errors_as_failures
-from ace_assets.defs.figures import figure_metadata, new_figure
+from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
 from ace_assets.defs.manifests import (
     asset_dir,
@@ -164,10 +164,10 @@ def _alignment_accuracy(
 def _alignment_figure(frame_times: np.ndarray, camera_ms: np.ndarray, out: Path):
     fig, axes = new_figure(9, 2.5, ncols=2)
     axes[0, 0].plot(np.diff(frame_times) * 1e3, lw=0.6)
-    axes[0, 0].set_title("frame interval on the ephys clock (ms)", fontsize=8)
+    axes[0, 0].set_title("frame interval on the ephys clock (ms)")
     residual = frame_times - frame_times[0] - (camera_ms - camera_ms[0]) / 1e3
     axes[0, 1].plot(residual * 1e3, lw=0.6)
-    axes[0, 1].set_title("ephys minus camera clock (ms)", fontsize=8)
+    axes[0, 1].set_title("ephys minus camera clock (ms)")
     return figure_metadata(fig, out / "alignment.png", "Frame timing")
 
 
@@ -297,13 +297,12 @@ def _aligned_figure(
     c = load_npz(traces_file)["C"]
     fig, axes = new_figure(9, 4, nrows=2)
     db = 10 * np.log10(np.maximum(spec["power"][0], 1e-30))
-    axes[0, 0].pcolormesh(
+    mesh = axes[0, 0].pcolormesh(
         spec["times_s"] - zero, spec["freqs_hz"], db, shading="auto", cmap="viridis"
     )
+    colorbar(axes[0, 0], mesh, "dB re 1 V²/Hz")
     axes[0, 0].set_ylabel("Hz")
-    axes[0, 0].set_title(
-        "ephys spectrogram (first channel) and calcium traces on the same clock", fontsize=8
-    )
+    axes[0, 0].set_title("ephys spectrogram (first channel) and calcium traces on the same clock")
     k = min(len(c), 12)
     for i in range(k):
         trace = c[i] / (np.ptp(c[i]) or 1.0)

@@ -346,8 +346,11 @@ def filter_store(
     segments: list[tuple[int, int]] | None = None,
     chunk_samples: int = 1 << 18,
     meta: dict[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ArrayStore:
     """Filter a ``(n_samples, n_channels)`` store into a new float32 store, chunk by chunk.
+
+    ``progress`` is called with the number of samples each read delivered.
 
     ``fs`` defaults to ``src.meta['sampling_rate_hz']``; ``segments`` to
     ``src.meta['segments']`` (each filtered independently). The forward-pass scratch file
@@ -383,6 +386,8 @@ def filter_store(
         def read(a: int, b: int) -> np.ndarray:
             block = np.array(src_mm[a:b], dtype=np.float64)
             release_pages(src_mm, scratch)
+            if progress is not None:
+                progress(b - a)
             return block[:, None] if block.ndim == 1 else block
 
         def write(a: int, block: np.ndarray) -> None:
