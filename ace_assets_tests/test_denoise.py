@@ -222,7 +222,7 @@ def test_bad_parameters() -> None:
         DenoiseParams.from_mapping({"notchHalfwidth": 3})
     with pytest.raises(AceInputError, match="notchHalfWidth"):
         DenoiseParams.from_mapping({"notchHalfWidth": -1})
-    assert DenoiseParams.from_mapping({"cutoff": None, "butterOrder": 4}).butterOrder == 4
+    assert DenoiseParams.from_mapping({"cutoff": "", "butterOrder": 4}).butterOrder == 4
     with pytest.raises(AceInputError, match="expected 151"):
         denoise_movie(
             np.zeros((150, 8, 8), np.uint8), 151, (8, 8), FPS, None, ArraySink((1,), "u1")

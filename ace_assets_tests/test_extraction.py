@@ -17,7 +17,11 @@ from ace_assets.miniscope.extraction import (
 )
 from ace_assets_tests._synth_cnmfe import empty_movie, make_movie
 
-PARAMS = dict(gSig=(3, 3), gSiz=(13, 13), min_corr=0.8, min_pnr=6, tsub=2, fps=30.0)
+# small neurons, whole-frame initialisation (no patches): the settings these small movies
+# were made for, not the catalog defaults (gSig 7, gSiz 29, rf 40, stride 20)
+PARAMS = dict(
+    gSig=(3, 3), gSiz=(13, 13), rf=None, stride=None, min_corr=0.8, min_pnr=6, tsub=2, fps=30.0
+)
 
 
 @pytest.fixture(scope="module")

@@ -242,7 +242,7 @@ def test_params_from_csv_values() -> None:
             "gSig_filt": 7,
             "strides": [48, 48],
             "border_nan": "copy",
-            "pw_rigid": None,
+            "pw_rigid": "",  # an empty cell keeps the default
         }
     )
     assert p.max_shifts == (15, 15) and p.gSig_filt == (7.0, 7.0) and p.pw_rigid is True

@@ -157,5 +157,5 @@ def test_bad_params() -> None:
         PreprocessParams.from_mapping({"dff": "zscore"})
     with pytest.raises(AceInputError, match="unknown preprocess"):
         PreprocessParams.from_mapping({"secs": 5})
-    p = PreprocessParams.from_mapping({"crop": [1, 2, 3, 4], "detrend": None, "quantile_min": None})
+    p = PreprocessParams.from_mapping({"crop": [1, 2, 3, 4], "detrend": None, "quantile_min": ""})
     assert p.crop_coords == (1, 2, 3, 4) and p.detrend is None and p.quantile_min == 8.0

@@ -1,7 +1,9 @@
 """Every analysis parameter: its default, its type and the stage that uses it.
 
-Defaults are the reference pipeline's (the shared template row and the
-spec); they apply wherever a CSV cell is empty.
+This is the only place a default lives. Defaults are the reference pipeline's (the
+shared template row and the spec); they apply wherever a CSV cell is empty, and the
+stage settings dataclasses (:mod:`ace_assets.catalog.stage_params`) take theirs from
+here, so a notebook calling a stage without settings runs what the asset runs.
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ SPECS: dict[str, ParamSpec] = {
     "pw_rigid": P(True, "bool", "motion"),
     "shifts_opencv": P(True, "bool", "motion"),
     "max_shifts": P((15, 15), "int2", "motion"),
-    "gSig_filt": P((7, 7), "int2", "motion"),
+    "gSig_filt": P(
+        (7, 7), "opt_int2", "motion", "high-pass filter size, px (CaImAn's); None: no filter"
+    ),
     "strides": P((48, 48), "int2", "motion"),
     "overlaps": P((24, 24), "int2", "motion"),
     "max_deviation_rigid": P(7, "int", "motion"),
@@ -219,6 +223,47 @@ SPECS: dict[str, ParamSpec] = {
     "max_gap_s": P(
         1.0, "float", "checks", "longest tolerated ephys recording pause, s (longer blocks)"
     ),
+}
+
+#: Stage settings that are NOT analysis parameters: no CSV column, not part of a line's
+#: parameters (nor of their data version). They tune how a stage computes (memory, chunk
+#: sizes, iterations) rather than what it computes for a lab; code (tests, benches,
+#: notebooks) may set them, with the same grammar as the CSV cells.
+ENGINE_SPECS: dict[str, ParamSpec] = {
+    # denoise
+    "wrapCorrection": P(
+        True,
+        "bool",
+        "denoise",
+        "reference notch only: take the top-to-bottom intensity step out before the FFT "
+        "(FALSE reproduces the reference exactly)",
+    ),
+    # preprocess
+    "detrend_operation": P("divide", "str", "preprocess", "divide or subtract the bleaching trend"),
+    "detrend_window_s": P(30.0, "float", "preprocess", "running-median window of the trend, s"),
+    "min_baseline": P(1.0, "float", "preprocess", "floor of the dF/F baseline F0"),
+    # motion correction
+    "template_frames": P(300, "int", "motion", "images registered to build the template"),
+    "template_bin": P(4, "int", "motion", "consecutive frames averaged into one template image"),
+    "template_blocks": P(10, "int", "motion", "stretches of the movie the template frames span"),
+    "template_iterations": P(2, "int", "motion", "template refinement passes"),
+    "interpolation": P("cubic", "str", "motion", "warp interpolation"),
+    # source extraction
+    "fps": P(
+        None, "opt_float", "extraction", "frames per second; None: extract(fps=...) or the movie's"
+    ),
+    "chunk_frames": P(100, "int", "extraction", "frames per streamed block"),
+    "max_init_frames": P(3000, "int", "extraction", "cap on the initialisation movie's frames"),
+    "init_memory_mb": P(1024.0, "float", "extraction", "cap on the initialisation movie's size"),
+    "n_iter": P(2, "int", "extraction", "full-resolution footprint/trace/background passes"),
+    "n_init_iter": P(1, "int", "extraction", "passes on the initialisation movie"),
+    "ring_harmonics": P(2, "int", "extraction", "angular harmonics of the ring background"),
+    "s_min": P(None, "opt_float", "extraction", "minimum spike size; None: s_min_sd x noise"),
+    "s_min_sd": P(3.0, "float", "extraction", "minimum spike size in noise SDs"),
+    "thresh_init": P(2.0, "float", "extraction", "seed pixel threshold in noise SDs"),
+    "min_pixel": P(3, "int", "extraction", "fewest pixels of a seeded footprint"),
+    "nan_policy": P("error", "str", "extraction", "NaN pixels: error, or fill"),
+    "tile_size": P(128, "int", "extraction", "pixels per side of a cached tile"),
 }
 
 #: spellings seen in the wild -> canonical name

@@ -139,9 +139,28 @@ def resolve_parameters(
 
 
 def _parse(text: Any, name: str, file: str, row: int | None, line: int) -> Any:
+    return parse_value(SPECS[name], text, name, file=file, row=row, line=line)
+
+
+def parse_value(
+    spec: ParamSpec,
+    raw: Any,
+    name: str,
+    *,
+    file: str | Path | None = None,
+    row: int | None = None,
+    line: int | None = None,
+) -> Any:
+    """A cell's text (or an already parsed value) by the catalog's grammar.
+
+    ``MISSING`` when the cell is empty (keep the default); a value the grammar or the
+    parameter's kind refuses raises AceInputError naming the parameter. The CSV, run
+    config and every stage's ``from_mapping`` go through here, so a cell means the same
+    wherever it is typed.
+    """
     try:
-        value = parse_cell(text) if isinstance(text, str) else text
-        return MISSING if value is MISSING else coerce(SPECS[name], value, name)
+        value = parse_cell(raw) if isinstance(raw, str) else raw
+        return MISSING if value is MISSING else coerce(spec, value, name)
     except (CellError, ValueError, TypeError) as exc:
         raise AceInputError(str(exc), file=file, row=row, line=line, column=name) from None
 

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import cv2
@@ -55,6 +55,7 @@ import numpy as np
 import scipy.fft
 from scipy.signal import butter, sosfiltfilt
 
+from ace_assets.catalog.stage_params import StageParams, stage_params
 from ace_assets.errors import AceInputError
 from ace_assets.miniscope.chunks import (
     FrameSink,
@@ -85,18 +86,20 @@ from ace_assets.miniscope.stripes import (
 STRIPE_METHODS = ("auto", "reference", "none")
 
 
-@dataclass(frozen=True)
-class DenoiseParams:
-    """Denoise settings: ACE-neuro's ``denoiseMovie`` names, plus stripe finding and repair."""
+@stage_params("denoise", frozen=True)
+class DenoiseParams(StageParams):
+    """Denoise settings: ACE-neuro's ``denoiseMovie`` names, plus stripe finding and repair.
 
-    frameStep: int = 10
-    """One pair of consecutive frames per 2 * frameStep feeds the stripe spectrum."""
-    goodRadius: float = 2000.0
-    notchHalfWidth: int = 3
-    centerHalfHeightToLeave: int = 90
-    cutoff: float = 3.0
-    butterOrder: int = 6
-    wrapCorrection: bool = True
+    Defaults and meanings: the ``denoise`` group of the parameter specs.
+    """
+
+    frameStep: int
+    goodRadius: float
+    notchHalfWidth: int
+    centerHalfHeightToLeave: int
+    cutoff: float
+    butterOrder: int
+    wrapCorrection: bool
     """Reference notch only: take out the top-to-bottom intensity step before filtering.
 
     The FFT treats the frame as periodic, so a vignetted frame whose top and bottom
@@ -104,33 +107,11 @@ class DenoiseParams:
     stripes on the first and last rows that pull motion correction towards zero
     shift. The step is removed as a vertical ramp before filtering and put back
     afterwards. False reproduces the reference exactly."""
-    stripe_method: str = "auto"
-    """auto: notch the stripes found in this movie's spectrum; reference: the fixed
-    notchHalfWidth / centerHalfHeightToLeave strip; none."""
-    stripe_threshold: float = 10.0
-    """auto: a stripe's power must exceed its background this many times (10 dB)."""
-    stripe_max_tilt: float = 30.0
-    """auto: degrees from horizontal that a band may be tilted."""
-    corrupt_row_ratio: float = 2.0
-    """A row is corrupted when it differs from both neighbouring frames this many times
-    more than they differ from each other."""
-    repair_corrupted_frames: bool = True
-    """Interpolate corrupted frames (or their bad rows) from the intact neighbours;
-    False only reports them."""
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> DenoiseParams:
-        """Build from config; ``None`` values keep the default, unknown keys are an error."""
-        if values is None:
-            return cls()
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise AceInputError(f"unknown denoise parameters {unknown}; known: {sorted(names)}")
-        kept = {k: v for k, v in values.items() if v is not None}
-        params = cls(**kept)
-        params.validate()
-        return params
+    stripe_method: str
+    stripe_threshold: float
+    stripe_max_tilt: float
+    corrupt_row_ratio: float
+    repair_corrupted_frames: bool
 
     def validate(self) -> None:
         checks = {

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import median_filter
 
+from ace_assets.catalog.stage_params import StageParams, stage_params
 from ace_assets.errors import AceInputError
 from ace_assets.miniscope.chunks import FrameSink, MovieSource, background, chunk_factory
 
@@ -41,37 +42,19 @@ DETRENDS = (None, "median", "linear")
 DFF_METHODS = (None, "delta_f_over_f", "delta_f_over_sqrt_f")
 
 
-@dataclass(frozen=True)
-class PreprocessParams:
-    crop_coords: tuple[int, int, int, int] | None = None
-    """(x0, y0, x1, y1): columns x0..x1-1 and rows y0..y1-1 are kept."""
-    detrend: str | None = "median"
-    detrend_operation: str = "divide"
-    detrend_window_s: float = 30.0
-    dff: str | None = None
-    secs_window: float = 5.0
-    quantile_min: float = 8.0
-    min_baseline: float = 1.0
+@stage_params("preprocess", frozen=True)
+class PreprocessParams(StageParams):
+    """Preprocess settings; defaults and meanings: the ``preprocess`` group of the specs."""
 
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> PreprocessParams:
-        """Build from config; ``None`` keeps defaults except for switches (None = off)."""
-        if values is None:
-            return cls()
-        values = dict(values)
-        if "crop" in values and "crop_coords" not in values:
-            values["crop_coords"] = values.pop("crop")
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise AceInputError(f"unknown preprocess parameters {unknown}; known: {sorted(names)}")
-        switches = {"crop_coords", "detrend", "dff"}
-        kept = {k: v for k, v in values.items() if v is not None or k in switches}
-        if kept.get("crop_coords") is not None:
-            kept["crop_coords"] = tuple(kept["crop_coords"])
-        params = cls(**kept)
-        params.validate()
-        return params
+    crop_coords: tuple[int, int, int, int] | None
+    """(x0, y0, x1, y1): columns x0..x1-1 and rows y0..y1-1 are kept."""
+    detrend: str | None
+    detrend_operation: str
+    detrend_window_s: float
+    dff: str | None
+    secs_window: float
+    quantile_min: float
+    min_baseline: float
 
     def validate(self) -> None:
         if self.detrend not in DETRENDS:

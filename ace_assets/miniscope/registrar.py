@@ -13,14 +13,13 @@ against the template high-passed and cut the same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
 
 import cv2
 import numpy as np
 import scipy.fft
 
+from ace_assets.catalog.stage_params import StageParams, stage_params
 from ace_assets.errors import AceInputError
 from ace_assets.miniscope.registration import (
     INTERPOLATIONS,
@@ -37,66 +36,31 @@ from ace_assets.miniscope.registration import (
 )
 
 
-def _pair(value: Any, name: str) -> tuple[int, int]:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value), int(value)
-    try:
-        a, b = value
-        return int(a), int(b)
-    except (TypeError, ValueError):
-        raise AceInputError(f"{name} {value!r} must be a number or a pair", column=name) from None
+@stage_params("motion", frozen=True)
+class MotionParams(StageParams):
+    """Motion-correction settings, named as in CaImAn / analysis_parameters.csv.
 
+    Defaults and meanings: the ``motion`` group of the specs (``gSig_filt=None`` turns
+    the high-pass filter off).
+    """
 
-@dataclass(frozen=True)
-class MotionParams:
-    """Motion-correction settings, named as in CaImAn / analysis_parameters.csv."""
-
-    pw_rigid: bool = True
-    max_shifts: tuple[int, int] = (15, 15)
-    gSig_filt: tuple[float, float] | None = (7.0, 7.0)
-    strides: tuple[int, int] = (48, 48)
-    overlaps: tuple[int, int] = (24, 24)
-    max_deviation_rigid: int = 7
-    border_nan: bool | str = "copy"
-    shifts_opencv: bool = True
+    pw_rigid: bool
+    max_shifts: tuple[int, int]
+    gSig_filt: tuple[float, float] | None
+    strides: tuple[int, int]
+    overlaps: tuple[int, int]
+    max_deviation_rigid: int
+    border_nan: bool | str
+    shifts_opencv: bool
     """Accepted for compatibility: warping always uses OpenCV."""
-    min_registration_confidence: float = 6.0
+    min_registration_confidence: float
     """A frame (or patch) whose correlation peak stands fewer SDs above its correlation
     plane than this is not measured but interpolated from its neighbours in time."""
-    template_frames: int = 300
-    """Images registered to build the template."""
-    template_bin: int = 4
-    """Consecutive frames averaged into one template image (fewer in a short movie)."""
-    template_blocks: int = 10
-    """The template frames are this many stretches spread over the whole movie."""
-    template_iterations: int = 2
-    interpolation: str = "cubic"
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None) -> MotionParams:
-        """Build from config; ``None`` keeps the default (``gSig_filt=None`` turns the filter off)."""
-        if values is None:
-            return cls()
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise AceInputError(f"unknown motion parameters {unknown}; known: {sorted(names)}")
-        kept = {k: v for k, v in values.items() if v is not None or k == "gSig_filt"}
-        for key in ("max_shifts", "strides", "overlaps"):
-            if key in kept:
-                kept[key] = _pair(kept[key], key)
-        if kept.get("gSig_filt") is not None:
-            g = kept["gSig_filt"]
-            g = (g, g) if isinstance(g, (int, float)) else tuple(g)
-            kept["gSig_filt"] = (float(g[0]), float(g[1]))
-        if isinstance(kept.get("border_nan"), str) and kept["border_nan"].lower() in (
-            "true",
-            "false",
-        ):
-            kept["border_nan"] = kept["border_nan"].lower() == "true"
-        params = cls(**kept)
-        params.validate()
-        return params
+    template_frames: int
+    template_bin: int
+    template_blocks: int
+    template_iterations: int
+    interpolation: str
 
     def validate(self, shape: tuple[int, int] | None = None) -> None:
         if self.border_nan not in ("copy", True, False):

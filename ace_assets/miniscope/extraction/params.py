@@ -1,91 +1,92 @@
-"""CNMF-E settings as a validated dataclass, parsed from analysis_parameters.csv cells.
+"""CNMF-E settings as a validated dataclass, built from the parameter specs.
 
-Names follow the CSV columns (CaImAn's names), so a row can be passed as it is; extra
-knobs that the CSV does not carry (frame rate, chunk sizes, iteration counts) have
-defaults. Values may be raw CSV text (``"(7, 7)"``, ``"TRUE"``, ``"None"``) or already
-parsed Python values; empty cells mean "use the default".
+Names follow the CSV columns (CaImAn's names), so a row can be passed as it is. The
+defaults are the ``extraction`` group of the specs: the analysis parameters an empty
+CSV row gives, and the engine settings that are not CSV columns (frame rate, chunk
+sizes, iteration counts). Values may be raw CSV text (``"(7, 7)"``, ``"TRUE"``,
+``"None"``) or already parsed Python values, read with the catalog's cell grammar;
+empty cells mean "use the default".
 """
 
 from __future__ import annotations
 
-import ast
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from ace_assets.catalog.cells import MISSING
+from ace_assets.catalog.parameter_specs import SPECS
+from ace_assets.catalog.parameters import parse_value
+from ace_assets.catalog.stage_params import StageParams, stage_params
 from ace_assets.errors import AceInputError
 
-_TRUE = {"true", "yes", "1", "t", "y"}
-_FALSE = {"false", "no", "0", "f", "n"}
 
-
-@dataclass
-class ExtractionParams:
+@stage_params("extraction")
+class ExtractionParams(StageParams):
     """CNMF-E parameters (CSV names) plus engine settings.
 
     ``max_footprint_elongation``, ``max_footprint_size``, ``min_footprint_size`` and
     ``max_periodic_power`` are CSV columns of this project, not CaImAn's: what a kept
     component must look like (:mod:`.quality`).
 
-    Engine settings not in the CSV: ``fps`` (frames per second; required unless the movie
-    metadata carries it), ``chunk_frames`` (frames per streamed block), ``max_init_frames``
+    Engine settings (``ENGINE_SPECS``, not CSV columns): ``fps`` (frames per second;
+    required unless the movie metadata carries it), ``chunk_frames``, ``max_init_frames``
     and ``init_memory_mb`` (bounds on the temporally downsampled initialisation movie),
-    ``n_iter`` (full-resolution A/C/background passes), ``n_init_iter`` (passes on the
-    initialisation movie), ``ring_harmonics`` (angular harmonics of the ring model),
-    ``s_min`` (minimum spike size; ``None`` = ``s_min_sd`` x noise), ``thresh_init``,
-    ``min_pixel``, ``nan_policy`` (``"error"`` or ``"fill"``) and ``tile_size``.
+    ``n_iter``, ``n_init_iter``, ``ring_harmonics``, ``s_min`` (``None`` = ``s_min_sd`` x
+    noise), ``thresh_init``, ``min_pixel``, ``nan_policy`` (``"error"`` or ``"fill"``) and
+    ``tile_size``.
     """
 
-    decay_time: float = 0.4
-    update_background_components: bool = True
-    method_deconvolution: str = "oasis"
-    method_init: str = "corr_pnr"
-    K: int | None = None
-    gSig: tuple[int, int] = (3, 3)
-    gSiz: tuple[int, int] = (13, 13)
-    tsub: int = 2
-    ssub: int = 1
-    ssub_B: int = 2
-    ring_size_factor: float = 1.4
-    min_corr: float = 0.8
-    min_pnr: float = 10.0
-    normalize_init: bool = False
-    center_psf: bool = True
-    nb: int = 0
-    p: int = 1
-    del_duplicates: bool = True
-    border_pix: int = 0
-    low_rank_background: bool | None = None
-    rf: int | None = None
-    stride: int | None = None
-    only_init: bool = True
-    nb_patch: int = 0
-    min_SNR: float = 2.5
-    rval_thr: float = 0.85
-    use_cnn: bool = False
-    merge_thr: float = 0.7
+    decay_time: float
+    update_background_components: bool
+    method_deconvolution: str
+    method_init: str
+    K: int | None
+    gSig: tuple[int, int]
+    gSiz: tuple[int, int]
+    tsub: int
+    ssub: int
+    ssub_B: int
+    ring_size_factor: float
+    min_corr: float
+    min_pnr: float
+    normalize_init: bool
+    center_psf: bool
+    nb: int
+    p: int
+    del_duplicates: bool
+    border_pix: int
+    low_rank_background: bool | None
+    rf: int | None
+    stride: int | None
+    only_init: bool
+    nb_patch: int
+    min_SNR: float
+    rval_thr: float
+    use_cnn: bool
+    merge_thr: float
     # cell-likeness of kept components (see .quality; not CaImAn's)
-    max_footprint_elongation: float = 2.5
-    max_footprint_size: float = 2.0
-    min_footprint_size: float = 0.25
-    max_periodic_power: float = 0.5
+    max_footprint_elongation: float
+    max_footprint_size: float
+    min_footprint_size: float
+    max_periodic_power: float
     # engine settings (not CSV columns)
-    fps: float | None = None
-    chunk_frames: int = 100
-    max_init_frames: int = 3000
-    init_memory_mb: float = 1024.0
-    n_iter: int = 2
-    n_init_iter: int = 1
-    ring_harmonics: int = 2
-    s_min: float | None = None
-    s_min_sd: float = 3.0
-    thresh_init: float = 2.0
-    min_pixel: int = 3
-    nan_policy: str = "error"
-    tile_size: int = 128
+    fps: float | None
+    chunk_frames: int
+    max_init_frames: int
+    init_memory_mb: float
+    n_iter: int
+    n_init_iter: int
+    ring_harmonics: int
+    s_min: float | None
+    s_min_sd: float
+    thresh_init: float
+    min_pixel: int
+    nan_policy: str
+    tile_size: int
 
     # ------------------------------------------------------------------ parsing
     @classmethod
@@ -101,30 +102,17 @@ class ExtractionParams:
         """Build from a CSV row / config dict; later ``overrides`` win over ``values``.
 
         Keys that are not parameters are ignored (a CSV row carries many other columns)
-        unless ``strict``. Empty cells and ``NaN`` keep the default.
+        unless ``strict``. Empty cells keep the default.
         """
-        merged: dict[str, Any] = {}
-        for src in (values or {}, overrides):
-            for key, val in src.items():
-                if _is_empty(val):
-                    continue
-                merged[str(key).strip()] = val
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(k for k in merged if k not in known)
-        if strict and unknown:
-            raise AceInputError(
-                f"unknown extraction parameter(s) {unknown}; expected some of {sorted(known)}",
-                file=source,
-                line=line,
-            )
-        kwargs: dict[str, Any] = {}
-        for key, val in merged.items():
-            if key not in known:
-                continue
-            kwargs[key] = _coerce(key, val, source=source, line=line)
-        params = cls(**kwargs)
+        merged = {**(values or {}), **overrides}
+        params = cls(**cls.parse(merged, strict=strict, file=source, line=line))
         params.validate(source=source, line=line)
         return params
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None = None) -> ExtractionParams:
+        """A line's ``params.group("extraction")`` or a dict of cells; unknown keys are an error."""
+        return cls.from_dict(values, strict=True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (tuples become lists)."""
@@ -273,136 +261,13 @@ class ExtractionParams:
 
 
 # ---------------------------------------------------------------------- helpers
-_BOOL = {
-    "update_background_components",
-    "normalize_init",
-    "center_psf",
-    "del_duplicates",
-    "only_init",
-    "use_cnn",
-}
-_INT = {
-    "tsub",
-    "ssub",
-    "ssub_B",
-    "nb",
-    "p",
-    "border_pix",
-    "nb_patch",
-    "chunk_frames",
-    "max_init_frames",
-    "n_iter",
-    "n_init_iter",
-    "ring_harmonics",
-    "min_pixel",
-    "tile_size",
-}
-_OPT_INT = {"K", "rf", "stride"}
-_FLOAT = {
-    "ring_size_factor",
-    "min_corr",
-    "min_pnr",
-    "min_SNR",
-    "rval_thr",
-    "merge_thr",
-    "init_memory_mb",
-    "thresh_init",
-    "s_min_sd",
-    "max_footprint_elongation",
-    "max_footprint_size",
-    "min_footprint_size",
-    "max_periodic_power",
-}
-_OPT_FLOAT = {"decay_time", "fps", "s_min"}
-_STR = {"method_deconvolution", "method_init", "nan_policy"}
-_PAIR = {"gSig", "gSiz"}
-
-
-def _is_empty(val: Any) -> bool:
-    if val is None:
-        return False  # an explicit None is meaningful (K=None)
-    if isinstance(val, str) and val.strip() == "":
-        return True
-    if isinstance(val, float) and math.isnan(val):
-        return True
-    return False
-
-
-def _literal(text: str) -> Any:
-    t = text.strip()
-    low = t.lower()
-    if low in ("none", "null", "na", "nan"):
-        return None
-    if low == "true":
-        return True
-    if low == "false":
-        return False
-    try:
-        return ast.literal_eval(t)
-    except (ValueError, SyntaxError):
-        return t
-
-
-def _coerce(key: str, val: Any, *, source: str | Path | None, line: int | None) -> Any:
-    raw = val
-    if isinstance(val, str):
-        val = _literal(val)
-
-    def bad(expected: str) -> AceInputError:
-        return AceInputError(
-            f"expected {expected}, got {raw!r}", file=source, line=line, column=key
-        )
-
-    if key == "low_rank_background":
-        return None if val is None else bool(val)
-    if key in _BOOL:
-        if isinstance(val, bool):
-            return val
-        if isinstance(val, (int, float)) and val in (0, 1):
-            return bool(val)
-        if isinstance(val, str) and val.lower() in _TRUE | _FALSE:
-            return val.lower() in _TRUE
-        raise bad("TRUE or FALSE")
-    if key in _INT or key in _OPT_INT:
-        if val is None and key in _OPT_INT:
-            return None
-        if isinstance(val, bool) or not isinstance(val, (int, float)):
-            raise bad("an integer" + (" or None" if key in _OPT_INT else ""))
-        if float(val) != int(val):
-            raise bad("a whole number")
-        return int(val)
-    if key in _FLOAT or key in _OPT_FLOAT:
-        if val is None and key in _OPT_FLOAT:
-            return None
-        if isinstance(val, bool) or not isinstance(val, (int, float)):
-            raise bad("a number" + (" or None" if key in _OPT_FLOAT else ""))
-        return float(val)
-    if key in _STR:
-        if not isinstance(val, str):
-            raise bad("a text value")
-        return val.strip()
-    if key in _PAIR:
-        return _pair(val, key, source, line)
-    return val
 
 
 def _pair(val: Any, key: str, source: str | Path | None, line: int | None) -> tuple[int, int]:
-    if isinstance(val, str):
-        val = _literal(val)
-    if isinstance(val, bool):
-        val = None
-    if isinstance(val, (int, float)) and float(val) == int(val):
-        return (int(val), int(val))
-    if isinstance(val, (tuple, list)) and len(val) == 2:
-        try:
-            a, b = (float(v) for v in val)
-        except (TypeError, ValueError):
-            a = b = float("nan")
-        if math.isfinite(a) and math.isfinite(b) and a == int(a) and b == int(b):
-            return (int(a), int(b))
-    raise AceInputError(
-        f"expected an integer or a pair of integers like (7, 7), got {val!r}",
-        file=source,
-        line=line,
-        column=key,
-    )
+    """A pair set in code (``ExtractionParams(gSig=3)``) read as a CSV cell would be."""
+    value = parse_value(SPECS[key], val, key, file=source, line=line)
+    if value is MISSING:
+        raise AceInputError(
+            "expected a pair of integers such as (7, 7)", file=source, line=line, column=key
+        )
+    return value
