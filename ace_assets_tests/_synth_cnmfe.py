@@ -115,9 +115,9 @@ def _out_of_focus(
 
 def spec_defaults() -> dict:
     """What an empty analysis_parameters.csv row gives extraction (SPECS' defaults)."""
-    from ace_assets.catalog.parameter_specs import SPECS
+    from ace_assets.catalog.stage_params import group_defaults
 
-    return {k: s.default for k, s in SPECS.items() if s.group == "extraction"}
+    return group_defaults("extraction")
 
 
 @dataclass

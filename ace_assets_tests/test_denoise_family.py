@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from ace_assets.catalog.parameter_specs import SPECS
+from ace_assets.catalog.stage_params import group_defaults
 from ace_assets.demo.families import HARD_FAMILY, family_member
 from ace_assets.demo.miniscope_synth import (
     CORRUPT_BLACK,
@@ -38,7 +38,7 @@ KIND_NAMES = {
 
 def defaults() -> dict:
     """An empty analysis_parameters.csv row, as the asset passes it."""
-    return {k: s.default for k, s in SPECS.items() if s.group == "denoise"}
+    return group_defaults("denoise")
 
 
 def run(syn: SyntheticMiniscope, params: dict | DenoiseParams) -> tuple[dict, np.ndarray]:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from ace_assets.catalog.parameter_specs import SPECS
+from ace_assets.catalog.stage_params import group_defaults
 from ace_assets.demo.families import HARD_FAMILY, family_member
 from ace_assets.demo.miniscope_synth import (
     CORRUPT_BLACK,
@@ -33,7 +34,7 @@ FRAMES = 200
 
 def defaults() -> dict:
     """What an empty analysis_parameters.csv row gives the motion stage."""
-    return {k: s.default for k, s in SPECS.items() if s.group == "motion"}
+    return group_defaults("motion")
 
 
 @cache

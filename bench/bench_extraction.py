@@ -99,7 +99,7 @@ def family_case(name: str, frames: int, band_scale: float) -> dict:
     """One family member, cleaned as earlier stages would, at default settings."""
     from dataclasses import replace
 
-    from ace_assets.catalog.parameter_specs import SPECS
+    from ace_assets.catalog.stage_params import group_defaults
     from ace_assets.demo.families import family_member
     from ace_assets.demo.scoring import stripe_shaped_sources
     from ace_assets.miniscope.extraction import evaluate_against_truth, load_result
@@ -111,7 +111,7 @@ def family_case(name: str, frames: int, band_scale: float) -> dict:
         scaled = tuple(replace(b, amplitude=b.amplitude * band_scale) for b in cfg.extra_bands)
         cfg = replace(cfg, band_amplitude=cfg.band_amplitude * band_scale, extra_bands=scaled)
     syn = SyntheticMiniscope(cfg)
-    params = {k: s.default for k, s in SPECS.items() if s.group == "extraction"}
+    params = group_defaults("extraction")
     params["fps"] = cfg.fps
     if bands:
         params["stripe_frequencies_hz"] = [

@@ -50,9 +50,9 @@ BARS = {
 
 def defaults(group: str) -> dict[str, Any]:
     """What an empty analysis_parameters.csv row gives a stage."""
-    from ace_assets.catalog.parameter_specs import SPECS
+    from ace_assets.catalog.stage_params import group_defaults
 
-    return {k: s.default for k, s in SPECS.items() if s.group == group}
+    return group_defaults(group)
 
 
 def stripe_filter(report: dict[str, Any], shape: tuple[int, int]):

@@ -68,19 +68,10 @@ from ace_assets.miniscope.motion import (  # noqa: E402
 )
 from ace_assets.miniscope.registration import PatchGrid, high_pass_kernel  # noqa: E402
 
-CSV_DEFAULTS: dict[str, Any] = {
-    "max_shifts": (15, 15),
-    "gSig_filt": (7.0, 7.0),
-    "strides": (48, 48),
-    "overlaps": (24, 24),
-    "max_deviation_rigid": 7,
-    "border_nan": "copy",
-}
-
 
 def params_for(size: int, pw: bool) -> MotionParams:
     if size >= 608:
-        return MotionParams(pw_rigid=pw, **CSV_DEFAULTS)
+        return MotionParams(pw_rigid=pw)  # the catalog defaults
     s = max(16, int(48 * size / 608))
     return MotionParams(
         pw_rigid=pw,
@@ -250,13 +241,13 @@ def rss_stage(store: str, out: str, pw: bool) -> dict[str, Any]:
 
 def family(frames: int, bands: float, members: list[str], before: str | None) -> None:
     """Accuracy at default settings on the harder family (see the module docstring)."""
-    from ace_assets.catalog.parameter_specs import SPECS
+    from ace_assets.catalog.stage_params import group_defaults
     from ace_assets.demo.families import HARD_FAMILY, family_member
     from ace_assets.demo.miniscope_synth import SyntheticMiniscope
     from ace_assets.demo.scoring import rigid_errors, unusable_frames
     from ace_assets.miniscope.chunks import ArraySink
 
-    defaults = {k: s.default for k, s in SPECS.items() if s.group == "motion"}
+    defaults = group_defaults("motion")
     versions: list[tuple[str, Any]] = [("now", None)]
     tmp = tempfile.TemporaryDirectory()
     if before:

@@ -28,12 +28,20 @@ SPECS: dict[str, ParamSpec] = {
         [], "int_list", "alignment", "TTL events removed before matching frames"
     ),
     "zero time (s)": P(0.0, "float", "alignment", "shared time origin on the ephys clock"),
-    "baseline period (min)": P(None, "opt_float", "alignment"),
+    "baseline period (min)": P(
+        None, "opt_float", "alignment", "kept from the reference template; not used yet"
+    ),
     "periods of high slow wave power (s)": P([], "intervals", "alignment", "[[start, end], ...] s"),
     "control periods (s)": P([], "intervals", "alignment", "[[start, end], ...] s"),
-    "ca_ephys_baseline_video_num": P(None, "opt_int", "alignment"),
-    "ca_ephys_slow_wave_video_num": P(None, "opt_int", "alignment"),
-    "ca_ephys_burst_suppression_video_num": P(None, "opt_int", "alignment"),
+    "ca_ephys_baseline_video_num": P(
+        None, "opt_int", "alignment", "kept from the reference template; not used yet"
+    ),
+    "ca_ephys_slow_wave_video_num": P(
+        None, "opt_int", "alignment", "kept from the reference template; not used yet"
+    ),
+    "ca_ephys_burst_suppression_video_num": P(
+        None, "opt_int", "alignment", "kept from the reference template; not used yet"
+    ),
     "ttl_sync_bit": P(
         None,
         "opt_int",
@@ -51,7 +59,7 @@ SPECS: dict[str, ParamSpec] = {
         90, "int", "denoise", "reference method only: an absolute index, tuned for 608 rows"
     ),
     "cutoff": P(3.0, "float", "denoise", "flicker low-pass cutoff, Hz"),
-    "butterOrder": P(6, "int", "denoise"),
+    "butterOrder": P(6, "int", "denoise", "order of the flicker low-pass"),
     "stripe_method": P(
         "auto",
         "str",
@@ -76,23 +84,38 @@ SPECS: dict[str, ParamSpec] = {
     ),
     # preprocess
     "crop_coords": P(None, "opt_int4", "preprocess", "(x0, y0, x1, y1)"),
-    "detrend": P("median", "opt_str", "preprocess", choices=("median", "linear", None)),
-    "dff": P(
-        None, "opt_str", "preprocess", choices=("delta_f_over_f", "delta_f_over_sqrt_f", None)
+    "detrend": P(
+        "median",
+        "opt_str",
+        "preprocess",
+        "photobleaching trend: running median of frame medians, a line, or None",
+        choices=("median", "linear", None),
     ),
-    "secs_window": P(5.0, "float", "preprocess"),
-    "quantile_min": P(8.0, "float", "preprocess"),
+    "dff": P(
+        None,
+        "opt_str",
+        "preprocess",
+        "dF/F of the movie (CaImAn's computeDFF), or None",
+        choices=("delta_f_over_f", "delta_f_over_sqrt_f", None),
+    ),
+    "secs_window": P(5.0, "float", "preprocess", "dF/F baseline block, s"),
+    "quantile_min": P(8.0, "float", "preprocess", "dF/F baseline percentile of each block"),
     # motion correction
-    "pw_rigid": P(True, "bool", "motion"),
-    "shifts_opencv": P(True, "bool", "motion"),
-    "max_shifts": P((15, 15), "int2", "motion"),
+    "pw_rigid": P(True, "bool", "motion", "piecewise-rigid (patches) after the rigid pass"),
+    "shifts_opencv": P(True, "bool", "motion", "accepted for CaImAn; warping always uses OpenCV"),
+    "max_shifts": P((15, 15), "int2", "motion", "largest rigid shift, px (rows, columns)"),
     "gSig_filt": P(
         (7, 7), "opt_int2", "motion", "high-pass filter size, px (CaImAn's); None: no filter"
     ),
-    "strides": P((48, 48), "int2", "motion"),
-    "overlaps": P((24, 24), "int2", "motion"),
-    "max_deviation_rigid": P(7, "int", "motion"),
-    "border_nan": P("copy", "border", "motion"),
+    "strides": P((48, 48), "int2", "motion", "patch spacing, px"),
+    "overlaps": P((24, 24), "int2", "motion", "patch overlap, px"),
+    "max_deviation_rigid": P(7, "int", "motion", "largest patch shift away from the rigid one, px"),
+    "border_nan": P(
+        "copy",
+        "border",
+        "motion",
+        "pixels shifted in from outside: copy the edge, TRUE NaN, FALSE 0",
+    ),
     "min_registration_confidence": P(
         6.0,
         "float",
@@ -123,31 +146,35 @@ SPECS: dict[str, ParamSpec] = {
         "preprocessed movie once motion_corrected_movie is (their manifests and QC stay)",
     ),
     # source extraction (CNMF-E)
-    "decay_time": P(0.4, "float", "extraction"),
-    "update_background_components": P(True, "bool", "extraction"),
-    "method_deconvolution": P("oasis", "str", "extraction"),
-    "method_init": P("corr_pnr", "str", "extraction"),
-    "K": P(None, "opt_int", "extraction"),
-    "gSig": P((7, 7), "int2", "extraction"),
-    "gSiz": P((29, 29), "int2", "extraction"),
-    "tsub": P(2, "int", "extraction"),
-    "ssub": P(1, "int", "extraction"),
-    "ssub_B": P(2, "int", "extraction"),
-    "ring_size_factor": P(1.4, "float", "extraction"),
-    "min_corr": P(0.8, "float", "extraction"),
-    "min_pnr": P(10.0, "float", "extraction"),
-    "normalize_init": P(False, "bool", "extraction"),
-    "center_psf": P(True, "bool", "extraction"),
-    "nb": P(0, "int", "extraction"),
-    "p": P(1, "int", "extraction"),
-    "del_duplicates": P(True, "bool", "extraction"),
-    "border_pix": P(0, "int", "extraction"),
-    "low_rank_background": P(None, "opt_bool", "extraction"),
-    "rf": P(40, "opt_int", "extraction"),
-    "stride": P(20, "opt_int", "extraction"),
-    "only_init": P(True, "bool", "extraction"),
-    "nb_patch": P(0, "int", "extraction"),
-    "min_SNR": P(2.5, "float", "extraction"),
+    "decay_time": P(0.4, "float", "extraction", "calcium transient decay, s (sets the AR model)"),
+    "update_background_components": P(
+        True, "bool", "extraction", "refit the ring background after each footprint update"
+    ),
+    "method_deconvolution": P(
+        "oasis", "str", "extraction", "OASIS (constrained_foopsi, cvxpy run as OASIS)"
+    ),
+    "method_init": P("corr_pnr", "str", "extraction", "seeding: correlation x PNR (CNMF-E)"),
+    "K": P(None, "opt_int", "extraction", "most neurons seeded; None: no limit"),
+    "gSig": P((7, 7), "int2", "extraction", "neuron radius (Gaussian SD), px"),
+    "gSiz": P((29, 29), "int2", "extraction", "neuron bounding box, px (made odd)"),
+    "tsub": P(2, "int", "extraction", "temporal downsampling for initialisation"),
+    "ssub": P(1, "int", "extraction", "spatial downsampling for initialisation"),
+    "ssub_B": P(2, "int", "extraction", "extra spatial downsampling of the ring background"),
+    "ring_size_factor": P(1.4, "float", "extraction", "background ring radius, x gSiz"),
+    "min_corr": P(0.8, "float", "extraction", "seed pixels: least local correlation"),
+    "min_pnr": P(10.0, "float", "extraction", "seed pixels: least peak-to-noise ratio"),
+    "normalize_init": P(False, "bool", "extraction", "must be FALSE for 1-photon data"),
+    "center_psf": P(True, "bool", "extraction", "mean-centred seeding kernel (CNMF-E)"),
+    "nb": P(0, "int", "extraction", "low-rank background components; only 0 (ring model)"),
+    "p": P(1, "int", "extraction", "order of the calcium AR model (0, 1 or 2)"),
+    "del_duplicates": P(True, "bool", "extraction", "merge near-identical footprints"),
+    "border_pix": P(0, "int", "extraction", "pixels at the frame edge never seeded"),
+    "low_rank_background": P(None, "opt_bool", "extraction", "accepted for CaImAn; no effect"),
+    "rf": P(40, "opt_int", "extraction", "patch half-size, px; None: the whole frame at once"),
+    "stride": P(20, "opt_int", "extraction", "patch overlap, px"),
+    "only_init": P(True, "bool", "extraction", "accepted for CaImAn; no effect"),
+    "nb_patch": P(0, "int", "extraction", "accepted for CaImAn; no effect"),
+    "min_SNR": P(2.5, "float", "extraction", "least trace SNR of a kept component"),
     "rval_thr": P(
         0.85,
         "float",
@@ -155,8 +182,12 @@ SPECS: dict[str, ParamSpec] = {
         "r-values are reported, but unlike CaImAn a high one no longer keeps a component "
         "whose SNR is below min_SNR (a hard floor)",
     ),
-    "use_cnn": P(False, "bool", "extraction"),
-    "merge_thr": P(0.7, "float", "extraction"),
+    "use_cnn": P(
+        False, "bool", "extraction", "no CNN classifier here; TRUE is ignored, with a warning"
+    ),
+    "merge_thr": P(
+        0.7, "float", "extraction", "merge overlapping components whose traces correlate more"
+    ),
     "max_footprint_elongation": P(
         2.5,
         "float",
@@ -180,30 +211,42 @@ SPECS: dict[str, ParamSpec] = {
         "frequency (stripe frequencies from denoise, or the most periodic one found)",
     ),
     # calcium events and post-processing
-    "derivative_for_estimates": P("first", "str", "events", choices=("zeroth", "first", "second")),
+    "derivative_for_estimates": P(
+        "first",
+        "str",
+        "events",
+        "events are detected on the trace or its first or second derivative",
+        choices=("zeroth", "first", "second"),
+    ),
     "event_height": P(3.0, "float", "events", "threshold in robust SDs"),
     "n": P(2, "int", "postprocess", "band-pass filter order"),
     "cut": P([0.1, 1.5], "float_list", "postprocess", "band-pass edges, Hz"),
-    "ftype": P("butter", "str", "postprocess"),
-    "btype": P("bandpass", "str", "postprocess"),
+    "ftype": P("butter", "str", "postprocess", "trace filter type"),
+    "btype": P("bandpass", "str", "postprocess", "trace filter band type"),
     "window_length": P(30.0, "float", "postprocess", "spectrogram window, s"),
     "window_step": P(3.0, "float", "postprocess", "spectrogram step, s"),
-    "freq_lims": P([0.0, 15.0], "float_list", "postprocess"),
-    "time_bandwidth": P(2.0, "float", "postprocess"),
+    "freq_lims": P([0.0, 15.0], "float_list", "postprocess", "spectrogram frequencies, Hz"),
+    "time_bandwidth": P(2.0, "float", "postprocess", "multitaper time-bandwidth product"),
     "frameWindow": P(1000, "int", "postprocess", "z-score sliding window, frames"),
     "framesb": P(30, "int", "postprocess", "frames before an event (ETA)"),
     "framesa": P(60, "int", "postprocess", "frames after an event (ETA)"),
     # ephys
-    "filter_type": P("butter", "str", "ephys", choices=("butter", "fir")),
+    "filter_type": P("butter", "str", "ephys", "zero-phase LFP filter", choices=("butter", "fir")),
     "filter_range": P([0.5, 4.0], "float_list", "ephys", "[low, high] Hz"),
-    "filter_order": P(4, "int", "ephys"),
-    "remove_artifacts": P(False, "bool", "ephys"),
-    "artifact_threshold_sd": P(8.0, "float", "ephys"),
+    "filter_order": P(4, "int", "ephys", "LFP filter order"),
+    "remove_artifacts": P(False, "bool", "ephys", "blank amplitude / saturation artifacts"),
+    "artifact_threshold_sd": P(8.0, "float", "ephys", "artifact threshold, robust SDs"),
     "ephys_window_s": P(4.0, "float", "ephys", "spectrogram window, s"),
-    "ephys_step_s": P(1.0, "float", "ephys"),
-    "ephys_freq_range": P([0.0, 30.0], "float_list", "ephys"),
-    "ephys_time_bandwidth": P(3.0, "float", "ephys"),
-    "ephys_detrend": P("constant", "opt_str", "ephys", choices=("constant", "linear", None)),
+    "ephys_step_s": P(1.0, "float", "ephys", "spectrogram step, s"),
+    "ephys_freq_range": P([0.0, 30.0], "float_list", "ephys", "spectrogram frequencies, Hz"),
+    "ephys_time_bandwidth": P(3.0, "float", "ephys", "multitaper time-bandwidth product"),
+    "ephys_detrend": P(
+        "constant",
+        "opt_str",
+        "ephys",
+        "detrend of each spectrogram window",
+        choices=("constant", "linear", None),
+    ),
     "max_fill_s": P(
         0.1,
         "float",
@@ -212,14 +255,18 @@ SPECS: dict[str, ParamSpec] = {
         "linear interpolation and marked; longer ones are segment boundaries",
     ),
     # quality thresholds used by asset checks
-    "max_dropped_frame_fraction": P(0.01, "float", "checks"),
+    "max_dropped_frame_fraction": P(
+        0.01, "float", "checks", "dropped Miniscope frames tolerated, a fraction of all"
+    ),
     "max_corrupted_frame_fraction": P(
         0.05, "float", "checks", "corrupted (repaired) frames tolerated, a fraction of all"
     ),
     "max_stripe_power_remaining": P(
         0.1, "float", "checks", "share of the detected stripe power the denoised movie may keep"
     ),
-    "max_ttl_mismatch": P(5, "int", "checks"),
+    "max_ttl_mismatch": P(
+        5, "int", "checks", "TTL pulses vs movie frames: the count difference tolerated"
+    ),
     "max_gap_s": P(
         1.0, "float", "checks", "longest tolerated ephys recording pause, s (longer blocks)"
     ),
