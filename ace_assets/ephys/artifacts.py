@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ace_assets.catalog.parameter_specs import SPECS
 from ace_assets.ephys.sidecars import copy_sidecars
 from ace_assets.io.pages import release_pages
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
@@ -36,6 +37,8 @@ from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 Reader = Callable[[int, int], np.ndarray]
 MAD_TO_SD = 1.4826
 RAIL_COUNTS = 32767 - 0.5
+#: the catalog's default, so a notebook call runs what the asset runs
+THRESHOLD_SD: float = SPECS["artifact_threshold_sd"].default
 COLUMNS = ["channel", "kind", "start_index", "stop_index", "start_s", "stop_s", "n_samples"]
 
 
@@ -70,7 +73,7 @@ def detect_artifacts(
     n_samples: int,
     fs: float,
     *,
-    threshold_sd: float = 6.0,
+    threshold_sd: float = THRESHOLD_SD,
     pad_s: float = 0.1,
     ad_bit_volts: np.ndarray | list[float] | None = None,
     chunk_samples: int = 1 << 18,
@@ -156,7 +159,7 @@ def remove_artifacts(
     x: np.ndarray,
     fs: float,
     *,
-    threshold_sd: float = 6.0,
+    threshold_sd: float = THRESHOLD_SD,
     pad_s: float = 0.1,
     ad_bit_volts: np.ndarray | list[float] | float | None = None,
     mode: str = "interpolate",
@@ -181,7 +184,7 @@ def remove_artifacts_store(
     src: ArrayStore | str | Path,
     dst_path: str | Path,
     *,
-    threshold_sd: float = 6.0,
+    threshold_sd: float = THRESHOLD_SD,
     pad_s: float = 0.1,
     mode: str = "interpolate",
     saturation: bool = True,

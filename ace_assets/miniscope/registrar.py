@@ -62,6 +62,11 @@ class MotionParams(StageParams):
     template_iterations: int
     interpolation: str
 
+    def __post_init__(self) -> None:
+        # a Gaussian SD: floats however it was typed, as CaImAn and the reports have it
+        if self.gSig_filt is not None:
+            object.__setattr__(self, "gSig_filt", tuple(float(v) for v in self.gSig_filt))
+
     def validate(self, shape: tuple[int, int] | None = None) -> None:
         if self.border_nan not in ("copy", True, False):
             raise AceInputError(
