@@ -23,10 +23,9 @@ from ace_assets.defs.movie_assets import MOVIE_GROUP, motion_corrected_movie, mo
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.progress import Progress
 from ace_assets.defs.resources import PathsResource
-from ace_assets.defs.truth import truth_for
+from ace_assets.demo import truth
 from ace_assets.io.store import atomic_save_npz, load_npz
 from ace_assets.miniscope.events import detect_events
-from ace_assets.miniscope.extraction.evaluation import evaluate_against_truth, match_centers
 from ace_assets.miniscope.extraction.pipeline import extract
 from ace_assets.miniscope.extraction.result import apply_rejections, load_result, save_result
 from ace_assets.miniscope.postprocess import (
@@ -92,7 +91,13 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
                 snr=result.snr,
                 r_values=result.r_values,
             )
-            accuracy, match = _truth_scores(paths, line, result)
+            accuracy, match = truth.score_sources(
+                paths.data,
+                line,
+                result,
+                params["crop_coords"],
+                asset_dir(paths, "motion_corrected_movie", line) / "qc.npz",
+            )
             figures = _source_figures(result, out)
             write_manifest(
                 out,
@@ -128,7 +133,7 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
             "warnings": dg.MetadataValue.text("; ".join(result.warnings) or "none"),
             **progress.throughput(),
             **figures,
-            **{f"truth_{k}": float(v) for k, v in accuracy.items()},
+            **truth.metadata(accuracy),
         }
     )
     yield check_result(
@@ -146,27 +151,6 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
             "warnings": dg.MetadataValue.text("; ".join(result.warnings) or "none"),
         },
     )
-
-
-def _truth_scores(paths: PathsResource, line: int, result) -> tuple[dict, dict]:
-    """Demo data only: match found neurons to the generator's, in the corrected frame."""
-    truth = truth_for(paths, line)
-    if truth is None or result.n_components == 0:
-        return {}, {}
-    params = load_parameters(paths, line)
-    centers = truth["centers"].astype(float).copy()
-    crop = params["crop_coords"]
-    if crop is not None:
-        centers -= np.array([crop[1], crop[0]], dtype=float)
-    qc = load_npz(asset_dir(paths, "motion_corrected_movie", line) / "qc.npz")
-    # the corrected movie sits where the template sits: the scene plus a constant offset
-    offset = np.median(qc["shifts_rigid"] + truth["shifts"], axis=0)
-    centers += offset
-    spikes = truth["spike_frames"]
-    scores = evaluate_against_truth(result, centers, truth["C"], spikes)
-    true_idx, found_idx = match_centers(centers, result.centers, 4.0)
-    match = {str(int(result.ids[f])): int(t) for t, f in zip(true_idx, found_idx, strict=True)}
-    return {k: float(v) for k, v in scores.items()}, match
 
 
 def _rejected_text(counts: dict) -> str:
@@ -267,7 +251,7 @@ def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, pa
             event_height=params["event_height"],
             ids=result.ids.tolist(),
         )
-    accuracy = _event_accuracy(paths, line, sources, events)
+    accuracy = truth.score_events(paths.data, line, sources.get("truth_match") or {}, events)
     with staged_output(paths, "calcium_events", line) as out:
         events.to_csv(out / "events.csv", index=False)
         atomic_save_npz(out / "kept.npz", ids=result.ids, C=result.C, S=result.S)
@@ -291,30 +275,9 @@ def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, pa
             "derivative": params["derivative_for_estimates"],
             "event_height_sd": params["event_height"],
             "events_per_component": float(len(events) / max(result.n_components, 1)),
-            **{f"truth_{k}": v for k, v in accuracy.items()},
+            **truth.metadata(accuracy),
         }
     )
-
-
-def _event_accuracy(paths: PathsResource, line: int, sources: dict, events: pd.DataFrame) -> dict:
-    truth = truth_for(paths, line)
-    match = sources.get("truth_match")
-    if truth is None or not match:
-        return {}
-    from ace_assets.miniscope.extraction.evaluation import match_events, merge_close
-
-    spikes = truth["spike_frames"]
-    tp = n_true = n_found = 0
-    for found_id, true_idx in match.items():
-        true_frames = merge_close(np.sort(spikes[spikes[:, 0] == true_idx, 1]), 3)
-        found = np.sort(events.loc[events["component"] == int(found_id), "frame"].to_numpy())
-        tp += match_events(true_frames, found, 3)
-        n_true += len(true_frames)
-        n_found += len(found)
-    precision = tp / max(n_found, 1)
-    recall = tp / max(n_true, 1)
-    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"event_f1": f1, "event_precision": precision, "event_recall": recall}
 
 
 @line_asset(

@@ -22,7 +22,7 @@ from ace_assets.defs.manifests import (
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.session_assets import session_files
-from ace_assets.defs.truth import truth_for
+from ace_assets.demo import truth
 from ace_assets.errors import AceInputError
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.neuralynx import load_clock
@@ -81,7 +81,7 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
             )
         except AceInputError as exc:
             raise AceInputError(exc.reason, file=exc.file, line=line, column=exc.column) from None
-    accuracy = _alignment_accuracy(paths, line, frame_times, zero)
+    accuracy = truth.score_alignment(paths.data, line, frame_times, zero)
     with staged_output(paths, "multimodal_alignment", line) as out:
         atomic_save_npz(
             out / "frame_times.npz",
@@ -118,7 +118,7 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
             "edges_per_bit": dg.MetadataValue.md(_edges_markdown(report["edges_per_bit"])),
             "first_frame_s": float(frame_times[0]) if len(frame_times) else float("nan"),
             "alignment": figure,
-            **{f"truth_{k}": v for k, v in accuracy.items()},
+            **truth.metadata(accuracy),
         }
     )
     yield check_result(
@@ -148,17 +148,6 @@ def _edges_markdown(rows: list[dict]) -> str:
         for r in rows
     ]
     return "\n".join(lines)
-
-
-def _alignment_accuracy(
-    paths: PathsResource, line: int, frame_times: np.ndarray, zero: float
-) -> dict:
-    truth = truth_for(paths, line)
-    if truth is None or "frame_times_ephys_s" not in truth:
-        return {}
-    # our clock starts at the first ephys sample, like the generator's
-    error = np.abs(frame_times + zero - truth["frame_times_ephys_s"])
-    return {"max_frame_time_error_ms": float(error.max() * 1e3)}
 
 
 def _alignment_figure(frame_times: np.ndarray, camera_ms: np.ndarray, out: Path):
@@ -215,7 +204,8 @@ def multimodal_results(context: dg.AssetExecutionContext, paths: PathsResource):
         times_by_comp, params["periods of high slow wave power (s)"], params["control periods (s)"]
     )
     locked = locking[locking["rayleigh_p"] < 0.05] if len(locking) else locking
-    truth_scores = _locking_accuracy(paths, line, locking, channels)
+    match = read_manifest(paths, "miniscope_sources", line).get("truth_match") or {}
+    truth_scores = truth.score_locking(paths.data, line, locking, channels, match)
     with staged_output(paths, "multimodal_results", line) as out:
         per_event.to_csv(out / "event_phases.csv", index=False)
         locking.to_csv(out / "phase_locking.csv", index=False)
@@ -240,7 +230,7 @@ def multimodal_results(context: dg.AssetExecutionContext, paths: PathsResource):
             if len(rates)
             else float("nan"),
             "aligned_traces": figure,
-            **{f"truth_{k}": v for k, v in truth_scores.items()},
+            **truth.metadata(truth_scores),
         }
     )
 
@@ -258,35 +248,6 @@ def _locking_markdown(locking: pd.DataFrame) -> str:
             f"| {r.component} | {r.channel} | {r.n_events} | {r.mrl:.2f} | {r.mean_phase:.2f} | {r.rayleigh_p:.2g} |"
         )
     return "\n".join(lines)
-
-
-def _locking_accuracy(
-    paths: PathsResource, line: int, locking: pd.DataFrame, channels: list[str]
-) -> dict:
-    """On demo data: are the generator's phase-locked neurons the ones found locked?"""
-    truth = truth_for(paths, line)
-    if truth is None or "locked" not in truth or locking.empty:
-        return {}
-    sources = read_manifest(paths, "miniscope_sources", line)
-    match = sources.get("truth_match")
-    if not match:
-        return {}
-    found_to_true = {int(k): int(v) for k, v in match.items()}
-    main = locking[locking["channel"] == channels[0]]
-    locked_true = truth["locked"].astype(bool)
-    hits = [
-        (locked_true[found_to_true[int(r.component)]], r.rayleigh_p < 0.05)
-        for r in main.itertuples(index=False)
-        if int(r.component) in found_to_true
-    ]
-    if not hits:
-        return {}
-    truth_locked = [h for h in hits if h[0]]
-    truth_free = [h for h in hits if not h[0]]
-    return {
-        "locked_found_locked": sum(p for _, p in truth_locked) / max(len(truth_locked), 1),
-        "unlocked_found_locked": sum(p for _, p in truth_free) / max(len(truth_free), 1),
-    }
 
 
 def _aligned_figure(
