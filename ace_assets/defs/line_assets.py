@@ -4,6 +4,7 @@ import functools
 import inspect
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -16,6 +17,8 @@ from ace_assets.defs.presentation import REPORT_ORDER, present
 from ace_assets.defs.resources import PathsResource
 
 HEAVY_POOL = "ace_heavy"
+#: Metadata key of an asset's links to its source (shown in the UI).
+CODE_REFERENCES = "dagster/code_references"
 
 
 #: Asset tag naming the recordings an asset needs; run selections for a line are built from it.
@@ -106,6 +109,7 @@ def line_asset(
 
         extra: dict[str, Any] = {"pool": HEAVY_POOL, "op_tags": heavy_op_tags()} if heavy else {}
         return dg.asset(
+            metadata={CODE_REFERENCES: source_reference(fn)},
             group_name=group,
             partitions_def=line_partitions,
             deps=list(deps),
@@ -118,6 +122,20 @@ def line_asset(
         )(skip_or_compute)
 
     return decorate
+
+
+def source_reference(fn: Callable[..., Any]) -> dg.CodeReferencesMetadataValue:
+    """A UI link to the body of ``fn``, not to the wrapper Dagster is given."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.CodeReferencesMetadataValue(
+            code_references=[
+                dg.LocalFileCodeReference(
+                    file_path=str(Path(inspect.getsourcefile(fn) or "").resolve()),
+                    line_number=inspect.getsourcelines(fn)[1],
+                )
+            ]
+        )
 
 
 def line_modalities(paths: PathsResource, line: int | str) -> frozenset[str]:

@@ -4,7 +4,7 @@ import dagster as dg
 
 from ace_assets.catalog.experiments import ExperimentCatalog, read_experiments
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
-from ace_assets.defs.catalog_assets import parameters_digest
+from ace_assets.defs.assets.catalog import parameters_digest
 from ace_assets.defs.manifests import NotMaterializedError, read_manifest
 from ace_assets.defs.resources import PathsResource, paths_tags
 from ace_assets.defs.sensors import PROCESS_JOB

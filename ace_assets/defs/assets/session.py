@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from ace_assets.defs.catalog_assets import CATALOG_GROUP, experiment_row, experiments
+from ace_assets.defs.assets.catalog import CATALOG_GROUP, experiment_row, experiments
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.manifests import staged_output, write_manifest
 from ace_assets.defs.partitions import line_of, line_partitions

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from ace_assets.catalog.curation import read_curation
-from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.assets.catalog import analysis_parameters
+from ace_assets.defs.assets.movie import MOVIE_GROUP, motion_corrected_movie, movie_store
 from ace_assets.defs.checks import check_result
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
@@ -19,7 +20,6 @@ from ace_assets.defs.manifests import (
     staged_output,
     write_manifest,
 )
-from ace_assets.defs.movie_assets import MOVIE_GROUP, motion_corrected_movie, movie_store
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.progress import Progress
 from ace_assets.defs.resources import PathsResource

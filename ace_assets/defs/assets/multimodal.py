@@ -6,9 +6,10 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.assets.catalog import analysis_parameters
+from ace_assets.defs.assets.ephys import ephys_channels, ephys_results, ephys_spectrogram
+from ace_assets.defs.assets.session import session_files
 from ace_assets.defs.checks import check_result
-from ace_assets.defs.ephys_assets import ephys_channels, ephys_results, ephys_spectrogram
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
@@ -21,7 +22,6 @@ from ace_assets.defs.manifests import (
 )
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
-from ace_assets.defs.session_assets import session_files
 from ace_assets.demo import truth
 from ace_assets.errors import AceInputError
 from ace_assets.io.miniscope import open_miniscope

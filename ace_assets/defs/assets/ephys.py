@@ -5,7 +5,8 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.assets.catalog import analysis_parameters
+from ace_assets.defs.assets.session import session_files
 from ace_assets.defs.ephys_checks import events_check, gap_check
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
@@ -20,7 +21,6 @@ from ace_assets.defs.manifests import (
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.progress import Progress
 from ace_assets.defs.resources import PathsResource
-from ace_assets.defs.session_assets import session_files
 from ace_assets.ephys.artifacts import remove_artifacts_store
 from ace_assets.ephys.filters import design_filter, filter_store
 from ace_assets.ephys.masks import blank_unrecorded, unrecorded_fraction, unrecorded_runs
