@@ -148,3 +148,27 @@ def test_code_location_loads_every_asset_module_with_source_links() -> None:
         lines = source.read_text().splitlines()[ref.line_number - 1 : ref.line_number + 15]
         assert lines[0].startswith("@"), (a.key, lines[0])  # the decorator above the body
         assert any(x.startswith(f"def {a.key.path[-1]}(") for x in lines), a.key
+
+
+def test_no_asset_name_is_spelled_outside_its_own_module() -> None:
+    """Assets name their upstream as typed inputs, not as strings (``defs/`` holds no
+    quoted asset name except in the module that defines the asset)."""
+    import re
+
+    from ace_assets.definitions import all_assets
+
+    home = {
+        a.key.path[-1]: Path(
+            a.metadata_by_key[a.key]["dagster/code_references"].code_references[0].file_path
+        )
+        for a in all_assets
+    }
+    quoted = re.compile(r"[\"'](" + "|".join(home) + r")[\"']")
+    defs_dir = Path(defs_assets.__file__).parents[1]
+    stray = [
+        f"{path.relative_to(defs_dir)}: {m.group(1)}"
+        for path in defs_dir.rglob("*.py")
+        for m in quoted.finditer(path.read_text())
+        if path.resolve() != home[m.group(1)].resolve()
+    ]
+    assert not stray, stray
