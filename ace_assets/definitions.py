@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from graphlib import TopologicalSorter
 
 import dagster as dg
 
@@ -20,12 +19,28 @@ from ace_assets.defs.resources import deployment_paths, paths_tags
 from ace_assets.defs.schedules import nightly_reconcile
 from ace_assets.defs.sensors import follow_upstream_sensor, new_recordings
 
+#: Groups in the order a line is read: its catalog entry, then each modality.
+GROUP_ORDER = ("catalog", "miniscope", "ephys", "multimodal")
+
 
 def _graph_order(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
-    """Upstream before downstream (the package walk yields modules alphabetically)."""
+    """Group by group, upstream before downstream (the package walk is alphabetical)."""
     by_key = {a.key: a for a in assets}
-    graph = {a.key: [d for d in a.asset_deps[a.key] if d in by_key] for a in assets}
-    return [by_key[k] for k in TopologicalSorter(graph).static_order()]
+    rank = {g: i for i, g in enumerate(GROUP_ORDER)}
+    preferred = sorted(assets, key=lambda a: rank.get(a.group_names_by_key[a.key], len(rank)))
+    out: list[dg.AssetsDefinition] = []
+
+    def visit(asset: dg.AssetsDefinition) -> None:
+        if asset in out:
+            return
+        for dep in asset.asset_deps[asset.key]:
+            if dep in by_key:
+                visit(by_key[dep])
+        out.append(asset)
+
+    for asset in preferred:
+        visit(asset)
+    return out
 
 
 def _with_source_links(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
