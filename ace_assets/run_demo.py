@@ -128,16 +128,20 @@ def asset_lines(result) -> list[str]:
 
 def highlights(paths: PathsResource, line: int) -> list[str]:
     """A few numbers per line from the manifests: what a scientist looks at first."""
-    from ace_assets.defs.manifests import NotMaterializedError, read_manifest
+    from ace_assets.defs.assets.calcium import calcium_events, miniscope_sources
+    from ace_assets.defs.assets.ephys import ephys_spectrogram
+    from ace_assets.defs.assets.multimodal import multimodal_alignment, multimodal_results
+    from ace_assets.defs.manifests import NotMaterializedError
+    from ace_assets.defs.results import Result
 
-    def get(asset: str) -> dict:
+    def get(asset: dg.AssetsDefinition) -> dict:
         try:
-            return read_manifest(paths, asset, line)
+            return Result.at(paths, asset, line).manifest
         except NotMaterializedError:
             return {}
 
     out = []
-    sources = get("miniscope_sources")
+    sources = get(miniscope_sources)
     if sources:
         truth = sources.get("ground_truth") or {}
         score = (
@@ -147,20 +151,20 @@ def highlights(paths: PathsResource, line: int) -> list[str]:
             else ""
         )
         out.append(f"miniscope: {sources['n_components']} components{score}")
-    events = get("calcium_events")
+    events = get(calcium_events)
     if events:
         f1 = (events.get("ground_truth") or {}).get("event_f1")
         out.append(
             f"events: {events['n_events']}" + (f" (event F1 {f1:.2f})" if f1 is not None else "")
         )
-    spectrogram = get("ephys_spectrogram")
+    spectrogram = get(ephys_spectrogram)
     if spectrogram:
         peaks = ", ".join(
             f"{c} {f:.1f} Hz"
             for c, f in zip(spectrogram["channels"], spectrogram["peak_frequency_hz"], strict=True)
         )
         out.append(f"ephys spectral peaks: {peaks}")
-    alignment = get("multimodal_alignment")
+    alignment = get(multimodal_alignment)
     if alignment:
         err = (alignment.get("ground_truth") or {}).get("max_frame_time_error_ms")
         rep = alignment["report"]
@@ -168,7 +172,7 @@ def highlights(paths: PathsResource, line: int) -> list[str]:
             f"alignment: {rep['n_frames']} frames, {rep['n_ttl']} TTLs after deleting {rep['n_deleted']}"
             + (f", max error {err:.3f} ms" if err is not None else "")
         )
-    multimodal = get("multimodal_results")
+    multimodal = get(multimodal_results)
     if multimodal:
         out.append(
             f"phase locking: {multimodal['n_locked_pairs']} component-channel pairs with Rayleigh p < 0.05"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from ace_assets.defs.catalog_assets import analysis_parameters, experiments
+from ace_assets.defs.assets.catalog import analysis_parameters, experiments
+from ace_assets.defs.assets.session import session_files
 from ace_assets.defs.resources import PathsResource
-from ace_assets.defs.session_assets import session_files
 from ace_assets_tests.dagster_helpers import failure_text
 
 ASSETS = [experiments, analysis_parameters, session_files]
@@ -117,7 +117,7 @@ def test_line_added_after_the_last_catalog_run_resolves(demo_paths: PathsResourc
 
 def manifest_like_line_two(paths: PathsResource) -> dict:
     """Line 7 points at line 2's recording, so it resolves to the same files."""
-    from ace_assets.defs.catalog_assets import experiment_row
+    from ace_assets.defs.assets.catalog import experiment_row
     from ace_assets.io.session import resolve_session
 
     row, source = experiment_row(paths, 2)

@@ -278,7 +278,7 @@ def test_residual_stripes_are_rejected_and_neurons_kept(striped):
 def test_curation_and_figure_keep_the_rejections_readable(striped, tmp_path):
     import matplotlib.pyplot as plt
 
-    from ace_assets.defs.calcium_assets import _source_figures, draw_sources
+    from ace_assets.defs.assets.calcium import _source_figures, draw_sources
     from ace_assets.defs.figures import new_figure
     from ace_assets.miniscope.extraction import apply_rejections, load_result, save_result
 

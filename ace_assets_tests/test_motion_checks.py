@@ -13,7 +13,7 @@ import pytest
 
 from ace_assets.catalog.parameter_specs import SPECS
 from ace_assets.definitions import all_assets
-from ace_assets.defs.movie_assets import motion_checks
+from ace_assets.defs.assets.movie import motion_checks
 from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
 from ace_assets.io.store import ArrayStore, load_npz
 from ace_assets.miniscope.chunks import ArraySink

@@ -3,19 +3,24 @@
 import functools
 import inspect
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from ace_assets.defs.assets.session import line_session
 from ace_assets.defs.checks import CHECK_DESCRIPTIONS, blocking_failure_text
 from ace_assets.defs.executors import heavy_op_tags
-from ace_assets.defs.manifests import asset_dir, read_manifest
+from ace_assets.defs.manifests import asset_dir
 from ace_assets.defs.partitions import line_of, line_partitions
 from ace_assets.defs.presentation import REPORT_ORDER, present
 from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.results import NotApplicable, results_asset
 
 HEAVY_POOL = "ace_heavy"
+#: Metadata key of an asset's links to its source (shown in the UI).
+CODE_REFERENCES = "dagster/code_references"
 
 
 #: Asset tag naming the recordings an asset needs; run selections for a line are built from it.
@@ -32,12 +37,15 @@ def line_asset(
     *,
     group: str,
     modality: str,
-    deps: Sequence[Any],
     kinds: set[str],
     checks: Iterable[tuple[str, bool]] = (),
     heavy: bool = False,
 ) -> Callable[[Callable[..., Any]], dg.AssetsDefinition]:
     """``@dg.asset`` for one line: partitioned, eager, optional output, ``(check, blocking)`` specs.
+
+    Upstream assets are the body's parameters, annotated with their result type
+    (:mod:`ace_assets.defs.results`); the body yields a ``MaterializeResult`` whose value is
+    the asset's own handle.
 
     ``modality`` (a key of :data:`MODALITY_NEEDS`) becomes the ``ace/modality`` tag. On a
     line without those recordings the body never runs: the wrapper records a "not
@@ -105,10 +113,10 @@ def line_asset(
                 )
 
         extra: dict[str, Any] = {"pool": HEAVY_POOL, "op_tags": heavy_op_tags()} if heavy else {}
-        return dg.asset(
+        return results_asset(
+            metadata={CODE_REFERENCES: source_reference(fn)},
             group_name=group,
             partitions_def=line_partitions,
-            deps=list(deps),
             kinds=kinds,
             output_required=False,
             automation_condition=dg.AutomationCondition.eager(),
@@ -120,10 +128,23 @@ def line_asset(
     return decorate
 
 
+def source_reference(fn: Callable[..., Any]) -> dg.CodeReferencesMetadataValue:
+    """A UI link to the body of ``fn``, not to the wrapper Dagster is given."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        return dg.CodeReferencesMetadataValue(
+            code_references=[
+                dg.LocalFileCodeReference(
+                    file_path=str(Path(inspect.getsourcefile(fn) or "").resolve()),
+                    line_number=inspect.getsourcelines(fn)[1],
+                )
+            ]
+        )
+
+
 def line_modalities(paths: PathsResource, line: int | str) -> frozenset[str]:
     """The recordings ``session_files`` found for a line ("miniscope", "ephys")."""
-    session = read_manifest(paths, "session_files", int(line))
-    return frozenset(m for m in ("miniscope", "ephys") if session.get(m) is not None)
+    return line_session(paths, int(line)).modalities
 
 
 def missing_modality(paths: PathsResource, line: int, needs: Iterable[str]) -> str | None:
@@ -151,6 +172,7 @@ def not_applicable(
     yield dg.MaterializeResult(
         metadata={"status": dg.MetadataValue.text("not applicable"), "reason": why},
         tags={"ace/status": NOT_APPLICABLE},
+        value=NotApplicable(why),
     )
     for spec in context.assets_def.check_specs:
         yield dg.AssetCheckResult(

@@ -15,11 +15,13 @@ from typing import Any
 
 import dagster as dg
 
+from ace_assets.defs.assets.catalog import analysis_parameters
+from ace_assets.defs.assets.session import session_files
 from ace_assets.defs.line_assets import line_modalities
 from ace_assets.defs.resources import PathsResource, paths_tags
 
 #: Assets every line run starts with: what the rest of the run reads.
-SESSION_ASSETS = ("analysis_parameters", "session_files")
+SESSION_ASSETS = tuple(a.key.to_user_string() for a in (analysis_parameters, session_files))
 #: The job every line run belongs to (in the UI, on the CLI, from sensors and schedules).
 LINE_JOB = "process_line"
 

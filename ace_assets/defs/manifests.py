@@ -1,9 +1,8 @@
 """Each asset writes its files into one folder, swapped into place only when complete.
 
-Assets return ``MaterializeResult`` and downstream assets read the JSON
-manifest in that folder, so no pickling IO manager stores results, every
-output is a plain file other tools can open, and a failed run leaves the
-previous good folder untouched.
+Assets return a typed handle of that folder (:mod:`ace_assets.defs.results`) and
+downstream assets read the JSON manifest in it, so nothing is pickled, every output is a
+plain file other tools can open, and a failed run leaves the previous good folder untouched.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ace_assets.catalog.parameters import LineParameters
 from ace_assets.defs.resources import PathsResource
 from ace_assets.io.store import atomic_write_text, replace_dir
 
@@ -57,10 +55,6 @@ def read_manifest(paths: PathsResource, asset: str, line: int | None = None) -> 
         which = "" if line is None else f" for line {line}"
         raise NotMaterializedError(f"'{asset}'{which} has not been materialized (no {target})")
     return json.loads(target.read_text())
-
-
-def load_parameters(paths: PathsResource, line: int) -> LineParameters:
-    return LineParameters.from_json(read_manifest(paths, "analysis_parameters", line))
 
 
 def _default(value: Any) -> Any:

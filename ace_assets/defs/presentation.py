@@ -28,8 +28,8 @@ SUMMARY_PNG = "qc_summary.png"
 SUMMARY_JSON = "summary.json"
 REPORT = "report.html"
 COMBINED_WIDTH = 1400
-#: Asset names in graph order, as ``line_asset`` registers them (the report's order).
-REPORT_ORDER: list[str] = ["session_files", "analysis_parameters"]
+#: Asset names in graph order, as the asset modules register them (the report's order).
+REPORT_ORDER: list[str] = []
 
 
 def round_number(value: float, digits: int = 4) -> float:
@@ -132,6 +132,7 @@ def present(
         check_results=result.check_results,
         data_version=result.data_version,
         tags=result.tags,
+        value=result.value,
     )
 
 

@@ -4,8 +4,8 @@ import dagster as dg
 
 from ace_assets.catalog.experiments import ExperimentCatalog, read_experiments
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
-from ace_assets.defs.catalog_assets import parameters_digest
-from ace_assets.defs.manifests import NotMaterializedError, read_manifest
+from ace_assets.defs.assets.catalog import line_parameters, parameters_digest
+from ace_assets.defs.manifests import NotMaterializedError
 from ace_assets.defs.resources import PathsResource, paths_tags
 from ace_assets.defs.sensors import PROCESS_JOB
 from ace_assets.errors import AceInputError
@@ -19,7 +19,7 @@ def stale_lines(paths: PathsResource, catalog: ExperimentCatalog | None = None) 
     out: dict[int, str] = {}
     for line in catalog.experiments:
         try:
-            stored = read_manifest(paths, "analysis_parameters", line)
+            stored = line_parameters(paths, line).manifest
         except NotMaterializedError:
             out[line] = "never processed"
             continue

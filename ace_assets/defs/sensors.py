@@ -5,10 +5,10 @@ import json
 import dagster as dg
 
 from ace_assets.catalog.experiments import read_experiments
+from ace_assets.defs.assets.session import processed_fingerprint
 from ace_assets.defs.line_runs import LINE_JOB
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import PathsResource, paths_tags
-from ace_assets.defs.session_assets import processed_fingerprint
 from ace_assets.errors import AceInputError
 from ace_assets.io.landing import landing_state, now
 

@@ -6,27 +6,32 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.assets.calcium import miniscope_sources
+from ace_assets.defs.assets.catalog import line_parameters
 from ace_assets.defs.checks import check_result
-from ace_assets.defs.ephys_assets import ephys_channels, ephys_results, ephys_spectrogram
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
-from ace_assets.defs.manifests import (
-    asset_dir,
-    load_parameters,
-    read_manifest,
-    staged_output,
-    write_manifest,
-)
+from ace_assets.defs.manifests import write_manifest
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.resources import PathsResource
-from ace_assets.defs.session_assets import session_files
-from ace_assets.defs.truth import truth_for
+from ace_assets.defs.results import (
+    AlignmentResult,
+    EphysStore,
+    EventsResult,
+    Parameters,
+    PhaseResult,
+    Result,
+    SessionFiles,
+    SourcesResult,
+    SpectrogramResult,
+    staged,
+)
+from ace_assets.demo import truth
 from ace_assets.errors import AceInputError
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.neuralynx import load_clock
-from ace_assets.io.store import ArrayStore, atomic_save_npz, load_npz
+from ace_assets.io.store import atomic_save_npz
 from ace_assets.multimodal.alignment import align_frames
 from ace_assets.multimodal.phase_locking import (
     circular_stats,
@@ -40,11 +45,16 @@ MULTIMODAL_GROUP = "multimodal"
 @line_asset(
     group=MULTIMODAL_GROUP,
     modality="multimodal",
-    deps=[session_files, ephys_channels, analysis_parameters],
     kinds={"numpy"},
     checks=[("ttl_count_matches_frames", True)],
 )
-def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource):
+def multimodal_alignment(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    session_files: SessionFiles,
+    ephys_channels: EphysStore,
+    analysis_parameters: Parameters,
+):
     """Each Miniscope frame's time on the ephys clock, from one .nev TTL per frame.
 
     The frame pulses are the rising edges of one bit of the port word
@@ -54,9 +64,10 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
     mismatch is reported, never hidden. ``zero time (s)`` sets the origin.
     """
     line = line_of(context)
-    session = read_manifest(paths, "session_files", line)
-    params = load_parameters(paths, line)
-    channels = read_manifest(paths, "ephys_channels", line)
+    own = AlignmentResult.of(context, paths)
+    session = session_files.manifest
+    params = analysis_parameters.values
+    channels = ephys_channels.manifest
     with input_errors_as_failures():
         if not channels.get("events_csv"):
             raise AceInputError(
@@ -81,8 +92,8 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
             )
         except AceInputError as exc:
             raise AceInputError(exc.reason, file=exc.file, line=line, column=exc.column) from None
-    accuracy = _alignment_accuracy(paths, line, frame_times, zero)
-    with staged_output(paths, "multimodal_alignment", line) as out:
+    accuracy = truth.score_alignment(paths.data, line, frame_times, zero)
+    with staged(context, paths) as out:
         atomic_save_npz(
             out / "frame_times.npz",
             frame_times_s=frame_times,
@@ -90,7 +101,7 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
             deleted=np.asarray(delete),
         )
         figure = _alignment_figure(frame_times, recording.timestamps_ms, out)
-        final = asset_dir(paths, "multimodal_alignment", line)
+        final = own.folder
         write_manifest(
             out,
             {
@@ -118,8 +129,9 @@ def multimodal_alignment(context: dg.AssetExecutionContext, paths: PathsResource
             "edges_per_bit": dg.MetadataValue.md(_edges_markdown(report["edges_per_bit"])),
             "first_frame_s": float(frame_times[0]) if len(frame_times) else float("nan"),
             "alignment": figure,
-            **{f"truth_{k}": v for k, v in accuracy.items()},
-        }
+            **truth.metadata(accuracy),
+        },
+        value=own,
     )
     yield check_result(
         "ttl_count_matches_frames",
@@ -150,17 +162,6 @@ def _edges_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _alignment_accuracy(
-    paths: PathsResource, line: int, frame_times: np.ndarray, zero: float
-) -> dict:
-    truth = truth_for(paths, line)
-    if truth is None or "frame_times_ephys_s" not in truth:
-        return {}
-    # our clock starts at the first ephys sample, like the generator's
-    error = np.abs(frame_times + zero - truth["frame_times_ephys_s"])
-    return {"max_frame_time_error_ms": float(error.max() * 1e3)}
-
-
 def _alignment_figure(frame_times: np.ndarray, camera_ms: np.ndarray, out: Path):
     fig, axes = new_figure(9, 2.5, ncols=2)
     axes[0, 0].plot(np.diff(frame_times) * 1e3, lw=0.6)
@@ -174,21 +175,29 @@ def _alignment_figure(frame_times: np.ndarray, camera_ms: np.ndarray, out: Path)
 @line_asset(
     group=MULTIMODAL_GROUP,
     modality="multimodal",
-    deps=["multimodal_alignment", "calcium_events", ephys_results, ephys_spectrogram],
     kinds={"numpy", "pandas"},
 )
-def multimodal_results(context: dg.AssetExecutionContext, paths: PathsResource):
+def multimodal_results(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    multimodal_alignment: AlignmentResult,
+    calcium_events: EventsResult,
+    ephys_results: PhaseResult,
+    ephys_spectrogram: SpectrogramResult,
+):
     """Ephys phase at every calcium event; per component MRL, Rayleigh p; rates by period."""
     line = line_of(context)
-    params = load_parameters(paths, line)
-    align = read_manifest(paths, "multimodal_alignment", line)
-    frame_times = load_npz(align["frame_times"])["frame_times_s"]
-    events = pd.read_csv(read_manifest(paths, "calcium_events", line)["events_csv"])
-    phase_manifest = read_manifest(paths, "ephys_results", line)
-    phase = ArrayStore(phase_manifest["phase"])
+    own = Result.of(context, paths)
+    # read past the graph (not inputs: the README's graph): settings, and the sources'
+    # traces for the figure and demo truth
+    params = line_parameters(paths, line).values
+    sources = SourcesResult.at(paths, miniscope_sources, line)
+    frame_times = multimodal_alignment.frame_times()
+    events = calcium_events.events()
+    phase = ephys_results.store()
     clock = load_clock(phase.path)
-    channels = phase_manifest["channels"]
-    zero = float(align["zero_time_s"])
+    channels = ephys_results.channels
+    zero = multimodal_alignment.zero_time_s
     # frame_times are relative to zero time; the ephys clock is relative to the first sample
     event_times = frame_times[events["frame"].to_numpy(dtype=int)] if len(events) else np.empty(0)
     phases = (
@@ -215,16 +224,16 @@ def multimodal_results(context: dg.AssetExecutionContext, paths: PathsResource):
         times_by_comp, params["periods of high slow wave power (s)"], params["control periods (s)"]
     )
     locked = locking[locking["rayleigh_p"] < 0.05] if len(locking) else locking
-    truth_scores = _locking_accuracy(paths, line, locking, channels)
-    with staged_output(paths, "multimodal_results", line) as out:
+    truth_scores = truth.score_locking(paths.data, line, locking, channels, sources.truth_match)
+    with staged(context, paths) as out:
         per_event.to_csv(out / "event_phases.csv", index=False)
         locking.to_csv(out / "phase_locking.csv", index=False)
         rates.to_csv(out / "period_rates.csv", index=False)
-        figure = _aligned_figure(paths, line, frame_times, zero, out)
+        figure = _aligned_figure(ephys_spectrogram, sources, frame_times, zero, out)
         write_manifest(
             out,
             {
-                "event_phases_csv": str(out.parent / "multimodal_results" / "event_phases.csv"),
+                "event_phases_csv": str(own.folder / "event_phases.csv"),
                 "n_events": len(per_event),
                 "n_locked_pairs": len(locked),
                 "ground_truth": truth_scores,
@@ -240,8 +249,9 @@ def multimodal_results(context: dg.AssetExecutionContext, paths: PathsResource):
             if len(rates)
             else float("nan"),
             "aligned_traces": figure,
-            **{f"truth_{k}": v for k, v in truth_scores.items()},
-        }
+            **truth.metadata(truth_scores),
+        },
+        value=own,
     )
 
 
@@ -260,41 +270,15 @@ def _locking_markdown(locking: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _locking_accuracy(
-    paths: PathsResource, line: int, locking: pd.DataFrame, channels: list[str]
-) -> dict:
-    """On demo data: are the generator's phase-locked neurons the ones found locked?"""
-    truth = truth_for(paths, line)
-    if truth is None or "locked" not in truth or locking.empty:
-        return {}
-    sources = read_manifest(paths, "miniscope_sources", line)
-    match = sources.get("truth_match")
-    if not match:
-        return {}
-    found_to_true = {int(k): int(v) for k, v in match.items()}
-    main = locking[locking["channel"] == channels[0]]
-    locked_true = truth["locked"].astype(bool)
-    hits = [
-        (locked_true[found_to_true[int(r.component)]], r.rayleigh_p < 0.05)
-        for r in main.itertuples(index=False)
-        if int(r.component) in found_to_true
-    ]
-    if not hits:
-        return {}
-    truth_locked = [h for h in hits if h[0]]
-    truth_free = [h for h in hits if not h[0]]
-    return {
-        "locked_found_locked": sum(p for _, p in truth_locked) / max(len(truth_locked), 1),
-        "unlocked_found_locked": sum(p for _, p in truth_free) / max(len(truth_free), 1),
-    }
-
-
 def _aligned_figure(
-    paths: PathsResource, line: int, frame_times: np.ndarray, zero: float, out: Path
+    spectrogram: SpectrogramResult,
+    sources: SourcesResult,
+    frame_times: np.ndarray,
+    zero: float,
+    out: Path,
 ):
-    spec = load_npz(read_manifest(paths, "ephys_spectrogram", line)["spectrogram"])
-    traces_file = read_manifest(paths, "miniscope_sources", line)["traces"]
-    c = load_npz(traces_file)["C"]
+    spec = spectrogram.spectrogram()
+    c = sources.traces()["C"]
     fig, axes = new_figure(9, 4, nrows=2)
     db = 10 * np.log10(np.maximum(spec["power"][0], 1e-30))
     mesh = axes[0, 0].pcolormesh(

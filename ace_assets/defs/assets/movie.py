@@ -5,24 +5,15 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.checks import check_result
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
-from ace_assets.defs.manifests import (
-    NotMaterializedError,
-    asset_dir,
-    load_parameters,
-    read_manifest,
-    staged_output,
-    write_manifest,
-)
+from ace_assets.defs.manifests import NotMaterializedError, write_manifest
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.progress import Progress
 from ace_assets.defs.resources import PathsResource
-from ace_assets.defs.session_assets import session_files
-from ace_assets.errors import AceInputError
+from ace_assets.defs.results import MovieResult, Parameters, SessionFiles, staged
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter, atomic_save_npz, drop_store
 from ace_assets.miniscope.denoise import denoise_movie
@@ -31,21 +22,6 @@ from ace_assets.miniscope.preprocess import PreprocessParams, output_shape, prep
 
 MOVIE_GROUP = "miniscope"
 MOVIE = "movie.npyd"
-
-
-def movie_store(paths: PathsResource, asset: str, line: int) -> ArrayStore:
-    """The movie of ``asset`` for ``line``; a clear error if it was dropped to save disk."""
-    manifest = read_manifest(paths, asset, line)
-    dropped = manifest.get("movie_dropped")
-    if dropped:
-        raise AceInputError(
-            f"{dropped['reason']}. Re-materialize '{asset}' for line {line} first (its QC "
-            f"and manifest were kept; the movie is recomputed from its own inputs), or set "
-            f"keep_intermediate_movies to TRUE to keep it next time",
-            file=manifest.get("movie"),
-            column="keep_intermediate_movies",
-        )
-    return ArrayStore(manifest["movie"])
 
 
 #: Arrays of the denoise report kept in its qc.npz.
@@ -83,7 +59,6 @@ DENOISE_MANIFEST_KEYS = (
 @line_asset(
     group=MOVIE_GROUP,
     modality="miniscope",
-    deps=[session_files, analysis_parameters],
     kinds={"numpy", "opencv"},
     checks=[
         ("dropped_frames_below_threshold", True),
@@ -92,7 +67,12 @@ DENOISE_MANIFEST_KEYS = (
     ],
     heavy=True,
 )
-def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
+def denoised_movie(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    session_files: SessionFiles,
+    analysis_parameters: Parameters,
+):
     """Corrupted frames repaired, travelling stripes notched out, flicker removed.
 
     Stripes are found in this movie's own spectrum (``stripe_method`` auto) and exactly
@@ -103,14 +83,15 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
     the rates at which the bands found pass a fixed row, for source extraction.
     """
     line = line_of(context)
-    session = read_manifest(paths, "session_files", line)["miniscope"]
-    params = load_parameters(paths, line)
+    own = MovieResult.of(context, paths)
+    session = session_files.miniscope
+    params = analysis_parameters.values
     with input_errors_as_failures():
         recording = open_miniscope(session["folder"])
         h, w = recording.frame_shape
-        progress = Progress(context.log.info, f"line {line} denoised_movie", recording.n_frames)
-        with staged_output(paths, "denoised_movie", line) as out:
-            meta = {"stage": "denoised_movie", "line": line, "fps": recording.frame_rate}
+        progress = Progress(context.log.info, f"line {line} {own.asset}", recording.n_frames)
+        with staged(context, paths) as out:
+            meta = {"stage": own.asset, "line": line, "fps": recording.frame_rate}
             with ArrayStoreWriter(
                 out / MOVIE, (recording.n_frames, h, w), np.uint8, meta
             ) as writer:
@@ -134,7 +115,7 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             write_manifest(
                 out,
                 {
-                    "movie": str(asset_dir(paths, "denoised_movie", line) / MOVIE),
+                    "movie": str(own.folder / MOVIE),
                     "n_frames": recording.n_frames,
                     "frame_shape": [h, w],
                     "fps": recording.frame_rate,
@@ -162,10 +143,11 @@ def denoised_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             "corrupted_frames": len(report["corrupted_frames"]),
             "corrupted_counts": dg.MetadataValue.json(report["corrupted_counts"]),
             "dropped_frames": dropped,
-            "store": dg.MetadataValue.path(str(asset_dir(paths, "denoised_movie", line) / MOVIE)),
+            "store": dg.MetadataValue.path(str(own.folder / MOVIE)),
             **progress.throughput(),
             **figures,
-        }
+        },
+        value=own,
     )
     yield check_result(
         "dropped_frames_below_threshold",
@@ -328,23 +310,28 @@ def _kymograph_figure(report: dict, out: Path) -> dg.MetadataValue:
 @line_asset(
     group=MOVIE_GROUP,
     modality="miniscope",
-    deps=[denoised_movie, analysis_parameters],
     kinds={"numpy"},
     heavy=True,
 )
-def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
+def preprocessed_movie(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    denoised_movie: MovieResult,
+    analysis_parameters: Parameters,
+):
     """Cropped, photobleaching-detrended (and optionally ΔF/F) movie, stored as float16."""
     line = line_of(context)
-    params = load_parameters(paths, line)
+    own = MovieResult.of(context, paths)
+    params = analysis_parameters.values
     with input_errors_as_failures():
-        source = movie_store(paths, "denoised_movie", line)
+        source = denoised_movie.store()
         n, h, w = source.shape
         fps = float(source.meta["fps"])
         p = PreprocessParams.from_mapping(params.group("preprocess"))
         shape_out = output_shape(n, (h, w), p)
-        progress = Progress(context.log.info, f"line {line} preprocessed_movie", n)
-        with staged_output(paths, "preprocessed_movie", line) as out:
-            meta = {"stage": "preprocessed_movie", "line": line, "fps": fps}
+        progress = Progress(context.log.info, f"line {line} {own.asset}", n)
+        with staged(context, paths) as out:
+            meta = {"stage": own.asset, "line": line, "fps": fps}
             with ArrayStoreWriter(out / MOVIE, shape_out, np.float32, meta, compact=True) as writer:
                 report = preprocess_movie(
                     progress.source(source), n, (h, w), fps, p, writer, scratch_dir=out
@@ -358,7 +345,7 @@ def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             write_manifest(
                 out,
                 {
-                    "movie": str(asset_dir(paths, "preprocessed_movie", line) / MOVIE),
+                    "movie": str(own.folder / MOVIE),
                     "n_frames": n,
                     "frame_shape": list(shape_out[1:]),
                     "fps": fps,
@@ -366,7 +353,7 @@ def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
                     **scalars,
                 },
             )
-    dropped = _drop_upstream(context, paths, params, "denoised_movie", "preprocessed_movie", line)
+    dropped = _drop_upstream(context, params, denoised_movie)
     yield dg.MaterializeResult(
         metadata={
             "n_frames": n,
@@ -378,7 +365,8 @@ def preprocessed_movie(context: dg.AssetExecutionContext, paths: PathsResource):
             **dropped,
             **progress.throughput(),
             "qc": figure,
-        }
+        },
+        value=own,
     )
 
 
@@ -402,12 +390,16 @@ MOTION_CHECKS = ("motion_within_max_shifts", "motion_improves_crispness", "motio
 @line_asset(
     group=MOVIE_GROUP,
     modality="miniscope",
-    deps=[preprocessed_movie, analysis_parameters],
     kinds={"numpy", "opencv"},
     checks=[(name, True) for name in MOTION_CHECKS],
     heavy=True,
 )
-def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResource):
+def motion_corrected_movie(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    preprocessed_movie: MovieResult,
+    analysis_parameters: Parameters,
+):
     """Rigid or piecewise-rigid registration to a template of confident frames (NoRMCorre-style).
 
     Each frame's correlation peak has a confidence; quiet, black, white or garbage frames
@@ -415,14 +407,15 @@ def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResour
     are smoothed in time by a Kalman smoother fitted to the movie. Stored as float16.
     """
     line = line_of(context)
-    params = load_parameters(paths, line)
+    own = MovieResult.of(context, paths)
+    params = analysis_parameters.values
     with input_errors_as_failures():
-        source = movie_store(paths, "preprocessed_movie", line)
+        source = preprocessed_movie.store()
         n, h, w = source.shape
         fps = float(source.meta["fps"])
-        progress = Progress(context.log.info, f"line {line} motion_corrected_movie", n)
-        with staged_output(paths, "motion_corrected_movie", line) as out:
-            meta = {"stage": "motion_corrected_movie", "line": line, "fps": fps}
+        progress = Progress(context.log.info, f"line {line} {own.asset}", n)
+        with staged(context, paths) as out:
+            meta = {"stage": own.asset, "line": line, "fps": fps}
             with ArrayStoreWriter(out / MOVIE, (n, h, w), np.float32, meta, compact=True) as writer:
                 report = motion_correct(
                     progress.source(source),
@@ -440,7 +433,7 @@ def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResour
             write_manifest(
                 out,
                 {
-                    "movie": str(asset_dir(paths, "motion_corrected_movie", line) / MOVIE),
+                    "movie": str(own.folder / MOVIE),
                     "n_frames": n,
                     "frame_shape": [h, w],
                     "fps": fps,
@@ -451,9 +444,7 @@ def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResour
     checks = motion_checks(report, params)
     dropped = {}
     if all(c.passed for c in checks):  # a failed check may need the input again
-        dropped = _drop_upstream(
-            context, paths, params, "preprocessed_movie", "motion_corrected_movie", line
-        )
+        dropped = _drop_upstream(context, params, preprocessed_movie)
     rigid = np.abs(np.asarray(report["shifts_rigid"]))
     yield dg.MaterializeResult(
         metadata={
@@ -473,7 +464,8 @@ def motion_corrected_movie(context: dg.AssetExecutionContext, paths: PathsResour
             **dropped,
             **progress.throughput(),
             **figures,
-        }
+        },
+        value=own,
     )
     yield from checks
 
@@ -551,37 +543,35 @@ def _size(nbytes: int, n_frames: int) -> str:
 
 
 def _drop_upstream(
-    context: dg.AssetExecutionContext,
-    paths: PathsResource,
-    params,
-    upstream: str,
-    by: str,
-    line: int,
-) -> dict:
-    """With ``keep_intermediate_movies`` FALSE, delete ``upstream``'s movie now ``by`` is built."""
+    context: dg.AssetExecutionContext, params, upstream: MovieResult
+) -> dict[str, dg.MetadataValue]:
+    """With ``keep_intermediate_movies`` FALSE, delete ``upstream``'s movie now this asset is built."""
     if params["keep_intermediate_movies"]:
         return {}
-    freed = drop_intermediate_movie(paths, upstream, line, by)
+    by = context.asset_key.to_user_string()
+    freed = drop_intermediate_movie(upstream, by, line_of(context))
     if freed is None:
         return {}
-    context.log.info(f"dropped the {upstream} movie of line {line}: {freed / 1e9:.2f} GB freed")
-    return {f"dropped_{upstream}": dg.MetadataValue.text(f"{freed / 1e9:.2f} GB freed")}
+    context.log.info(
+        f"dropped the {upstream.asset} movie of line {line_of(context)}: {freed / 1e9:.2f} GB freed"
+    )
+    return {f"dropped_{upstream.asset}": dg.MetadataValue.text(f"{freed / 1e9:.2f} GB freed")}
 
 
-def drop_intermediate_movie(paths: PathsResource, asset: str, line: int, by: str) -> int | None:
-    """Delete ``asset``'s movie, keep its folder (manifest, QC), and say so in its manifest.
+def drop_intermediate_movie(movie: MovieResult, by: str, line: int) -> int | None:
+    """Delete the movie of ``movie``, keep its folder (manifest, QC), and say so in its manifest.
 
     Returns the bytes freed, or None if there was no movie to drop.
     """
-    folder = asset_dir(paths, asset, line)
+    folder = movie.folder
     try:
-        manifest = read_manifest(paths, asset, line)
+        manifest = dict(movie.manifest)
     except NotMaterializedError:
         return None
     if manifest.get("movie_dropped") or not Path(manifest.get("movie", "")).is_dir():
         return None
     reason = (
-        f"the {asset} movie of line {line} was deleted after {by} was built, because "
+        f"the {movie.asset} movie of line {line} was deleted after {by} was built, because "
         f"keep_intermediate_movies is FALSE"
     )
     manifest["movie_dropped"] = {"by": by, "reason": reason}

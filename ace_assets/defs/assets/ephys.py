@@ -5,22 +5,22 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from ace_assets.defs.catalog_assets import analysis_parameters
 from ace_assets.defs.ephys_checks import events_check, gap_check
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
-from ace_assets.defs.manifests import (
-    asset_dir,
-    load_parameters,
-    read_manifest,
-    staged_output,
-    write_manifest,
-)
+from ace_assets.defs.manifests import write_manifest
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.progress import Progress
 from ace_assets.defs.resources import PathsResource
-from ace_assets.defs.session_assets import session_files
+from ace_assets.defs.results import (
+    EphysStore,
+    Parameters,
+    PhaseResult,
+    SessionFiles,
+    SpectrogramResult,
+    staged,
+)
 from ace_assets.ephys.artifacts import remove_artifacts_store
 from ace_assets.ephys.filters import design_filter, filter_store
 from ace_assets.ephys.masks import blank_unrecorded, unrecorded_fraction, unrecorded_runs
@@ -42,10 +42,6 @@ EPHYS_GROUP = "ephys"
 SIGNALS = "signals.npyd"
 
 
-def _store(paths: PathsResource, asset: str, line: int, key: str = "store") -> ArrayStore:
-    return ArrayStore(read_manifest(paths, asset, line)[key])
-
-
 def store_channels(store: ArrayStore) -> list[str]:
     """Channel names a (samples, channels) store was written with; column numbers if none."""
     return store.meta.get("channel_names") or [str(i) for i in range(store.shape[1])]
@@ -62,11 +58,15 @@ def _channel_names(session: dict) -> list[str]:
 @line_asset(
     group=EPHYS_GROUP,
     modality="ephys",
-    deps=[session_files, analysis_parameters],
     kinds={"neuralynx", "numpy"},
     checks=[("no_recording_gaps", True), ("events_match_recording", False)],
 )
-def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
+def ephys_channels(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    session_files: SessionFiles,
+    analysis_parameters: Parameters,
+):
     """The listed .ncs channels in volts (ADBitVolts, InputInverted honoured) on one grid.
 
     Read record by record in bounded blocks. Pauses up to ``max_fill_s`` are filled by
@@ -75,8 +75,9 @@ def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
     become a table, checked against the channels' time span.
     """
     line = line_of(context)
-    session = read_manifest(paths, "session_files", line)["ephys"]
-    params = load_parameters(paths, line)
+    own = EphysStore.of(context, paths)
+    session = session_files.ephys
+    params = analysis_parameters.values
     names = _channel_names(session)
     events_name = Path(session["events_file"]).name if session["events_file"] else None
     max_fill_s = float(params["max_fill_s"])
@@ -88,10 +89,10 @@ def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
                 exc.reason, file=exc.file, line=line, column=exc.column or "LFP and EEG CSCs"
             ) from None
         report = nlx.report()
-        with staged_output(paths, "ephys_channels", line) as out:
+        with staged(context, paths) as out:
             write_session_store(nlx, out / SIGNALS, meta={"line": line})
             streams = write_stream_stores(nlx, out)
-            final = asset_dir(paths, "ephys_channels", line)
+            final = own.folder
             sanity = None
             n_events = 0
             if nlx.events_present:
@@ -135,7 +136,8 @@ def ephys_channels(context: dg.AssetExecutionContext, paths: PathsResource):
             "partial_records": len(report["partial_records"]),
             "events": n_events,
             "events_file": dg.MetadataValue.text(report["events_file"] or "missing"),
-        }
+        },
+        value=own,
     )
     yield gap_check(gaps, runs, float(params["max_gap_s"]), max_fill_s)
     yield events_check(sanity)
@@ -154,25 +156,28 @@ def _resampling_notes(report: dict) -> list[str]:
 @line_asset(
     group=EPHYS_GROUP,
     modality="ephys",
-    deps=[ephys_channels, analysis_parameters],
     kinds={"scipy", "numpy"},
 )
-def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
+def filtered_ephys(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    ephys_channels: EphysStore,
+    analysis_parameters: Parameters,
+):
     """Zero-phase Butterworth (SOS) or FIR band, streamed, each segment mirror-padded for the
     filter's impulse response; optional artefact removal."""
     line = line_of(context)
-    params = load_parameters(paths, line)
+    own = EphysStore.of(context, paths)
+    params = analysis_parameters.values
     with input_errors_as_failures():
-        raw = _store(paths, "ephys_channels", line)
+        raw = ephys_channels.store()
         fs = float(raw.meta["sampling_rate_hz"])
         segments = segments_from_meta(raw.meta, raw.n_frames)
         low, high = params["filter_range"]
         band = [low or None, high or None]
         filt = _design(params, band, fs, raw, line)
-        progress = Progress(
-            context.log.info, f"line {line} filtered_ephys", raw.n_frames, "samples"
-        )
-        with staged_output(paths, "filtered_ephys", line) as out:
+        progress = Progress(context.log.info, f"line {line} {own.asset}", raw.n_frames, "samples")
+        with staged(context, paths) as out:
             source = raw
             n_artifacts = 0
             if params["remove_artifacts"]:
@@ -205,7 +210,7 @@ def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
             rms = recorded_rms(filtered)
             names = store_channels(raw)
             figure = _excerpt_figure(raw, filtered, fs, out)
-            final = asset_dir(paths, "filtered_ephys", line)
+            final = own.folder
             write_manifest(
                 out,
                 {
@@ -231,7 +236,8 @@ def filtered_ephys(context: dg.AssetExecutionContext, paths: PathsResource):
             **progress.throughput(),
             "rms_recorded_uV": dg.MetadataValue.json(dict(zip(names, rms, strict=True))),
             "excerpt": figure,
-        }
+        },
+        value=own,
     )
 
 
@@ -313,16 +319,20 @@ def _window_plan(
     return plan
 
 
-@line_asset(
-    group=EPHYS_GROUP, modality="ephys", deps=[ephys_channels, analysis_parameters], kinds={"numpy"}
-)
-def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
+@line_asset(group=EPHYS_GROUP, modality="ephys", kinds={"numpy"})
+def ephys_spectrogram(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    ephys_channels: EphysStore,
+    analysis_parameters: Parameters,
+):
     """Multitaper spectrogram per channel (DPSS, 2·TW−1 tapers), windows laid per segment:
     windows across a pause are masked, a window longer than the recording shrinks (logged)."""
     line = line_of(context)
-    params = load_parameters(paths, line)
+    own = SpectrogramResult.of(context, paths)
+    params = analysis_parameters.values
     with input_errors_as_failures():
-        raw = _store(paths, "ephys_channels", line)
+        raw = ephys_channels.store()
         names = store_channels(raw)
         plan = _window_plan(raw, params, line, context)
         settings = {
@@ -332,9 +342,7 @@ def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
         }
         segments = segments_from_meta(raw.meta, raw.n_frames)
         spectra = []
-        progress = Progress(
-            context.log.info, f"line {line} ephys_spectrogram", raw.shape[1], "channels"
-        )
+        progress = Progress(context.log.info, f"line {line} {own.asset}", raw.shape[1], "channels")
         for c in range(raw.shape[1]):
             try:
                 s, freqs = spectrogram(store_reader(raw, c), plan, segments, **settings)
@@ -360,7 +368,7 @@ def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
             )
         mean_power = np.array([power[c][:, usable[c]].mean(axis=1) for c in range(len(names))])
         peak = freqs[np.argmax(mean_power, axis=1)]
-        with staged_output(paths, "ephys_spectrogram", line) as out:
+        with staged(context, paths) as out:
             atomic_save_npz(
                 out / "spectrogram.npz",
                 power=power,
@@ -369,7 +377,7 @@ def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
                 masked=plan.masked,
             )
             figure = _spectrogram_figure(power, times, freqs, names, out)
-            final = asset_dir(paths, "ephys_spectrogram", line)
+            final = own.folder
             write_manifest(
                 out,
                 {
@@ -403,7 +411,8 @@ def ephys_spectrogram(context: dg.AssetExecutionContext, paths: PathsResource):
             "settings": dg.MetadataValue.json({k: str(v) for k, v in settings.items()}),
             **progress.throughput(),
             "spectrogram": figure,
-        }
+        },
+        value=own,
     )
 
 
@@ -418,16 +427,20 @@ def _spectrogram_figure(power: np.ndarray, times: np.ndarray, freqs: np.ndarray,
     return figure_metadata(fig, out / "spectrogram.png", "Multitaper spectrogram (dB)")
 
 
-@line_asset(
-    group=EPHYS_GROUP, modality="ephys", deps=[filtered_ephys, analysis_parameters], kinds={"numpy"}
-)
-def ephys_results(context: dg.AssetExecutionContext, paths: PathsResource):
+@line_asset(group=EPHYS_GROUP, modality="ephys", kinds={"numpy"})
+def ephys_results(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    filtered_ephys: EphysStore,
+    analysis_parameters: Parameters,
+):
     """Hilbert phase and amplitude per channel in the filter band (NaN where nothing was
     recorded), and band power in windows laid per segment."""
     line = line_of(context)
-    params = load_parameters(paths, line)
+    own = PhaseResult.of(context, paths)
+    params = analysis_parameters.values
     with input_errors_as_failures():
-        filtered = _store(paths, "filtered_ephys", line)
+        filtered = filtered_ephys.store()
         fs = float(filtered.meta["sampling_rate_hz"])
         names = store_channels(filtered)
         low = params["filter_range"][0] or None
@@ -453,7 +466,7 @@ def ephys_results(context: dg.AssetExecutionContext, paths: PathsResource):
                 column="ephys_window_s",
             )
         times = load_clock(filtered.path).times_of(plan.centers())
-        with staged_output(paths, "ephys_results", line) as out:
+        with staged(context, paths) as out:
             phase, amplitude = phase_store(
                 filtered,
                 out / "phase.npyd",
@@ -466,7 +479,7 @@ def ephys_results(context: dg.AssetExecutionContext, paths: PathsResource):
             atomic_save_npz(out / "band_power.npz", power=power, times_s=times, masked=plan.masked)
             blanked = unrecorded_fraction(filtered.meta, filtered.n_frames, len(names))
             figure = _phase_figure(phase, amplitude, names, out)
-            final = asset_dir(paths, "ephys_results", line)
+            final = own.folder
             write_manifest(
                 out,
                 {
@@ -494,7 +507,8 @@ def ephys_results(context: dg.AssetExecutionContext, paths: PathsResource):
             "window_adapted": dg.MetadataValue.text("; ".join(plan.warnings) or "no"),
             "phase_blanked_fraction": dg.MetadataValue.json(dict(zip(names, blanked, strict=True))),
             "phase_and_power": figure,
-        }
+        },
+        value=own,
     )
 
 

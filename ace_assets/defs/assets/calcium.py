@@ -4,29 +4,28 @@ from pathlib import Path
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 
 from ace_assets.catalog.curation import read_curation
-from ace_assets.defs.catalog_assets import analysis_parameters
+from ace_assets.defs.assets.movie import MOVIE_GROUP, denoised_movie
 from ace_assets.defs.checks import check_result
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
 from ace_assets.defs.line_assets import line_asset
-from ace_assets.defs.manifests import (
-    asset_dir,
-    load_parameters,
-    read_manifest,
-    staged_output,
-    write_manifest,
-)
-from ace_assets.defs.movie_assets import MOVIE_GROUP, motion_corrected_movie, movie_store
+from ace_assets.defs.manifests import write_manifest
 from ace_assets.defs.partitions import line_of
 from ace_assets.defs.progress import Progress
 from ace_assets.defs.resources import PathsResource
-from ace_assets.defs.truth import truth_for
-from ace_assets.io.store import atomic_save_npz, load_npz
+from ace_assets.defs.results import (
+    EventsResult,
+    MovieResult,
+    Parameters,
+    Result,
+    SourcesResult,
+    staged,
+)
+from ace_assets.demo import truth
+from ace_assets.io.store import atomic_save_npz
 from ace_assets.miniscope.events import detect_events
-from ace_assets.miniscope.extraction.evaluation import evaluate_against_truth, match_centers
 from ace_assets.miniscope.extraction.pipeline import extract
 from ace_assets.miniscope.extraction.result import apply_rejections, load_result, save_result
 from ace_assets.miniscope.postprocess import (
@@ -49,12 +48,16 @@ class CurationConfig(dg.Config):
 @line_asset(
     group=MOVIE_GROUP,
     modality="miniscope",
-    deps=[motion_corrected_movie, analysis_parameters],
     kinds={"numpy", "scipy"},
     checks=[("components_found", True)],
     heavy=True,
 )
-def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
+def miniscope_sources(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    motion_corrected_movie: MovieResult,
+    analysis_parameters: Parameters,
+):
     """CNMF-E class 1-photon extraction: corr x PNR seeding, ring background, HALS, OASIS.
 
     Only cell-like candidates are kept (SNR >= min_SNR, footprint shape against gSig, no
@@ -64,13 +67,15 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
     generated demo data, accuracy against the known neurons is in the metadata.
     """
     line = line_of(context)
-    params = load_parameters(paths, line)
-    stripes = read_manifest(paths, "denoised_movie", line).get("stripe_frequencies_hz", [])
+    own = SourcesResult.of(context, paths)
+    params = analysis_parameters.values
+    # the denoiser's stripe rates, read past the graph (not an input: the README's graph)
+    stripes = MovieResult.at(paths, denoised_movie, line).stripe_frequencies_hz
     with input_errors_as_failures():
-        movie = movie_store(paths, "motion_corrected_movie", line)
+        movie = motion_corrected_movie.store()
         fps = float(movie.meta["fps"])
-        progress = Progress(context.log.info, f"line {line} miniscope_sources", movie.n_frames)
-        with staged_output(paths, "miniscope_sources", line) as out:
+        progress = Progress(context.log.info, f"line {line} {own.asset}", movie.n_frames)
+        with staged(context, paths) as out:
             result = extract(
                 progress.source(movie),
                 params.group("extraction"),
@@ -81,7 +86,7 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
                 progress=progress.message,
             )
             save_result(result, out / SOURCES)
-            final = asset_dir(paths, "miniscope_sources", line)
+            final = own.folder
             atomic_save_npz(
                 out / "traces.npz",
                 C=result.C,
@@ -92,7 +97,13 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
                 snr=result.snr,
                 r_values=result.r_values,
             )
-            accuracy, match = _truth_scores(paths, line, result)
+            accuracy, match = truth.score_sources(
+                paths.data,
+                line,
+                result,
+                params["crop_coords"],
+                motion_corrected_movie.folder / "qc.npz",
+            )
             figures = _source_figures(result, out)
             write_manifest(
                 out,
@@ -128,8 +139,9 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
             "warnings": dg.MetadataValue.text("; ".join(result.warnings) or "none"),
             **progress.throughput(),
             **figures,
-            **{f"truth_{k}": float(v) for k, v in accuracy.items()},
-        }
+            **truth.metadata(accuracy),
+        },
+        value=own,
     )
     yield check_result(
         "components_found",
@@ -146,27 +158,6 @@ def miniscope_sources(context: dg.AssetExecutionContext, paths: PathsResource):
             "warnings": dg.MetadataValue.text("; ".join(result.warnings) or "none"),
         },
     )
-
-
-def _truth_scores(paths: PathsResource, line: int, result) -> tuple[dict, dict]:
-    """Demo data only: match found neurons to the generator's, in the corrected frame."""
-    truth = truth_for(paths, line)
-    if truth is None or result.n_components == 0:
-        return {}, {}
-    params = load_parameters(paths, line)
-    centers = truth["centers"].astype(float).copy()
-    crop = params["crop_coords"]
-    if crop is not None:
-        centers -= np.array([crop[1], crop[0]], dtype=float)
-    qc = load_npz(asset_dir(paths, "motion_corrected_movie", line) / "qc.npz")
-    # the corrected movie sits where the template sits: the scene plus a constant offset
-    offset = np.median(qc["shifts_rigid"] + truth["shifts"], axis=0)
-    centers += offset
-    spikes = truth["spike_frames"]
-    scores = evaluate_against_truth(result, centers, truth["C"], spikes)
-    true_idx, found_idx = match_centers(centers, result.centers, 4.0)
-    match = {str(int(result.ids[f])): int(t) for t, f in zip(true_idx, found_idx, strict=True)}
-    return {k: float(v) for k, v in scores.items()}, match
 
 
 def _rejected_text(counts: dict) -> str:
@@ -242,24 +233,29 @@ def _source_figures(result, out: Path) -> dict:
 @line_asset(
     group=MOVIE_GROUP,
     modality="miniscope",
-    deps=[miniscope_sources, analysis_parameters],
     kinds={"pandas"},
 )
-def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, paths: PathsResource):
+def calcium_events(
+    context: dg.AssetExecutionContext,
+    config: CurationConfig,
+    paths: PathsResource,
+    miniscope_sources: SourcesResult,
+    analysis_parameters: Parameters,
+):
     """Events per kept component: peaks of the chosen derivative above ``event_height`` SDs.
 
     Rejected components (curation.csv in project_path, plus run config) are
     dropped here, so every later asset honours the curation.
     """
     line = line_of(context)
-    params = load_parameters(paths, line)
-    sources = read_manifest(paths, "miniscope_sources", line)
+    own = EventsResult.of(context, paths)
+    params = analysis_parameters.values
     with input_errors_as_failures():
         rejected = sorted(
             set(read_curation(paths.project / "curation.csv", line))
             | set(config.rejected_components)
         )
-        result = apply_rejections(load_result(sources["sources"]), rejected)
+        result = apply_rejections(load_result(miniscope_sources.sources), rejected)
         events = detect_events(
             result.C,
             result.fps,
@@ -267,11 +263,11 @@ def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, pa
             event_height=params["event_height"],
             ids=result.ids.tolist(),
         )
-    accuracy = _event_accuracy(paths, line, sources, events)
-    with staged_output(paths, "calcium_events", line) as out:
+    accuracy = truth.score_events(paths.data, line, miniscope_sources.truth_match, events)
+    with staged(context, paths) as out:
         events.to_csv(out / "events.csv", index=False)
         atomic_save_npz(out / "kept.npz", ids=result.ids, C=result.C, S=result.S)
-        final = asset_dir(paths, "calcium_events", line)
+        final = own.folder
         write_manifest(
             out,
             {
@@ -291,46 +287,29 @@ def calcium_events(context: dg.AssetExecutionContext, config: CurationConfig, pa
             "derivative": params["derivative_for_estimates"],
             "event_height_sd": params["event_height"],
             "events_per_component": float(len(events) / max(result.n_components, 1)),
-            **{f"truth_{k}": v for k, v in accuracy.items()},
-        }
+            **truth.metadata(accuracy),
+        },
+        value=own,
     )
-
-
-def _event_accuracy(paths: PathsResource, line: int, sources: dict, events: pd.DataFrame) -> dict:
-    truth = truth_for(paths, line)
-    match = sources.get("truth_match")
-    if truth is None or not match:
-        return {}
-    from ace_assets.miniscope.extraction.evaluation import match_events, merge_close
-
-    spikes = truth["spike_frames"]
-    tp = n_true = n_found = 0
-    for found_id, true_idx in match.items():
-        true_frames = merge_close(np.sort(spikes[spikes[:, 0] == true_idx, 1]), 3)
-        found = np.sort(events.loc[events["component"] == int(found_id), "frame"].to_numpy())
-        tp += match_events(true_frames, found, 3)
-        n_true += len(true_frames)
-        n_found += len(found)
-    precision = tp / max(n_found, 1)
-    recall = tp / max(n_true, 1)
-    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"event_f1": f1, "event_precision": precision, "event_recall": recall}
 
 
 @line_asset(
     group=MOVIE_GROUP,
     modality="miniscope",
-    deps=[calcium_events, analysis_parameters],
     kinds={"numpy"},
 )
-def miniscope_results(context: dg.AssetExecutionContext, paths: PathsResource):
+def miniscope_results(
+    context: dg.AssetExecutionContext,
+    paths: PathsResource,
+    calcium_events: EventsResult,
+    analysis_parameters: Parameters,
+):
     """Band-passed traces, Hilbert phase, z-scores, population spectrogram, event-triggered averages."""
-    line = line_of(context)
-    params = load_parameters(paths, line)
-    manifest = read_manifest(paths, "calcium_events", line)
-    kept = load_npz(manifest["kept"])
-    events = pd.read_csv(manifest["events_csv"])
-    fps = float(manifest["fps"])
+    own = Result.of(context, paths)
+    params = analysis_parameters.values
+    kept = calcium_events.kept()
+    events = calcium_events.events()
+    fps = calcium_events.fps
     c = kept["C"]
     with input_errors_as_failures():
         filtered = bandpass_traces(
@@ -358,7 +337,7 @@ def miniscope_results(context: dg.AssetExecutionContext, paths: PathsResource):
         eta, eta_counts, _lags = component_event_triggered_averages(
             z, events, params["framesb"], params["framesa"], ids=kept["ids"].tolist()
         )
-    with staged_output(paths, "miniscope_results", line) as out:
+    with staged(context, paths) as out:
         atomic_save_npz(
             out / "results.npz",
             ids=kept["ids"],
@@ -375,7 +354,7 @@ def miniscope_results(context: dg.AssetExecutionContext, paths: PathsResource):
         write_manifest(
             out,
             {
-                "results": str(asset_dir(paths, "miniscope_results", line) / "results.npz"),
+                "results": str(own.folder / "results.npz"),
                 "n_components": int(len(c)),
                 "band_hz": params["cut"],
             },
@@ -387,7 +366,8 @@ def miniscope_results(context: dg.AssetExecutionContext, paths: PathsResource):
             "spectrogram_windows": int(len(times)),
             "notes": dg.MetadataValue.text("; ".join(notes) or "none"),
             **figures,
-        }
+        },
+        value=own,
     )
 
 

@@ -7,14 +7,15 @@ import dagster as dg
 import pandas as pd
 
 from ace_assets.catalog.csv_table import RowProblem
-from ace_assets.catalog.experiments import ExperimentCatalog, read_experiments
+from ace_assets.catalog.experiments import read_experiments
 from ace_assets.catalog.parameter_specs import SPECS
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
 from ace_assets.defs.checks import CHECK_DESCRIPTIONS, check_result
 from ace_assets.defs.failures import input_errors_as_failures
-from ace_assets.defs.manifests import staged_output, write_manifest
+from ace_assets.defs.manifests import write_manifest
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME, line_of, line_partitions
 from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.results import Parameters, Result, results_asset, staged
 from ace_assets.errors import AceInputError
 
 CATALOG_GROUP = "catalog"
@@ -62,7 +63,7 @@ def problems_table(problems: list[RowProblem]) -> dg.MetadataValue:
     return dg.MetadataValue.table(records=records, schema=_PROBLEM_SCHEMA)
 
 
-@dg.asset(
+@results_asset(
     group_name=CATALOG_GROUP,
     kinds={"csv", "pandas"},
     check_specs=[
@@ -88,7 +89,7 @@ def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
         context.instance.add_dynamic_partitions(LINE_PARTITIONS_NAME, new_keys)
     orphaned = sorted(existing - set(keys), key=int)
 
-    with staged_output(paths, "experiments", None) as out:
+    with staged(context, paths) as out:
         frame.to_csv(out / "experiments.csv", index=False)
         write_manifest(
             out,
@@ -114,7 +115,8 @@ def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
             "rows_rejected": len({p.row for p in errors}),
             "problems": problems_table(catalog.problems),
             "unknown_columns": dg.MetadataValue.text(", ".join(catalog.unknown_columns) or "none"),
-        }
+        },
+        value=Result.of(context, paths),
     )
     yield check_result(
         "rows_valid",
@@ -138,7 +140,7 @@ class ParameterConfig(dg.Config):
     overrides: dict[str, str] = {}
 
 
-@dg.asset(
+@results_asset(
     group_name=CATALOG_GROUP,
     partitions_def=line_partitions,
     deps=[experiments],
@@ -161,7 +163,7 @@ def analysis_parameters(
         notes.append(f"line {line} has no row in {csv_path}: every setting is the default")
     data = params.to_json()
     data["notes"] = notes
-    with staged_output(paths, "analysis_parameters", line) as out:
+    with staged(context, paths) as out:
         write_manifest(out, data)
     changed = {k: v for k, v in params.values.items() if params.sources[k] != "default"}
     rows = "\n".join(
@@ -182,7 +184,13 @@ def analysis_parameters(
             "notes": dg.MetadataValue.text("; ".join(notes) or "none"),
         },
         data_version=dg.DataVersion(parameters_digest(data["values"])),
+        value=Parameters.of(context, paths),
     )
+
+
+def line_parameters(paths: PathsResource, line: int) -> Parameters:
+    """The line's ``analysis_parameters``, where an asset does not take them as an input."""
+    return Parameters.at(paths, analysis_parameters, line)
 
 
 def experiment_row(paths: PathsResource, line: int) -> tuple[dict, str]:
@@ -222,6 +230,3 @@ def _markdown_table(frame) -> str:
         for rec in frame[cols].itertuples(index=False)
     )
     return head + body
-
-
-__all__ = ["ExperimentCatalog", "analysis_parameters", "experiment_row", "experiments"]

@@ -2,11 +2,18 @@
 
 import dagster as dg
 
-from ace_assets.defs.catalog_assets import CATALOG_GROUP, experiment_row, experiments
+from ace_assets.defs.assets.catalog import (
+    CATALOG_GROUP,
+    analysis_parameters,
+    experiment_row,
+    experiments,
+)
 from ace_assets.defs.failures import input_errors_as_failures
-from ace_assets.defs.manifests import staged_output, write_manifest
+from ace_assets.defs.manifests import write_manifest
 from ace_assets.defs.partitions import line_of, line_partitions
+from ace_assets.defs.presentation import REPORT_ORDER
 from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.results import SessionFiles, results_asset, staged
 from ace_assets.io.landing import landing_state
 from ace_assets.io.session import resolve_session
 
@@ -14,7 +21,7 @@ from ace_assets.io.session import resolve_session
 FINGERPRINT_TAG = "ace/fingerprint"
 
 
-@dg.asset(
+@results_asset(
     group_name=CATALOG_GROUP,
     partitions_def=line_partitions,
     deps=[experiments],
@@ -27,7 +34,7 @@ def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg
         row, source = experiment_row(paths, line)
         session = resolve_session(paths.data, row, source)
     fingerprint = landing_state(paths.data, row).fingerprint
-    with staged_output(paths, "session_files", line) as out:
+    with staged(context, paths) as out:
         write_manifest(out, session.to_json())
     meta: dict[str, object] = {
         "modalities": dg.MetadataValue.text(
@@ -79,15 +86,25 @@ def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg
         metadata=meta,
         data_version=dg.DataVersion(fingerprint),
         tags={FINGERPRINT_TAG: fingerprint},
+        value=SessionFiles.of(context, paths),
     )
 
 
 def processed_fingerprint(instance: dg.DagsterInstance, line: int | str) -> str | None:
     """The raw-file fingerprint the line's last ``session_files`` materialization saw."""
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("session_files"), asset_partitions=[str(line)]),
+        dg.AssetRecordsFilter(asset_key=session_files.key, asset_partitions=[str(line)]),
         limit=1,
     ).records
     if not records or records[0].asset_materialization is None:
         return None
     return (records[0].asset_materialization.tags or {}).get(FINGERPRINT_TAG)
+
+
+def line_session(paths: PathsResource, line: int) -> SessionFiles:
+    """The line's ``session_files``, where an asset does not take them as an input."""
+    return SessionFiles.at(paths, session_files, line)
+
+
+# the line report starts with the session and its settings; line assets follow as defined
+REPORT_ORDER[:0] = [a.key.path[-1] for a in (session_files, analysis_parameters)]

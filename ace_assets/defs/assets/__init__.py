@@ -1,0 +1,1 @@
+"""The assets, one module per kind of result; ``definitions.py`` loads every asset found here."""
