@@ -15,7 +15,6 @@ frames without a row get a NaN timestamp — never a silent truncation.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ import cv2
 import numpy as np
 
 from ace_assets.errors import AceInputError
+from ace_assets.io.jsonio import read_json
 from ace_assets.io.prefetch import prefetched
 
 V4_AVI = re.compile(r"^(\d+)\.avi$", re.IGNORECASE)
@@ -322,7 +322,7 @@ def _is_miniscope_dir(path: Path) -> bool:
     if not meta.is_file():
         return "miniscope" in path.name.lower()
     try:
-        data = json.loads(meta.read_text())
+        data = read_json(meta)
     except (OSError, ValueError):
         return False
     kind = f"{data.get('deviceType', '')} {data.get('deviceName', '')}".lower()
@@ -462,16 +462,7 @@ def parse_frame_rate(value: Any, source: Path | None = None) -> float:
 
 
 def _load_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise AceInputError(f"not UTF-8 text ({exc.reason})", file=path) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AceInputError(
-            f"malformed JSON: {exc.msg} at column {exc.colno}", file=path, line=exc.lineno
-        ) from exc
+    data = read_json(path)
     if not isinstance(data, dict):
         raise AceInputError("expected a JSON object at top level", file=path)
     return data
