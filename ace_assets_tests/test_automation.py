@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from ace_assets.definitions import all_assets, defs
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
@@ -21,6 +22,7 @@ def requested(result) -> dict[str, set[str]]:
     }
 
 
+@pytest.mark.slow  # evaluates automation ticks the way the daemon does (tens of seconds)
 def test_updated_line_pulls_its_downstream_assets_once() -> None:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(LINE_PARTITIONS_NAME, ["1", "2"])

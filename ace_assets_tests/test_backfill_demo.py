@@ -28,6 +28,8 @@ from ace_assets.defs.resources import PathsResource
 from ace_assets_tests.dagster_helpers import failure_text
 from ace_assets_tests.test_cluster_multiprocess import max_overlap
 
+pytestmark = pytest.mark.slow  # starts processes; the inner loop skips it
+
 HEAVY_STEPS = {
     a.key.to_user_string() for a in all_assets if getattr(a.node_def, "pool", None) == HEAVY_POOL
 }

@@ -36,6 +36,8 @@ from ace_assets.defs.executors import (
 from ace_assets_tests import cluster_job as cj
 from ace_assets_tests.dagster_helpers import failure_text
 
+pytestmark = pytest.mark.slow  # starts processes; the inner loop skips it
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SBATCH = REPO / "deploy" / "cluster" / "worker.sbatch"

@@ -43,6 +43,7 @@ def test_max_overlap_counts_only_simultaneous_windows() -> None:
     assert max_overlap([(0, 2), (1, 3), (2.5, 4)]) == 2
 
 
+@pytest.mark.slow  # spawns executor processes
 def test_backfill_runs_steps_in_parallel_capped_at_two(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

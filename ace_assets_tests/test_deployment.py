@@ -15,6 +15,8 @@ from ace_assets.defs import assets as defs_assets
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import DEMO_PROJECT, DEPLOYMENT_ENV
 
+pytestmark = pytest.mark.slow  # sensor and automation runs, as the daemon starts them
+
 MINISCOPE_LINE = "miniscope/DemoRat/2024_01_02/12_00_00"
 
 

@@ -26,6 +26,13 @@ MEMBERS = {
     "highfreq_608": (300, CROP),
 }
 
+#: the largest members run in CI only; the inner loop (-m "not slow") keeps the three small ones
+LARGE = {"highfreq_608", "lowfreq_548x484", "tilted_400x360"}
+
+
+def inner_loop_small(names: list[str]) -> list[object]:
+    return [pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n for n in names]
+
 
 def _check(fm: FamilyMovie, res) -> dict:
     scores = fm.scores(res)
@@ -39,14 +46,16 @@ def _check(fm: FamilyMovie, res) -> dict:
     return info
 
 
-@pytest.mark.parametrize("member", sorted(MEMBERS))
+@pytest.mark.parametrize("member", inner_loop_small(sorted(MEMBERS)))
 def test_default_settings_find_the_neurons_of_every_member(member):
     frames, crop = MEMBERS[member]
     fm = family_movie(member, frames, crop=crop)
     _check(fm, extract(fm.movie, spec_defaults(), fps=fm.fps))
 
 
-@pytest.mark.parametrize("member", ["bands19_240x300", "tilted_400x360", "lowfreq_548x484"])
+@pytest.mark.parametrize(
+    "member", inner_loop_small(["bands19_240x300", "tilted_400x360", "lowfreq_548x484"])
+)
 def test_residual_bands_give_no_stripe_sources(member):
     """Bands at 40%, their frequencies reported as the denoiser reports them."""
     frames, crop = MEMBERS[member]

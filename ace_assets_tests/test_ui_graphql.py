@@ -24,6 +24,8 @@ import pytest
 
 from ace_assets.defs.resources import DEMO_PROJECT, REPO_ROOT
 
+pytestmark = pytest.mark.slow  # starts processes; the inner loop skips it
+
 MINISCOPE_LINE = "miniscope/DemoRat/2024_01_02/12_00_00"
 BIN = Path(sys.executable).parent
 

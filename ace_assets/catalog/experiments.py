@@ -95,9 +95,6 @@ class ExperimentCatalog:
     problems: list[RowProblem]
     unknown_columns: list[str]
 
-    def problems_for(self, line_number: int) -> list[RowProblem]:
-        return [p for p in self.problems if p.line_number == line_number]
-
     def to_frame(self) -> pd.DataFrame:
         rows = [e.as_row() for e in self.experiments.values()]
         frame = pd.DataFrame(rows, columns=list(Experiment.__dataclass_fields__))

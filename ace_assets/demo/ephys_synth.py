@@ -173,10 +173,6 @@ class SyntheticEphys:
         ph = ph.reshape(t.shape)
         return np.angle(np.exp(1j * ph)) if wrap else ph
 
-    def frequency_at(self, t: np.ndarray) -> np.ndarray:
-        t = np.asarray(t, dtype=np.float64).ravel()
-        return self.config.osc_freq + self._freq.value(t)
-
     def envelope_at(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, dtype=np.float64).ravel()
         return self.config.osc_amplitude * (1.0 + self._amp.value(t))

@@ -24,7 +24,6 @@ frames and ``timeStamps.csv`` shows a time gap (and, with
 from __future__ import annotations
 
 import datetime as _dt
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +31,11 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+
+from ace_assets.io.jsonio import write_json
+
+#: The Miniscope DAQ software (Qt's indented JSON) writes metaData.json with four spaces.
+DAQ_JSON_INDENT = 4
 
 
 class FrameSource(Protocol):
@@ -239,7 +243,7 @@ def write_v4_session(
         "gain": gain,
         "led0": int(led0),
     }
-    (video_dir / "metaData.json").write_text(json.dumps(device_meta, indent=4) + "\n")
+    write_json(video_dir / "metaData.json", device_meta, indent=DAQ_JSON_INDENT)
     start = recording_start or _dt.datetime(2024, 1, 1, 12, 0, 0)
     session_meta = {
         "animalName": "",
@@ -250,7 +254,7 @@ def write_v4_session(
         "recordingStartTime": _start_dict(start),
         "researcherName": "",
     }
-    (session / "metaData.json").write_text(json.dumps(session_meta, indent=4) + "\n")
+    write_json(session / "metaData.json", session_meta, indent=DAQ_JSON_INDENT)
     info = MiniscopeSessionInfo(session, video_dir, files, kept, stamps)
     if verify:
         verify_session(info, source, chunk)

@@ -93,14 +93,6 @@ def analytic_signal(
     return out[:, 0] if np.ndim(x) == 1 else out
 
 
-def phase_and_amplitude(
-    x: np.ndarray, fs: float, *, low_hz: float, n_cycles: float = 10.0
-) -> tuple[np.ndarray, np.ndarray]:
-    """(phase rad, amplitude envelope) of an in-memory band-passed signal."""
-    z = analytic_signal(x, fs, low_hz=low_hz, n_cycles=n_cycles)
-    return np.angle(z), np.abs(z)
-
-
 def _low_from_meta(meta: dict[str, Any]) -> float | None:
     filt = meta.get("filter") or {}
     if filt.get("btype") in ("bandpass", "highpass"):

@@ -15,20 +15,19 @@ frames without a row get a NaN timestamp — never a silent truncation.
 from __future__ import annotations
 
 import csv
-import json
 import math
-import queue
 import re
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import cv2
 import numpy as np
 
 from ace_assets.errors import AceInputError
+from ace_assets.io.jsonio import read_json
+from ace_assets.io.prefetch import prefetched
 
 V4_AVI = re.compile(r"^(\d+)\.avi$", re.IGNORECASE)
 V3_AVI = re.compile(r"^mscam(\d+)\.avi$", re.IGNORECASE)
@@ -40,8 +39,6 @@ V3_TS_COLUMNS = ("camNum", "frameNum", "sysClock", "buffer")
 #: An inter-frame interval longer than this many median intervals means lost frames.
 LONG_INTERVAL_FACTOR = 1.5
 _GREY_FOURCCS = {b"Y800", b"GREY", b"Y8  ", b"Y08 "}
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -258,53 +255,6 @@ class _GreyCapture:
         self.close()
 
 
-def prefetched(items: Iterable[T], depth: int = 1) -> Iterator[T]:
-    """Iterate ``items`` in a background thread, ``depth`` items ahead.
-
-    Exceptions raised by the producer are re-raised in the consumer; closing the
-    consumer early stops the producer.
-    """
-    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=max(depth, 1))
-    stop = threading.Event()
-
-    def put(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(("item", item)):
-                    return
-            put(("done", None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            put(("error", exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            kind, payload = q.get()
-            if kind == "item":
-                yield payload
-            elif kind == "error":
-                raise payload
-            else:
-                return
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-
-
 # ---------------------------------------------------------------------------------------
 # Opening a folder
 
@@ -372,7 +322,7 @@ def _is_miniscope_dir(path: Path) -> bool:
     if not meta.is_file():
         return "miniscope" in path.name.lower()
     try:
-        data = json.loads(meta.read_text())
+        data = read_json(meta)
     except (OSError, ValueError):
         return False
     kind = f"{data.get('deviceType', '')} {data.get('deviceName', '')}".lower()
@@ -512,16 +462,7 @@ def parse_frame_rate(value: Any, source: Path | None = None) -> float:
 
 
 def _load_json(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise AceInputError(f"not UTF-8 text ({exc.reason})", file=path) from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AceInputError(
-            f"malformed JSON: {exc.msg} at column {exc.colno}", file=path, line=exc.lineno
-        ) from exc
+    data = read_json(path)
     if not isinstance(data, dict):
         raise AceInputError("expected a JSON object at top level", file=path)
     return data

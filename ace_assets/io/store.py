@@ -33,7 +33,6 @@ leaves the previous good store untouched.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
@@ -45,6 +44,11 @@ from typing import Any
 import numpy as np
 
 from ace_assets.errors import AceInputError
+
+# re-exported: defs and test helpers import the atomic writers from here
+from ace_assets.io.atomic import atomic_write_bytes as atomic_write_bytes
+from ace_assets.io.atomic import atomic_write_text as atomic_write_text
+from ace_assets.io.jsonio import read_json, write_json
 from ace_assets.io.pages import release_pages
 
 SUFFIX = ".npyd"
@@ -75,7 +79,7 @@ class ArrayStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         meta_file = self.path / "meta.json"
-        self.meta: dict[str, Any] = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+        self.meta: dict[str, Any] = read_json(meta_file) if meta_file.exists() else {}
         self.compact = (self.path / COMPACT).is_file()
         data = self.path / (COMPACT if self.compact else DATA)
         if not data.is_file():
@@ -140,13 +144,13 @@ def drop_store(path: str | Path, reason: str) -> int:
     """
     path = Path(path)
     meta_file = path / "meta.json"
-    meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    meta = read_json(meta_file) if meta_file.exists() else {}
     freed = 0
     for name in (DATA, COMPACT):
         if (path / name).is_file():
             freed += (path / name).stat().st_size
     meta[DROPPED] = {"reason": reason, "bytes_freed": freed}
-    atomic_write_text(meta_file, json.dumps(meta, indent=2, default=_jsonable))
+    write_json(meta_file, meta)
     for name in (DATA, COMPACT):
         (path / name).unlink(missing_ok=True)
     return freed
@@ -211,7 +215,7 @@ class ArrayStoreWriter:
     def commit(self) -> ArrayStore:
         self._array.flush()
         del self._array
-        (self.tmp / "meta.json").write_text(json.dumps(self.meta, indent=2, default=_jsonable))
+        write_json(self.tmp / "meta.json", self.meta)
         replace_dir(self.tmp, self.path)
         self._committed = True
         return ArrayStore(self.path)
@@ -254,23 +258,6 @@ def write_array(
         return writer.commit()
 
 
-def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
-    """Write a single file via a temporary name and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        tmp.write_bytes(payload)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     """``np.savez_compressed`` atomically; arrays only, loaded with allow_pickle=False."""
     path = Path(path)
@@ -287,13 +274,3 @@ def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)

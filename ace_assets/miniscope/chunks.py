@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ace_assets.io.miniscope import prefetched
+from ace_assets.io.prefetch import prefetched
 
 Chunks = Iterable[tuple[int, np.ndarray]]
 

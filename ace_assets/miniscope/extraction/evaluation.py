@@ -9,7 +9,6 @@ the values below it, the log-probability of ``N`` consecutive samples at least a
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -178,8 +177,3 @@ def evaluate_against_truth(
         "event_precision": float(tp / (tp + fp)) if (tp + fp) else float("nan"),
         "event_recall": float(tp / (tp + fn)) if (tp + fn) else float("nan"),
     }
-
-
-def summarize(metrics: dict[str, float], keys: Sequence[str] | None = None) -> str:
-    keys = keys or ("recall", "precision", "median_trace_corr", "event_f1")
-    return ", ".join(f"{k}={metrics[k]:.3f}" for k in keys if k in metrics)

@@ -8,7 +8,6 @@ components but keeps the others' ids.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ace_assets.errors import AceInputError
+from ace_assets.io.jsonio import dumps_json, loads_json
 from ace_assets.io.store import atomic_save_npz, load_npz
 
 RESULT_FILE = "extraction.npz"
@@ -199,7 +199,7 @@ def save_result(result: ExtractionResult, path_dir: str | Path) -> Path:
         A_shape=np.asarray(a.shape, dtype=np.int64),
         contour_lengths=lens,
         contour_points=pts,
-        meta_json=np.array(json.dumps(meta, default=_jsonable)),
+        meta_json=np.array(dumps_json(meta, indent=None)),
     )
     return atomic_save_npz(path_dir / RESULT_FILE, **arrays)
 
@@ -212,7 +212,7 @@ def load_result(path_dir: str | Path) -> ExtractionResult:
         raise AceInputError("no extraction result here (expected extraction.npz)", file=path)
     try:
         z = load_npz(path)
-        meta = json.loads(str(z["meta_json"]))
+        meta = loads_json(str(z["meta_json"]))
         shape = tuple(int(v) for v in z["A_shape"])
         a = sp.csc_matrix((z["A_data"], z["A_indices"], z["A_indptr"]), shape=shape)
     except (KeyError, ValueError, OSError) as exc:
@@ -283,13 +283,3 @@ def apply_rejections(result: ExtractionResult, rejected_ids: Any) -> ExtractionR
         params=dict(result.params),
         info=info,
     )
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)

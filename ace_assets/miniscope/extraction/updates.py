@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from scipy import ndimage
 
 from .background import RingModel, decimation_matrix, to_frames_major, upsample
-from .deconvolution import deconvolve, noise_psd
+from .deconvolution import deconvolve
 from .movie import block_reduce_mean
 
 # ------------------------------------------------------------------ footprints
@@ -310,10 +310,6 @@ def update_temporal(
         nb = nbrs[k]
         c_raw[k] = c[k] + (u_c[k] - aa[k, nb] @ c[nb]) / diag[k] - bl[k]
     return TemporalResult(c, s, c_raw, sn, gs[:, :p_eff], bl)
-
-
-def trace_noise(c_raw: np.ndarray) -> np.ndarray:
-    return np.asarray([float(noise_psd(x)) for x in c_raw])
 
 
 # ------------------------------------------------------------------ spatial update
