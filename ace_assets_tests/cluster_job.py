@@ -159,7 +159,7 @@ def line_job() -> dg.JobDefinition:
     """Reconstructable entry point; the executor comes from the environment, as deployed."""
     defs = dg.Definitions(
         assets=[raw_trace, filtered_trace, event_count, baseline, line_summary],
-        jobs=[dg.define_asset_job(JOB_NAME, partitions_def=cluster_lines)],
+        jobs=[dg.define_asset_job(JOB_NAME)],
         resources={"paths": PathsResource(), "timing": StepTiming()},
         executor=executor_from_env(),
     )

@@ -62,7 +62,7 @@ def test_updated_line_pulls_its_downstream_assets_once() -> None:
 
 
 def test_automation_sensor_covers_every_asset_and_runs_by_default() -> None:
-    follow_upstream = defs.get_sensor_def("follow_upstream")
+    follow_upstream = defs.resolve_sensor_def("follow_upstream")
     assert follow_upstream.default_status == dg.DefaultSensorStatus.RUNNING
     graph = defs.resolve_asset_graph()
     targeted = follow_upstream.asset_selection.resolve(graph)

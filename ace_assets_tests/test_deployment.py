@@ -103,7 +103,7 @@ def test_sensor_and_automation_runs_use_the_deployment_paths_and_curation(lab) -
 
         # edited settings of line 7: the automation re-runs its analysis, in one run, with the
         # deployment's paths (the curation is read again from the lab's project folder)
-        implicit = defs.get_implicit_global_asset_job_def()
+        implicit = defs.resolve_implicit_global_asset_job_def()
         assert implicit.execute_in_process(
             instance=instance,
             partition_key="7",
@@ -123,7 +123,7 @@ def test_sensor_and_automation_runs_use_the_deployment_paths_and_curation(lab) -
         assert all(requested[k] == {"7"} for k in selection)  # this line only
         assert dg.AssetKey("calcium_events") in selection
         assert dg.AssetKey("analysis_parameters") not in selection
-        tags = {"ace/trigger": "follow_upstream", **defs.get_sensor_def("follow_upstream").run_tags}
+        tags = {"ace/trigger": "follow_upstream", **defs.resolve_sensor_def("follow_upstream").run_tags}
         follow = implicit.execute_in_process(
             instance=instance,
             partition_key="7",

@@ -104,7 +104,7 @@ def line_asset(
                         line_dir=paths.line_dir(line),
                         asset=name,
                         description=summary,
-                        run_id=context.run_id,
+                        run_id=context.run.run_id,
                     )
                 yield event
             if failed:

@@ -7,7 +7,6 @@ plain file other tools can open, and a failed run leaves the previous good folde
 
 from __future__ import annotations
 
-import json
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -16,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ace_assets.defs.resources import PathsResource
-from ace_assets.io.store import atomic_write_text, replace_dir
+from ace_assets.io.jsonio import read_json, write_json
+from ace_assets.io.store import replace_dir
 
 MANIFEST = "manifest.json"
 
@@ -46,7 +46,7 @@ def staged_output(paths: PathsResource, asset: str, line: int | None) -> Iterato
 
 
 def write_manifest(folder: Path, data: dict[str, Any]) -> Path:
-    return atomic_write_text(folder / MANIFEST, json.dumps(data, indent=2, default=_default))
+    return write_json(folder / MANIFEST, data)
 
 
 def read_manifest(paths: PathsResource, asset: str, line: int | None = None) -> dict[str, Any]:
@@ -54,12 +54,4 @@ def read_manifest(paths: PathsResource, asset: str, line: int | None = None) -> 
     if not target.is_file():
         which = "" if line is None else f" for line {line}"
         raise NotMaterializedError(f"'{asset}'{which} has not been materialized (no {target})")
-    return json.loads(target.read_text())
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
+    return read_json(target)

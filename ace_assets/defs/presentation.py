@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ import cv2
 import dagster as dg
 import numpy as np
 
+from ace_assets.io.jsonio import read_json, write_json
 from ace_assets.io.store import atomic_write_bytes, atomic_write_text
 
 SUMMARY_PNG = "qc_summary.png"
@@ -123,7 +123,7 @@ def present(
             "run_id": run_id,
             "numbers": numbers,
         }
-        atomic_write_text(folder / SUMMARY_JSON, json.dumps(summary, indent=2, default=str))
+        write_json(folder / SUMMARY_JSON, summary)
         report = write_line_report(line_dir)
         lead["report"] = dg.MetadataValue.path(str(report))
     return dg.MaterializeResult(
@@ -152,7 +152,7 @@ def write_line_report(line_dir: Path) -> Path:
     parts += [f"<li><a href='#{p.name}'>{p.name}</a></li>" for p in folders]
     parts.append("</ul>")
     for folder in folders:
-        summary = json.loads((folder / SUMMARY_JSON).read_text())
+        summary = read_json(folder / SUMMARY_JSON)
         parts.append(f"<h2 id='{folder.name}'>{html.escape(folder.name)}</h2>")
         parts.append(
             f"<p>{html.escape(summary.get('description', ''))}<br>"

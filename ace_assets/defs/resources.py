@@ -68,10 +68,6 @@ class PathsResource(dg.ConfigurableResource):
         return self.project / "analysis_parameters.csv"
 
     @property
-    def curation_dir(self) -> Path:
-        return self.project / "curation"
-
-    @property
     def results(self) -> Path:
         if self.results_path:
             root = Path(self.results_path).expanduser()
