@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 
 from ace_assets.definitions import all_assets
-
-README = Path(__file__).resolve().parents[1] / "README.md"
+from ace_assets_tests.helpers.paths import README
 
 
 def readme_graph() -> dict[str, set[str]]:

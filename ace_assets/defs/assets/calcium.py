@@ -6,7 +6,7 @@ import dagster as dg
 import numpy as np
 
 from ace_assets.catalog.curation import read_curation
-from ace_assets.defs.assets.movie import MOVIE_GROUP, denoised_movie
+from ace_assets.defs.assets.movie import MOVIE_GROUP
 from ace_assets.defs.checks import check_result
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
@@ -56,6 +56,7 @@ def miniscope_sources(
     context: dg.AssetExecutionContext,
     paths: PathsResource,
     motion_corrected_movie: MovieResult,
+    denoised_movie: MovieResult,
     analysis_parameters: Parameters,
 ):
     """CNMF-E class 1-photon extraction: corr x PNR seeding, ring background, HALS, OASIS.
@@ -69,8 +70,8 @@ def miniscope_sources(
     line = line_of(context)
     own = SourcesResult.of(context, paths)
     params = analysis_parameters.values
-    # the denoiser's stripe rates, read past the graph (not an input: the README's graph)
-    stripes = MovieResult.at(paths, denoised_movie, line).stripe_frequencies_hz
+    # the stripe rates the denoiser saw (its manifest survives keep_intermediate_movies FALSE)
+    stripes = denoised_movie.stripe_frequencies_hz
     with input_errors_as_failures():
         movie = motion_corrected_movie.store()
         fps = float(movie.meta["fps"])

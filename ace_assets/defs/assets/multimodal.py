@@ -6,8 +6,6 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from ace_assets.defs.assets.calcium import miniscope_sources
-from ace_assets.defs.assets.catalog import line_parameters
 from ace_assets.defs.checks import check_result
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
@@ -184,14 +182,14 @@ def multimodal_results(
     calcium_events: EventsResult,
     ephys_results: PhaseResult,
     ephys_spectrogram: SpectrogramResult,
+    miniscope_sources: SourcesResult,
+    analysis_parameters: Parameters,
 ):
     """Ephys phase at every calcium event; per component MRL, Rayleigh p; rates by period."""
     line = line_of(context)
     own = Result.of(context, paths)
-    # read past the graph (not inputs: the README's graph): settings, and the sources'
-    # traces for the figure and demo truth
-    params = line_parameters(paths, line).values
-    sources = SourcesResult.at(paths, miniscope_sources, line)
+    params = analysis_parameters.values
+    sources = miniscope_sources  # traces for the figure and the demo's truth
     frame_times = multimodal_alignment.frame_times()
     events = calcium_events.events()
     phase = ephys_results.store()

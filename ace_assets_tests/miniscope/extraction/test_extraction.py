@@ -15,7 +15,7 @@ from ace_assets.miniscope.extraction import (
     load_result,
     save_result,
 )
-from ace_assets_tests._synth_cnmfe import empty_movie, make_movie
+from ace_assets_tests.helpers.synth_cnmfe import empty_movie, make_movie
 
 # small neurons, whole-frame initialisation (no patches): the settings these small movies
 # were made for, not the catalog defaults (gSig 7, gSiz 29, rf 40, stride 20)

@@ -3,8 +3,6 @@ the reader against the vendor's MATLAB exports, gaps, mixed rates, non-monotonic
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.io
@@ -15,8 +13,9 @@ from ace_assets.ephys.masks import blank_unrecorded
 from ace_assets.ephys.windows import band_power, plan_windows
 from ace_assets.io.neuralynx import NeuralynxSession, read_events, record_index
 from ace_assets.io.neuralynx_events import events_sanity
+from ace_assets_tests.helpers.paths import DATA as TEST_DATA
 
-DATA = Path(__file__).parent / "data" / "neuralynx_pegasus"
+DATA = TEST_DATA / "neuralynx_pegasus"
 CHANNELS = ["LAHC1", "LAHC2", "LAHC3", "xAIR1", "xEKG1", "LAHCu1", "LAHC1_3_gaps", "LAHC2_3_gaps"]
 DELTA = [0.5, 4.0]
 

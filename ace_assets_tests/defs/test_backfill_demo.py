@@ -25,8 +25,9 @@ from ace_assets.defs.line_assets import HEAVY_POOL
 from ace_assets.defs.line_runs import applicable_partitions
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import PathsResource
-from ace_assets_tests.dagster_helpers import failure_text
-from ace_assets_tests.test_cluster_multiprocess import max_overlap
+from ace_assets_tests.helpers.dagster_helpers import failure_text
+from ace_assets_tests.helpers.paths import REPO
+from ace_assets_tests.helpers.step_windows import max_overlap, step_windows
 
 pytestmark = pytest.mark.slow  # starts processes; the inner loop skips it
 
@@ -41,25 +42,6 @@ concurrency:
   pools:
     default_limit: 1
 """
-
-
-def step_windows(instance: dg.DagsterInstance, run_id: str) -> dict[str, tuple[float, float, int]]:
-    """(start, end, pid) of every step that ran, from the run's event log."""
-    starts: dict[str, tuple[float, int]] = {}
-    windows: dict[str, tuple[float, float, int]] = {}
-    for record in instance.all_logs(run_id):
-        event = record.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type == dg.DagsterEventType.STEP_START:
-            starts[event.step_key] = (record.timestamp, int(event.pid or 0))
-        elif event.event_type in (
-            dg.DagsterEventType.STEP_SUCCESS,
-            dg.DagsterEventType.STEP_FAILURE,
-        ):
-            start, pid = starts[event.step_key]
-            windows[event.step_key] = (start, record.timestamp, pid)
-    return windows
 
 
 def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
@@ -88,10 +70,16 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
     lines = sorted(instance.get_dynamic_partitions(LINE_PARTITIONS_NAME), key=int)
     assert lines == ["1", "2", "3", "4", "5"]
 
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     launched = {
         line: subprocess.Popen(
-            [sys.executable, "-m", "ace_assets_tests.partition_run", line, json.dumps(paths)],
+            [
+                sys.executable,
+                "-m",
+                "ace_assets_tests.helpers.partition_run",
+                line,
+                json.dumps(paths),
+            ],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -18,7 +18,7 @@ from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
 from ace_assets.io.store import ArrayStore, load_npz
 from ace_assets.miniscope.chunks import ArraySink
 from ace_assets.miniscope.motion import MotionParams, motion_correct
-from ace_assets_tests.dagster_helpers import failure_text
+from ace_assets_tests.helpers.dagster_helpers import failure_text
 
 H = W = 160
 PARAMS = {k: s.default for k, s in SPECS.items()}

@@ -10,7 +10,7 @@ import dagster as dg
 from ace_assets.defs.assets.catalog import analysis_parameters, experiments
 from ace_assets.defs.assets.session import session_files
 from ace_assets.defs.resources import PathsResource
-from ace_assets_tests.dagster_helpers import failure_text
+from ace_assets_tests.helpers.dagster_helpers import failure_text
 
 ASSETS = [experiments, analysis_parameters, session_files]
 

@@ -12,13 +12,13 @@ import pytest
 from ace_assets.definitions import all_assets
 from ace_assets.defs.line_runs import materialize_line
 from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
-from ace_assets_tests.dagster_helpers import failure_text
+from ace_assets_tests.helpers.dagster_helpers import failure_text
+from ace_assets_tests.helpers.paths import DATA
 
 # every real line through the assets (tens of seconds); the reader and filters on the same
 # recordings stay in the inner loop (test_neuralynx_real)
 pytestmark = pytest.mark.slow
 
-DATA = Path(__file__).parent / "data"
 LINES = {
     11: "LAHC1_3_gaps;LAHC2_3_gaps",  # real gaps of 50, 3.5 and 11.5 ms
     12: "LAHC1;LAHC2",  # the same channels without gaps

@@ -123,7 +123,10 @@ def test_sensor_and_automation_runs_use_the_deployment_paths_and_curation(lab) -
         assert all(requested[k] == {"7"} for k in selection)  # this line only
         assert dg.AssetKey("calcium_events") in selection
         assert dg.AssetKey("analysis_parameters") not in selection
-        tags = {"ace/trigger": "follow_upstream", **defs.resolve_sensor_def("follow_upstream").run_tags}
+        tags = {
+            "ace/trigger": "follow_upstream",
+            **defs.resolve_sensor_def("follow_upstream").run_tags,
+        }
         follow = implicit.execute_in_process(
             instance=instance,
             partition_key="7",

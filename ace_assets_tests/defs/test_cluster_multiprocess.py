@@ -21,20 +21,11 @@ from ace_assets.defs.executors import (
     executor_from_env,
 )
 from ace_assets.defs.resources import PathsResource
-from ace_assets_tests import cluster_job as cj
-from ace_assets_tests.dagster_helpers import failure_text
+from ace_assets_tests.helpers import cluster_job as cj
+from ace_assets_tests.helpers.dagster_helpers import failure_text
+from ace_assets_tests.helpers.step_windows import max_overlap
 
 LINES = ["11", "12", "13"]
-
-
-def max_overlap(windows: list[tuple[float, float]]) -> int:
-    """Most windows open at one instant (a window closing at t does not meet one opening at t)."""
-    events = sorted([(s, 1) for s, _ in windows] + [(e, -1) for _, e in windows])
-    open_now = peak = 0
-    for _, delta in events:
-        open_now += delta
-        peak = max(peak, open_now)
-    return peak
 
 
 def test_max_overlap_counts_only_simultaneous_windows() -> None:

@@ -13,7 +13,8 @@ import pytest
 
 from ace_assets.demo.scoring import stripe_shaped_sources
 from ace_assets.miniscope.extraction import extract
-from ace_assets_tests._synth_cnmfe import FamilyMovie, family_movie, spec_defaults
+from ace_assets_tests.helpers.family import inner_loop_small
+from ace_assets_tests.helpers.synth_cnmfe import FamilyMovie, family_movie, spec_defaults
 
 CROP = (256, 256)
 #: member -> (frames, crop); the quiet member needs its frames for a few transients each
@@ -25,13 +26,6 @@ MEMBERS = {
     "lowfreq_548x484": (400, CROP),
     "highfreq_608": (300, CROP),
 }
-
-#: the largest members run in CI only; the inner loop (-m "not slow") keeps the three small ones
-LARGE = {"highfreq_608", "lowfreq_548x484", "tilted_400x360"}
-
-
-def inner_loop_small(names: list[str]) -> list[object]:
-    return [pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n for n in names]
 
 
 def _check(fm: FamilyMovie, res) -> dict:

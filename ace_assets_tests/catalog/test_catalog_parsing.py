@@ -12,9 +12,10 @@ from ace_assets.catalog.experiments import read_experiments
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
 from ace_assets.catalog.paths import UnsafePathError, normalize_relative_dir
 from ace_assets.errors import AceInputError
+from ace_assets_tests.helpers.paths import REPO, TEMPLATES
 
-SHARED = Path(__file__).resolve().parents[1] / "data_catalog" / "templates"  # the lab templates
-EMBEDDED = Path(__file__).resolve().parents[1] / "data_catalog"
+SHARED = TEMPLATES  # the lab templates
+EMBEDDED = REPO / "data_catalog"
 HEADER = (
     "line number,id,date (YYMMDD),Box Calcium Folder ID,calcium imaging directory,"
     "Box ephys folder ID,ephys directory,rat weight (kg),systemic drug,"

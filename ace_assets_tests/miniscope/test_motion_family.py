@@ -28,15 +28,9 @@ from ace_assets.miniscope.chunks import ArraySink
 from ace_assets.miniscope.motion import motion_correct
 from ace_assets.miniscope.motion_template import build_template
 from ace_assets.miniscope.registration import warp_rigid
+from ace_assets_tests.helpers.family import inner_loop_small
 
 FRAMES = 200
-
-#: the largest members run in CI only; the inner loop (-m "not slow") keeps the three small ones
-LARGE = {"highfreq_608", "lowfreq_548x484", "tilted_400x360"}
-
-
-def inner_loop_small(names: list[str]) -> list[object]:
-    return [pytest.param(n, marks=pytest.mark.slow) if n in LARGE else n for n in names]
 
 
 def defaults() -> dict:

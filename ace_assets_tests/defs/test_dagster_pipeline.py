@@ -14,7 +14,7 @@ from ace_assets.definitions import all_assets
 from ace_assets.defs.line_runs import LineRun, materialize_line
 from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
 from ace_assets.io.store import load_npz
-from ace_assets_tests.dagster_helpers import failure_text
+from ace_assets_tests.helpers.dagster_helpers import failure_text
 
 
 def run_line(

@@ -7,7 +7,6 @@ to either is covered without touching this file.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,8 +26,8 @@ from ace_assets.catalog.stage_params import (
     stage_params,
 )
 from ace_assets.errors import AceInputError
+from ace_assets_tests.helpers.paths import README
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 STAGES = sorted(STAGE_CLASSES)
 #: cells a hand-typed spreadsheet may hold, valid or not for any one setting
 PROBES = (

@@ -33,12 +33,12 @@ from ace_assets.defs.executors import (
     HEAVY_QUEUE,
     celery_yaml_text,
 )
-from ace_assets_tests import cluster_job as cj
-from ace_assets_tests.dagster_helpers import failure_text
+from ace_assets_tests.helpers import cluster_job as cj
+from ace_assets_tests.helpers.dagster_helpers import failure_text
+from ace_assets_tests.helpers.paths import REPO
 
 pytestmark = pytest.mark.slow  # starts processes; the inner loop skips it
 
-REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SBATCH = REPO / "deploy" / "cluster" / "worker.sbatch"
 LINES = ["101", "102", "103"]
@@ -192,7 +192,7 @@ def workstation_worker(name: str, queue: str, celery_yaml: Path, home: Path, tmp
         "-n",
         name,
         "-i",
-        "ace_assets_tests.cluster_job",  # imported before the pool forks: warm children
+        "ace_assets_tests.helpers.cluster_job",  # imported before the pool forks: warm children
         "--",
         "--concurrency",
         "2",
@@ -208,7 +208,7 @@ def sbatch_worker(name: str, queue: str, celery_yaml: Path, home: Path, tmp: Pat
         ACE_CELERY_CONFIG=str(celery_yaml),
         ACE_QUEUES=queue,
         ACE_WORKER_NAME=name,
-        ACE_PRELOAD="ace_assets_tests.cluster_job",
+        ACE_PRELOAD="ace_assets_tests.helpers.cluster_job",
     )
     return launch(name, queue, ["bash", str(SBATCH)], env, tmp)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,11 +29,10 @@ from ace_assets.miniscope.extraction.evaluation import event_exceptionality_snr,
 from ace_assets.miniscope.extraction.movie import TiledCache, block_reduce_mean
 from ace_assets.miniscope.extraction.pipeline import patch_windows
 from ace_assets.miniscope.extraction.summary_images import pixel_noise_robust
-from ace_assets_tests._synth_cnmfe import make_movie
+from ace_assets_tests.helpers.paths import TEMPLATES
+from ace_assets_tests.helpers.synth_cnmfe import make_movie
 
-TEMPLATE = (
-    Path(__file__).resolve().parents[1] / "data_catalog/templates/analysis_parameters_template.csv"
-)
+TEMPLATE = TEMPLATES / "analysis_parameters_template.csv"
 
 
 # ---------------------------------------------------------------- parameters

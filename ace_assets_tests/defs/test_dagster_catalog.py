@@ -12,7 +12,7 @@ import pytest
 from ace_assets.defs.assets.catalog import analysis_parameters, experiments
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
-from ace_assets_tests.dagster_helpers import failure_text
+from ace_assets_tests.helpers.dagster_helpers import failure_text
 
 
 @pytest.fixture()

@@ -32,8 +32,8 @@ from ace_assets.defs.executors import (
     read_celery_yaml,
 )
 from ace_assets.errors import AceInputError
+from ace_assets_tests.helpers.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CLUSTER = REPO / "deploy" / "cluster"
 
 

@@ -1,6 +1,6 @@
 """One partition's run of ``process_line`` in its own process, as Dagster's run launcher does.
 
-``python -m ace_assets_tests.partition_run LINE PATHS_JSON`` with ``DAGSTER_HOME`` set: the
+``python -m ace_assets_tests.helpers.partition_run LINE PATHS_JSON`` with ``DAGSTER_HOME`` set: the
 backfill test starts one per line at once, so the runs compete for the ``ace_heavy`` pool.
 """
 

@@ -19,7 +19,7 @@ from ace_assets.miniscope.extraction.quality import (
     min_search_frequency,
     periodicity,
 )
-from ace_assets_tests._synth_cnmfe import family_movie, sharp_band, spec_defaults
+from ace_assets_tests.helpers.synth_cnmfe import family_movie, sharp_band, spec_defaults
 
 FPS = 30.0
 RULES = Rules(

@@ -20,7 +20,7 @@ from ace_assets.demo.miniscope_writer import write_v4_session
 from ace_assets.demo.scoring import stripe_power_kept
 from ace_assets.io.store import load_npz
 from ace_assets.miniscope.denoise import StripeFilter
-from ace_assets_tests.dagster_helpers import failure_text
+from ace_assets_tests.helpers.dagster_helpers import failure_text
 
 LINE = "2"
 MOVIE = MiniscopeSynthConfig(
