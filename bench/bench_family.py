@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,6 +37,9 @@ sys.path.insert(0, str(HERE.parent))
 from _memory import measure  # noqa: E402
 
 from ace_assets.demo.families import HARD_FAMILY  # noqa: E402
+
+if TYPE_CHECKING:
+    from ace_assets.miniscope.denoise import DenoiseReport
 
 BARS = {
     "stripe_kept": ("<=", 0.10),
@@ -55,7 +58,7 @@ def defaults(group: str) -> dict[str, Any]:
     return group_defaults(group)
 
 
-def stripe_filter(report: dict[str, Any], shape: tuple[int, int]):
+def stripe_filter(report: DenoiseReport, shape: tuple[int, int]):
     """The linear stripe filter the denoiser applied, frozen, as a frames -> frames callable."""
     from ace_assets.miniscope.denoise import StripeFilter
 
@@ -117,7 +120,7 @@ def run_member(name: str, frames: int, workdir: str) -> dict[str, Any]:
         defaults("extraction"),
         fps=cfg.fps,
         workdir=work,
-        stripe_frequencies_hz=den.get("stripe_frequencies_hz") or None,
+        stripe_frequencies_hz=den.stripe_frequencies_hz or None,
     )
     times["extraction_s"] = time.perf_counter() - t0
 

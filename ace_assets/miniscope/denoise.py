@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import cv2
@@ -338,9 +338,11 @@ class StripeFilter:
 
     @classmethod
     def from_report(
-        cls, report: Mapping[str, Any], shape: tuple[int, int] | None = None
+        cls, report: DenoiseReport | Mapping[str, Any], shape: tuple[int, int] | None = None
     ) -> StripeFilter:
         """The filter a denoise report (or ``denoised_movie`` manifest) describes."""
+        if isinstance(report, DenoiseReport):
+            report = {**report.manifest(), "frame_shape": report.frame_shape}
         if shape is None:
             shape = tuple(report["frame_shape"])  # type: ignore[assignment]
         assert shape is not None
@@ -522,6 +524,99 @@ def _stripe_filter(
     return StripeFilter(shape, "auto", notch=fit_notch(spectrum, detection))
 
 
+@dataclass(frozen=True, eq=False)
+class DenoiseReport:
+    """What one denoise run did and measured: QC arrays, stripe and corrupted-frame findings.
+
+    The asset splits it into ``qc.npz`` (:meth:`qc_arrays`) and the manifest
+    (:meth:`manifest`), from which :meth:`StripeFilter.from_report` rebuilds the filter.
+    """
+
+    method: str
+    """How the stripe filter ran: ``projection``/``rfft`` (reference), ``sparse_notch``, ``none``."""
+    params: DenoiseParams
+    n_frames: int
+    fps: float
+    frame_shape: list[int]
+    stripe_method: str
+    stripe_bins: list[list[int]]
+    """Auto notch: the rfft bins (ky, kx) taken out; empty for the other methods."""
+    stripe_static: list[list[float]]
+    """Auto notch: the still scene's (real, imag) part kept at each notched bin."""
+    frame_means: np.ndarray
+    clean_means: np.ndarray
+    """Frame means with the corrupted frames interpolated: what the flicker low-pass sees."""
+    lowpassed_means: np.ndarray
+    scale: np.ndarray
+    """Per-frame flicker gain."""
+    mask: np.ndarray
+    """Centred (H, W) boolean spectrum, True where kept."""
+    stripe_spectrum: np.ndarray
+    """Centred (H, W) power of what varies between sampled frame pairs, before filtering."""
+    spectrum_frames: int
+    removed_energy_fraction: float
+    """Share of the varying (non-DC) power in the bins the filter removes."""
+    flicker_rms: float
+    stripe_bands: list[dict[str, Any]]
+    stripe_frequencies_hz: list[float]
+    """Rates at which the bands found pass a fixed row (at least one cycle in the movie)."""
+    stripe_rms_before: float
+    stripe_rms_after: float
+    stripe_power_remaining: float
+    """(rms_after / rms_before) ** 2: the share of the stripe power left."""
+    kymograph_start: int
+    kymograph_before: np.ndarray
+    kymograph_after: np.ndarray
+    corrupted_frames: list[int]
+    corrupted_kinds: list[str]
+    corrupted_rows: list[list[int]]
+    """Per corrupted frame, the rows [r0, r1) repaired; -1, -1 for the whole frame."""
+    corrupted_counts: dict[str, int]
+    corrupted_fraction: float
+    decode_errors: list[dict[str, Any]]
+
+    def qc_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays kept in the asset's ``qc.npz``."""
+        arrays = {
+            "frame_means": self.frame_means,
+            "clean_means": self.clean_means,
+            "lowpassed_means": self.lowpassed_means,
+            "scale": self.scale,
+            "mask": self.mask,
+            "stripe_spectrum": self.stripe_spectrum,
+            "kymograph_before": self.kymograph_before,
+            "kymograph_after": self.kymograph_after,
+        }
+        return {
+            **{k: np.asarray(v) for k, v in arrays.items()},
+            "corrupted_frames": np.asarray(self.corrupted_frames, np.int64),
+            "corrupted_kinds": np.asarray(self.corrupted_kinds, "<U9"),
+            "corrupted_rows": np.asarray(self.corrupted_rows, np.int64).reshape(-1, 2),
+        }
+
+    def manifest(self) -> dict[str, Any]:
+        """JSON-ready part of the asset's manifest: params, the frozen filter, the findings."""
+        return {
+            "params": asdict(self.params),
+            "stripe_method": self.stripe_method,
+            "stripe_bins": self.stripe_bins,
+            "stripe_static": self.stripe_static,
+            "stripe_bands": self.stripe_bands,
+            "stripe_frequencies_hz": self.stripe_frequencies_hz,
+            "stripe_rms_before": self.stripe_rms_before,
+            "stripe_rms_after": self.stripe_rms_after,
+            "stripe_power_remaining": self.stripe_power_remaining,
+            "removed_energy_fraction": self.removed_energy_fraction,
+            "flicker_rms": self.flicker_rms,
+            "corrupted_frames": self.corrupted_frames,
+            "corrupted_kinds": self.corrupted_kinds,
+            "corrupted_rows": self.corrupted_rows,
+            "corrupted_counts": self.corrupted_counts,
+            "corrupted_fraction": self.corrupted_fraction,
+            "decode_errors": self.decode_errors,
+        }
+
+
 def denoise_movie(
     source: MovieSource,
     n_frames: int,
@@ -535,7 +630,7 @@ def denoise_movie(
     workers: int = 1,
     prefetch: bool = True,
     reuse_output: bool | None = None,
-) -> dict[str, Any]:
+) -> DenoiseReport:
     """Corrupted-frame repair, stripe and flicker removal, streamed in two passes.
 
     ``writer`` receives uint8 blocks ``(k, H, W)``. The first pass measures (frame
@@ -551,8 +646,7 @@ def denoise_movie(
     ``method`` is how the *reference* notch is computed ("auto", "projection", "rfft").
     A source with a ``decode_errors`` mapping (frame -> where it came from, filled while
     it is read, as :class:`~ace_assets.io.miniscope.MiniscopeRecording` does) has those
-    frames treated as corrupted. Returns the report: see the keys below and
-    :meth:`StripeFilter.from_report`.
+    frames treated as corrupted. Returns the :class:`DenoiseReport`.
     """
     p = params if isinstance(params, DenoiseParams) else DenoiseParams.from_mapping(params)
     p.validate()
@@ -649,31 +743,35 @@ def denoise_movie(
     ac[0, 0] = 0.0
     total = float(ac.sum())
     travelling = [b.frequency_hz for b in bands if b.frequency_hz * n_frames / fps >= 1.0]
-    return {
-        "method": stripe.compute,
-        "params": asdict(p),
-        "n_frames": int(n_frames),
-        "fps": float(fps),
-        **stripe.to_report(),
-        "frame_means": means,
-        "clean_means": smooth_means,
-        "lowpassed_means": lowpassed,
-        "scale": scale,
-        "mask": stripe.keep_mask(),
-        "stripe_spectrum": _full_spectrum(power_in, shape).astype(np.float32),
-        "spectrum_frames": int(spectrum_in.n),
-        "removed_energy_fraction": float(ac[removed].sum() / total) if total > 0 else 0.0,
-        "flicker_rms": float(np.sqrt(np.mean((means - lowpassed) ** 2))) if n_frames else 0.0,
-        "stripe_bands": [b.as_dict() for b in bands],
-        "stripe_frequencies_hz": sorted(float(f) for f in travelling),
-        "stripe_rms_before": float(rms_before),
-        "stripe_rms_after": float(rms_after),
-        "stripe_power_remaining": float(remaining),
-        "kymograph_start": kymo_in.start,
-        "kymograph_before": kymo_in.residual(),
-        "kymograph_after": kymo_out.residual(),
+    frozen = stripe.to_report()
+    return DenoiseReport(
+        method=stripe.compute,
+        params=p,
+        n_frames=int(n_frames),
+        fps=float(fps),
+        frame_shape=frozen["frame_shape"],
+        stripe_method=frozen["stripe_method"],
+        stripe_bins=frozen["stripe_bins"],
+        stripe_static=frozen["stripe_static"],
+        frame_means=means,
+        clean_means=smooth_means,
+        lowpassed_means=lowpassed,
+        scale=scale,
+        mask=stripe.keep_mask(),
+        stripe_spectrum=_full_spectrum(power_in, shape).astype(np.float32),
+        spectrum_frames=int(spectrum_in.n),
+        removed_energy_fraction=float(ac[removed].sum() / total) if total > 0 else 0.0,
+        flicker_rms=float(np.sqrt(np.mean((means - lowpassed) ** 2))) if n_frames else 0.0,
+        stripe_bands=[b.as_dict() for b in bands],
+        stripe_frequencies_hz=sorted(float(f) for f in travelling),
+        stripe_rms_before=float(rms_before),
+        stripe_rms_after=float(rms_after),
+        stripe_power_remaining=float(remaining),
+        kymograph_start=kymo_in.start,
+        kymograph_before=kymo_in.residual(),
+        kymograph_after=kymo_out.residual(),
         **corrupt.as_dict(),
-    }
+    )
 
 
 def _full_spectrum(rpower: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

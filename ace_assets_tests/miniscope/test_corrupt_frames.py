@@ -155,13 +155,13 @@ def test_denoise_repairs_and_names_undecodable_frames() -> None:
     shape = (syn.height, syn.width)
     sink = ArraySink((120, *shape), np.uint8)
     report = denoise_movie(Recording(), 120, shape, syn.fps, None, sink)
-    assert 60 in report["corrupted_frames"]
-    assert report["corrupted_kinds"][report["corrupted_frames"].index(60)] == "decode"
-    assert report["decode_errors"] == [{"frame": 60, "file": "0.avi", "file_frame": 60}]
+    assert 60 in report.corrupted_frames
+    assert report.corrupted_kinds[report.corrupted_frames.index(60)] == "decode"
+    assert report.decode_errors == [{"frame": 60, "file": "0.avi", "file_frame": 60}]
     neighbours = sink.array[[59, 61]].astype(np.float32).mean(0)
     assert np.abs(sink.array[60] - neighbours).mean() < 6.0  # not black any more
     # repair switched off: reported, left as it was
     kept = ArraySink((120, *shape), np.uint8)
     off = DenoiseParams(repair_corrupted_frames=False)
     report = denoise_movie(Recording(), 120, shape, syn.fps, off, kept)
-    assert 60 in report["corrupted_frames"] and not kept.array[60].any()
+    assert 60 in report.corrupted_frames and not kept.array[60].any()

@@ -122,7 +122,7 @@ def test_fast_matches_reference_within_one_grey_level(movie: dict) -> None:
     expected = reference_movie(movie["raw"], REFERENCE)
     for method in ("projection", "rfft"):
         got, report = run_denoise(movie["raw"], REFERENCE, method=method)
-        assert report["method"] == method
+        assert report.method == method
         diff = np.abs(got.astype(int) - expected.astype(int))
         assert diff.max() <= 1, method
         assert (diff > 0).mean() < 0.01
@@ -161,10 +161,10 @@ def test_bands_and_flicker_removed(movie: dict) -> None:
 
     assert corr(clean, out) > corr(clean, raw) + 0.01
     means_out = out.reshape(T, -1).mean(1)
-    assert np.std(np.diff(means_out)) < 0.25 * np.std(np.diff(report["frame_means"]))
-    assert report["removed_energy_fraction"] > 0
-    assert report["mask"].shape == (H, W) and report["stripe_spectrum"].shape == (H, W)
-    assert report["spectrum_frames"] == 2 * len(sample_pairs(T, PARAMS.frameStep))
+    assert np.std(np.diff(means_out)) < 0.25 * np.std(np.diff(report.frame_means))
+    assert report.removed_energy_fraction > 0
+    assert report.mask.shape == (H, W) and report.stripe_spectrum.shape == (H, W)
+    assert report.spectrum_frames == 2 * len(sample_pairs(T, PARAMS.frameStep))
 
 
 def test_streams_from_avi_recording_into_store(tmp_path: Path, movie: dict) -> None:

@@ -66,14 +66,14 @@ def test_stripes_removed_and_cells_kept(member) -> None:
     assert stripe_power_kept(stripe.apply, syn) <= 0.10, name
     assert neural_signal_lost(stripe.apply, syn) <= 0.05, name
     # what the stripes_removed check measures, without the truth, agrees
-    assert report["stripe_power_remaining"] <= 0.10, name
-    assert report["stripe_rms_after"] < 0.2 * report["stripe_rms_before"], name
+    assert report.stripe_power_remaining <= 0.10, name
+    assert report.stripe_rms_after < 0.2 * report.stripe_rms_before, name
 
 
 def test_every_band_found_with_its_rate(member) -> None:
     name, syn, report, _ = member
     h, fps, n = syn.height, syn.fps, syn.n_frames
-    found = {(b["cycles_per_height"], b["cycles_per_width"]): b for b in report["stripe_bands"]}
+    found = {(b["cycles_per_height"], b["cycles_per_width"]): b for b in report.stripe_bands}
     truth = syn.config.band_components()
     assert len(found) == len(truth), (name, sorted(found))
     for band in truth:
@@ -83,12 +83,12 @@ def test_every_band_found_with_its_rate(member) -> None:
         rate = min(rate % fps, fps - rate % fps)
         if rate * n / fps >= 2:
             assert found[key]["frequency_hz"] == pytest.approx(rate, rel=0.1, abs=0.05), name
-            assert any(abs(f - rate) < 0.1 * rate + 0.05 for f in report["stripe_frequencies_hz"])
+            assert any(abs(f - rate) < 0.1 * rate + 0.05 for f in report.stripe_frequencies_hz)
 
 
 def test_corrupted_frames_found_and_only_they(member) -> None:
     name, syn, report, out = member
-    found = dict(zip(report["corrupted_frames"], report["corrupted_kinds"], strict=True))
+    found = dict(zip(report.corrupted_frames, report.corrupted_kinds, strict=True))
     truth = {
         int(t): KIND_NAMES[int(k)]
         for t, k in zip(syn.corrupt_frames, syn.corrupt_kind, strict=True)
@@ -97,7 +97,7 @@ def test_corrupted_frames_found_and_only_they(member) -> None:
     if not truth:
         return
     assert len(set(truth.values())) == 4  # the member has every kind
-    for (t, kind), (r0, r1) in zip(truth.items(), report["corrupted_rows"], strict=True):
+    for (t, kind), (r0, r1) in zip(truth.items(), report.corrupted_rows, strict=True):
         if kind == "rows":  # the repaired rows cover the damaged ones
             t0, t1 = syn.corrupt_rows[list(syn.corrupt_frames).index(t)]
             assert r0 <= t0 and r1 >= t1 - 1, (t, (r0, r1), (t0, t1))
@@ -116,7 +116,7 @@ def test_reference_notch_leaves_low_bands_and_the_check_measures_it() -> None:
     report, _ = run(syn, {**defaults(), "stripe_method": "reference"})
     stripe = StripeFilter.from_report(report, (syn.height, syn.width))
     assert stripe_power_kept(stripe.apply, syn) > 0.9
-    assert report["stripe_power_remaining"] > 0.5  # stripes_removed would fail
+    assert report.stripe_power_remaining > 0.5  # stripes_removed would fail
     none, _ = run(syn, replace(DenoiseParams(), stripe_method="none"))
-    assert none["stripe_power_remaining"] > 0.5
-    assert none["stripe_frequencies_hz"] == pytest.approx(report["stripe_frequencies_hz"])
+    assert none.stripe_power_remaining > 0.5
+    assert none.stripe_frequencies_hz == pytest.approx(report.stripe_frequencies_hz)

@@ -16,44 +16,12 @@ from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.results import MovieResult, Parameters, SessionFiles, staged
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter, atomic_save_npz, drop_store
-from ace_assets.miniscope.denoise import denoise_movie
+from ace_assets.miniscope.denoise import DenoiseReport, denoise_movie
 from ace_assets.miniscope.motion import motion_correct
 from ace_assets.miniscope.preprocess import PreprocessParams, output_shape, preprocess_movie
 
 MOVIE_GROUP = "miniscope"
 MOVIE = "movie.npyd"
-
-
-#: Arrays of the denoise report kept in its qc.npz.
-DENOISE_QC_ARRAYS = (
-    "frame_means",
-    "clean_means",
-    "lowpassed_means",
-    "scale",
-    "mask",
-    "stripe_spectrum",
-    "kymograph_before",
-    "kymograph_after",
-)
-#: Scalars and lists of the denoise report copied into its manifest (with ``params``).
-DENOISE_MANIFEST_KEYS = (
-    "stripe_method",
-    "stripe_bins",
-    "stripe_static",
-    "stripe_bands",
-    "stripe_frequencies_hz",
-    "stripe_rms_before",
-    "stripe_rms_after",
-    "stripe_power_remaining",
-    "removed_energy_fraction",
-    "flicker_rms",
-    "corrupted_frames",
-    "corrupted_kinds",
-    "corrupted_rows",
-    "corrupted_counts",
-    "corrupted_fraction",
-    "decode_errors",
-)
 
 
 @line_asset(
@@ -104,13 +72,7 @@ def denoised_movie(
                     writer,
                 )
                 store = writer.commit()
-            atomic_save_npz(
-                out / "qc.npz",
-                **{k: np.asarray(report[k]) for k in DENOISE_QC_ARRAYS},
-                corrupted_frames=np.asarray(report["corrupted_frames"], np.int64),
-                corrupted_kinds=np.asarray(report["corrupted_kinds"], "<U9"),
-                corrupted_rows=np.asarray(report["corrupted_rows"], np.int64).reshape(-1, 2),
-            )
+            atomic_save_npz(out / "qc.npz", **report.qc_arrays())
             figures = _denoise_figures(recording, store, report, out)
             write_manifest(
                 out,
@@ -119,8 +81,7 @@ def denoised_movie(
                     "n_frames": recording.n_frames,
                     "frame_shape": [h, w],
                     "fps": recording.frame_rate,
-                    "params": report["params"],
-                    **{k: report[k] for k in DENOISE_MANIFEST_KEYS},
+                    **report.manifest(),
                     "dropped_frames": recording.dropped.as_dict(),
                 },
             )
@@ -132,16 +93,16 @@ def denoised_movie(
             "n_frames": recording.n_frames,
             "frame_shape": dg.MetadataValue.text(f"{h} x {w}"),
             "fps": recording.frame_rate,
-            "stripe_method": report["stripe_method"],
-            "stripe_bands": dg.MetadataValue.json(report["stripe_bands"]),
-            "stripe_frequencies_hz": dg.MetadataValue.json(report["stripe_frequencies_hz"]),
-            "stripe_rms_before": report["stripe_rms_before"],
-            "stripe_rms_after": report["stripe_rms_after"],
-            "stripe_power_remaining": report["stripe_power_remaining"],
-            "removed_energy_fraction": report["removed_energy_fraction"],
-            "flicker_rms": report["flicker_rms"],
-            "corrupted_frames": len(report["corrupted_frames"]),
-            "corrupted_counts": dg.MetadataValue.json(report["corrupted_counts"]),
+            "stripe_method": report.stripe_method,
+            "stripe_bands": dg.MetadataValue.json(report.stripe_bands),
+            "stripe_frequencies_hz": dg.MetadataValue.json(report.stripe_frequencies_hz),
+            "stripe_rms_before": report.stripe_rms_before,
+            "stripe_rms_after": report.stripe_rms_after,
+            "stripe_power_remaining": report.stripe_power_remaining,
+            "removed_energy_fraction": report.removed_energy_fraction,
+            "flicker_rms": report.flicker_rms,
+            "corrupted_frames": len(report.corrupted_frames),
+            "corrupted_counts": dg.MetadataValue.json(report.corrupted_counts),
             "dropped_frames": dropped,
             "store": dg.MetadataValue.path(str(own.folder / MOVIE)),
             **progress.throughput(),
@@ -166,19 +127,19 @@ def denoised_movie(
     yield _stripes_check(report, float(params["max_stripe_power_remaining"]))
 
 
-def _corrupted_check(report: dict, limit: float) -> dg.AssetCheckResult:
-    counts = report["corrupted_counts"]
-    fraction = float(report["corrupted_fraction"])
-    n_bad = len(report["corrupted_frames"])
+def _corrupted_check(report: DenoiseReport, limit: float) -> dg.AssetCheckResult:
+    counts = report.corrupted_counts
+    fraction = float(report.corrupted_fraction)
+    n_bad = len(report.corrupted_frames)
     kinds = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
-    measured = f"{n_bad} of {report['n_frames']} frames corrupted ({fraction:.4f})"
+    measured = f"{n_bad} of {report.n_frames} frames corrupted ({fraction:.4f})"
     if kinds:
         measured += f": {kinds}"
-    errors = report["decode_errors"]
+    errors = report.decode_errors
     if errors:
         named = "; ".join(f"{e['file']} frame {e['file_frame']}" for e in errors[:5])
         measured += f"; undecodable: {named}" + (" ..." if len(errors) > 5 else "")
-    repaired = report["params"]["repair_corrupted_frames"]
+    repaired = report.params.repair_corrupted_frames
     return check_result(
         "corrupted_frames_below_threshold",
         passed=fraction <= limit,
@@ -195,16 +156,16 @@ def _corrupted_check(report: dict, limit: float) -> dg.AssetCheckResult:
             "corrupted_fraction": fraction,
             "threshold": limit,
             "corrupted_counts": dg.MetadataValue.json(counts),
-            "first_corrupted_frames": dg.MetadataValue.json(report["corrupted_frames"][:50]),
+            "first_corrupted_frames": dg.MetadataValue.json(report.corrupted_frames[:50]),
         },
     )
 
 
-def _stripes_check(report: dict, limit: float) -> dg.AssetCheckResult:
-    before, after = report["stripe_rms_before"], report["stripe_rms_after"]
-    remaining = float(report["stripe_power_remaining"])
-    method = report["stripe_method"]
-    bands = report["stripe_bands"]
+def _stripes_check(report: DenoiseReport, limit: float) -> dg.AssetCheckResult:
+    before, after = report.stripe_rms_before, report.stripe_rms_after
+    remaining = float(report.stripe_power_remaining)
+    method = report.stripe_method
+    bands = report.stripe_bands
     advice = (
         f"stripe_method is '{method}'; 'auto' notches the stripes found in this movie."
         if method != "auto"
@@ -231,7 +192,7 @@ def _stripes_check(report: dict, limit: float) -> dg.AssetCheckResult:
     )
 
 
-def _denoise_figures(recording, store: ArrayStore, report: dict, out: Path) -> dict:
+def _denoise_figures(recording, store: ArrayStore, report: DenoiseReport, out: Path) -> dict:
     k = min(store.n_frames - 1, store.n_frames // 2)
     raw = recording.read(k, k + 1)[0]
     clean = store.read(k, k + 1)[0]
@@ -247,25 +208,21 @@ def _denoise_figures(recording, store: ArrayStore, report: dict, out: Path) -> d
     before_after = figure_metadata(fig, out / "before_after.png", "Before / after, spectrum mask")
     kymograph = _kymograph_figure(report, out)
     fig, axes = new_figure(8, 2.5)
-    t = np.arange(len(report["frame_means"])) / report["fps"]
-    axes[0, 0].plot(t, report["frame_means"], lw=0.6, label="frame mean")
-    axes[0, 0].plot(
-        t, report["lowpassed_means"], lw=1.2, label=f"low-pass {report['params']['cutoff']} Hz"
-    )
-    bad = np.asarray(report["corrupted_frames"], np.int64)
+    t = np.arange(len(report.frame_means)) / report.fps
+    axes[0, 0].plot(t, report.frame_means, lw=0.6, label="frame mean")
+    axes[0, 0].plot(t, report.lowpassed_means, lw=1.2, label=f"low-pass {report.params.cutoff} Hz")
+    bad = np.asarray(report.corrupted_frames, np.int64)
     if len(bad):
-        axes[0, 0].plot(
-            t[bad], np.asarray(report["frame_means"])[bad], "r.", ms=3, label="corrupted"
-        )
+        axes[0, 0].plot(t[bad], np.asarray(report.frame_means)[bad], "r.", ms=3, label="corrupted")
     axes[0, 0].set_xlabel("s")
     axes[0, 0].legend()
     flicker = figure_metadata(fig, out / "flicker.png", "Flicker trace")
     return {"before_after": before_after, "kymograph": kymograph, "flicker_trace": flicker}
 
 
-def _spectrum_panel(ax, report: dict) -> None:
+def _spectrum_panel(ax, report: DenoiseReport) -> None:
     """Log power of what varies over time (centred), the notched bins ringed in cyan."""
-    power = np.asarray(report["stripe_spectrum"], np.float64)
+    power = np.asarray(report.stripe_spectrum, np.float64)
     positive = power[power > 0]
     floor = float(np.percentile(positive, 1)) if positive.size else 1.0
     shown = np.log10(power + floor)
@@ -276,26 +233,26 @@ def _spectrum_panel(ax, report: dict) -> None:
         vmax=float(np.percentile(shown, 99.95)),
     )
     colorbar(ax, image, "log10 power")
-    removed = ~np.asarray(report["mask"], bool)
+    removed = ~np.asarray(report.mask, bool)
     if 0 < removed.sum() <= 2000:
         ys, xs = np.nonzero(removed)
         ax.scatter(xs, ys, s=30, facecolors="none", edgecolors="c", linewidths=0.6)
     elif removed.any():
         ax.contour(removed.astype(float), levels=[0.5], colors="c", linewidths=0.6)
-    ax.set_title(f"varying spectrum, notch ({report['stripe_method']}) in cyan")
+    ax.set_title(f"varying spectrum, notch ({report.stripe_method}) in cyan")
 
 
-def _kymograph_figure(report: dict, out: Path) -> dg.MetadataValue:
+def _kymograph_figure(report: DenoiseReport, out: Path) -> dg.MetadataValue:
     """Row profiles (central strip) over time, before and after: bands are slanted lines."""
-    before, after = report["kymograph_before"], report["kymograph_after"]
-    start = int(report["kymograph_start"])
+    before, after = report.kymograph_before, report.kymograph_after
+    start = int(report.kymograph_start)
     fig, axes = new_figure(9, 3.2, ncols=2)
     spread = float(np.percentile(np.abs(before), 99)) if before.size else 1.0
     spread = spread if spread > 0 else 1.0
     extent = (start, start + before.shape[1], before.shape[0], 0)
     for ax, data, rms, label in (
-        (axes[0, 0], before, report["stripe_rms_before"], "before"),
-        (axes[0, 1], after, report["stripe_rms_after"], "after"),
+        (axes[0, 0], before, report.stripe_rms_before, "before"),
+        (axes[0, 1], after, report.stripe_rms_after, "after"),
     ):
         image = ax.imshow(
             data, cmap="RdBu_r", vmin=-spread, vmax=spread, aspect="auto", extent=extent
