@@ -125,8 +125,8 @@ def run_member(name: str, frames: int, workdir: str) -> dict[str, Any]:
     times["extraction_s"] = time.perf_counter() - t0
 
     truth_shifts = syn.shifts
-    err = rigid_errors(mot["shifts_rigid"], truth_shifts, exclude=unusable_frames(syn))
-    offset = np.median(np.asarray(mot["shifts_rigid"]) + truth_shifts, axis=0)
+    err = rigid_errors(mot.shifts_rigid, truth_shifts, exclude=unusable_frames(syn))
+    offset = np.median(np.asarray(mot.shifts_rigid) + truth_shifts, axis=0)
     centers = syn.centers + offset
     scores = evaluate_against_truth(res, centers, syn.C, syn.truth["spike_frames"])
     _, fi = match_centers(centers, res.centers, 4.0)

@@ -185,8 +185,12 @@ def run_stage(
     p: MotionParams,
     template: np.ndarray | None,
     module: Any = None,
-) -> tuple[float, dict[str, Any]]:
-    """Correct ``store`` into ``out``: with ``module`` (an earlier revision), as it then did."""
+) -> tuple[float, Any]:
+    """Correct ``store`` into ``out``: with ``module`` (an earlier revision), as it then did.
+
+    Returns the seconds taken and the report: a :class:`MotionReport`, or the dict an
+    earlier revision returned.
+    """
     t0 = time.perf_counter()
     if module is not None:
         old = module.MotionParams.from_mapping(
@@ -210,6 +214,11 @@ def run_stage(
         )
         writer.commit()
     return time.perf_counter() - t0, report
+
+
+def report_fields(report: Any) -> dict[str, Any]:
+    """A motion report by field name: this revision's MotionReport or an earlier one's dict."""
+    return report if isinstance(report, dict) else vars(report)
 
 
 def module_at(ref: str, tmp: Path) -> Any:
@@ -263,13 +272,13 @@ def family(frames: int, bands: float, members: list[str], before: str | None) ->
             sink = ArraySink(data.shape, np.float32)
             t0 = time.perf_counter()
             if module is None:
-                rep = motion_correct(data, frames, data.shape[1:], defaults, sink)
+                rep = report_fields(motion_correct(data, frames, data.shape[1:], defaults, sink))
             else:
                 known = module.MotionParams.__dataclass_fields__
                 old = module.MotionParams.from_mapping(
                     {k: v for k, v in defaults.items() if k in known}
                 )
-                rep = module.motion_correct(data, frames, data.shape[1:], old, sink)
+                rep = report_fields(module.motion_correct(data, frames, data.shape[1:], old, sink))
             seconds = time.perf_counter() - t0
             err = rigid_errors(rep["shifts_rigid"], movie.shifts, exclude=unusable_frames(movie))
             row = {
@@ -358,8 +367,8 @@ def main() -> None:
         "baseline_pw_rigid": n_base_pw / tb_pw,
     }
     err = {
-        "rigid": shift_error(rep_rigid["shifts_rigid"], motion),
-        "pw_rigid": shift_error(rep_pw["shifts_rigid"], motion),
+        "rigid": shift_error(rep_rigid.shifts_rigid, motion),
+        "pw_rigid": shift_error(rep_pw.shifts_rigid, motion),
         "baseline_rigid": shift_error(base_rigid, motion[:n_base_rigid]),
     }
     print(f"# motion correction, {size}x{size}, {n} denoised frames, 2 shared cores")
@@ -377,15 +386,15 @@ def main() -> None:
         print(f"{label:30s} {rate:9.1f}   now {fps[name] / rate:.2f}x that")
     for name, r in (("rigid", rep_rigid), ("pw_rigid", rep_pw)):
         print(
-            f"{name}: {r['n_low_confidence']} low-confidence, {r['n_pooled']} pooled, "
-            f"{r['n_interpolated']} interpolated frames of {n}"
+            f"{name}: {r.n_low_confidence} low-confidence, {r.n_pooled} pooled, "
+            f"{r.n_interpolated} interpolated frames of {n}"
         )
     qc = {
         name: {
-            "mean_corr_before": round(r["mean_corr_before"], 4),
-            "mean_corr_after": round(r["mean_corr_after"], 4),
-            "crispness_before": round(r["crispness_before"], 1),
-            "crispness_after": round(r["crispness_after"], 1),
+            "mean_corr_before": round(r.mean_corr_before, 4),
+            "mean_corr_after": round(r.mean_corr_after, 4),
+            "crispness_before": round(r.crispness_before, 1),
+            "crispness_after": round(r.crispness_after, 1),
         }
         for name, r in (("rigid", rep_rigid), ("pw_rigid", rep_pw))
     }

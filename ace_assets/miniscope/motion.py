@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from ace_assets.miniscope.shift_tracking import track
 
 __all__ = [
     "MotionParams",
+    "MotionReport",
     "Registrar",
     "crispness",
     "estimate_template",
@@ -110,6 +111,82 @@ class _Frames:
             raise AceInputError(f"movie delivered {done} frames, expected {self.n_frames}")
 
 
+@dataclass(frozen=True, eq=False, kw_only=True)
+class MotionReport:
+    """What one motion-correction run applied and measured.
+
+    Shifts are corrections applied, (dy, dx), as CaImAn's ``shifts_rig``. The asset puts
+    the arrays in ``qc.npz`` (:meth:`qc_arrays`) and the rest in its manifest
+    (:meth:`manifest`); fields that do not apply to a run (piecewise-rigid ones for a rigid
+    run, template frames for a given template) are None and written nowhere.
+    """
+
+    shifts_rigid: np.ndarray
+    """(n, 2) rigid corrections applied, after smoothing."""
+    max_shift: float
+    """Largest |shift| applied, rigid or (piecewise-rigid) of any patch."""
+    mean_before: np.ndarray
+    mean_after: np.ndarray
+    crispness_before: float
+    """Norm of the gradient of the mean image (inner region), CaImAn's metric."""
+    crispness_after: float
+    corr_before: np.ndarray
+    """Per frame: correlation of the frame with the template (inner region)."""
+    corr_after: np.ndarray
+    mean_corr_before: float
+    mean_corr_after: float
+    patch_grid: dict[str, list[int]] | None = None
+    """Piecewise-rigid: patch starts and size."""
+    pw_max_deviation: np.ndarray | None = None
+    """Piecewise-rigid, per frame: largest patch deviation from the rigid shift."""
+    pw_max_abs_shift: np.ndarray | None = None
+    patch_low_confidence_fraction: float | None = None
+    params: MotionParams
+    n_frames: int
+    template: np.ndarray
+    shifts_measured: np.ndarray
+    """(n, 2) each frame's own peak, before smoothing (same sign as ``shifts_rigid``)."""
+    confidence: np.ndarray
+    """Per frame: SDs the correlation peak stands above the rest of the plane."""
+    low_confidence: np.ndarray
+    """Per frame: below ``min_registration_confidence`` or an outlier (own peak unused)."""
+    pooled: np.ndarray
+    """Per frame: measured together with its neighbours."""
+    interpolated: np.ndarray
+    """Per frame: no confident peak at all, shift interpolated."""
+    outlier_frames: np.ndarray
+    shift_sd: np.ndarray
+    """Per frame: the smoother's posterior SD of the shift."""
+    low_confidence_fraction: float
+    interpolated_fraction: float
+    n_low_confidence: int
+    n_pooled: int
+    n_interpolated: int
+    n_outliers: int
+    smoothing_ratio: list[list[float]]
+    """Fitted (acceleration, jitter) noise ratios of the smoother, per axis."""
+    template_frames: np.ndarray | None = None
+    """Frames that made the template, when it was estimated here."""
+    template_frames_used: int | None = None
+
+    def _entries(self) -> dict[str, Any]:
+        """Every field that applies, in field order; ``params`` as a plain dict."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = asdict(value) if f.name == "params" else value
+        return out
+
+    def qc_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays kept in the asset's ``qc.npz``."""
+        return {k: np.asarray(v) for k, v in self._entries().items() if isinstance(v, np.ndarray)}
+
+    def manifest(self) -> dict[str, Any]:
+        """Everything else, for the asset's manifest: params, scalars, counts, the patch grid."""
+        return {k: v for k, v in self._entries().items() if not isinstance(v, np.ndarray)}
+
+
 def motion_correct(
     source: MovieSource,
     n_frames: int,
@@ -122,7 +199,7 @@ def motion_correct(
     chunk_frames: int = 16,
     prefetch: bool = True,
     scratch_dir: str | Path | None = None,
-) -> dict[str, Any]:
+) -> MotionReport:
     """Register every frame to the template and write float32 corrected frames.
 
     ``patch_shift_writer`` (optional) receives per-patch shifts ``(k, ny, nx, 2)``;
@@ -130,15 +207,7 @@ def motion_correct(
     Correlation windows and patch measurements wait for the second pass in scratch
     files under ``scratch_dir`` (~4.4 KB and ~1.7 KB per 608 x 608 frame).
 
-    Report, per frame: ``shifts_rigid`` (n, 2) applied corrections; ``shifts_measured``
-    the frame's own peak; ``confidence`` its SDs above the correlation plane;
-    ``low_confidence`` (below ``min_registration_confidence``, or an outlier: the frame's
-    own peak was not used); ``pooled`` (measured with its neighbours); ``interpolated``
-    (no confident peak at all); ``shift_sd`` the smoother's posterior SD. Per movie:
-    ``crispness_before``/``_after``, ``mean_corr_before``/``_after``,
-    ``low_confidence_fraction``, ``interpolated_fraction``, counts ``n_low_confidence``,
-    ``n_pooled``, ``n_interpolated``, ``n_outliers``, ``max_shift``, ``template`` and,
-    if it was estimated here, ``template_frames`` / ``template_frames_used``.
+    Returns the :class:`MotionReport`.
     """
     p = params if isinstance(params, MotionParams) else MotionParams.from_mapping(params)
     shape = (int(shape[0]), int(shape[1]))
@@ -158,7 +227,7 @@ def motion_correct(
         # patches were searched around each frame's highest peak: they hold only where the
         # trace kept that peak
         kept_peak = np.abs(tr.measured - measured.lags).max(axis=1) <= 1.0
-        report = _apply(
+        applied = _apply(
             frames,
             reg,
             measured,
@@ -170,8 +239,11 @@ def motion_correct(
         measured.close()
     interpolated = ~smoothed.used
     low = (tr.confidence < p.min_registration_confidence) | smoothed.outlier
-    report.update(
-        params=asdict(p),
+    if info is not None:
+        applied.update(template_frames=info.frames, template_frames_used=int(info.used.sum()))
+    return MotionReport(
+        **applied,
+        params=p,
         n_frames=int(n_frames),
         template=template,
         shifts_measured=(-tr.measured).astype(np.float32),
@@ -189,9 +261,6 @@ def motion_correct(
         n_outliers=int(smoothed.outlier.sum()),
         smoothing_ratio=[list(r) for r in smoothed.ratio],
     )
-    if info is not None:
-        report.update(template_frames=info.frames, template_frames_used=int(info.used.sum()))
-    return report
 
 
 class _Measured:
@@ -246,7 +315,10 @@ def _apply(
     writer: FrameSink,
     patch_shift_writer: FrameSink | None,
 ) -> dict[str, Any]:
-    """Pass 2: warp each frame by its smoothed shift; QC accumulated on the way."""
+    """Pass 2: warp each frame by its smoothed shift; QC accumulated on the way.
+
+    Returns the :class:`MotionReport` fields it measures, by name.
+    """
     p = reg.params
     n, shape = frames.n_frames, frames.shape
     template = reg.template

@@ -17,7 +17,7 @@ from ace_assets.defs.assets.movie import motion_checks
 from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
 from ace_assets.io.store import ArrayStore, load_npz
 from ace_assets.miniscope.chunks import ArraySink
-from ace_assets.miniscope.motion import MotionParams, motion_correct
+from ace_assets.miniscope.motion import MotionParams, MotionReport, motion_correct
 from ace_assets_tests.helpers.dagster_helpers import failure_text
 
 H = W = 160
@@ -62,18 +62,18 @@ def correct(frames: np.ndarray) -> dict:
     return motion_correct(frames, len(frames), frames.shape[1:], params, sink)
 
 
-def by_name(report: dict) -> dict[str, dg.AssetCheckResult]:
+def by_name(report: MotionReport) -> dict[str, dg.AssetCheckResult]:
     return {c.check_name: c for c in motion_checks(report, PARAMS)}
 
 
 def test_crispness_check_fails_when_correction_blurs_the_mean_image() -> None:
     report = correct(overlay_movie())
-    assert report["crispness_after"] < 0.95 * report["crispness_before"]
+    assert report.crispness_after < 0.95 * report.crispness_before
     check = by_name(report)["motion_improves_crispness"]
     assert not check.passed
     text = check.description or ""
     assert "FAILED: measured crispness" in text and "crispness_tolerance" in text
-    assert f"{report['crispness_before']:.4g}" in text
+    assert f"{report.crispness_before:.4g}" in text
 
 
 def test_checks_pass_on_a_still_movie_and_on_a_good_correction() -> None:
@@ -86,7 +86,7 @@ def test_confidence_check_fails_when_frames_cannot_be_registered() -> None:
     rng = np.random.default_rng(3)
     frames = rng.normal(100, 5, (40, H, W)).astype(np.float32)
     report = correct(frames)
-    assert report["interpolated_fraction"] > 0.9
+    assert report.interpolated_fraction > 0.9
     check = by_name(report)["motion_confident"]
     assert not check.passed and "max_interpolated_fraction" in (check.description or "")
 

@@ -94,20 +94,20 @@ def test_high_pass_kernel_is_zero_mean_band_pass() -> None:
 def test_rigid_shifts_recovered_subpixel() -> None:
     frames, moves, scene = rigid_movie()
     out, report = run(frames, RIGID)
-    est = report["shifts_rigid"]
+    est = report.shifts_rigid
     assert est.shape == (len(frames), 2) and est.dtype == np.float32
     err = est + moves  # the correction is minus the motion, up to the template's offset
     offset = np.median(err, axis=0)
     assert np.abs(offset).max() < 1.0
     assert np.median(np.abs(err - offset)) < 0.3
     assert np.percentile(np.abs(err - offset), 95) < 0.6
-    assert report["mean_corr_after"] > report["mean_corr_before"] + 0.05
-    assert report["crispness_after"] > 1.2 * report["crispness_before"]
-    assert report["max_shift"] == pytest.approx(np.abs(est).max())
+    assert report.mean_corr_after > report.mean_corr_before + 0.05
+    assert report.crispness_after > 1.2 * report.crispness_before
+    assert report.max_shift == pytest.approx(np.abs(est).max())
     # with the true template there is no offset at all
     truth_template = scene[PAD : PAD + H, PAD : PAD + W]
     _, exact = run(frames, RIGID, template=truth_template)
-    assert np.median(np.abs(exact["shifts_rigid"] + moves)) < 0.3
+    assert np.median(np.abs(exact.shifts_rigid + moves)) < 0.3
 
 
 def test_template_refinement_sharpens() -> None:
@@ -130,11 +130,11 @@ def test_max_shifts_bound() -> None:
     frames = np.stack([render(scene, 0.0, 0.0)] * 5 + [render(scene, 0.0, 10.0)] * 5)
     params = MotionParams(pw_rigid=False, max_shifts=(4, 4), gSig_filt=(3.0, 3.0))
     _, report = run(frames, params, template=frames[0])
-    assert np.abs(report["shifts_rigid"]).max() <= 4.0 + 1e-6
+    assert np.abs(report.shifts_rigid).max() <= 4.0 + 1e-6
     _, report = run(
         frames, MotionParams(**{**params.__dict__, "max_shifts": (12, 12)}), template=frames[0]
     )
-    assert report["shifts_rigid"][-1, 1] == pytest.approx(-10.0, abs=0.3)
+    assert report.shifts_rigid[-1, 1] == pytest.approx(-10.0, abs=0.3)
 
 
 def nonrigid_movie(n: int = 60, seed: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -161,7 +161,7 @@ def test_pw_rigid_beats_rigid_on_nonrigid_motion() -> None:
     rigid_out, rigid_rep = run(frames, RIGID, template=template)
     patch_sink = ArraySink((len(frames), 4, 4, 2), np.float32)
     pw_out, pw_rep = run(frames, PW, template=template, patch_shift_writer=patch_sink)
-    assert pw_rep["patch_grid"]["starts_y"] == [0, 32, 64, 80]
+    assert pw_rep.patch_grid["starts_y"] == [0, 32, 64, 80]
 
     # displacement error at the patch centres, against the true field there
     grid = PatchGrid.build((H, W), PW.strides, PW.overlaps)
@@ -169,7 +169,7 @@ def test_pw_rigid_beats_rigid_on_nonrigid_motion() -> None:
     cx = np.round(grid.centres_x).astype(int)
     true_at = -fields[:, :, cy[:, None], cx[None, :]].transpose(0, 2, 3, 1)  # (T, ny, nx, 2)
     pw_err = np.abs(patch_sink.array - true_at)
-    rigid_err = np.abs(rigid_rep["shifts_rigid"][:, None, None, :] - true_at)
+    rigid_err = np.abs(rigid_rep.shifts_rigid[:, None, None, :] - true_at)
     assert np.median(pw_err) < 0.5 * np.median(rigid_err)
     assert np.median(pw_err) < 0.5
 
@@ -183,8 +183,8 @@ def test_pw_rigid_beats_rigid_on_nonrigid_motion() -> None:
         )
 
     assert corr(pw_out) > corr(rigid_out) + 0.02
-    assert pw_rep["mean_corr_after"] > rigid_rep["mean_corr_after"]
-    assert pw_rep["pw_max_deviation"].max() <= PW.max_deviation_rigid + 1e-5
+    assert pw_rep.mean_corr_after > rigid_rep.mean_corr_after
+    assert pw_rep.pw_max_deviation.max() <= PW.max_deviation_rigid + 1e-5
 
 
 def test_shift_field_interpolates_patch_centres() -> None:

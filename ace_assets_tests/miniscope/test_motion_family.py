@@ -60,11 +60,11 @@ def corrected(name: str, band_fraction: float = 0.0) -> dict:
 def test_rigid_error_bars_on_every_member(name: str) -> None:
     movie, _ = member(name)
     report = corrected(name)
-    err = rigid_errors(report["shifts_rigid"], movie.shifts, exclude=unusable_frames(movie))
+    err = rigid_errors(report.shifts_rigid, movie.shifts, exclude=unusable_frames(movie))
     assert np.median(err) < 0.3, f"{name}: median {np.median(err):.3f} px"
     assert np.percentile(err, 95) < 1.0, f"{name}: p95 {np.percentile(err, 95):.3f} px"
-    assert report["crispness_after"] >= report["crispness_before"]
-    assert report["interpolated_fraction"] <= SPECS["max_interpolated_fraction"].default
+    assert report.crispness_after >= report.crispness_before
+    assert report.interpolated_fraction <= SPECS["max_interpolated_fraction"].default
 
 
 @pytest.mark.parametrize("name", inner_loop_small(["bands19_240x300", "tilted_400x360"]))
@@ -72,7 +72,7 @@ def test_residual_bands_do_not_lock_the_estimate(name: str) -> None:
     """10% of the bands left in (bands that pass the motion filter): no lock at 0 or the bound."""
     movie, _ = member(name, 0.1)
     report = corrected(name, 0.1)
-    shifts = np.asarray(report["shifts_rigid"])
+    shifts = np.asarray(report.shifts_rigid)
     err = rigid_errors(shifts, movie.shifts, exclude=unusable_frames(movie))
     assert np.median(err) < 0.3 and np.percentile(err, 95) < 1.0
     bound = min(defaults()["max_shifts"])
@@ -85,17 +85,17 @@ def test_residual_bands_do_not_lock_the_estimate(name: str) -> None:
 def test_confidence_flags_corrupted_frames_of_wireless() -> None:
     movie, _ = member("wireless_200")
     report = corrected("wireless_200")
-    low = np.asarray(report["low_confidence"])
+    low = np.asarray(report.low_confidence)
     frames, kinds = movie.corrupt_frames, movie.corrupt_kind
     blank = frames[np.isin(kinds, (CORRUPT_BLACK, CORRUPT_WHITE))]
     assert len(blank) and low[blank].all()  # nothing to register: always flagged
     rows = frames[kinds == CORRUPT_ROWS]
-    measured = rigid_errors(report["shifts_measured"], movie.shifts)
+    measured = rigid_errors(report.shifts_measured, movie.shifts)
     # garbage or torn rows: flagged, or the intact rows still registered the frame
     assert all(low[t] or measured[t] < 1.0 for t in rows)
     assert low[rows].mean() >= 0.5
     # whatever was flagged, no corrupted frame becomes an outlier of the applied shifts
-    applied = rigid_errors(report["shifts_rigid"], movie.shifts)
+    applied = rigid_errors(report.shifts_rigid, movie.shifts)
     assert applied[frames].max() < 1.0
     intact = np.setdiff1d(np.arange(FRAMES), frames)
     assert low[intact].mean() < 0.05  # and ordinary frames are not flagged

@@ -17,7 +17,7 @@ from ace_assets.defs.results import MovieResult, Parameters, SessionFiles, stage
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter, atomic_save_npz, drop_store
 from ace_assets.miniscope.denoise import DenoiseReport, denoise_movie
-from ace_assets.miniscope.motion import motion_correct
+from ace_assets.miniscope.motion import MotionReport, motion_correct
 from ace_assets.miniscope.preprocess import PreprocessParams, output_shape, preprocess_movie
 
 MOVIE_GROUP = "miniscope"
@@ -383,10 +383,8 @@ def motion_corrected_movie(
                     scratch_dir=out,
                 )
                 nbytes = writer.commit().nbytes
-            arrays = {k: np.asarray(v) for k, v in report.items() if isinstance(v, np.ndarray)}
-            atomic_save_npz(out / "qc.npz", **arrays)
+            atomic_save_npz(out / "qc.npz", **report.qc_arrays())
             figures = _motion_figures(report, fps, out)
-            scalars = {k: v for k, v in report.items() if not isinstance(v, np.ndarray)}
             write_manifest(
                 out,
                 {
@@ -395,28 +393,28 @@ def motion_corrected_movie(
                     "frame_shape": [h, w],
                     "fps": fps,
                     "movie_bytes": nbytes,
-                    **scalars,
+                    **report.manifest(),
                 },
             )
     checks = motion_checks(report, params)
     dropped = {}
     if all(c.passed for c in checks):  # a failed check may need the input again
         dropped = _drop_upstream(context, params, preprocessed_movie)
-    rigid = np.abs(np.asarray(report["shifts_rigid"]))
+    rigid = np.abs(np.asarray(report.shifts_rigid))
     yield dg.MaterializeResult(
         metadata={
-            "pw_rigid": bool(report["params"]["pw_rigid"]),
+            "pw_rigid": bool(report.params.pw_rigid),
             "max_rigid_shift_px": float(rigid.max()) if rigid.size else 0.0,
-            "max_patch_shift_px": float(report["max_shift"]),
-            "crispness_before": float(report["crispness_before"]),
-            "crispness_after": float(report["crispness_after"]),
-            "mean_corr_to_template_before": float(report["mean_corr_before"]),
-            "mean_corr_to_template_after": float(report["mean_corr_after"]),
-            "median_confidence": float(np.median(report["confidence"])) if n else 0.0,
-            "low_confidence_frames": int(report["n_low_confidence"]),
-            "pooled_frames": int(report["n_pooled"]),
-            "interpolated_frames": int(report["n_interpolated"]),
-            "outlier_frames": int(report["n_outliers"]),
+            "max_patch_shift_px": float(report.max_shift),
+            "crispness_before": float(report.crispness_before),
+            "crispness_after": float(report.crispness_after),
+            "mean_corr_to_template_before": float(report.mean_corr_before),
+            "mean_corr_to_template_after": float(report.mean_corr_after),
+            "median_confidence": float(np.median(report.confidence)) if n else 0.0,
+            "low_confidence_frames": int(report.n_low_confidence),
+            "pooled_frames": int(report.n_pooled),
+            "interpolated_frames": int(report.n_interpolated),
+            "outlier_frames": int(report.n_outliers),
             "movie_size": dg.MetadataValue.text(_size(nbytes, n)),
             **dropped,
             **progress.throughput(),
@@ -427,18 +425,18 @@ def motion_corrected_movie(
     yield from checks
 
 
-def motion_checks(report: dict, params) -> list[dg.AssetCheckResult]:
+def motion_checks(report: MotionReport, params) -> list[dg.AssetCheckResult]:
     """The motion asset's checks, from its report and the line's parameters."""
     bound = float(min(params["max_shifts"]))
-    rigid = np.abs(np.asarray(report["shifts_rigid"]))
+    rigid = np.abs(np.asarray(report.shifts_rigid))
     max_rigid = float(rigid.max()) if rigid.size else 0.0
-    max_shift = float(report["max_shift"])
-    before, after = float(report["crispness_before"]), float(report["crispness_after"])
+    max_shift = float(report.max_shift)
+    before, after = float(report.crispness_before), float(report.crispness_after)
     tolerance = float(params["crispness_tolerance"])
     change = after / before - 1.0 if before > 0 else 0.0
     limit = float(params["max_interpolated_fraction"])
-    interpolated = float(report["interpolated_fraction"])
-    n = int(report["n_frames"])
+    interpolated = float(report.interpolated_fraction)
+    n = int(report.n_frames)
     return [
         check_result(
             "motion_within_max_shifts",
@@ -474,7 +472,7 @@ def motion_checks(report: dict, params) -> list[dg.AssetCheckResult]:
             "motion_confident",
             passed=interpolated <= limit,
             measured=(
-                f"{report['n_interpolated']} of {n} frames ({interpolated:.3f}) had no confident "
+                f"{report.n_interpolated} of {n} frames ({interpolated:.3f}) had no confident "
                 f"correlation peak, not even with their neighbours, and took interpolated shifts"
             ),
             threshold=f"a fraction of at most {limit:g}",
@@ -486,9 +484,9 @@ def motion_checks(report: dict, params) -> list[dg.AssetCheckResult]:
             ),
             metadata={
                 "interpolated_fraction": interpolated,
-                "low_confidence_fraction": float(report["low_confidence_fraction"]),
-                "pooled_frames": int(report["n_pooled"]),
-                "outlier_frames": int(report["n_outliers"]),
+                "low_confidence_fraction": float(report.low_confidence_fraction),
+                "pooled_frames": int(report.n_pooled),
+                "outlier_frames": int(report.n_outliers),
             },
         ),
     ]
@@ -539,11 +537,11 @@ def drop_intermediate_movie(movie: MovieResult, by: str, line: int) -> int | Non
     return freed
 
 
-def _motion_figures(report: dict, fps: float, out: Path) -> dict:
-    shifts = np.asarray(report["shifts_rigid"])
-    measured = np.asarray(report["shifts_measured"])
+def _motion_figures(report: MotionReport, fps: float, out: Path) -> dict:
+    shifts = np.asarray(report.shifts_rigid)
+    measured = np.asarray(report.shifts_measured)
     t = np.arange(len(shifts)) / fps
-    interp = np.asarray(report["interpolated"], bool)
+    interp = np.asarray(report.interpolated, bool)
     fig, axes = new_figure(8, 4.5, nrows=2)
     for k, label in ((0, "y"), (1, "x")):
         axes[0, 0].plot(t, measured[:, k], ".", ms=1.5, alpha=0.4)
@@ -553,23 +551,23 @@ def _motion_figures(report: dict, fps: float, out: Path) -> dict:
     axes[0, 0].set_ylabel("px")
     axes[0, 0].legend()
     axes[0, 0].set_title("rigid shifts (dots: per-frame measurements)")
-    axes[1, 0].plot(t, report["confidence"], lw=0.6)
-    axes[1, 0].axhline(report["params"]["min_registration_confidence"], color="r", lw=0.8)
+    axes[1, 0].plot(t, report.confidence, lw=0.6)
+    axes[1, 0].axhline(report.params.min_registration_confidence, color="r", lw=0.8)
     axes[1, 0].set_ylabel("peak SDs")
     axes[1, 0].set_xlabel("s")
     axes[1, 0].set_title("confidence of each frame's correlation peak (red: threshold)")
     shift_plot = figure_metadata(fig, out / "shifts.png", "Rigid shifts and confidence")
     fig, axes = new_figure(9, 3, ncols=3)
-    for ax, key, title in (
-        (axes[0, 0], "mean_before", f"mean before (crisp {report['crispness_before']:.3g})"),
-        (axes[0, 1], "mean_after", f"mean after (crisp {report['crispness_after']:.3g})"),
+    for ax, image, title in (
+        (axes[0, 0], report.mean_before, f"mean before (crisp {report.crispness_before:.3g})"),
+        (axes[0, 1], report.mean_after, f"mean after (crisp {report.crispness_after:.3g})"),
     ):
-        colorbar(ax, ax.imshow(report[key], cmap="gray"), "intensity (a.u.)")
+        colorbar(ax, ax.imshow(image, cmap="gray"), "intensity (a.u.)")
         ax.set_title(title)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0, 2].plot(t, report["corr_before"], lw=0.6, label="before")
-    axes[0, 2].plot(t, report["corr_after"], lw=0.6, label="after")
+    axes[0, 2].plot(t, report.corr_before, lw=0.6, label="before")
+    axes[0, 2].plot(t, report.corr_after, lw=0.6, label="after")
     axes[0, 2].set_title("correlation to template")
     axes[0, 2].legend()
     means = figure_metadata(fig, out / "mean_images.png", "Mean image before / after")
