@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,46 @@ def block_edges(n_frames: int, window: int) -> np.ndarray:
     return np.asarray(edges, np.int64)
 
 
+@dataclass(frozen=True, eq=False, kw_only=True)
+class PreprocessReport:
+    """What one preprocess run did; fields of a step that did not run are None.
+
+    The asset puts the arrays in ``qc.npz`` (:meth:`qc_arrays`) and the rest in its
+    manifest (:meth:`manifest`).
+    """
+
+    params: PreprocessParams
+    crop_box: list[int]
+    """[x0, y0, x1, y1] of the kept region, in input pixels (x1, y1 exclusive)."""
+    output_shape: list[int]
+    trend_statistic: np.ndarray | None = None
+    """Detrend: per-frame median or mean of the cropped frame, the trend's input."""
+    trend: np.ndarray | None = None
+    """Detrend: the fitted photobleaching trend, per frame."""
+    baseline_blocks: int | None = None
+    """ΔF/F: number of ``secs_window`` blocks whose percentile is the baseline."""
+    block_frames: int | None = None
+    baseline_median: float | None = None
+    """ΔF/F: median of the middle block's baseline image (before ``min_baseline``)."""
+
+    def _entries(self) -> dict[str, Any]:
+        """Every field that applies, in field order; ``params`` as a plain dict."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = asdict(value) if f.name == "params" else value
+        return out
+
+    def qc_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays kept in the asset's ``qc.npz`` (the trend, when detrended)."""
+        return {k: np.asarray(v) for k, v in self._entries().items() if isinstance(v, np.ndarray)}
+
+    def manifest(self) -> dict[str, Any]:
+        """Everything else, for the asset's manifest."""
+        return {k: v for k, v in self._entries().items() if not isinstance(v, np.ndarray)}
+
+
 def preprocess_movie(
     source: MovieSource,
     n_frames: int,
@@ -154,7 +194,7 @@ def preprocess_movie(
     chunk_frames: int = 32,
     scratch_dir: str | Path | None = None,
     prefetch: bool = True,
-) -> dict[str, Any]:
+) -> PreprocessReport:
     """Crop, detrend and optionally ΔF/F a movie into float32 blocks for ``writer``.
 
     Reads ``source`` once per enabled step (trend, baseline) plus once to write.
@@ -180,11 +220,11 @@ def preprocess_movie(
         if done != n_frames:
             raise AceInputError(f"movie delivered {done} frames, expected {n_frames}")
 
-    report: dict[str, Any] = {
-        "params": asdict(p),
-        "crop_box": [xs.start, ys.start, xs.stop, ys.stop],
-        "output_shape": list(output_shape(n_frames, shape, p)),
-    }
+    report = PreprocessReport(
+        params=p,
+        crop_box=[xs.start, ys.start, xs.stop, ys.stop],
+        output_shape=list(output_shape(n_frames, shape, p)),
+    )
     gain = np.ones(n_frames, np.float32)
     offset = np.zeros(n_frames, np.float32)
     if p.detrend is not None:
@@ -205,7 +245,7 @@ def preprocess_movie(
             gain = (trend[0] / trend).astype(np.float32)
         else:
             offset = (trend[0] - trend).astype(np.float32)
-        report.update(trend_statistic=stat, trend=trend)
+        report = replace(report, trend_statistic=stat, trend=trend)
 
     def corrected(prefetching: bool = prefetch) -> Any:
         for start, block in cropped(prefetching):
@@ -242,7 +282,8 @@ def preprocess_movie(
             else:
                 f /= np.sqrt(base)
             writer.write(start, f)
-        report.update(
+        report = replace(
+            report,
             baseline_blocks=len(centres),
             block_frames=window,
             baseline_median=float(np.median(baselines[len(centres) // 2])),

@@ -62,7 +62,7 @@ def test_crop_exact_and_checked(movie: dict) -> None:
     out, report = run(raw, params)
     assert out.shape == (T, 27, 36) and out.dtype == np.float32
     np.testing.assert_array_equal(out, raw[:, 3:30, 5:41])
-    assert report["crop_box"] == [5, 3, 41, 30]
+    assert report.crop_box == [5, 3, 41, 30]
     for bad in [(0, 0, W + 1, H), (-1, 0, 10, 10), (10, 0, 10, 5), (0, 0, 5), ("a", 0, 5, 5)]:
         with pytest.raises(AceInputError, match="crop_coords"):
             crop_box((H, W), bad)
@@ -93,7 +93,7 @@ def test_detrend_flattens_bleaching_and_keeps_transients(movie: dict, method: st
     peak = out[130, cy, cx] / out[115, cy, cx]
     true_peak = (1 + movie["activity"][130, cy, cx]) / (1 + movie["activity"][115, cy, cx])
     assert peak == pytest.approx(true_peak, rel=0.1)
-    assert report["trend"].shape == (T,)
+    assert report.trend.shape == (T,)
 
 
 def test_detrend_subtract(movie: dict) -> None:
@@ -132,7 +132,7 @@ def test_dff_streaming_equals_in_memory(movie: dict, method: str, tmp_path: Path
     for chunk in (7, 64):
         out, report = run(raw, params, chunk=chunk, scratch_dir=tmp_path)
         np.testing.assert_allclose(out, expected, atol=2e-4, rtol=1e-4)
-    assert report["baseline_blocks"] == 5 and report["block_frames"] == 46
+    assert report.baseline_blocks == 5 and report.block_frames == 46
     assert list(tmp_path.iterdir()) == []  # scratch baseline removed
 
 

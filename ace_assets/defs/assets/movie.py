@@ -18,7 +18,12 @@ from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter, atomic_save_npz, drop_store
 from ace_assets.miniscope.denoise import DenoiseReport, denoise_movie
 from ace_assets.miniscope.motion import MotionReport, motion_correct
-from ace_assets.miniscope.preprocess import PreprocessParams, output_shape, preprocess_movie
+from ace_assets.miniscope.preprocess import (
+    PreprocessParams,
+    PreprocessReport,
+    output_shape,
+    preprocess_movie,
+)
 
 MOVIE_GROUP = "miniscope"
 MOVIE = "movie.npyd"
@@ -295,10 +300,8 @@ def preprocessed_movie(
                 )
                 store = writer.commit()
             nbytes = store.nbytes
-            arrays = {k: np.asarray(v) for k, v in report.items() if isinstance(v, np.ndarray)}
-            atomic_save_npz(out / "qc.npz", **arrays)
+            atomic_save_npz(out / "qc.npz", **report.qc_arrays())
             figure = _preprocess_figure(report, store, fps, out)
-            scalars = {k: v for k, v in report.items() if not isinstance(v, np.ndarray)}
             write_manifest(
                 out,
                 {
@@ -307,7 +310,7 @@ def preprocessed_movie(
                     "frame_shape": list(shape_out[1:]),
                     "fps": fps,
                     "movie_bytes": nbytes,
-                    **scalars,
+                    **report.manifest(),
                 },
             )
     dropped = _drop_upstream(context, params, denoised_movie)
@@ -327,9 +330,9 @@ def preprocessed_movie(
     )
 
 
-def _preprocess_figure(report: dict, store: ArrayStore, fps: float, out: Path):
+def _preprocess_figure(report: PreprocessReport, store: ArrayStore, fps: float, out: Path):
     fig, axes = new_figure(9, 3, ncols=2)
-    trend = next((report[k] for k in ("trend", "frame_trend", "medians") if k in report), None)
+    trend = report.trend
     if trend is not None:
         axes[0, 0].plot(np.arange(len(trend)) / fps, trend, lw=0.8)
         axes[0, 0].set_title("photobleaching trend")
