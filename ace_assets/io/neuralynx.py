@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -250,6 +250,54 @@ class Stream:
     @property
     def name(self) -> str:
         return f"{self.fs:g}Hz"
+
+
+@dataclass(frozen=True)
+class NeuralynxReport:
+    """How one session's channels were put on the analysis grid: JSON-ready throughout."""
+
+    dirname: str
+    channels: list[str]
+    files: list[str]
+    sampling_rate_hz: float
+    """The analysis grid's rate."""
+    channel_rates_hz: list[float]
+    """Each channel's own rate, in ``channels`` order."""
+    streams: list[dict[str, Any]]
+    """One row per rate: the grid's channels, then each resampled group kept as a stream."""
+    resampled_channels: list[str]
+    ad_bit_volts: list[float]
+    input_inverted: list[bool]
+    n_samples: int
+    duration_s: float
+    origin_us: int
+    """Neuralynx timestamp (µs) of grid time 0: the earliest first record of any channel."""
+    n_segments: int
+    segments: list[dict[str, Any]]
+    """Per segment: grid sample range and time span (s from the origin)."""
+    gaps: list[dict[str, Any]]
+    """Pauses of the whole grid: start, duration, and whether they were filled."""
+    channel_runs: list[dict[str, Any]]
+    """Per channel, grid ranges without a recorded sample, ``filled`` or ``nan``."""
+    max_fill_s: float
+    gap_tolerance_ms: float | None
+    partial_records: list[dict[str, Any]]
+    """Records holding fewer than 512 samples (usually the last of a file)."""
+    events_file: str | None
+    events_present: bool
+
+    def manifest(self) -> dict[str, Any]:
+        """Every field by name, for the asset's manifest."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def resampling_notes(self) -> list[str]:
+        """One sentence per channel resampled onto the grid, for the log and the UI."""
+        rates = dict(zip(self.channels, self.channel_rates_hz, strict=True))
+        return [
+            f"{name} ({rates[name]:g} Hz) resampled to the {self.sampling_rate_hz:g} Hz "
+            "analysis grid (polyphase anti-alias FIR); its own stream is kept at its rate"
+            for name in self.resampled_channels
+        ]
 
 
 class NeuralynxSession:
@@ -477,31 +525,31 @@ class NeuralynxSession:
             )
         return rows
 
-    def report(self) -> dict[str, Any]:
+    def report(self) -> NeuralynxReport:
         runs = self.channel_runs()
-        return {
-            "dirname": str(self.dirname),
-            "channels": self.channels,
-            "files": [p.name for p in self.files],
-            "sampling_rate_hz": self.sampling_rate,
-            "channel_rates_hz": [h.sampling_rate for h in self.headers],
-            "streams": self.stream_report(),
-            "resampled_channels": [self.channels[c] for c in self._resampled],
-            "ad_bit_volts": [h.ad_bit_volts for h in self.headers],
-            "input_inverted": [h.input_inverted for h in self.headers],
-            "n_samples": self.n_samples,
-            "duration_s": self.n_samples / self.sampling_rate,
-            "origin_us": self.origin_us,
-            "n_segments": len(self.grid.segments),
-            "segments": self.segments().to_dict("records"),
-            "gaps": self.gaps().to_dict("records"),
-            "channel_runs": runs.to_dict("records"),
-            "max_fill_s": self.max_fill_s,
-            "gap_tolerance_ms": self.gap_tolerance_ms,
-            "partial_records": self.partial_records,
-            "events_file": str(self.events_path) if self.events_path else None,
-            "events_present": self.events_present,
-        }
+        return NeuralynxReport(
+            dirname=str(self.dirname),
+            channels=self.channels,
+            files=[p.name for p in self.files],
+            sampling_rate_hz=self.sampling_rate,
+            channel_rates_hz=[h.sampling_rate for h in self.headers],
+            streams=self.stream_report(),
+            resampled_channels=[self.channels[c] for c in self._resampled],
+            ad_bit_volts=[h.ad_bit_volts for h in self.headers],
+            input_inverted=[h.input_inverted for h in self.headers],
+            n_samples=self.n_samples,
+            duration_s=self.n_samples / self.sampling_rate,
+            origin_us=self.origin_us,
+            n_segments=len(self.grid.segments),
+            segments=self.segments().to_dict("records"),
+            gaps=self.gaps().to_dict("records"),
+            channel_runs=runs.to_dict("records"),
+            max_fill_s=self.max_fill_s,
+            gap_tolerance_ms=self.gap_tolerance_ms,
+            partial_records=self.partial_records,
+            events_file=str(self.events_path) if self.events_path else None,
+            events_present=self.events_present,
+        )
 
     # -- data --------------------------------------------------------------------------------
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -600,9 +648,17 @@ def write_session_store(
         "units": "V",
         "sampling_rate_hz": session.sampling_rate,
         "channel_names": session.channels,
-        **{k: info[k] for k in ("files", "ad_bit_volts", "input_inverted", "origin_us")},
-        **{k: info[k] for k in ("segments", "gaps", "channel_runs", "partial_records")},
-        **{k: info[k] for k in ("max_fill_s", "gap_tolerance_ms", "streams")},
+        "files": info.files,
+        "ad_bit_volts": info.ad_bit_volts,
+        "input_inverted": info.input_inverted,
+        "origin_us": info.origin_us,
+        "segments": info.segments,
+        "gaps": info.gaps,
+        "channel_runs": info.channel_runs,
+        "partial_records": info.partial_records,
+        "max_fill_s": info.max_fill_s,
+        "gap_tolerance_ms": info.gap_tolerance_ms,
+        "streams": info.streams,
         "resampled": {
             session.channels[c]: {
                 "from_hz": session.headers[c].sampling_rate,

@@ -185,7 +185,7 @@ def test_mixed_sampling_rates_become_streams(tmp_path: Path) -> None:
     s = NeuralynxSession(tmp_path, ["LFP", "EMG"])
     assert s.sampling_rate == 1000.0 and s.n_samples == 3000
     assert [st.fs for st in s.streams] == [2000.0]
-    assert s.report()["resampled_channels"] == ["EMG"]
+    assert s.report().resampled_channels == ["EMG"]
     volts = s.read(0, 3000)
     np.testing.assert_allclose(volts[0], lfp, atol=ADBV / 2 + 1e-15)
     counts_emg = np.rint(emg / ADBV) * ADBV
@@ -234,7 +234,7 @@ def test_missing_events_file(tmp_path: Path) -> None:
     write_ncs(tmp_path / "CSC1.ncs", _volts(2000, 1), FS)
     s = NeuralynxSession(tmp_path, ["CSC1"], "Events.nev")
     assert not s.events_present
-    assert s.report()["events_present"] is False
+    assert s.report().events_present is False
     with pytest.raises(AceInputError, match="events file not found") as err:
         s.events()
     assert err.value.file.endswith("Events.nev")

@@ -140,4 +140,4 @@ def test_mixed_rate_folder_becomes_two_streams() -> None:
     ref = resample_poly(native[15:], 1, 16)
     inner = slice(200, s.n_samples - 200)
     np.testing.assert_allclose(v[1][inner], ref[inner], rtol=0, atol=1e-12)
-    assert s.report()["resampled_channels"] == ["LAHCu1"]
+    assert s.report().resampled_channels == ["LAHCu1"]

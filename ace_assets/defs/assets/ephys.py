@@ -99,14 +99,14 @@ def ephys_channels(
                 events = nlx.events()
                 events.to_csv(out / "events.csv", index=False)
                 n_events = len(events)
-                seg = report["segments"]
+                seg = report.segments
                 sanity = events_sanity(
                     events, seg[0]["t_start_s"], seg[-1]["t_stop_s"], file=str(nlx.events_path)
                 )
             write_manifest(
                 out,
                 {
-                    **report,
+                    **report.manifest(),
                     "store": str(final / SIGNALS),
                     "stream_stores": {k: str(final / Path(v).name) for k, v in streams.items()},
                     "events_csv": str(final / "events.csv") if nlx.events_present else None,
@@ -116,41 +116,31 @@ def ephys_channels(
             )
     for warning in (sanity or {}).get("warnings", []):
         context.log.warning(f"line {line}: {warning}")
-    for note in _resampling_notes(report):
+    for note in report.resampling_notes():
         context.log.info(f"line {line}: {note}")
-    gaps, runs = report["gaps"], report["channel_runs"]
+    gaps, runs = report.gaps, report.channel_runs
     yield dg.MaterializeResult(
         metadata={
             "channels": dg.MetadataValue.text(", ".join(names)),
-            "sampling_rate_hz": report["sampling_rate_hz"],
-            "streams": dg.MetadataValue.json(report["streams"]),
-            "resampled": dg.MetadataValue.text("; ".join(_resampling_notes(report)) or "none"),
-            "n_samples": report["n_samples"],
-            "duration_s": round(report["duration_s"], 3),
-            "segments": report["n_segments"],
+            "sampling_rate_hz": report.sampling_rate_hz,
+            "streams": dg.MetadataValue.json(report.streams),
+            "resampled": dg.MetadataValue.text("; ".join(report.resampling_notes()) or "none"),
+            "n_samples": report.n_samples,
+            "duration_s": round(report.duration_s, 3),
+            "segments": report.n_segments,
             "pauses": len(gaps),
             "pauses_filled": sum(bool(g["filled"]) for g in gaps),
             "channel_runs_filled": sum(r["kind"] == "filled" for r in runs),
             "channel_runs_nan": sum(r["kind"] == "nan" for r in runs),
             "max_fill_s": max_fill_s,
-            "partial_records": len(report["partial_records"]),
+            "partial_records": len(report.partial_records),
             "events": n_events,
-            "events_file": dg.MetadataValue.text(report["events_file"] or "missing"),
+            "events_file": dg.MetadataValue.text(report.events_file or "missing"),
         },
         value=own,
     )
     yield gap_check(gaps, runs, float(params["max_gap_s"]), max_fill_s)
     yield events_check(sanity)
-
-
-def _resampling_notes(report: dict) -> list[str]:
-    rates = dict(zip(report["channels"], report["channel_rates_hz"], strict=True))
-    grid = report["sampling_rate_hz"]
-    return [
-        f"{name} ({rates[name]:g} Hz) resampled to the {grid:g} Hz analysis grid "
-        "(polyphase anti-alias FIR); its own stream is kept at its rate"
-        for name in report["resampled_channels"]
-    ]
 
 
 @line_asset(
