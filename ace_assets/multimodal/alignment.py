@@ -24,6 +24,7 @@ downstream (event times, analysis periods).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,12 +33,59 @@ import pandas as pd
 from ace_assets.errors import AceInputError
 from ace_assets.multimodal.ttl import (
     SYNC_BIT_COLUMN,
+    SyncBitChoice,
     choose_sync_bit,
     describe_edges,
     ttl_rising_edges,
 )
 
-__all__ = ["align_frames", "align_frames_to_ttl", "ttl_rising_edges"]
+__all__ = ["AlignmentReport", "align_frames", "align_frames_to_ttl", "ttl_rising_edges"]
+
+
+@dataclass(frozen=True)
+class AlignmentReport:
+    """How the TTL pulses were reconciled with the camera's frames."""
+
+    n_ttl_raw: int
+    n_deleted: int
+    n_ttl: int  #: pulses after deletion
+    n_frames: int
+    mismatch: int  #: frames minus pulses after deletion
+    zero_time_s: float
+    method: str  #: "direct" (one pulse per frame) or "repaired" (missing pulses filled)
+    repaired_frames: list[int] = field(default_factory=list)
+    clock_slope: float | None = None  #: ephys seconds per camera second
+    clock_offset_s: float | None = None
+    max_residual_ms: float | None = None  #: worst pulse off the fitted clock line
+    sync: SyncBitChoice | None = None  #: the bit choice (from an event table only)
+
+    @property
+    def sync_bit(self) -> int | None:
+        return self.sync.sync_bit if self.sync else None
+
+    @property
+    def sync_bit_source(self) -> str | None:
+        return self.sync.sync_bit_source if self.sync else None
+
+    def manifest(self) -> dict[str, Any]:
+        """The JSON the alignment manifest has always carried, keys in the same order."""
+        out: dict[str, Any] = {
+            "n_ttl_raw": self.n_ttl_raw,
+            "n_deleted": self.n_deleted,
+            "n_ttl": self.n_ttl,
+            "n_frames": self.n_frames,
+            "mismatch": self.mismatch,
+            "repaired_frames": self.repaired_frames,
+            "zero_time_s": self.zero_time_s,
+            "method": self.method,
+        }
+        if self.clock_slope is not None:
+            out["clock_slope"] = self.clock_slope
+            out["clock_offset_s"] = self.clock_offset_s
+            out["max_residual_ms"] = self.max_residual_ms
+        if self.sync is not None:
+            out.update(self.sync.manifest())
+        return out
 
 
 def _short_interval_candidates(ttl: np.ndarray) -> list[int]:
@@ -80,7 +128,7 @@ def align_frames_to_ttl(
     zero_time_s: float = 0.0,
     *,
     max_repair: int = 30,
-) -> tuple[np.ndarray, dict[str, Any]]:
+) -> tuple[np.ndarray, AlignmentReport]:
     """Per-frame time (s, ephys clock minus ``zero_time_s``) and a report of the reconciliation.
 
     ``delete_indices`` index the raw ``ttl_times_s`` (before deletion), as in the
@@ -103,20 +151,11 @@ def align_frames_to_ttl(
     ttl = np.delete(raw, delete)
     if ttl.size > 1 and np.any(np.diff(ttl) <= 0):
         raise AceInputError("TTL times are not strictly increasing")
-    report: dict[str, Any] = {
-        "n_ttl_raw": int(raw.size),
-        "n_deleted": len(delete),
-        "n_ttl": int(ttl.size),
-        "n_frames": int(n_frames),
-        "mismatch": int(n_frames - ttl.size),
-        "repaired_frames": [],
-        "zero_time_s": float(zero_time_s),
-    }
     if n_frames == 0:
         raise AceInputError("no frames to align")
     if ttl.size == n_frames:
         times = ttl.copy()
-        report["method"] = "direct"
+        method, repaired = "direct", []
         matched = np.arange(n_frames)
     elif ttl.size > n_frames:
         cands = _short_interval_candidates(raw)
@@ -135,15 +174,29 @@ def align_frames_to_ttl(
         cam = cam_ms / 1000.0
         matched = _match_pulses(ttl, cam, n_frames - ttl.size)
         times = _fill_frames(ttl, cam, matched, n_frames)
-        report["method"] = "repaired"
-        report["repaired_frames"] = np.setdiff1d(np.arange(n_frames), matched).tolist()
+        method = "repaired"
+        repaired = np.setdiff1d(np.arange(n_frames), matched).tolist()
+    clock: dict[str, float] = {}
     if ttl.size >= 2:
         cam = cam_ms / 1000.0
         slope, offset = np.polyfit(cam[matched], ttl, 1)
         resid = ttl - (offset + slope * cam[matched])
-        report["clock_slope"] = float(slope)
-        report["clock_offset_s"] = float(offset)
-        report["max_residual_ms"] = float(np.max(np.abs(resid)) * 1e3)
+        clock = {
+            "clock_slope": float(slope),
+            "clock_offset_s": float(offset),
+            "max_residual_ms": float(np.max(np.abs(resid)) * 1e3),
+        }
+    report = AlignmentReport(
+        n_ttl_raw=int(raw.size),
+        n_deleted=len(delete),
+        n_ttl=int(ttl.size),
+        n_frames=int(n_frames),
+        mismatch=int(n_frames - ttl.size),
+        zero_time_s=float(zero_time_s),
+        method=method,
+        repaired_frames=repaired,
+        **clock,
+    )
     return times - float(zero_time_s), report
 
 
@@ -169,7 +222,7 @@ def align_frames(
     sync_bit: int | None = None,
     events_file: str | None = None,
     max_repair: int = 30,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+) -> tuple[np.ndarray, np.ndarray, AlignmentReport]:
     """Frame times from a ``.nev`` event table: pick the sync bit, then reconcile counts.
 
     Returns ``(frame_times_s, ttl_times_s of the sync bit, report)``. A failure names the
@@ -195,11 +248,10 @@ def align_frames(
         )
     except AceInputError as exc:
         raise AceInputError(
-            f"{exc.reason} (sync bit {chosen.bit}, {bit_report['sync_bit_source']}). Edges per "
+            f"{exc.reason} (sync bit {chosen.bit}, {bit_report.sync_bit_source}). Edges per "
             f"bit: {describe_edges(events)}. If another bit carries the frame pulses, set "
             f"{SYNC_BIT_COLUMN}; spurious pulses go in 'indices of TTL events to delete'",
             file=events_file,
             column=exc.column or SYNC_BIT_COLUMN,
         ) from None
-    report.update(bit_report)
-    return times, chosen.times_s, report
+    return times, chosen.times_s, replace(report, sync=bit_report)

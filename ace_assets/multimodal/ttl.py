@@ -118,6 +118,31 @@ def _edge_table(bits: list[BitEdges]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class SyncBitChoice:
+    """Which bit of the port word carries the frame pulses, and why."""
+
+    edges_per_bit: list[dict[str, Any]]  #: every bit that rises: its edges and intervals
+    events_file: str | None
+    sync_bit: int
+    sync_bit_source: str  #: "parameter" (ttl_sync_bit set) or "automatic"
+    frame_interval_ms: float | None = None  #: the camera's median interval (automatic only)
+    candidate_bits: list[int] | None = None  #: bits pulsing at the frame rate (automatic only)
+
+    def manifest(self) -> dict[str, Any]:
+        """The JSON the alignment manifest has always carried (automatic-only keys omitted)."""
+        out: dict[str, Any] = {
+            "edges_per_bit": self.edges_per_bit,
+            "events_file": self.events_file,
+            "sync_bit": self.sync_bit,
+            "sync_bit_source": self.sync_bit_source,
+        }
+        if self.sync_bit_source == "automatic":
+            out["frame_interval_ms"] = self.frame_interval_ms
+            out["candidate_bits"] = self.candidate_bits
+        return out
+
+
 def choose_sync_bit(
     events: pd.DataFrame,
     n_frames: int,
@@ -126,7 +151,7 @@ def choose_sync_bit(
     bit: int | None = None,
     events_file: str | None = None,
     n_deleted: int = 0,
-) -> tuple[BitEdges, dict[str, Any]]:
+) -> tuple[BitEdges, SyncBitChoice]:
     """The bit carrying one pulse per frame, and a report of every bit's edges.
 
     ``bit`` given: that bit, whatever its edges look like (the count is reconciled later).
@@ -135,10 +160,7 @@ def choose_sync_bit(
     edge count (less ``n_deleted`` spurious pulses) is closest to ``n_frames`` wins.
     """
     bits = edges_per_bit(events)
-    report: dict[str, Any] = {
-        "edges_per_bit": [b.summary() for b in bits if b.n_edges],
-        "events_file": events_file,
-    }
+    summary = [b.summary() for b in bits if b.n_edges]
     where = events_file or "the events file"
     if bit is not None:
         if not 0 <= int(bit) < N_BITS:
@@ -147,7 +169,6 @@ def choose_sync_bit(
                 column=SYNC_BIT_COLUMN,
             )
         chosen = bits[int(bit)]
-        report.update({"sync_bit": chosen.bit, "sync_bit_source": "parameter"})
         if chosen.n_edges == 0:
             raise AceInputError(
                 f"{SYNC_BIT_COLUMN} = {bit}, but bit {bit} of the port word never rises in "
@@ -156,7 +177,7 @@ def choose_sync_bit(
                 file=events_file,
                 column=SYNC_BIT_COLUMN,
             )
-        return chosen, report
+        return chosen, SyncBitChoice(summary, events_file, chosen.bit, "parameter")
     cam = np.asarray(frame_timestamps_ms, dtype=np.float64)
     frame_ms = float(np.median(np.diff(cam))) if cam.size > 1 else float("nan")
     candidates = [
@@ -184,15 +205,14 @@ def choose_sync_bit(
             b.bit,
         ),
     )
-    report.update(
-        {
-            "sync_bit": chosen.bit,
-            "sync_bit_source": "automatic",
-            "frame_interval_ms": frame_ms,
-            "candidate_bits": [b.bit for b in candidates],
-        }
+    return chosen, SyncBitChoice(
+        summary,
+        events_file,
+        chosen.bit,
+        "automatic",
+        frame_interval_ms=frame_ms,
+        candidate_bits=[b.bit for b in candidates],
     )
-    return chosen, report
 
 
 def describe_edges(events: pd.DataFrame) -> str:

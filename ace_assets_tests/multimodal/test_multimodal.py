@@ -43,22 +43,22 @@ def test_alignment_spurious_and_missing_pulses() -> None:
     raw = np.sort(np.concatenate([ttl, spurious]))
     delete = [int(np.flatnonzero(raw == s)[0]) for s in spurious]
     times, report = align_frames_to_ttl(raw, n, cam_ms, delete, zero_time_s=1.5)
-    assert report["method"] == "repaired"
-    assert report["repaired_frames"] == [250]
-    assert report["mismatch"] == 1 and report["n_deleted"] == 2
+    assert report.method == "repaired"
+    assert report.repaired_frames == [250]
+    assert report.mismatch == 1 and report.n_deleted == 2
     assert np.abs(times - (true_t - 1.5)).max() < 1e-3
-    assert report["clock_slope"] == pytest.approx(1 + 5e-5, abs=1e-5)
+    assert report.clock_slope == pytest.approx(1 + 5e-5, abs=1e-5)
 
 
 def test_alignment_direct_tail_repair_and_errors() -> None:
     n = 300
     true_t, cam_ms = _recording(n, seed=1)
     times, report = align_frames_to_ttl(true_t, n, cam_ms, [], 0.0)
-    assert report["method"] == "direct" and report["repaired_frames"] == []
+    assert report.method == "direct" and report.repaired_frames == []
     np.testing.assert_array_equal(times, true_t)
     # last three pulses lost: extrapolated from the camera clock
     times, report = align_frames_to_ttl(true_t[:-3], n, cam_ms, None, 0.0)
-    assert report["repaired_frames"] == [297, 298, 299]
+    assert report.repaired_frames == [297, 298, 299]
     assert np.abs(times - true_t).max() < 1e-3
     with pytest.raises(AceInputError, match="too many") as err:
         align_frames_to_ttl(np.sort(np.append(true_t, true_t[10] + 0.004)), n, cam_ms, [], 0.0)
@@ -182,12 +182,12 @@ def test_sync_bit_chosen_by_count_and_interval_or_named() -> None:
     events = _port_events(words, np.array(times))
     assert any(w < 0 for w in words)
     chosen, report = choose_sync_bit(events, n, cam_ms)
-    assert chosen.bit == 5 and report["candidate_bits"] == [5]
+    assert chosen.bit == 5 and report.candidate_bits == [5]
     np.testing.assert_allclose(chosen.times_s, true_t)
-    edges = {r["bit"]: r["rising_edges"] for r in report["edges_per_bit"]}
+    edges = {r["bit"]: r["rising_edges"] for r in report.edges_per_bit}
     assert edges == {0: 150, 5: 300, 12: 1, 13: 1, 15: 2}
     named, report = choose_sync_bit(events, n, cam_ms, bit=5)
-    assert report["sync_bit_source"] == "parameter" and named.n_edges == 300
+    assert report.sync_bit_source == "parameter" and named.n_edges == 300
     times, ttl, report = align_frames(events, n, cam_ms, events_file="Events.nev")
     np.testing.assert_allclose(times, true_t)
     np.testing.assert_allclose(ttl, true_t)
@@ -226,5 +226,5 @@ def test_old_acqsystem_form_still_aligns() -> None:
         f"TTL Input on AcqSystem1_0 board 0 port 0 value (0x000{w})." for w in words
     ]
     got, _, report = align_frames(events, n, cam_ms)
-    assert report["sync_bit"] == 0
+    assert report.sync_bit == 0
     np.testing.assert_allclose(got, true_t)

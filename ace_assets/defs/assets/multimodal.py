@@ -106,12 +106,12 @@ def multimodal_alignment(
                 "frame_times": str(final / "frame_times.npz"),
                 "zero_time_s": zero,
                 "deleted_ttl_indices": delete,
-                "report": report,
+                "report": report.manifest(),
                 "ground_truth": accuracy,
             },
         )
-    mismatch = int(report.get("mismatch", 0))
-    repaired = len(report.get("repaired_frames", []) or [])
+    mismatch = report.mismatch
+    repaired = len(report.repaired_frames)
     limit = int(params["max_ttl_mismatch"])
     yield dg.MaterializeResult(
         metadata={
@@ -119,12 +119,11 @@ def multimodal_alignment(
             "ttl_pulses": len(ttl),
             "deleted": dg.MetadataValue.text(str(delete)),
             "repaired_frames": repaired,
-            "method": dg.MetadataValue.text(str(report.get("method"))),
+            "method": dg.MetadataValue.text(report.method),
             "sync_bit": dg.MetadataValue.text(
-                f"bit {report['sync_bit']} (0x{1 << report['sync_bit']:04X}), "
-                f"{report['sync_bit_source']}"
+                f"bit {report.sync_bit} (0x{1 << report.sync_bit:04X}), {report.sync_bit_source}"
             ),
-            "edges_per_bit": dg.MetadataValue.md(_edges_markdown(report["edges_per_bit"])),
+            "edges_per_bit": dg.MetadataValue.md(_edges_markdown(report.sync.edges_per_bit)),
             "first_frame_s": float(frame_times[0]) if len(frame_times) else float("nan"),
             "alignment": figure,
             **truth.metadata(accuracy),
@@ -135,14 +134,14 @@ def multimodal_alignment(
         "ttl_count_matches_frames",
         passed=abs(mismatch) <= limit and repaired <= limit,
         measured=(
-            f"{int(report['n_ttl'])} TTL pulses after deletion for {recording.n_frames} frames "
+            f"{report.n_ttl} TTL pulses after deletion for {recording.n_frames} frames "
             f"(mismatch {mismatch}, {repaired} frames repaired from camera timestamps)"
         ),
         threshold=f"|mismatch| and repaired frames at most {limit}",
         setting="max_ttl_mismatch",
         advice="Spurious pulses can be removed with 'indices of TTL events to delete'.",
         metadata={
-            "ttl_after_deletion": int(report["n_ttl"]),
+            "ttl_after_deletion": report.n_ttl,
             "frames": recording.n_frames,
             "mismatch": mismatch,
             "repaired_frames": repaired,
