@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import stat
 from pathlib import Path
 
 import pytest
 
-from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
+from ace_assets.defs.resources import PathsResource
+from ace_assets_tests.helpers.projects import demo_catalog_copy
 
 
 @pytest.fixture(scope="session")
@@ -27,11 +27,7 @@ def demo_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture()
 def demo_project(tmp_path: Path) -> Path:
     """A writable copy of the embedded catalog CSVs."""
-    target = tmp_path / "project"
-    target.mkdir()
-    for name in ("experiments.csv", "analysis_parameters.csv"):
-        shutil.copy(DEMO_PROJECT / name, target / name)
-    return target
+    return demo_catalog_copy(tmp_path / "project")
 
 
 @pytest.fixture()

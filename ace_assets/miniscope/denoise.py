@@ -79,6 +79,7 @@ from ace_assets.miniscope.stripes import (
     bin_weights,
     detect_stripes,
     fit_notch,
+    frame_stack,
     sample_pairs,
     stripe_rms,
 )
@@ -261,12 +262,7 @@ class BandFilter:
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         """Band-filtered float32 frames; ``frames`` is (k, H, W) or (H, W)."""
-        single = frames.ndim == 2
-        f = np.asarray(frames, np.float32)
-        if single:
-            f = f[None]
-        if f.shape[1:] != self.shape:
-            raise ValueError(f"frames are {f.shape[1:]}, filter built for {self.shape}")
+        f, single = frame_stack(frames, self.shape, "filter")
         if self.method == "projection":
             out = f.copy()
             if not self._nothing:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from ace_assets.miniscope.chunks import FrameSink, MovieSource, background, chun
 from ace_assets.miniscope.motion_template import TemplateInfo, build_template, estimate_template
 from ace_assets.miniscope.registrar import Measurement, MotionParams, Registrar
 from ace_assets.miniscope.shift_tracking import track
+from ace_assets.miniscope.stage_report import SplitReport
 
 __all__ = [
     "MotionParams",
@@ -112,7 +113,7 @@ class _Frames:
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class MotionReport:
+class MotionReport(SplitReport):
     """What one motion-correction run applied and measured.
 
     Shifts are corrections applied, (dy, dx), as CaImAn's ``shifts_rig``. The asset puts
@@ -168,23 +169,6 @@ class MotionReport:
     template_frames: np.ndarray | None = None
     """Frames that made the template, when it was estimated here."""
     template_frames_used: int | None = None
-
-    def _entries(self) -> dict[str, Any]:
-        """Every field that applies, in field order; ``params`` as a plain dict."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None:
-                out[f.name] = asdict(value) if f.name == "params" else value
-        return out
-
-    def qc_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays kept in the asset's ``qc.npz``."""
-        return {k: np.asarray(v) for k, v in self._entries().items() if isinstance(v, np.ndarray)}
-
-    def manifest(self) -> dict[str, Any]:
-        """Everything else, for the asset's manifest: params, scalars, counts, the patch grid."""
-        return {k: v for k, v in self._entries().items() if not isinstance(v, np.ndarray)}
 
 
 def motion_correct(

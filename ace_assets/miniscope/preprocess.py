@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from scipy.ndimage import median_filter
 from ace_assets.catalog.stage_params import StageParams, stage_params
 from ace_assets.errors import AceInputError
 from ace_assets.miniscope.chunks import FrameSink, MovieSource, background, chunk_factory
+from ace_assets.miniscope.stage_report import SplitReport
 
 DETRENDS = (None, "median", "linear")
 DFF_METHODS = (None, "delta_f_over_f", "delta_f_over_sqrt_f")
@@ -144,7 +145,7 @@ def block_edges(n_frames: int, window: int) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
-class PreprocessReport:
+class PreprocessReport(SplitReport):
     """What one preprocess run did; fields of a step that did not run are None.
 
     The asset puts the arrays in ``qc.npz`` (:meth:`qc_arrays`) and the rest in its
@@ -164,23 +165,6 @@ class PreprocessReport:
     block_frames: int | None = None
     baseline_median: float | None = None
     """ΔF/F: median of the middle block's baseline image (before ``min_baseline``)."""
-
-    def _entries(self) -> dict[str, Any]:
-        """Every field that applies, in field order; ``params`` as a plain dict."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None:
-                out[f.name] = asdict(value) if f.name == "params" else value
-        return out
-
-    def qc_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays kept in the asset's ``qc.npz`` (the trend, when detrended)."""
-        return {k: np.asarray(v) for k, v in self._entries().items() if isinstance(v, np.ndarray)}
-
-    def manifest(self) -> dict[str, Any]:
-        """Everything else, for the asset's manifest."""
-        return {k: v for k, v in self._entries().items() if not isinstance(v, np.ndarray)}
 
 
 def preprocess_movie(

@@ -100,6 +100,20 @@ def sample_pairs(n_frames: int, step: int, seed: int = 0) -> np.ndarray:
 # The detrended spectrum
 
 
+def frame_stack(frames: np.ndarray, shape: tuple[int, ...], what: str) -> tuple[np.ndarray, bool]:
+    """``frames`` as a float32 (k, H, W) stack, and whether a single frame was given.
+
+    A filter is built for one frame size; frames of another size are refused.
+    """
+    single = frames.ndim == 2
+    f = np.asarray(frames, np.float32)
+    if single:
+        f = f[None]
+    if f.shape[1:] != tuple(shape):
+        raise ValueError(f"frames are {f.shape[1:]}, {what} built for {tuple(shape)}")
+    return f, single
+
+
 class PairedSpectrum:
     """Running sums over sampled frame pairs: detrended power and lag-one cross power.
 
@@ -524,12 +538,7 @@ class SparseNotch:
 
     def apply(self, frames: np.ndarray) -> np.ndarray:
         """Notched float32 frames; ``frames`` is (k, H, W) or (H, W)."""
-        single = frames.ndim == 2
-        f = np.asarray(frames, np.float32)
-        if single:
-            f = f[None]
-        if f.shape[1:] != self.shape:
-            raise ValueError(f"frames are {f.shape[1:]}, notch built for {self.shape}")
+        f, single = frame_stack(frames, self.shape, "notch")
         if self._empty:
             out = f.copy()
         elif self._use_fft:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -11,17 +10,14 @@ import pytest
 
 from ace_assets.defs.assets.catalog import analysis_parameters, experiments
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
-from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
+from ace_assets.defs.resources import PathsResource
 from ace_assets_tests.helpers.dagster_helpers import failure_text
+from ace_assets_tests.helpers.projects import demo_catalog_copy
 
 
 @pytest.fixture()
 def project(tmp_path: Path) -> Path:
-    target = tmp_path / "project"
-    target.mkdir()
-    for name in ("experiments.csv", "analysis_parameters.csv"):
-        shutil.copy(DEMO_PROJECT / name, target / name)
-    return target
+    return demo_catalog_copy(tmp_path / "project")
 
 
 def resources(project: Path, tmp_path: Path) -> dict[str, PathsResource]:

@@ -12,9 +12,10 @@ import pytest
 
 from ace_assets.definitions import all_assets
 from ace_assets.defs.line_runs import LineRun, materialize_line
-from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
+from ace_assets.defs.resources import PathsResource
 from ace_assets.io.store import load_npz
 from ace_assets_tests.helpers.dagster_helpers import failure_text
+from ace_assets_tests.helpers.projects import catalog_read, lab_paths
 
 
 def run_line(
@@ -38,17 +39,8 @@ def checks(result) -> dict[str, bool]:
 def processed(demo_data: Path, tmp_path_factory: pytest.TempPathFactory):
     """Every demo line materialized once; the tests below read what it produced."""
     root = tmp_path_factory.mktemp("pipeline")
-    project = root / "project"
-    project.mkdir()
-    for name in ("experiments.csv", "analysis_parameters.csv"):
-        shutil.copy(DEMO_PROJECT / name, project / name)
-    paths = PathsResource(
-        project_path=str(project), data_path=str(demo_data), results_path=str(root / "results")
-    )
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            all_assets, selection="experiments", instance=instance, resources={"paths": paths}
-        ).success
+    paths = lab_paths(root, demo_data)
+    with catalog_read(all_assets, paths) as instance:
         results = {line: run_line(instance, paths, line) for line in ("1", "2", "3", "4", "5")}
         yield paths, results, instance
 
@@ -288,30 +280,12 @@ def small_line(tmp_path: Path):
 
     data = tmp_path / "data"
     generate_demo(data, size=small_size(n_neurons=6), lines=(1,))
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "experiments.csv").write_text(
-        (DEMO_PROJECT / "experiments.csv").read_text().splitlines()[0]
-        + "\n"
-        + next(
-            r
-            for r in (DEMO_PROJECT / "experiments.csv").read_text().splitlines()
-            if r.startswith("1,")
-        )
-        + "\n"
-    )
-    shutil.copy(DEMO_PROJECT / "analysis_parameters.csv", project / "analysis_parameters.csv")
-    paths = PathsResource(
-        project_path=str(project), data_path=str(data), results_path=str(tmp_path / "results")
-    )
+    paths = lab_paths(tmp_path, data, lines=[1])
     spurious = load_npz(data / "truth" / "line_1.npz")["spurious_ttl_indices"].tolist()
     # 64 px and six neurons leave about a quarter of frames without a confident motion
     # peak; the motion_confident check is tested elsewhere, these tests reach later checks
     base = {"indices of TTL events to delete": str(spurious), "max_interpolated_fraction": "0.5"}
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            all_assets, selection="experiments", instance=instance, resources={"paths": paths}
-        ).success
+    with catalog_read(all_assets, paths) as instance:
         yield paths, instance, base, spurious
 
 

@@ -14,6 +14,7 @@ from ace_assets.defs.line_runs import materialize_line
 from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
 from ace_assets_tests.helpers.dagster_helpers import failure_text
 from ace_assets_tests.helpers.paths import DATA
+from ace_assets_tests.helpers.projects import catalog_read
 
 # every real line through the assets (tens of seconds); the reader and filters on the same
 # recordings stay in the inner loop (test_neuralynx_real)
@@ -48,10 +49,7 @@ def real(tmp_path_factory: pytest.TempPathFactory):
     paths = PathsResource(
         project_path=str(project), data_path=str(DATA), results_path=str(root / "results")
     )
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            all_assets, selection="experiments", instance=instance, resources={"paths": paths}
-        ).success
+    with catalog_read(all_assets, paths) as instance:
         runs = {
             n: materialize_line(all_assets, paths=paths, line=str(n), instance=instance)
             for n in LINES

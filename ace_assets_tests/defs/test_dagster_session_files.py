@@ -11,6 +11,7 @@ from ace_assets.defs.assets.catalog import analysis_parameters, experiments
 from ace_assets.defs.assets.session import session_files
 from ace_assets.defs.resources import PathsResource
 from ace_assets_tests.helpers.dagster_helpers import failure_text
+from ace_assets_tests.helpers.projects import catalog_read
 
 ASSETS = [experiments, analysis_parameters, session_files]
 
@@ -35,10 +36,7 @@ def run_line(instance, resources, line: str, selection) -> dg.ExecuteInProcessRe
 
 def test_every_demo_line_resolves(demo_paths: PathsResource) -> None:
     resources = {"paths": demo_paths}
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            ASSETS, selection="experiments", instance=instance, resources=resources
-        ).success
+    with catalog_read(ASSETS, resources["paths"]) as instance:
         for line in ("1", "2", "3"):
             result = run_line(instance, resources, line, ["analysis_parameters", "session_files"])
             assert result.success, failure_text(result)
@@ -64,10 +62,7 @@ def test_missing_channel_names_file_line_and_column(demo_paths: PathsResource) -
         )
     )
     resources = {"paths": demo_paths}
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            ASSETS, selection="experiments", instance=instance, resources=resources
-        ).success
+    with catalog_read(ASSETS, resources["paths"]) as instance:
         result = run_line(instance, resources, "3", "session_files")
         text = failure_text(result)
         assert not result.success
@@ -80,10 +75,7 @@ def test_escaping_directory_is_rejected_without_reading(demo_paths: PathsResourc
     """Line 2 was fine yesterday; today its row points outside data_path."""
     csv = Path(demo_paths.project_path) / "experiments.csv"
     resources = {"paths": demo_paths}
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            ASSETS, selection="experiments", instance=instance, resources=resources
-        ).success
+    with catalog_read(ASSETS, resources["paths"]) as instance:
         csv.write_text(
             csv.read_text().replace("miniscope/DemoRat/2024_01_02/12_00_00", "../../etc")
         )
@@ -103,10 +95,7 @@ def test_line_added_after_the_last_catalog_run_resolves(demo_paths: PathsResourc
     """The sensor's run for a line added tonight reads the CSV, not yesterday's catalog."""
     csv = Path(demo_paths.project_path) / "experiments.csv"
     resources = {"paths": demo_paths}
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            ASSETS, selection="experiments", instance=instance, resources=resources
-        ).success
+    with catalog_read(ASSETS, resources["paths"]) as instance:
         row_two = next(r for r in csv.read_text().splitlines() if r.startswith("2,"))
         csv.write_text(csv.read_text().rstrip("\n") + "\n" + "7" + row_two[1:] + "\n")
         instance.add_dynamic_partitions("line_number", ["7"])
@@ -127,10 +116,7 @@ def manifest_like_line_two(paths: PathsResource) -> dict:
 def test_partition_keys_outside_the_catalog_are_refused(demo_paths: PathsResource) -> None:
     """A key typed into the UI's "add partition" box runs nothing and says what to do."""
     resources = {"paths": demo_paths}
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            ASSETS, selection="experiments", instance=instance, resources=resources
-        ).success
+    with catalog_read(ASSETS, resources["paths"]) as instance:
         instance.add_dynamic_partitions("line_number", ["99", "seven"])
         for key, expected in (
             ("99", "line 99 is not in experiments.csv (its lines: 1, 2, 3, 4, 5)"),

@@ -14,13 +14,14 @@ import dagster as dg
 import pytest
 
 from ace_assets.definitions import all_assets
-from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
+from ace_assets.defs.resources import PathsResource
 from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope
 from ace_assets.demo.miniscope_writer import write_v4_session
 from ace_assets.demo.scoring import stripe_power_kept
 from ace_assets.io.store import load_npz
 from ace_assets.miniscope.denoise import StripeFilter
 from ace_assets_tests.helpers.dagster_helpers import failure_text
+from ace_assets_tests.helpers.projects import catalog_read, lab_paths
 
 LINE = "2"
 MOVIE = MiniscopeSynthConfig(
@@ -49,20 +50,8 @@ def line_two(tmp_path_factory: pytest.TempPathFactory):
     session = data / LINE_DIRS[2]["miniscope"]
     shutil.rmtree(session)
     write_v4_session(session, SyntheticMiniscope(MOVIE), frames_per_file=60)
-    project = root / "project"
-    project.mkdir()
-    rows = (DEMO_PROJECT / "experiments.csv").read_text().splitlines()
-    (project / "experiments.csv").write_text(
-        rows[0] + "\n" + next(r for r in rows if r.startswith(f"{LINE},")) + "\n"
-    )
-    shutil.copy(DEMO_PROJECT / "analysis_parameters.csv", project / "analysis_parameters.csv")
-    paths = PathsResource(
-        project_path=str(project), data_path=str(data), results_path=str(root / "results")
-    )
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            all_assets, selection="experiments", instance=instance, resources={"paths": paths}
-        ).success
+    paths = lab_paths(root, data, lines=[LINE])
+    with catalog_read(all_assets, paths) as instance:
         yield paths, instance
 
 

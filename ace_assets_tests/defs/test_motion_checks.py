@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import cv2
@@ -14,11 +13,11 @@ import pytest
 from ace_assets.catalog.parameter_specs import SPECS
 from ace_assets.definitions import all_assets
 from ace_assets.defs.assets.movie import motion_checks
-from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
 from ace_assets.io.store import ArrayStore, load_npz
 from ace_assets.miniscope.chunks import ArraySink
 from ace_assets.miniscope.motion import MotionParams, MotionReport, motion_correct
 from ace_assets_tests.helpers.dagster_helpers import failure_text
+from ace_assets_tests.helpers.projects import catalog_read, lab_paths
 
 H = W = 160
 PARAMS = {k: s.default for k, s in SPECS.items()}
@@ -98,20 +97,8 @@ def tiny_line(tmp_path: Path):
 
     data = tmp_path / "data"
     generate_demo(data, size=small_size(n_neurons=6), lines=(2,))
-    project = tmp_path / "project"
-    project.mkdir()
-    rows = (DEMO_PROJECT / "experiments.csv").read_text().splitlines()
-    (project / "experiments.csv").write_text(
-        rows[0] + "\n" + next(r for r in rows if r.startswith("2,")) + "\n"
-    )
-    shutil.copy(DEMO_PROJECT / "analysis_parameters.csv", project / "analysis_parameters.csv")
-    paths = PathsResource(
-        project_path=str(project), data_path=str(data), results_path=str(tmp_path / "results")
-    )
-    with dg.instance_for_test() as instance:
-        assert dg.materialize(
-            all_assets, selection="experiments", instance=instance, resources={"paths": paths}
-        ).success
+    paths = lab_paths(tmp_path, data, lines=[2])
+    with catalog_read(all_assets, paths) as instance:
         yield paths, instance
 
 
