@@ -354,7 +354,7 @@ def test_digital_lynx_events_as_cheetah_5_6_writes_them(tmp_path: Path) -> None:
     sync = ttl_rising_edges(events, bit=3)
     assert sync.size == frames.size and np.abs(sync - frames).max() < 1e-6
     chosen, report = choose_sync_bit(events, frames.size, truth["camera_timestamps_ms"])
-    assert chosen.bit == 3 and report["sync_bit_source"] == "automatic"
+    assert chosen.bit == 3 and report.sync_bit_source == "automatic"
     signed = events.assign(ttl=events.ttl.where(events.ttl < 0x8000, events.ttl - 0x10000))
     assert (signed.ttl < 0).any()
     np.testing.assert_array_equal(
