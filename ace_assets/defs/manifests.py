@@ -7,8 +7,6 @@ plain file other tools can open, and a failed run leaves the previous good folde
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 
 from ace_assets.defs.resources import PathsResource
 from ace_assets.io.jsonio import read_json, write_json
-from ace_assets.io.store import replace_dir
+from ace_assets.io.publish import publishing
 
 MANIFEST = "manifest.json"
 
@@ -32,17 +30,13 @@ def asset_dir(paths: PathsResource, asset: str, line: int | None = None) -> Path
 
 @contextmanager
 def staged_output(paths: PathsResource, asset: str, line: int | None) -> Iterator[Path]:
-    """A temporary folder beside the asset's folder; renamed over it only on success."""
-    final = asset_dir(paths, asset, line)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{asset}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    """A hidden folder beside the asset's folder, swapped in atomically only on success.
+
+    One writer per asset and line at a time; stale parts of killed runs are cleaned first
+    (:mod:`ace_assets.io.publish`).
+    """
+    with publishing(asset_dir(paths, asset, line)) as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, final)
 
 
 def write_manifest(folder: Path, data: dict[str, Any]) -> Path:

@@ -50,6 +50,7 @@ from ace_assets.io.atomic import atomic_write_bytes as atomic_write_bytes
 from ace_assets.io.atomic import atomic_write_text as atomic_write_text
 from ace_assets.io.jsonio import read_json, write_json
 from ace_assets.io.pages import release_pages
+from ace_assets.io.publish import replace_dir
 
 SUFFIX = ".npyd"
 DATA = "data.npy"
@@ -236,17 +237,6 @@ class ArrayStoreWriter:
     ) -> None:
         if exc_type is not None or not self._committed:
             self.abort()
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Swap ``tmp`` into ``final``; the old version is removed only afterwards."""
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_array(
