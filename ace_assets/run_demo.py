@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from ace_assets.defs.line_assets import is_not_applicable
 from ace_assets.defs.line_runs import materialize_line
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import DEMO_DATA, DEMO_PROJECT, REPO_ROOT, PathsResource
@@ -111,7 +112,7 @@ def asset_lines(result) -> list[str]:
             mat = event.step_materialization_data.materialization
             name = event.asset_key.to_user_string()
             meta = mat.metadata
-            if mat.tags.get("ace/status") == "not_applicable":
+            if is_not_applicable(mat):
                 figure = f"not applicable ({meta['reason'].value})"
             else:
                 key = KEY_FIGURES.get(name) or next(

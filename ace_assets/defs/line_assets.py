@@ -160,8 +160,13 @@ def missing_modality(paths: PathsResource, line: int, needs: Iterable[str]) -> s
     )
 
 
-#: Tag value (``ace/status``) of a materialization that records "no such recording".
-NOT_APPLICABLE = "not_applicable"
+#: Tag and value of a materialization that records "no such recording".
+STATUS_TAG, NOT_APPLICABLE = "ace/status", "not_applicable"
+
+
+def is_not_applicable(materialization: dg.AssetMaterialization) -> bool:
+    """Whether a materialization records "no such recording" rather than a result."""
+    return (materialization.tags or {}).get(STATUS_TAG) == NOT_APPLICABLE
 
 
 def not_applicable(
@@ -171,7 +176,7 @@ def not_applicable(
     context.log.info(f"line {line}: {why}; not applicable")
     yield dg.MaterializeResult(
         metadata={"status": dg.MetadataValue.text("not applicable"), "reason": why},
-        tags={"ace/status": NOT_APPLICABLE},
+        tags={STATUS_TAG: NOT_APPLICABLE},
         value=NotApplicable(why),
     )
     for spec in context.assets_def.check_specs:

@@ -17,7 +17,7 @@ import dagster as dg
 
 from ace_assets.defs.assets.catalog import analysis_parameters
 from ace_assets.defs.assets.session import session_files
-from ace_assets.defs.line_assets import line_modalities
+from ace_assets.defs.line_assets import is_not_applicable, line_modalities
 from ace_assets.defs.resources import PathsResource, paths_tags
 
 #: Assets every line run starts with: what the rest of the run reads.
@@ -78,8 +78,7 @@ class LineRun:
             e.asset_key.to_user_string()
             for e in self.get_asset_materialization_events()
             if not applicable_only
-            or e.step_materialization_data.materialization.tags.get("ace/status")
-            != "not_applicable"
+            or not is_not_applicable(e.step_materialization_data.materialization)
         )
 
     def not_applicable(self) -> list[str]:
@@ -96,7 +95,7 @@ def applicable_partitions(instance: dg.DagsterInstance, asset: str) -> set[str]:
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[line]), limit=1
         ).records
         mat = records[0].asset_materialization if records else None
-        if mat is not None and (mat.tags or {}).get("ace/status") != "not_applicable":
+        if mat is not None and not is_not_applicable(mat):
             lines.add(line)
     return lines
 
