@@ -16,6 +16,7 @@ from ace_assets.defs.executors import executor_from_env
 from ace_assets.defs.line_assets import CODE_REFERENCES
 from ace_assets.defs.line_runs import LINE_JOB, per_line_selection
 from ace_assets.defs.resources import deployment_paths, paths_tags
+from ace_assets.defs.run_health import release_dead_runs_sensor
 from ace_assets.defs.schedules import nightly_reconcile
 from ace_assets.defs.sensors import follow_upstream_sensor, new_recordings
 
@@ -77,7 +78,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=all_assets,
         jobs=[process_all],
-        sensors=[new_recordings, follow_upstream_sensor()],
+        sensors=[new_recordings, follow_upstream_sensor(), release_dead_runs_sensor],
         schedules=[nightly_reconcile],
         resources={"paths": deployment_paths()},
         executor=executor_from_env(),

@@ -196,6 +196,11 @@ concurrency:
     default_limit: 1
   runs:
     max_concurrent_runs: 4
+# Slots of runs that ended are freed after a minute; runs whose process was killed are
+# marked failed by the release_dead_runs sensor (and before every in-process line run).
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 60
 """
 
 if __name__ == "__main__":

@@ -1,1 +1,5 @@
-"""defs"""
+"""Dagster wiring: assets, checks, sensors and the resources that carry a deployment's paths."""
+
+from ace_assets.defs import pool_wait_fix
+
+pool_wait_fix.apply()

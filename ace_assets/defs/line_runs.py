@@ -19,6 +19,7 @@ from ace_assets.defs.assets.catalog import analysis_parameters
 from ace_assets.defs.assets.session import session_files
 from ace_assets.defs.line_assets import is_not_applicable, line_modalities
 from ace_assets.defs.resources import PathsResource, paths_tags
+from ace_assets.defs.run_health import local_run_tags, prepare_pools, release_dead_runs
 
 #: Assets every line run starts with: what the rest of the run reads.
 SESSION_ASSETS = tuple(a.key.to_user_string() for a in (analysis_parameters, session_files))
@@ -113,8 +114,11 @@ def materialize_line(
     """Session first, then every other per-line asset; failures are returned, not raised.
 
     Both runs are runs of the named job ``process_line`` (what the UI lists them under);
-    ``log_level`` sets what Dagster's console logger prints.
+    ``log_level`` sets what Dagster's console logger prints. Runs of an earlier process
+    that was killed are marked failed first, so their pool slots do not block these.
     """
+    prepare_pools(instance)
+    release_dead_runs(instance)
     result = LineRun(line=line)
     job = dg.Definitions(
         assets=list(assets),
@@ -130,7 +134,7 @@ def materialize_line(
             partition_key=line,
             asset_selection=[dg.AssetKey(n) for n in names],
             raise_on_error=False,
-            tags={**paths_tags(paths), **dict(tags or {})},
+            tags={**paths_tags(paths), **local_run_tags(), **dict(tags or {})},
         )
         result.runs.append(outcome)
         return outcome

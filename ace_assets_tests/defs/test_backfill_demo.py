@@ -25,6 +25,7 @@ from ace_assets.defs.line_assets import HEAVY_POOL
 from ace_assets.defs.line_runs import applicable_partitions
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.run_health import prepare_pools
 from ace_assets_tests.helpers.dagster_helpers import failure_text
 from ace_assets_tests.helpers.paths import REPO
 from ace_assets_tests.helpers.step_windows import max_overlap, step_windows
@@ -69,6 +70,9 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
     assert catalog.success, failure_text(catalog)
     lines = sorted(instance.get_dynamic_partitions(LINE_PARTITIONS_NAME), key=int)
     assert lines == ["1", "2", "3", "4", "5"]
+    # what the release_dead_runs sensor does each minute: give the pool its slot count up
+    # front (five runs making the first claim at once would otherwise each allocate one)
+    assert prepare_pools(instance) == {HEAVY_POOL: 1}
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     launched = {
