@@ -40,6 +40,10 @@ COLUMNS: dict[str, str] = {
     "comments": "comments",
 }
 _BY_KEY = {normalize_header(k): k for k in COLUMNS}
+#: attribute -> header of the folder columns, for messages about a line's raw files
+FOLDER_COLUMNS: dict[str, str] = {
+    attr: header for header, attr in COLUMNS.items() if attr in ("calcium_dir", "ephys_dir")
+}
 
 
 @dataclass(frozen=True)

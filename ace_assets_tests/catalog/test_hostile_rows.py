@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -14,58 +13,20 @@ from ace_assets.catalog.experiments import read_experiments
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
 from ace_assets.catalog.paths import UnsafePathError, normalize_relative_dir, resolve_under
 from ace_assets.errors import AceInputError
+from ace_assets_tests.helpers.hostile_rows import (
+    HOSTILE_EXPERIMENTS,
+    add_hostile_experiments,
+    append_rows,
+)
 from ace_assets_tests.helpers.projects import demo_catalog_copy
 
 GOOD_LINES = [1, 2, 3, 4, 5]
-#: A placeholder swapped for raw bytes after the row is written, for cells that are not text.
-BYTES = "@@BYTES@@"
-
-#: line -> (column, cell, what the report must say); every cell breaks only its own row.
-HOSTILE_EXPERIMENTS: dict[int, tuple[str, str | bytes, str]] = {
-    11: ("comments", "x" * 200_000, "200000 characters"),
-    12: ("calcium imaging directory", "a/" * 2500, "5000 bytes long"),
-    13: ("calcium imaging directory", "miniscope/Demo\x00Rat", "NUL byte"),
-    14: ("id", b"Rat\x81\x8d", "invalid UTF-8 bytes (0x81"),
-    15: ("calcium imaging directory", "miniscope/" + "d" * 300, "255 (NAME_MAX)"),
-    16: ("ephys directory", "ephys/day\x1b1", "control character"),
-    17: ("events filename", "E" * 300 + ".nev", "255 (NAME_MAX)"),
-}
-
-
-def records(path: Path) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
-
-
-def append_rows(path: Path, base_line: int, rows: dict[int, tuple[str, str | bytes]]) -> dict:
-    """Copies of ``base_line``'s row under new line numbers, one cell replaced in each.
-
-    Returns line -> physical row (header = 1) of each appended row.
-    """
-    existing = records(path)
-    header = existing[0]
-    base = next(r for r in existing if r and r[0] == str(base_line))
-    data = path.read_bytes().rstrip(b"\r\n") + b"\r\n"
-    where = {}
-    for offset, (line, (column, value)) in enumerate(rows.items()):
-        cells = list(base)
-        cells[0] = str(line)
-        cells[header.index(column)] = BYTES if isinstance(value, bytes) else value
-        out = io.StringIO()
-        csv.writer(out).writerow(cells)
-        encoded = out.getvalue().encode("utf-8")
-        if isinstance(value, bytes):
-            encoded = encoded.replace(BYTES.encode(), value)
-        data += encoded
-        where[line] = len(existing) + 1 + offset
-    path.write_bytes(data)
-    return where
 
 
 @pytest.fixture()
 def hostile_project(tmp_path: Path) -> tuple[Path, dict[int, int]]:
     project = demo_catalog_copy(tmp_path / "project")
-    rows = {n: (column, cell) for n, (column, cell, _) in HOSTILE_EXPERIMENTS.items()}
-    return project, append_rows(project / "experiments.csv", 2, rows)
+    return project, add_hostile_experiments(project)
 
 
 def test_hostile_experiment_rows_are_reported_and_good_lines_kept(hostile_project) -> None:
