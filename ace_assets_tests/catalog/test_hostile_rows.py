@@ -42,6 +42,16 @@ def test_hostile_experiment_rows_are_reported_and_good_lines_kept(hostile_projec
         assert len(str(problem)) < 600  # the cell is previewed, not copied into the message
 
 
+def test_a_junk_key_cell_is_previewed_not_copied(tmp_path: Path) -> None:
+    path = tmp_path / "experiments.csv"
+    path.write_text(f"line number,id\n{'k' * 60_000},RatA\n1,RatB\n")
+    catalog = read_experiments(path)
+    assert sorted(catalog.experiments) == [1]
+    (problem,) = catalog.problems
+    assert problem.row == 2 and "60000 characters" in problem.message
+    assert len(problem.message) < 200
+
+
 def test_one_byte_row_does_not_turn_the_file_into_latin1(tmp_path: Path) -> None:
     """Before, one undecodable byte re-read the whole file as latin-1: every 'µ' became 'Âµ'."""
     project = demo_catalog_copy(tmp_path / "project")

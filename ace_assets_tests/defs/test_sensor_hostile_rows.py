@@ -120,6 +120,26 @@ def test_hostile_line_fails_its_own_assets_good_line_materializes(demo_paths) ->
             resources=resources,
         )
         assert good.success
+        # a NUL in line 4's parameters row fails line 4's settings only
+        params = Path(demo_paths.project_path) / "analysis_parameters.csv"
+        lines = params.read_text().splitlines(keepends=True)
+        lines = [
+            r.replace('"(3, 3)"', '"(3,\x00 3)"', 1) if r.startswith("4,") else r for r in lines
+        ]
+        params.write_text("".join(lines))
+        for line, ok in (("4", False), ("2", True)):
+            result = dg.materialize(
+                ASSETS,
+                selection="analysis_parameters",
+                partition_key=line,
+                instance=instance,
+                resources=resources,
+                raise_on_error=False,
+            )
+            assert result.success is ok, failure_text(result)
+            if not ok:
+                text = failure_text(result)
+                assert "row 5, line number 4, column 'gSig'" in text and "NUL byte" in text, text
 
 
 def test_raw_file_error_fails_the_line_with_its_row(demo_paths, monkeypatch) -> None:
@@ -144,3 +164,15 @@ def test_raw_file_error_fails_the_line_with_its_row(demo_paths, monkeypatch) -> 
     assert not result.success
     assert "row 4" in text and "line number 2" in text, text
     assert "column 'calcium imaging directory'" in text and "File name too long" in text
+
+
+def test_unreadable_catalog_still_skips_the_tick_with_the_reason(tmp_path: Path) -> None:
+    paths = PathsResource(
+        project_path=str(tmp_path / "project"),
+        data_path=str(tmp_path),
+        results_path=str(tmp_path / "results"),
+    )
+    with dg.instance_for_test() as instance:
+        result = tick(instance, paths, '{"1": {"seen": "abc"}}')
+    assert "experiments.csv: file not found" in result.skip_reason.skip_message
+    assert result.cursor == '{"1": {"seen": "abc"}}' and result.run_requests == []
