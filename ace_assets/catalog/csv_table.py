@@ -95,7 +95,7 @@ def read_table(path: str | Path, key_column: str = "line number") -> RawTable:
     text = decode_csv_bytes(data, path)
     records = iter(_records(text))
     try:
-        header_number, header = next(records)
+        _, header = next(records)
     except StopIteration:
         raise AceInputError("file is empty (expected a header row)", file=path) from None
     if isinstance(header, csv.Error):
@@ -117,9 +117,11 @@ def read_table(path: str | Path, key_column: str = "line number") -> RawTable:
     if seen_dupes:
         raise AceInputError(f"duplicate header columns: {sorted(seen_dupes)}", file=path, row=1)
 
-    def report(number: int, fields: list[str], column: str | None, message: str) -> None:
+    def report(
+        number: int, fields: list[str], column: str | None, message: str, severity: str = "error"
+    ) -> None:
         line = _maybe_int(fields[key_index]) if len(fields) > key_index else None
-        table.problems.append(RowProblem(str(path), number, line, column, message))
+        table.problems.append(RowProblem(str(path), number, line, column, message, severity))
 
     for number, fields in records:
         if isinstance(fields, csv.Error):
@@ -143,16 +145,9 @@ def read_table(path: str | Path, key_column: str = "line number") -> RawTable:
         rejected = False
         for index, cell in enumerate(fields):
             fields[index], message, severity = check_cell(cell)
-            if message is None:
-                continue
-            if severity == "error":
-                rejected = True
-                report(number, fields, header[index], message)
-            else:
-                line = _maybe_int(fields[key_index]) if len(fields) > key_index else None
-                table.problems.append(
-                    RowProblem(str(path), number, line, header[index], message, severity)
-                )
+            if message is not None:
+                report(number, fields, header[index], message, severity)
+                rejected = rejected or severity == "error"
         if not rejected:
             table.rows.append(RawRow(row=number, cells=dict(zip(header, fields, strict=True))))
     return table
@@ -197,13 +192,12 @@ def check_cell(cell: str) -> tuple[str, str | None, str]:
             f"'{preview(cell)}'); retype the cell, the row is skipped",
             "error",
         )
-    if not _UNDECODED.search(cell):
+    where = _UNDECODED.search(cell)
+    if where is None:
         return cell, None, "ok"
     try:
         fixed = _UNDECODED.sub(lambda m: bytes([ord(m[0]) - 0xDC00]).decode("cp1252"), cell)
     except UnicodeDecodeError:
-        where = _UNDECODED.search(cell)
-        assert where is not None
         return (
             cell,
             f"invalid UTF-8 bytes (0x{ord(where[0]) - 0xDC00:02X} at character "
