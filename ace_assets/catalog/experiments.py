@@ -15,10 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from ace_assets.catalog.cells import NA_TOKENS
+from ace_assets.catalog.cells import NA_TOKENS, preview
 from ace_assets.catalog.csv_table import RawRow, RowProblem, normalize_header, read_table
 from ace_assets.catalog.line_numbers import keyed_rows
-from ace_assets.catalog.paths import UnsafePathError, normalize_relative_dir
+from ace_assets.catalog.paths import UnsafePathError, check_name, normalize_relative_dir
 
 #: header text labs use -> attribute name of :class:`Experiment`
 COLUMNS: dict[str, str] = {
@@ -40,6 +40,10 @@ COLUMNS: dict[str, str] = {
     "comments": "comments",
 }
 _BY_KEY = {normalize_header(k): k for k in COLUMNS}
+#: attribute -> header of the folder columns, for messages about a line's raw files
+FOLDER_COLUMNS: dict[str, str] = {
+    attr: header for header, attr in COLUMNS.items() if attr in ("calcium_dir", "ephys_dir")
+}
 
 
 @dataclass(frozen=True)
@@ -164,7 +168,7 @@ def _parse_row(
             try:
                 values[attr] = float(text)
             except ValueError:
-                problem(header, f"'{text}' is not a number (kg)", "warning")
+                problem(header, f"'{preview(text)}' is not a number (kg)", "warning")
         elif attr == "channels":
             names = [_strip_ext(c, ".ncs") for c in text.replace(",", ";").split(";")]
             values[attr] = tuple(n for n in names if n)
@@ -177,7 +181,12 @@ def _parse_row(
     for name in ("emg_channel", "events_filename", "channels"):
         cell = values.get(name)
         if cell and "/" in str(cell).replace("\\", "/"):
-            problem(_header_for(known, name), f"'{cell}' must be a file name, not a path")
+            problem(
+                _header_for(known, name), f"'{preview(str(cell))}' must be a file name, not a path"
+            )
+        elif cell:
+            names = f"{cell}.ncs" if name == "emg_channel" else cell
+            _check_file_names(names, lambda m, n=name: problem(_header_for(known, n), m))
     if "ephys_dir" not in values and (values.get("channels") or values.get("events_filename")):
         problem(
             _header_for(known, "ephys_dir"),
@@ -189,6 +198,17 @@ def _parse_row(
         return None
     extra = {h: raw.cells.get(h, "") for h in unknown if raw.cells.get(h, "").strip()}
     return Experiment(line_number=line, row=raw.row, extra=extra, **values)
+
+
+def _check_file_names(cell: str | tuple[str, ...], fail: Any) -> None:
+    """File-name cells become paths under the ephys folder: each must be a name a disk holds."""
+    names = [cell] if isinstance(cell, str) else [f"{c}.ncs" for c in cell]
+    for name in names:
+        try:
+            check_name(name)
+        except UnsafePathError as exc:
+            fail(str(exc))
+            return
 
 
 def _header_for(known: dict[str, str], attr: str) -> str:
@@ -207,6 +227,6 @@ def _parse_date(text: str, warn: Any) -> dt.date | None:
         if not number.is_integer() or len(digits) != 6:
             raise ValueError
         return dt.date(2000 + int(digits[:2]), int(digits[2:4]), int(digits[4:]))
-    except ValueError:
-        warn(f"'{text}' is not a YYMMDD date; kept without a date")
+    except (ValueError, OverflowError):
+        warn(f"'{preview(text)}' is not a YYMMDD date; kept without a date")
         return None

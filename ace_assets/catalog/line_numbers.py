@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ace_assets.catalog.cells import preview
 from ace_assets.catalog.csv_table import RawRow, RawTable, RowProblem, normalize_header
 
 KEY = "line number"
@@ -37,7 +38,7 @@ def keyed_rows(table: RawTable) -> dict[int, RawRow]:
                     row=raw.row,
                     line_number=None,
                     column=header,
-                    message=f"'{cell.strip()}' is not a line number (expected a non-negative integer)",
+                    message=f"'{preview(cell.strip())}' is not a line number (expected a non-negative integer)",
                 )
             )
             continue

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ace_assets.catalog.cells import MISSING, CellError, parse_cell
+from ace_assets.catalog.cells import MISSING, CellError, parse_cell, preview
 from ace_assets.catalog.csv_table import RowProblem, normalize_header, read_table
 from ace_assets.catalog.line_numbers import keyed_rows
 from ace_assets.catalog.parameter_specs import ALIASES, IDENTITY_COLUMNS, SPECS, ParamSpec
@@ -175,7 +175,7 @@ def coerce(spec: ParamSpec, value: Any, name: str) -> Any:
     expected = _EXPECTED.get(kind, kind)
 
     def fail() -> None:
-        raise ValueError(f"{value!r} is not valid for {name}: expected {expected}")
+        raise ValueError(f"{preview(repr(value))} is not valid for {name}: expected {expected}")
 
     if kind == "bool":
         if not isinstance(value, bool):
@@ -231,7 +231,9 @@ def coerce(spec: ParamSpec, value: Any, name: str) -> Any:
         if not isinstance(value, (bool, str)) or (isinstance(value, str) and value != "copy"):
             fail()
     if spec.choices and value not in spec.choices:
-        raise ValueError(f"{value!r} is not valid for {name}: expected one of {list(spec.choices)}")
+        raise ValueError(
+            f"{preview(repr(value))} is not valid for {name}: expected one of {list(spec.choices)}"
+        )
     return value
 
 

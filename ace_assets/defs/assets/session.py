@@ -1,7 +1,13 @@
 """session_files: the raw inputs of one line, resolved and verified once."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 
+from ace_assets.catalog.cells import preview
+from ace_assets.catalog.experiments import FOLDER_COLUMNS
+from ace_assets.catalog.paths import UnsafePathError
 from ace_assets.defs.assets.catalog import (
     CATALOG_GROUP,
     analysis_parameters,
@@ -14,6 +20,7 @@ from ace_assets.defs.partitions import line_of, line_partitions
 from ace_assets.defs.presentation import REPORT_ORDER
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.results import SessionFiles, results_asset, staged
+from ace_assets.errors import AceInputError
 from ace_assets.io.landing import landing_state
 from ace_assets.io.session import resolve_session
 
@@ -32,8 +39,9 @@ def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg
     line = line_of(context)
     with input_errors_as_failures():
         row, source = experiment_row(paths, line)
-        session = resolve_session(paths.data, row, source)
-    fingerprint = landing_state(paths.data, row).fingerprint
+        with raw_file_errors(source, row):
+            session = resolve_session(paths.data, row, source)
+            fingerprint = landing_state(paths.data, row).fingerprint
     with staged(context, paths) as out:
         write_manifest(out, session.to_json())
     meta: dict[str, object] = {
@@ -88,6 +96,29 @@ def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg
         tags={FINGERPRINT_TAG: fingerprint},
         value=SessionFiles.of(context, paths),
     )
+
+
+@contextmanager
+def raw_file_errors(source: str, row: dict) -> Iterator[None]:
+    """A raw file the system refuses to open fails this line with its row, not a traceback.
+
+    The catalog already refuses names no disk can hold; this covers what only the disk
+    knows (a file vanishing mid-scan, a permission, a name too long once joined).
+    """
+    try:
+        yield
+    except AceInputError:
+        raise
+    except (UnsafePathError, OSError) as exc:
+        columns = [c for k, c in FOLDER_COLUMNS.items() if row.get(k)]
+        raise AceInputError(
+            f"its raw files could not be read ({type(exc).__name__}: {preview(str(exc), 300)}); "
+            "check the folder named in this column and its permissions",
+            file=source,
+            row=row.get("row"),
+            line=int(row["line_number"]),
+            column=" / ".join(columns) or None,
+        ) from None
 
 
 def processed_fingerprint(instance: dg.DagsterInstance, line: int | str) -> str | None:
