@@ -83,7 +83,9 @@ def ephys_channels(
     max_fill_s = float(params["max_fill_s"])
     with input_errors_as_failures():
         try:
-            nlx = NeuralynxSession(session["folder"], names, events_name, max_fill_s=max_fill_s)
+            nlx = NeuralynxSession(
+                session["folder"], names, events_name, max_fill_s=max_fill_s, confine_to=paths.data
+            )
         except AceInputError as exc:
             raise AceInputError(
                 exc.reason, file=exc.file, line=line, column=exc.column or "LFP and EEG CSCs"

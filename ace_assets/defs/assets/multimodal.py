@@ -75,7 +75,7 @@ def multimodal_alignment(
                 column="events filename",
             )
         events = pd.read_csv(channels["events_csv"])
-        recording = open_miniscope(session["miniscope"]["folder"])
+        recording = open_miniscope(session["miniscope"]["folder"], confine_to=paths.data)
         delete = list(params["indices of TTL events to delete"])
         zero = float(params["zero time (s)"])
         try:
