@@ -61,20 +61,26 @@ def confined_tree(folder: str | Path, root: str | Path, *, depth: int = 1) -> No
     while pending:
         current, level = pending.pop()
         for entry in sorted(current.iterdir()):
-            try:
-                target = entry.resolve(strict=False)
-            except (OSError, RuntimeError) as exc:
-                raise OutsideDataPathError(f"cannot be resolved ({exc})", file=entry) from None
-            _require_inside(entry, target, resolved_root)
-            if level < depth and target.is_dir():
+            if entry.is_symlink():  # a plain entry of a folder inside root is inside root
+                try:
+                    target = entry.resolve(strict=False)
+                except (OSError, RuntimeError) as exc:
+                    raise OutsideDataPathError(f"cannot be resolved ({exc})", file=entry) from None
+                _require_inside(entry, target, resolved_root)
+            if level < depth and entry.is_dir():
                 pending.append((entry, level + 1))
 
 
 def _require_inside(path: Path, target: Path, root: Path) -> None:
     if target != root and root not in target.parents:
+        where = (
+            "is"
+            if path.absolute() == target
+            else f"leads through a symbolic link to {target}, which is"
+        )
         raise OutsideDataPathError(
-            f"leads through a symbolic link to {target}, outside data_path {root}; raw "
-            f"files are read only inside data_path. Hint: {COPY_HINT}",
+            f"{where} outside data_path {root}; raw files are read only inside data_path. "
+            f"Hint: {COPY_HINT}",
             file=path,
         )
 

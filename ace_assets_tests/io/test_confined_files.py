@@ -16,6 +16,7 @@ import pytest
 from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope
 from ace_assets.demo.miniscope_writer import write_v4_session
 from ace_assets.demo.neuralynx_writer import write_ncs, write_nev
+from ace_assets.demo.truth import truth_for
 from ace_assets.io.confined import OutsideDataPathError, confined_file, confined_tree
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.neuralynx import NeuralynxSession
@@ -158,3 +159,17 @@ def test_data_path_given_through_a_link_is_its_target(data: Path, tmp_path: Path
     session = resolve_session(alias, EXPERIMENT, "experiments.csv")
     assert session.miniscope is not None and session.miniscope.n_frames == 30
     assert confined_file(alias / "ep/s1/CSC1.ncs", alias) == (data / "ep/s1/CSC1.ncs").resolve()
+
+
+def test_a_folder_outside_data_path_and_a_linked_truth_file(data: Path, tmp_path: Path) -> None:
+    """The readers' own entry points, and the demo's truth file (read from data_path by name,
+    not from the session listing), apply the same rule."""
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(data / "ms/s1", elsewhere / "s1")
+    with pytest.raises(OutsideDataPathError, match="is outside data_path"):
+        open_miniscope(elsewhere / "s1", confine_to=data)
+    np.savez(elsewhere / "line_7.npz", x=np.arange(3))
+    (data / "truth").mkdir()
+    (data / "truth/line_7.npz").symlink_to(elsewhere / "line_7.npz")
+    with pytest.raises(OutsideDataPathError, match="line_7.npz"):
+        truth_for(data, LINE)
