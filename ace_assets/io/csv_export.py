@@ -8,7 +8,8 @@ leading single quote, which spreadsheets show as text and Python readers keep ve
 
 The rule, and why it is exact:
 
-* only text cells change: a column of numbers (int, float, bool, datetime) is written
+* only text cells change (in a text column, a cell is judged by the text it is written
+  as, so a catalog folder cell ``=cmd|...`` is caught too): a column of numbers (int, float, bool, datetime) is written
   as numbers, negative ones included, and reads back with its dtype;
 * a text cell that is a plain decimal number (``-3.5``, ``+2``, ``-1e-3``) is left as it
   is: a spreadsheet reads it as that number, never as a formula (OWASP prefixes these too;
@@ -23,9 +24,11 @@ reader never sees half a table, whether or not the caller stages its output.
 from __future__ import annotations
 
 import re
+from numbers import Number
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ace_assets.io.atomic import atomic_write_text
@@ -36,13 +39,16 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def neutralize_cell(value: Any) -> Any:
-    """A text cell that a spreadsheet would run as a formula, quoted; anything else as is."""
-    if (
-        isinstance(value, str)
-        and value.startswith(FORMULA_STARTS)
-        and not _PLAIN_NUMBER.fullmatch(value)
-    ):
-        return "'" + value
+    """A cell whose text a spreadsheet would run as a formula, quoted; anything else as is.
+
+    Numbers are never touched. Other objects in a text column (a catalog folder is a
+    ``PurePosixPath``) are judged by the text they are written as.
+    """
+    if value is None or isinstance(value, (Number, np.bool_)):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if text.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
     return value
 
 

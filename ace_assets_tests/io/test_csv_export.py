@@ -33,7 +33,9 @@ def test_plain_numbers_and_ordinary_text_are_kept(cell: str) -> None:
     assert neutralize_cell(cell) == cell
 
 
-@pytest.mark.parametrize("value", [-3, -2.5, np.int64(-7), np.float32(-0.5), None, True])
+@pytest.mark.parametrize(
+    "value", [-3, -2.5, np.int64(-7), np.float32(-0.5), None, True, np.bool_(False), float("nan")]
+)
 def test_values_that_are_not_text_are_kept(value: object) -> None:
     assert neutralize_cell(value) is value
 
@@ -45,11 +47,11 @@ def written_cells(path: Path) -> list[list[str]]:
 
 def test_catalog_cells_are_neutralized_and_numbers_stay_numeric(tmp_path: Path) -> None:
     catalog = tmp_path / "experiments.csv"
-    header = "line number,id,rat weight (kg),systemic drug,comments"
+    header = "line number,id,rat weight (kg),systemic drug,calcium imaging directory,comments"
     rows = [
-        "1,=cmd|' /C calc'!A0,0.5,NA,+SUM(1)",
-        "2,@SUM(1),0.41,-2+3,plain note",
-        '3,"\t=1",0.45,NA,-3.5',
+        "1,=cmd|' /C calc'!A0,0.5,NA,ms/s1,+SUM(1)",
+        "2,@SUM(1),0.41,-2+3,=cmd|' /C calc'!A0,plain note",
+        '3,"\t=1",0.45,NA,,-3.5',
     ]
     catalog.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     frame = read_experiments(catalog).to_frame()
@@ -64,6 +66,8 @@ def test_catalog_cells_are_neutralized_and_numbers_stay_numeric(tmp_path: Path) 
     assert back["animal_id"].tolist() == ["'=cmd|' /C calc'!A0", "'@SUM(1)", "'=1"]
     assert back["systemic_drug"].tolist()[1] == "'-2+3"
     assert back["comments"].tolist() == ["'+SUM(1)", "plain note", "-3.5"]
+    # a folder cell is a path object in the frame; it is judged by its text all the same
+    assert back["calcium_dir"].tolist()[:2] == ["ms/s1", "'=cmd|' /C calc'!A0"]
     for row in written_cells(out):
         assert not any(cell.startswith(("=", "+", "@", "\t", "\r")) for cell in row)
     assert not list((tmp_path / "out").glob(".*")), "no temporary file is left beside it"
