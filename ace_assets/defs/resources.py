@@ -75,14 +75,12 @@ class PathsResource(dg.ConfigurableResource):
             root = Path(os.environ["DAGSTER_HOME"]) / "ace_results"
         else:
             root = self.project / "results"
-        data = self.data.resolve()
-        resolved = root.resolve()
-        if resolved == data or data in resolved.parents:
-            raise AceInputError(
-                f"results root {resolved} is inside data_path {data}; raw data is read-only",
-                column="results_path",
-            )
+        refuse_overlap(root, self.data, chosen=bool(self.results_path))
         return root
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """Refuse overlapping results and data when a run starts, before any asset writes."""
+        _ = self.results  # the property refuses an overlap
 
     def line_dir(self, line_number: int | str) -> Path:
         return self.results / f"line_{int(line_number)}"
@@ -94,6 +92,40 @@ DEPLOYMENT_ENV = {
     "data_path": "ACE_DATA_PATH",
     "results_path": "ACE_RESULTS_PATH",
 }
+
+
+def refuse_overlap(results: Path, data: Path, *, chosen: bool = True) -> None:
+    """Results and raw data never share a folder, in either direction.
+
+    Results inside data_path would be written among the raw recordings (read-only, and
+    scanned by the sensors as if they were recordings); data_path inside results would let
+    a results clean-up or a republished folder touch the raw data. Both are compared after
+    resolving links, so an alias of the same folder is caught too.
+    """
+    data_resolved = data.resolve()
+    results_resolved = results.resolve()
+    if results_resolved == data_resolved:
+        relation = "is the same folder as"
+    elif data_resolved in results_resolved.parents:
+        relation = "is inside"
+    elif results_resolved in data_resolved.parents:
+        relation = "contains"
+    else:
+        return
+    origin = (
+        "results_path"
+        if chosen
+        else "results_path is empty, so the default ($DAGSTER_HOME/ace_results or "
+        "<project_path>/results)"
+    )
+    raise AceInputError(
+        f"{origin} {results_resolved} {relation} data_path {data_resolved}; raw data is "
+        "read-only and results must live apart from it. Hint: set results_path to a folder "
+        "outside data_path (run config resources.paths.config.results_path, or "
+        f"{DEPLOYMENT_ENV['results_path']} for the deployment), or correct data_path "
+        f"(resources.paths.config.data_path, {DEPLOYMENT_ENV['data_path']}).",
+        column="results_path",
+    )
 
 
 def deployment_paths() -> PathsResource:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ace_assets.io.confined import confined_file
 from ace_assets.io.store import load_npz
 from ace_assets.miniscope.extraction.evaluation import (
     evaluate_against_truth,
@@ -36,7 +37,7 @@ EVENT_TOLERANCE_FRAMES = 3
 def truth_for(data_dir: Path, line: int) -> Truth | None:
     """``<data_dir>/truth/line_<n>.npz`` written by ``python -m ace_assets.demo``; None for real data."""
     path = Path(data_dir) / "truth" / f"line_{int(line)}.npz"
-    return load_npz(path) if path.is_file() else None
+    return load_npz(confined_file(path, data_dir)) if path.is_file() else None
 
 
 def metadata(scores: Mapping[str, float]) -> dict[str, float]:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ace_assets.errors import AceInputError
+from ace_assets.io.confined import confined_tree
 from ace_assets.io.jsonio import read_json
 from ace_assets.io.prefetch import prefetched
 
@@ -265,6 +266,7 @@ def open_miniscope(
     strict: bool = True,
     verify: bool = True,
     v3_cam_num: int | None = None,
+    confine_to: str | Path | None = None,
 ) -> MiniscopeRecording:
     """Open a Miniscope V4 or V3 session folder (or its ``Miniscope/`` subfolder).
 
@@ -276,10 +278,15 @@ def open_miniscope(
     row per AVI frame. When several cameras qualify (a behaviour camera at the same
     rate without drops) the lowest is taken and the tie listed in ``issues``;
     ``v3_cam_num`` names it explicitly.
+
+    ``confine_to`` (data_path): nothing the reader may look at, the folder and its direct
+    subfolders, may lead outside it (see :func:`ace_assets.io.confined.confined_tree`).
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise AceInputError("Miniscope folder not found", file=folder)
+    if confine_to is not None:
+        confined_tree(folder, confine_to, depth=1)
     movie_dir, version = _find_movie_dir(folder)
     if version == "V4":
         return _open_v4(movie_dir, strict=strict, verify=verify)

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ace_assets.errors import AceInputError
+from ace_assets.io.confined import confined_file
 from ace_assets.io.neuralynx_assemble import GridReader, ResampledSource
 from ace_assets.io.neuralynx_format import (
     HEADER_MAGIC,
@@ -310,6 +311,7 @@ class NeuralynxSession:
     linear interpolation; longer ones are segment boundaries / NaN.
     ``gap_tolerance_ms``: a record starting this much later than contiguous sampling is a
     pause (default: one sample period of its stream, as in neo).
+    ``confine_to`` (data_path): each file is resolved and refused if it leads outside it.
     """
 
     def __init__(
@@ -320,6 +322,7 @@ class NeuralynxSession:
         *,
         max_fill_s: float = 0.0,
         gap_tolerance_ms: float | None = None,
+        confine_to: str | Path | None = None,
     ) -> None:
         self.dirname = Path(dirname)
         if not self.dirname.is_dir():
@@ -330,6 +333,8 @@ class NeuralynxSession:
             raise AceInputError(f"max_fill_s must be >= 0, got {max_fill_s}", column="max_fill_s")
         self.channels = list(channels)
         self.files = [_resolve_channel_file(self.dirname, c) for c in self.channels]
+        if confine_to is not None:  # read the checked targets, never a link out of data_path
+            self.files = [confined_file(p, confine_to) for p in self.files]
         repeated = [
             c for c, p in zip(self.channels, self.files, strict=True) if self.files.count(p) > 1
         ]
@@ -343,6 +348,8 @@ class NeuralynxSession:
         self.max_fill_s = float(max_fill_s)
         self.gap_tolerance_ms = gap_tolerance_ms
         self.events_path = self.dirname / events_filename if events_filename else None
+        if confine_to is not None and self.events_path is not None and self.events_path.is_file():
+            self.events_path = confined_file(self.events_path, confine_to)
         self._records = [
             ChannelRecords.scan(h.path, h.sampling_rate, h.volts_per_count, h.n_records)
             for h in self.headers

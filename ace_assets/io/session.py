@@ -1,18 +1,22 @@
 """Resolve one experiment line to the raw files that exist for it.
 
-Everything downstream trusts this: paths stay inside data_path, every listed
-channel exists, movie files are in numeric order with their frame counts.
+Everything downstream trusts this: paths stay inside data_path (every listed file is
+resolved, links followed, and refused if it leads out: :mod:`ace_assets.io.confined`),
+every listed channel exists, movie files are in numeric order with their frame counts.
 A line may lack a modality; that is stated, not an error.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ace_assets.catalog.paths import UnsafePathError, resolve_under
 from ace_assets.errors import AceInputError
+from ace_assets.io.confined import OutsideDataPathError, confined_file
 
 
 @dataclass
@@ -58,15 +62,26 @@ def resolve_session(data_path: str | Path, experiment: dict[str, Any], source: s
         folder = _folder(
             data_path, experiment["calcium_dir"], source, line, "calcium imaging directory"
         )
-        miniscope = _miniscope(folder, line)
+        with _located(line, "calcium imaging directory"):
+            miniscope = _miniscope(folder, data_path)
     else:
         missing.append("calcium imaging: no 'calcium imaging directory' for this line")
     if experiment.get("ephys_dir"):
         folder = _folder(data_path, experiment["ephys_dir"], source, line, "ephys directory")
-        ephys = _ephys(folder, experiment, source, line)
+        with _located(line, "ephys directory"):
+            ephys = _ephys(folder, data_path, experiment, source, line)
     else:
         missing.append("ephys: no 'ephys directory' for this line")
     return SessionFiles(line, miniscope, ephys, missing)
+
+
+@contextmanager
+def _located(line: int, column: str) -> Iterator[None]:
+    """A link out of data_path found while listing: say which line and catalog cell led there."""
+    try:
+        yield
+    except OutsideDataPathError as exc:
+        raise OutsideDataPathError(exc.reason, file=exc.file, line=line, column=column) from None
 
 
 def _folder(data_path: str | Path, relative: str, source: str, line: int, column: str) -> Path:
@@ -84,10 +99,12 @@ def _folder(data_path: str | Path, relative: str, source: str, line: int, column
     return folder
 
 
-def _miniscope(folder: Path, line: int) -> MiniscopeFiles:
+def _miniscope(folder: Path, data_path: str | Path) -> MiniscopeFiles:
     from ace_assets.io.miniscope import open_miniscope
 
-    rec = open_miniscope(folder)
+    rec = open_miniscope(folder, confine_to=data_path)
+    for path in (*rec.files, *([rec.timestamps_file] if rec.timestamps_file else [])):
+        confined_file(path, data_path)
     files = [
         {"name": str(Path(f).name), "path": str(f), "frames": int(n)}
         for f, n in zip(rec.files, rec.frames_per_file, strict=True)
@@ -105,7 +122,9 @@ def _miniscope(folder: Path, line: int) -> MiniscopeFiles:
     )
 
 
-def _ephys(folder: Path, experiment: dict[str, Any], source: str, line: int) -> EphysFiles:
+def _ephys(
+    folder: Path, data_path: str | Path, experiment: dict[str, Any], source: str, line: int
+) -> EphysFiles:
     from ace_assets.io.neuralynx import read_ncs_header
 
     channels = [c for c in str(experiment.get("channels") or "").split(";") if c]
@@ -127,7 +146,7 @@ def _ephys(folder: Path, experiment: dict[str, Any], source: str, line: int) -> 
                 line=line,
                 column=column,
             )
-        header = read_ncs_header(path)
+        header = read_ncs_header(confined_file(path, data_path))
         return {
             "name": name,
             "path": str(path),
@@ -150,6 +169,7 @@ def _ephys(folder: Path, experiment: dict[str, Any], source: str, line: int) -> 
     if events_name:
         candidate = folder / events_name
         if candidate.is_file():
+            confined_file(candidate, data_path)
             events = str(candidate)
         else:
             notes.append(f"events file {candidate} is missing: no TTL alignment for this line")

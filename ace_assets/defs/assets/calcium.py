@@ -24,6 +24,7 @@ from ace_assets.defs.results import (
     staged,
 )
 from ace_assets.demo import truth
+from ace_assets.io.csv_export import write_csv
 from ace_assets.io.store import atomic_save_npz
 from ace_assets.miniscope.events import detect_events
 from ace_assets.miniscope.extraction.pipeline import extract
@@ -266,7 +267,7 @@ def calcium_events(
         )
     accuracy = truth.score_events(paths.data, line, miniscope_sources.truth_match, events)
     with staged(context, paths) as out:
-        events.to_csv(out / "events.csv", index=False)
+        write_csv(events, out / "events.csv")
         atomic_save_npz(out / "kept.npz", ids=result.ids, C=result.C, S=result.S)
         final = own.folder
         write_manifest(

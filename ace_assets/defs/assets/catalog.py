@@ -17,6 +17,7 @@ from ace_assets.defs.partitions import LINE_PARTITIONS_NAME, line_of, line_parti
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.results import Parameters, Result, results_asset, staged
 from ace_assets.errors import AceInputError
+from ace_assets.io.csv_export import write_csv
 
 CATALOG_GROUP = "catalog"
 
@@ -90,7 +91,7 @@ def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
     orphaned = sorted(existing - set(keys), key=int)
 
     with staged(context, paths) as out:
-        frame.to_csv(out / "experiments.csv", index=False)
+        write_csv(frame, out / "experiments.csv")
         write_manifest(
             out,
             {

@@ -29,6 +29,7 @@ from ace_assets.ephys.phase import phase_store
 from ace_assets.ephys.sidecars import copy_sidecars, segments_from_meta
 from ace_assets.ephys.windows import WindowPlan, band_power, plan_windows, spectrogram
 from ace_assets.errors import AceInputError
+from ace_assets.io.csv_export import write_csv
 from ace_assets.io.neuralynx import (
     NeuralynxSession,
     load_clock,
@@ -83,7 +84,9 @@ def ephys_channels(
     max_fill_s = float(params["max_fill_s"])
     with input_errors_as_failures():
         try:
-            nlx = NeuralynxSession(session["folder"], names, events_name, max_fill_s=max_fill_s)
+            nlx = NeuralynxSession(
+                session["folder"], names, events_name, max_fill_s=max_fill_s, confine_to=paths.data
+            )
         except AceInputError as exc:
             raise AceInputError(
                 exc.reason, file=exc.file, line=line, column=exc.column or "LFP and EEG CSCs"
@@ -97,7 +100,7 @@ def ephys_channels(
             n_events = 0
             if nlx.events_present:
                 events = nlx.events()
-                events.to_csv(out / "events.csv", index=False)
+                write_csv(events, out / "events.csv")
                 n_events = len(events)
                 seg = report.segments
                 sanity = events_sanity(
@@ -178,7 +181,7 @@ def filtered_ephys(
                     meta=dict(raw.meta),
                 )
                 copy_sidecars(raw.path, source.path)
-                table.to_csv(out / "artifacts.csv", index=False)
+                write_csv(table, out / "artifacts.csv")
                 n_artifacts = len(table)
             filtered = filter_store(
                 source,

@@ -60,7 +60,7 @@ def denoised_movie(
     session = session_files.miniscope
     params = analysis_parameters.values
     with input_errors_as_failures():
-        recording = open_miniscope(session["folder"])
+        recording = open_miniscope(session["folder"], confine_to=paths.data)
         h, w = recording.frame_shape
         progress = Progress(context.log.info, f"line {line} {own.asset}", recording.n_frames)
         with staged(context, paths) as out:

@@ -27,6 +27,7 @@ from ace_assets.defs.results import (
 )
 from ace_assets.demo import truth
 from ace_assets.errors import AceInputError
+from ace_assets.io.csv_export import write_csv
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.neuralynx import load_clock
 from ace_assets.io.store import atomic_save_npz
@@ -75,7 +76,7 @@ def multimodal_alignment(
                 column="events filename",
             )
         events = pd.read_csv(channels["events_csv"])
-        recording = open_miniscope(session["miniscope"]["folder"])
+        recording = open_miniscope(session["miniscope"]["folder"], confine_to=paths.data)
         delete = list(params["indices of TTL events to delete"])
         zero = float(params["zero time (s)"])
         try:
@@ -223,9 +224,9 @@ def multimodal_results(
     locked = locking[locking["rayleigh_p"] < 0.05] if len(locking) else locking
     truth_scores = truth.score_locking(paths.data, line, locking, channels, sources.truth_match)
     with staged(context, paths) as out:
-        per_event.to_csv(out / "event_phases.csv", index=False)
-        locking.to_csv(out / "phase_locking.csv", index=False)
-        rates.to_csv(out / "period_rates.csv", index=False)
+        write_csv(per_event, out / "event_phases.csv")
+        write_csv(locking, out / "phase_locking.csv")
+        write_csv(rates, out / "period_rates.csv")
         figure = _aligned_figure(ephys_spectrogram, sources, frame_times, zero, out)
         write_manifest(
             out,
