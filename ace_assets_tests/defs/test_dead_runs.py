@@ -45,6 +45,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _blocked_runs(instance: dg.DagsterInstance) -> int:
+    """Runs that logged a step blocked by a pool."""
+    return sum(
+        any("blocked" in (r.message or "") for r in instance.all_logs(run.dagster_run.run_id))
+        for run in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    )
+
+
 def test_killed_in_process_run_frees_the_heavy_pool(
     demo_project: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -70,40 +78,54 @@ def test_killed_in_process_run_frees_the_heavy_pool(
         demo.send_signal(signal.SIGKILL)
         demo.wait()
     (dead,) = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+    assert _blocked_runs(instance) == 0
     assert [s.run_id for s in storage.get_concurrency_info(HEAVY_POOL).claimed_slots] == [
         dead.dagster_run.run_id
     ]
 
-    # a notebook's run that needs the pool now waits for the dead run's slot, quietly
-    marker = tmp_path / "waiter_ran"
-    waiter = subprocess.Popen(
-        [sys.executable, "-m", "ace_assets_tests.helpers.pool_wait", str(marker)], env=env
-    )
+    # a notebook's run and a run worker's multiprocess run need the pool: they wait, quietly
+    waiters = {
+        executor: (
+            tmp_path / f"{executor}_ran",
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ace_assets_tests.helpers.pool_wait",
+                    str(tmp_path / f"{executor}_ran"),
+                    executor,
+                ],
+                env=env,
+            ),  # fmt: skip
+        )
+        for executor in ("in_process", "multiprocess")
+    }
     try:
         _wait_for(
-            lambda: any(
-                "blocked" in (r.message or "")
-                for run in instance.get_run_records(
-                    dg.RunsFilter(job_name="__ephemeral_asset_job__")
-                )
-                for r in instance.all_logs(run.dagster_run.run_id)
-            ),
-            "the waiting run to report that its step is blocked by the pool",
+            lambda: _blocked_runs(instance) == 2,
+            "both waiting runs to report that their step is blocked by the pool",
         )
-        cpu0, t0 = _cpu_seconds(waiter.pid), time.monotonic()
+        cpu0 = {e: _cpu_seconds(p.pid) for e, (_, p) in waiters.items()}
+        t0 = time.monotonic()
         time.sleep(8.0)
-        cpu = (_cpu_seconds(waiter.pid) - cpu0) / (time.monotonic() - t0)
-        assert not marker.exists() and waiter.poll() is None, "the step ran on a held slot"
-        assert cpu < MAX_CPU_FRACTION_WHILE_BLOCKED, f"blocked run used {cpu:.0%} of a core"
+        elapsed = time.monotonic() - t0
+        for executor, (marker, proc) in waiters.items():
+            cpu = (_cpu_seconds(proc.pid) - cpu0[executor]) / elapsed
+            assert not marker.exists() and proc.poll() is None, f"{executor}: ran on a held slot"
+            assert cpu < MAX_CPU_FRACTION_WHILE_BLOCKED, (
+                f"blocked {executor} run used {cpu:.0%} of a core"
+            )
 
-        # the sensor tick marks the dead run failed and frees its slot; the waiter finishes
+        # the sensor tick marks the dead run failed and frees its slot; the waiters finish
         tick = release_dead_runs_sensor(dg.build_sensor_context(instance=instance))
         assert dead.dagster_run.run_id[:8] in tick.skip_message
-        assert waiter.wait(timeout=120) == 0 and marker.exists()
+        for executor, (marker, proc) in waiters.items():
+            assert proc.wait(timeout=180) == 0 and marker.exists(), executor
     finally:
-        if waiter.poll() is None:
-            waiter.kill()
-            waiter.wait()
+        for _, proc in waiters.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     failed = instance.get_run_by_id(dead.dagster_run.run_id)
     assert failed is not None and failed.status == dg.DagsterRunStatus.FAILURE
     assert not storage.get_concurrency_info(HEAVY_POOL).claimed_slots
