@@ -25,8 +25,10 @@ from ace_assets.defs.results import (
     SpectrogramResult,
     staged,
 )
+from ace_assets.defs.timestamp_checks import timestamp_metadata
 from ace_assets.demo import truth
 from ace_assets.errors import AceInputError
+from ace_assets.io.frame_times import ALIGNMENT_TOLERANCE, TIMESTAMP_FAULTS
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.neuralynx import load_clock
 from ace_assets.io.store import atomic_save_npz
@@ -75,7 +77,9 @@ def multimodal_alignment(
                 column="events filename",
             )
         events = pd.read_csv(channels["events_csv"])
-        recording = open_miniscope(session["miniscope"]["folder"])
+        recording = open_miniscope(
+            session["miniscope"]["folder"], timestamp_faults=params[TIMESTAMP_FAULTS]
+        )
         delete = list(params["indices of TTL events to delete"])
         zero = float(params["zero time (s)"])
         try:
@@ -87,6 +91,7 @@ def multimodal_alignment(
                 zero,
                 sync_bit=params["ttl_sync_bit"],
                 events_file=session["ephys"]["events_file"],
+                tolerance_ms=params[ALIGNMENT_TOLERANCE],
             )
         except AceInputError as exc:
             raise AceInputError(exc.reason, file=exc.file, line=line, column=exc.column) from None
@@ -125,6 +130,9 @@ def multimodal_alignment(
             ),
             "edges_per_bit": dg.MetadataValue.md(_edges_markdown(report.sync.edges_per_bit)),
             "first_frame_s": float(frame_times[0]) if len(frame_times) else float("nan"),
+            "max_frame_residual_ms": _or_nan(report.max_frame_residual_ms),
+            "alignment_tolerance_ms": _or_nan(report.tolerance_ms),
+            **timestamp_metadata(recording.timing),
             "alignment": figure,
             **truth.metadata(accuracy),
         },
@@ -148,6 +156,10 @@ def multimodal_alignment(
             "threshold": limit,
         },
     )
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def _edges_markdown(rows: list[dict]) -> str:
