@@ -138,7 +138,7 @@ class TimestampFault:
     """Where it shows: the frame whose time goes back or repeats, both swapped frames."""
     detail: str
     repaired_frames: tuple[int, ...]
-    """Frames whose time (or number) a repair changes."""
+    """Frames whose time (or number) a repair changes (a step back: its first frame)."""
     repair: str
 
 
@@ -254,11 +254,8 @@ def _steady(t: np.ndarray, lo: int, hi: int, nominal: float) -> bool:
 
 def _scan_times(t: np.ndarray, fn: np.ndarray, n: int, nominal: float) -> list[TimestampFault]:
     faults: list[TimestampFault] = []
-    i = 1
+    i = _next_not_increasing(t, 1, n)
     while i < n and len(faults) <= n:
-        if t[i] > t[i - 1]:
-            i += 1
-            continue
         if t[i] == t[i - 1]:
             fault = _duplicate(t, i, n, nominal)
         else:
@@ -270,8 +267,19 @@ def _scan_times(t: np.ndarray, fn: np.ndarray, n: int, nominal: float) -> list[T
                 or _step(t, i, n, nominal)
             )
         faults.append(fault)
-        i = max(min(fault.frames), 1)
+        i = _next_not_increasing(t, max(min(fault.frames), 1), n)
     return faults
+
+
+def _next_not_increasing(v: np.ndarray, i: int, n: int, block: int = 4096) -> int:
+    """First ``k >= i`` with ``v[k] <= v[k-1]`` (``n`` if none), a block at a time."""
+    while i < n:
+        stop = min(i + block, n)
+        hits = np.flatnonzero(v[i:stop] <= v[i - 1 : stop - 1])
+        if hits.size:
+            return i + int(hits[0])
+        i = stop
+    return n
 
 
 def _retime(t: np.ndarray, a: int, b: int) -> None:
@@ -299,10 +307,13 @@ def _swap(t: np.ndarray, fn: np.ndarray, i: int, n: int, nominal: float) -> Time
     a = i - 1
     lo = max(a - 1, 0)
     for b in range(i, min(i + SEARCH_ROWS, n)):
-        trial = t[lo : min(b + 2, n)].copy()
+        before = t[lo : min(b + 2, n)]
+        trial = before.copy()
         trial[a - lo], trial[b - lo] = trial[b - lo], trial[a - lo]
         if not bool(np.all(np.diff(trial) >= MIN_INTERVAL_FACTOR * nominal)):
             continue
+        if _long_count(trial, nominal) > _long_count(before, nominal):
+            continue  # putting them back would open a gap: not a swap
         t[a], t[b] = t[b], t[a]
         numbers_too = bool(fn[b] < fn[a])
         if numbers_too:
@@ -315,6 +326,10 @@ def _swap(t: np.ndarray, fn: np.ndarray, i: int, n: int, nominal: float) -> Time
             "rows put back in time order" if numbers_too else "the two times swapped back",
         )
     return None
+
+
+def _long_count(seg: np.ndarray, nominal: float) -> int:
+    return int(np.sum(np.diff(seg) > LONG_INTERVAL_FACTOR * nominal))
 
 
 def _ran_ahead(t: np.ndarray, i: int, n: int, nominal: float) -> TimestampFault | None:
@@ -368,24 +383,38 @@ def _outliers(t: np.ndarray, i: int, n: int, nominal: float) -> TimestampFault |
 
 
 def _step(t: np.ndarray, i: int, n: int, nominal: float) -> TimestampFault:
-    """The clock stepped back and ran on from there: take the step out of later times."""
-    shift = float(t[i - 1] + nominal - t[i])
-    t[i:n] += shift
+    """The clock stepped back and ran on from there: take the step out of later times.
+
+    The step is measured where the clock runs on at its rate again (frame ``i`` itself,
+    or up to SEARCH_ROWS frames later, when the first frames after the step are off on
+    their own); frames before that point are re-timed at the nominal interval.
+    """
+    r = 0
+    for k in range(i, min(i + SEARCH_ROWS, n - 1)):
+        if abs(t[k + 1] - t[k] - nominal) <= MIN_INTERVAL_FACTOR * nominal:
+            r = k - i
+            break
+    shift = float(t[i - 1] + (r + 1) * nominal - t[i + r])
+    back = float(t[i - 1] - t[i + r]) + r * nominal
+    t[i + r : n] += shift
+    t[i : i + r] = t[i - 1] + nominal * np.arange(1, r + 1)
+    also = f"; frames {i}..{i + r - 1} re-timed at the nominal interval" if r else ""
     return TimestampFault(
         "backward",
         (i,),
-        f"clock steps back by {shift - nominal:.3f} ms and runs on",
-        tuple(range(i, n)),
-        f"times from frame {i} on shifted by {shift:+.3f} ms (one nominal interval at the step)",
+        f"clock steps back by {back:.3f} ms and runs on",
+        tuple(range(i, i + r + 1)),
+        f"times from frame {i + r} on shifted by {shift:+.3f} ms{also}",
     )
 
 
 def _scan_numbers(fn: np.ndarray, n: int) -> list[TimestampFault]:
     """Frame numbers that still run backward once rows are in time order."""
     faults: list[TimestampFault] = []
-    valid = fn[:n] >= 0
-    for i in range(1, n):
-        if not (valid[i] and valid[i - 1]) or fn[i] > fn[i - 1]:
+    i = _next_not_increasing(fn, 1, n)
+    while i < n:
+        if fn[i] < 0 or fn[i - 1] < 0:
+            i = _next_not_increasing(fn, i + 1, n)
             continue
         if (
             fn[i] < fn[i - 1]
@@ -424,6 +453,7 @@ def _scan_numbers(fn: np.ndarray, n: int) -> list[TimestampFault]:
                     "left as is (frame numbers only count dropped frames)",
                 )
             )
+        i = _next_not_increasing(fn, i + 1, n)
     return faults
 
 

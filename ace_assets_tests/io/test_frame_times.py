@@ -125,12 +125,19 @@ def test_real_drops_are_still_counted_exactly_beside_faults() -> None:
     assert not report.any_faults
     assert report.dropped.estimated_missing == 7
     assert report.dropped.long_interval_frames.tolist() == [50, 297, 447]
-    # the same drops, plus a swap and a step back elsewhere: still exactly 7
+    # the same drops, plus a swap (one row of it right after a drop), a step back and a
+    # time 10 s back elsewhere: still exactly 7, and the drops after the same frames
+    truth = times.copy()
     times[[100, 101]] = times[[101, 100]]
+    times[[297, 298]] = times[[298, 297]]
     times[500:] -= 5000.0
+    times[550] -= 10_000.0
     report = diagnose_timestamps(_numbers(times.size), times)
     assert report.dropped.estimated_missing == 7
-    assert report.frames("swapped") == [100, 101] and report.frames("backward") == [500]
+    assert report.dropped.long_interval_frames.tolist() == [50, 297, 447]
+    assert report.frames("swapped") == [100, 101, 297, 298]
+    assert report.frames("backward") == [500, 550]
+    np.testing.assert_array_equal(report.repaired_times_ms[:500], truth[:500])
 
 
 def test_fail_mode_names_the_file_frames_and_parameter() -> None:
