@@ -15,7 +15,7 @@ from ace_assets.defs.progress import Progress
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.results import MovieResult, Parameters, SessionFiles, staged
 from ace_assets.defs.timestamp_checks import timestamp_metadata, timestamps_check
-from ace_assets.io.frame_times import LISTED, TIMESTAMP_FAULTS
+from ace_assets.io.frame_times import LISTED, FrameTimingParams
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter, atomic_save_npz, drop_store
 from ace_assets.miniscope.denoise import DenoiseReport, denoise_movie
@@ -63,7 +63,8 @@ def denoised_movie(
     session = session_files.miniscope
     params = analysis_parameters.values
     with input_errors_as_failures():
-        recording = open_miniscope(session["folder"], timestamp_faults=params[TIMESTAMP_FAULTS])
+        timing = FrameTimingParams.from_mapping(params.group("timing"))
+        recording = open_miniscope(session["folder"], timestamp_faults=timing.timestamp_faults)
         h, w = recording.frame_shape
         progress = Progress(context.log.info, f"line {line} {own.asset}", recording.n_frames)
         with staged(context, paths) as out:
@@ -136,7 +137,7 @@ def denoised_movie(
             ),
         },
     )
-    yield timestamps_check(recording.timing, params[TIMESTAMP_FAULTS])
+    yield timestamps_check(recording.timing, timing.timestamp_faults)
     yield _corrupted_check(report, float(params["max_corrupted_frame_fraction"]))
     yield _stripes_check(report, float(params["max_stripe_power_remaining"]))
 

@@ -28,7 +28,7 @@ from ace_assets.defs.results import (
 from ace_assets.defs.timestamp_checks import timestamp_metadata
 from ace_assets.demo import truth
 from ace_assets.errors import AceInputError
-from ace_assets.io.frame_times import ALIGNMENT_TOLERANCE, TIMESTAMP_FAULTS
+from ace_assets.io.frame_times import FrameTimingParams
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.neuralynx import load_clock
 from ace_assets.io.store import atomic_save_npz
@@ -77,8 +77,9 @@ def multimodal_alignment(
                 column="events filename",
             )
         events = pd.read_csv(channels["events_csv"])
+        timing = FrameTimingParams.from_mapping(params.group("timing"))
         recording = open_miniscope(
-            session["miniscope"]["folder"], timestamp_faults=params[TIMESTAMP_FAULTS]
+            session["miniscope"]["folder"], timestamp_faults=timing.timestamp_faults
         )
         delete = list(params["indices of TTL events to delete"])
         zero = float(params["zero time (s)"])
@@ -91,7 +92,7 @@ def multimodal_alignment(
                 zero,
                 sync_bit=params["ttl_sync_bit"],
                 events_file=session["ephys"]["events_file"],
-                tolerance_ms=params[ALIGNMENT_TOLERANCE],
+                tolerance_ms=timing.alignment_tolerance_ms,
             )
         except AceInputError as exc:
             raise AceInputError(exc.reason, file=exc.file, line=line, column=exc.column) from None
