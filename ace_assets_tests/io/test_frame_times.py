@@ -178,3 +178,36 @@ def test_parameters_come_from_the_specs() -> None:
         FrameTimingParams.from_mapping({"timestamp_faults": "ignore"})
     with pytest.raises(AceInputError, match="alignment_tolerance_ms"):
         FrameTimingParams.from_mapping({"alignment_tolerance_ms": -1})
+
+
+def test_open_miniscope_reports_repairs_or_refuses(tmp_path) -> None:
+    """Through the V4 reader: a time 5 s back and a swap beside real (numbered) drops."""
+    from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope
+    from ace_assets.demo.miniscope_writer import write_v4_session
+    from ace_assets.io.miniscope import open_miniscope
+
+    synth = SyntheticMiniscope(
+        MiniscopeSynthConfig(height=24, width=32, n_frames=90, n_neurons=2, neuron_radius=2.0)
+    )
+    camera = np.arange(90) / synth.fps
+    camera[60] -= 5.0
+    camera[[20, 21]] = camera[[21, 20]]
+    write_v4_session(
+        tmp_path,
+        synth,
+        frames_per_file=30,
+        frame_times_s=camera,
+        dropped_frames=[40, 41],
+        number_dropped_frames=True,
+    )
+    rec = open_miniscope(tmp_path)
+    assert rec.dropped.estimated_missing == 2  # the drops, not the 5 s, not the swap
+    assert rec.dropped.missing_frame_numbers.tolist() == [40, 41]
+    assert rec.timing is not None
+    assert rec.timing.frames("swapped") == [20, 21]
+    assert rec.timing.frames("backward") == [58]  # frame 60 of the source, after 2 drops
+    assert np.all(np.diff(rec.timestamps_ms) > 0)
+    assert rec.summary()["timestamps"]["backward"] == {"count": 1, "frames": [58]}
+    with pytest.raises(AceInputError) as err:
+        open_miniscope(tmp_path, timestamp_faults="fail")
+    assert "timeStamps.csv" in str(err.value) and "[20, 21]" in str(err.value)

@@ -61,7 +61,10 @@ def multimodal_alignment(
     (``ttl_sync_bit``, or the bit that matches the frame count and interval).
     Spurious pulses listed in ``indices of TTL events to delete`` go first;
     a few missing pulses are repaired from the camera's own timestamps; the
-    mismatch is reported, never hidden. ``zero time (s)`` sets the origin.
+    mismatch is reported, never hidden. Camera timestamps out of order are repaired
+    or refused (``timestamp_faults``), and every frame must lie within
+    ``alignment_tolerance_ms`` of the camera clock fitted to the pulses, else the
+    frames are named. ``zero time (s)`` sets the origin.
     """
     line = line_of(context)
     own = AlignmentResult.of(context, paths)
