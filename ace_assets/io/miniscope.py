@@ -394,7 +394,13 @@ def _open_v3(
     frame_numbers = cams[cam][0].astype(np.int64)
     times = cams[cam][1].astype(np.float64)
     frame_numbers, times = _match_rows(frame_numbers, times, n_frames, ts_file, strict, issues)
-    timing = resolve_timestamps(frame_numbers, times, policy=faults, file=ts_file)
+    timing = resolve_timestamps(
+        frame_numbers,
+        times,
+        policy=faults,
+        file=ts_file,
+        columns=(V3_TS_COLUMNS[1], V3_TS_COLUMNS[2]),
+    )
     frame_numbers, times = timing.repaired_frame_numbers, timing.repaired_times_ms
     dropped = timing.dropped
     if math.isfinite(dropped.median_interval_ms) and dropped.median_interval_ms > 0:
