@@ -49,6 +49,25 @@ SPECS: dict[str, ParamSpec] = {
         "bit (0-15) of the .nev TTL port word that pulses once per Miniscope frame; empty or "
         "None = the bit whose rising edges match the frame count and interval",
     ),
+    # camera timestamps (timeStamps.csv / timestamp.dat) and their alignment to the TTLs
+    "timestamp_faults": P(
+        "repair",
+        "str",
+        "timing",
+        "camera times that go backward, repeat, or rows that trade places: repair (rows "
+        "reordered, bad times interpolated from their neighbours, a clock step back taken "
+        "out; each repair listed in the metadata) or fail (an error naming the frames). "
+        "Either way they are reported as what they are, never as dropped frames",
+        choices=("repair", "fail"),
+    ),
+    "alignment_tolerance_ms": P(
+        None,
+        "opt_float",
+        "timing",
+        "largest tolerated gap between a frame's time on the ephys clock and the camera "
+        "clock fitted to the TTL pulses, ms; the alignment fails naming the frames beyond "
+        "it. None: half the camera's frame interval",
+    ),
     # denoise (spec 2.1)
     "frameStep": P(
         10, "int", "denoise", "one pair of consecutive frames per 2*frameStep feeds the spectrum"

@@ -19,8 +19,15 @@ CHECK_DESCRIPTIONS: dict[str, str] = {
         "outside data_path); each is named in the 'problems' table. Warning only."
     ),
     "dropped_frames_below_threshold": (
-        "Frames the Miniscope DAQ dropped (from timeStamps.csv), as a fraction of the "
-        "recording; threshold: max_dropped_frame_fraction."
+        "Frames the Miniscope DAQ dropped (gaps in timeStamps.csv longer than 1.5 frame "
+        "intervals, or in its frame counter), as a fraction of the recording; backward, "
+        "duplicated and swapped times are not drops (see timestamps_in_order); threshold: "
+        "max_dropped_frame_fraction."
+    ),
+    "timestamps_in_order": (
+        "Camera timestamps that go backward, repeat the previous one, or rows that traded "
+        "places, and Frame Numbers out of order, each kind with its count and frames; "
+        "repaired (a warning) or the asset fails, as timestamp_faults says."
     ),
     "stripes_removed": (
         "Power of the travelling stripe bands found in the movie's own spectrum that is left "

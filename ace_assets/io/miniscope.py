@@ -27,6 +27,11 @@ import numpy as np
 
 from ace_assets.errors import AceInputError
 from ace_assets.io.confined import confined_tree
+from ace_assets.io.frame_times import (
+    DroppedFrames,
+    TimestampReport,
+    resolve_timestamps,
+)
 from ace_assets.io.jsonio import read_json
 from ace_assets.io.prefetch import prefetched
 
@@ -37,41 +42,7 @@ V3_TIMESTAMPS = "timestamp.dat"
 V4_METADATA = "metaData.json"
 V4_TS_COLUMNS = ("Frame Number", "Time Stamp (ms)", "Buffer Index")
 V3_TS_COLUMNS = ("camNum", "frameNum", "sysClock", "buffer")
-#: An inter-frame interval longer than this many median intervals means lost frames.
-LONG_INTERVAL_FACTOR = 1.5
 _GREY_FOURCCS = {b"Y800", b"GREY", b"Y8  ", b"Y08 "}
-
-
-@dataclass(frozen=True)
-class DroppedFrames:
-    """Evidence of frames the DAQ lost before they reached the AVI files."""
-
-    missing_frame_numbers: np.ndarray
-    """DAQ frame numbers absent from the timestamp table (gaps in the counter)."""
-    long_interval_frames: np.ndarray
-    """Frame indices ``i`` whose interval ``t[i] - t[i-1]`` exceeds 1.5 x the median."""
-    median_interval_ms: float
-    missing_from_intervals: int = 0
-    """Frames that would fit in the long intervals: sum of round(interval / median) - 1."""
-
-    @property
-    def estimated_missing(self) -> int:
-        """Frames lost, by whichever evidence (counter gaps or long intervals) shows more."""
-        return max(int(len(self.missing_frame_numbers)), int(self.missing_from_intervals))
-
-    @property
-    def any(self) -> bool:
-        return bool(len(self.missing_frame_numbers) or len(self.long_interval_frames))
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "missing_frame_numbers": self.missing_frame_numbers.tolist(),
-            "long_interval_frames": self.long_interval_frames.tolist(),
-            "median_interval_ms": self.median_interval_ms,
-            "n_missing_frame_numbers": int(len(self.missing_frame_numbers)),
-            "n_long_intervals": int(len(self.long_interval_frames)),
-            "estimated_missing": self.estimated_missing,
-        }
 
 
 @dataclass
@@ -92,6 +63,9 @@ class MiniscopeRecording:
     frame_numbers: np.ndarray
     dropped: DroppedFrames
     metadata: dict[str, Any] = field(default_factory=dict)
+    timing: TimestampReport | None = None
+    """Order faults of the timestamp table (backward, duplicated, swapped) and their
+    repairs; ``timestamps_ms`` and ``frame_numbers`` are the repaired series."""
     issues: list[str] = field(default_factory=list)
     timestamps_file: Path | None = None
     decode_errors: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -126,6 +100,7 @@ class MiniscopeRecording:
             "frame_rate": self.frame_rate,
             "frame_shape": list(self.frame_shape),
             "dropped_frames": self.dropped.as_dict(),
+            "timestamps": self.timing.summary() if self.timing else None,
             "issues": list(self.issues),
         }
 
@@ -267,6 +242,7 @@ def open_miniscope(
     verify: bool = True,
     v3_cam_num: int | None = None,
     confine_to: str | Path | None = None,
+    timestamp_faults: str = "repair",
 ) -> MiniscopeRecording:
     """Open a Miniscope V4 or V3 session folder (or its ``Miniscope/`` subfolder).
 
@@ -281,6 +257,8 @@ def open_miniscope(
 
     ``confine_to`` (data_path): nothing the reader may look at, the folder and its direct
     subfolders, may lead outside it (see :func:`ace_assets.io.confined.confined_tree`).
+    ``timestamp_faults`` (see :mod:`ace_assets.io.frame_times`): ``repair`` backward,
+    duplicated and swapped timestamps (listed in ``recording.timing``) or ``fail`` on them.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -289,8 +267,10 @@ def open_miniscope(
         confined_tree(folder, confine_to, depth=1)
     movie_dir, version = _find_movie_dir(folder)
     if version == "V4":
-        return _open_v4(movie_dir, strict=strict, verify=verify)
-    return _open_v3(movie_dir, strict=strict, verify=verify, cam_num=v3_cam_num)
+        return _open_v4(movie_dir, strict=strict, verify=verify, faults=timestamp_faults)
+    return _open_v3(
+        movie_dir, strict=strict, verify=verify, cam_num=v3_cam_num, faults=timestamp_faults
+    )
 
 
 def numbered_avis(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
@@ -336,7 +316,9 @@ def _is_miniscope_dir(path: Path) -> bool:
     return "miniscope" in kind
 
 
-def _open_v4(movie_dir: Path, *, strict: bool, verify: bool) -> MiniscopeRecording:
+def _open_v4(
+    movie_dir: Path, *, strict: bool, verify: bool, faults: str = "repair"
+) -> MiniscopeRecording:
     files = numbered_avis(movie_dir, V4_AVI)
     issues: list[str] = []
     _check_contiguous(files, V4_AVI, strict, issues, first=0)
@@ -356,7 +338,9 @@ def _open_v4(movie_dir: Path, *, strict: bool, verify: bool) -> MiniscopeRecordi
     ts_file = movie_dir / V4_TIMESTAMPS
     frame_numbers, times = _read_v4_timestamps(ts_file)
     frame_numbers, times = _match_rows(frame_numbers, times, n_frames, ts_file, strict, issues)
-    dropped = find_dropped_frames(frame_numbers, times)
+    timing = resolve_timestamps(frame_numbers, times, policy=faults, file=ts_file)
+    frame_numbers, times = timing.repaired_frame_numbers, timing.repaired_times_ms
+    dropped = timing.dropped
     _check_rate(frame_rate, dropped.median_interval_ms, issues)
     return MiniscopeRecording(
         folder=movie_dir,
@@ -369,13 +353,14 @@ def _open_v4(movie_dir: Path, *, strict: bool, verify: bool) -> MiniscopeRecordi
         frame_numbers=frame_numbers,
         dropped=dropped,
         metadata=metadata,
+        timing=timing,
         issues=issues,
         timestamps_file=ts_file,
     )
 
 
 def _open_v3(
-    movie_dir: Path, *, strict: bool, verify: bool, cam_num: int | None
+    movie_dir: Path, *, strict: bool, verify: bool, cam_num: int | None, faults: str = "repair"
 ) -> MiniscopeRecording:
     files = numbered_avis(movie_dir, V3_AVI)
     issues: list[str] = []
@@ -415,7 +400,15 @@ def _open_v3(
     frame_numbers = cams[cam][0].astype(np.int64)
     times = cams[cam][1].astype(np.float64)
     frame_numbers, times = _match_rows(frame_numbers, times, n_frames, ts_file, strict, issues)
-    dropped = find_dropped_frames(frame_numbers, times)
+    timing = resolve_timestamps(
+        frame_numbers,
+        times,
+        policy=faults,
+        file=ts_file,
+        columns=(V3_TS_COLUMNS[1], V3_TS_COLUMNS[2]),
+    )
+    frame_numbers, times = timing.repaired_frame_numbers, timing.repaired_times_ms
+    dropped = timing.dropped
     if math.isfinite(dropped.median_interval_ms) and dropped.median_interval_ms > 0:
         frame_rate = 1000.0 / dropped.median_interval_ms
     else:
@@ -432,6 +425,7 @@ def _open_v3(
         frame_numbers=frame_numbers,
         dropped=dropped,
         metadata={"camNum": cam},
+        timing=timing,
         issues=issues,
         timestamps_file=ts_file,
     )
@@ -653,31 +647,3 @@ def _match_rows(
         issues.append(f"{path.name}: {msg}; the last {rows - n_frames} rows were ignored")
         times, frame_numbers = times[:n_frames], frame_numbers[:n_frames]
     return frame_numbers, times
-
-
-def find_dropped_frames(frame_numbers: np.ndarray, times_ms: np.ndarray) -> DroppedFrames:
-    """Counter gaps and over-long intervals in a per-frame timestamp table."""
-    valid = frame_numbers >= 0
-    fn = frame_numbers[valid]
-    missing: np.ndarray = np.zeros(0, np.int64)
-    if len(fn) > 1:
-        steps = np.diff(fn)
-        gaps = np.nonzero(steps > 1)[0]
-        if len(gaps):
-            missing = np.concatenate([np.arange(fn[g] + 1, fn[g + 1]) for g in gaps])
-    finite = np.isfinite(times_ms)
-    intervals = np.diff(times_ms)
-    good = intervals[np.isfinite(intervals) & (intervals > 0)]
-    median = float(np.median(good)) if len(good) else float("nan")
-    long = np.zeros(0, np.int64)
-    from_intervals = 0
-    if math.isfinite(median) and finite.sum() > 1:
-        with np.errstate(invalid="ignore"):
-            long = np.nonzero(intervals > LONG_INTERVAL_FACTOR * median)[0] + 1
-        from_intervals = int(np.sum(np.maximum(np.rint(intervals[long - 1] / median) - 1, 1)))
-    return DroppedFrames(
-        missing_frame_numbers=missing.astype(np.int64),
-        long_interval_frames=long.astype(np.int64),
-        median_interval_ms=median,
-        missing_from_intervals=from_intervals,
-    )

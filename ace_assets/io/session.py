@@ -30,6 +30,7 @@ class MiniscopeFiles:
     dropped_frames: dict[str, Any]
     timestamps_file: str | None
     notes: list[str] = field(default_factory=list)
+    timestamps: dict[str, Any] | None = None  #: order faults + repairs (io.frame_times)
 
 
 @dataclass
@@ -119,6 +120,7 @@ def _miniscope(folder: Path, data_path: str | Path) -> MiniscopeFiles:
         dropped_frames=rec.dropped.as_dict(),
         timestamps_file=str(rec.timestamps_file) if rec.timestamps_file else None,
         notes=list(rec.issues),
+        timestamps=rec.timing.summary() if rec.timing else None,
     )
 
 

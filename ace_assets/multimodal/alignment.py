@@ -18,6 +18,15 @@ Reconciling counts (``align_frames_to_ttl``):
 - more TTLs than frames, or more missing than ``max_repair``: AceInputError, with the indices
   of suspiciously short TTL intervals as candidates for deletion.
 
+Every alignment is then checked against the camera's own clock: a linear camera->ephys
+clock is fitted on the matched pulses, and a frame whose time is further from it than
+``tolerance_ms`` (default half a frame interval) is an error naming the frames. That is
+what a lost pulse next to a spurious one (the counts agree, the frames between are one
+pulse off) or a wrong pulse match looks like. The camera times must increase: a matching
+over swapped or backward camera times would put frames a frame interval off, so those
+are refused, naming the frames (``timestamp_faults`` = repair fixes them upstream, see
+:mod:`ace_assets.io.frame_times`).
+
 ``zero_time_s`` is subtracted last, so it sets the shared time origin of everything
 downstream (event times, analysis periods).
 """
@@ -31,6 +40,13 @@ import numpy as np
 import pandas as pd
 
 from ace_assets.errors import AceInputError
+from ace_assets.io.frame_times import (
+    ALIGNMENT_TOLERANCE,
+    LISTED,
+    POLICY_HINT,
+    TIME_COLUMN,
+    diagnose_timestamps,
+)
 from ace_assets.multimodal.ttl import (
     SYNC_BIT_COLUMN,
     SyncBitChoice,
@@ -57,6 +73,8 @@ class AlignmentReport:
     clock_slope: float | None = None  #: ephys seconds per camera second
     clock_offset_s: float | None = None
     max_residual_ms: float | None = None  #: worst pulse off the fitted clock line
+    tolerance_ms: float | None = None  #: largest frame residual allowed
+    max_frame_residual_ms: float | None = None  #: worst frame (pulsed or filled) off the line
     sync: SyncBitChoice | None = None  #: the bit choice (from an event table only)
 
     @property
@@ -83,6 +101,8 @@ class AlignmentReport:
             out["clock_slope"] = self.clock_slope
             out["clock_offset_s"] = self.clock_offset_s
             out["max_residual_ms"] = self.max_residual_ms
+            out["max_frame_residual_ms"] = self.max_frame_residual_ms
+            out["tolerance_ms"] = self.tolerance_ms
         if self.sync is not None:
             out.update(self.sync.manifest())
         return out
@@ -128,11 +148,13 @@ def align_frames_to_ttl(
     zero_time_s: float = 0.0,
     *,
     max_repair: int = 30,
+    tolerance_ms: float | None = None,
 ) -> tuple[np.ndarray, AlignmentReport]:
     """Per-frame time (s, ephys clock minus ``zero_time_s``) and a report of the reconciliation.
 
     ``delete_indices`` index the raw ``ttl_times_s`` (before deletion), as in the
-    ``indices of TTL events to delete`` column.
+    ``indices of TTL events to delete`` column. ``tolerance_ms`` (None: half the camera's
+    median frame interval) bounds every frame's distance from the fitted camera clock.
     """
     raw = np.asarray(ttl_times_s, dtype=np.float64).reshape(-1)
     cam_ms = np.asarray(frame_timestamps_ms, dtype=np.float64).reshape(-1)
@@ -171,6 +193,7 @@ def align_frames_to_ttl(
             f"than max_repair={max_repair}; check the events file and the TTL wiring"
         )
     else:
+        _require_increasing(cam_ms)
         cam = cam_ms / 1000.0
         matched = _match_pulses(ttl, cam, n_frames - ttl.size)
         times = _fill_frames(ttl, cam, matched, n_frames)
@@ -178,14 +201,7 @@ def align_frames_to_ttl(
         repaired = np.setdiff1d(np.arange(n_frames), matched).tolist()
     clock: dict[str, float] = {}
     if ttl.size >= 2:
-        cam = cam_ms / 1000.0
-        slope, offset = np.polyfit(cam[matched], ttl, 1)
-        resid = ttl - (offset + slope * cam[matched])
-        clock = {
-            "clock_slope": float(slope),
-            "clock_offset_s": float(offset),
-            "max_residual_ms": float(np.max(np.abs(resid)) * 1e3),
-        }
+        clock = _check_clock(times, ttl, cam_ms, matched, tolerance_ms)
     report = AlignmentReport(
         n_ttl_raw=int(raw.size),
         n_deleted=len(delete),
@@ -198,6 +214,59 @@ def align_frames_to_ttl(
         **clock,
     )
     return times - float(zero_time_s), report
+
+
+def _require_increasing(cam_ms: np.ndarray) -> None:
+    """Pulses are matched over camera intervals: out-of-order camera times misplace frames."""
+    if np.all(np.diff(cam_ms) > 0):
+        return
+    faults = diagnose_timestamps(np.arange(cam_ms.size), cam_ms)
+    raise AceInputError(
+        f"camera timestamps out of order ({faults.describe()}): with lost TTL pulses to "
+        "fill from the camera clock, those frames would be placed a frame interval off. "
+        f"Repair them with timestamp_faults = repair ({POLICY_HINT})",
+        column=TIME_COLUMN,
+    )
+
+
+def _check_clock(
+    times: np.ndarray,
+    ttl: np.ndarray,
+    cam_ms: np.ndarray,
+    matched: np.ndarray,
+    tolerance_ms: float | None,
+) -> dict[str, float]:
+    """Fit camera -> ephys on the pulsed frames; every frame must lie near that clock."""
+    cam = cam_ms / 1000.0
+    slope, offset = np.polyfit(cam[matched], ttl, 1)
+    pulse_resid = ttl - (offset + slope * cam[matched])
+    frame_resid = (times - (offset + slope * cam)) * 1e3
+    frame_ms = float(np.median(np.diff(cam_ms))) if cam_ms.size > 1 else float("nan")
+    tol = float(tolerance_ms) if tolerance_ms is not None else 0.5 * frame_ms
+    off = np.flatnonzero(~(np.abs(frame_resid) <= tol)) if np.isfinite(tol) else []
+    order = np.flatnonzero(~(np.diff(times) > 0)) + 1
+    if len(off) or order.size:
+        bad = np.union1d(off, order).astype(int)
+        worst = float(np.nanmax(np.abs(frame_resid)))
+        raise AceInputError(
+            f"{bad.size} frames are off the camera clock fitted to the TTL pulses by more than "
+            f"{tol:.1f} ms (worst {worst:.1f} ms{', some out of order' if order.size else ''}): "
+            f"frames {bad[:LISTED].tolist()}{' and more' if bad.size > LISTED else ''}. A lost "
+            "pulse next to a spurious one, a pulse matched to the wrong frame, or wrong camera "
+            "timestamps there. Check the pulses around those frames ('indices of TTL events "
+            f"to delete'), the camera timestamps (timestamp_faults), or raise "
+            f"{ALIGNMENT_TOLERANCE} (column '{ALIGNMENT_TOLERANCE}' of "
+            f"analysis_parameters.csv or the run-config key "
+            f"ops.analysis_parameters.config.overrides.{ALIGNMENT_TOLERANCE})",
+            column=ALIGNMENT_TOLERANCE,
+        )
+    return {
+        "clock_slope": float(slope),
+        "clock_offset_s": float(offset),
+        "max_residual_ms": float(np.max(np.abs(pulse_resid)) * 1e3),
+        "tolerance_ms": tol,
+        "max_frame_residual_ms": float(np.max(np.abs(frame_resid))),
+    }
 
 
 def _fill_frames(ttl: np.ndarray, cam: np.ndarray, matched: np.ndarray, n: int) -> np.ndarray:
@@ -222,6 +291,7 @@ def align_frames(
     sync_bit: int | None = None,
     events_file: str | None = None,
     max_repair: int = 30,
+    tolerance_ms: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, AlignmentReport]:
     """Frame times from a ``.nev`` event table: pick the sync bit, then reconcile counts.
 
@@ -245,6 +315,7 @@ def align_frames(
             delete,
             zero_time_s,
             max_repair=max_repair,
+            tolerance_ms=tolerance_ms,
         )
     except AceInputError as exc:
         raise AceInputError(

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import ace_assets.io.frame_times
 import ace_assets.miniscope.denoise
 import ace_assets.miniscope.extraction
 import ace_assets.miniscope.motion
@@ -58,7 +59,7 @@ PROBES = (
 
 
 def test_the_pipeline_stages_are_registered() -> None:
-    assert set(STAGE_CLASSES) == {"denoise", "preprocess", "motion", "extraction"}
+    assert set(STAGE_CLASSES) == {"denoise", "preprocess", "motion", "extraction", "timing"}
     assert not set(SPECS) & set(ENGINE_SPECS)
 
 

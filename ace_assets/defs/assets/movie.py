@@ -14,6 +14,8 @@ from ace_assets.defs.partitions import line_of
 from ace_assets.defs.progress import Progress
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.results import MovieResult, Parameters, SessionFiles, staged
+from ace_assets.defs.timestamp_checks import timestamp_metadata, timestamps_check
+from ace_assets.io.frame_times import LISTED, FrameTimingParams
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter, atomic_save_npz, drop_store
 from ace_assets.miniscope.denoise import DenoiseReport, denoise_movie
@@ -35,6 +37,7 @@ MOVIE = "movie.npyd"
     kinds={"numpy", "opencv"},
     checks=[
         ("dropped_frames_below_threshold", True),
+        ("timestamps_in_order", False),
         ("corrupted_frames_below_threshold", True),
         ("stripes_removed", True),
     ],
@@ -60,7 +63,10 @@ def denoised_movie(
     session = session_files.miniscope
     params = analysis_parameters.values
     with input_errors_as_failures():
-        recording = open_miniscope(session["folder"], confine_to=paths.data)
+        timing = FrameTimingParams.from_mapping(params.group("timing"))
+        recording = open_miniscope(
+            session["folder"], timestamp_faults=timing.timestamp_faults, confine_to=paths.data
+        )
         h, w = recording.frame_shape
         progress = Progress(context.log.info, f"line {line} {own.asset}", recording.n_frames)
         with staged(context, paths) as out:
@@ -88,6 +94,7 @@ def denoised_movie(
                     "fps": recording.frame_rate,
                     **report.manifest(),
                     "dropped_frames": recording.dropped.as_dict(),
+                    "timestamps": recording.timing.summary() if recording.timing else None,
                 },
             )
     dropped = recording.dropped.estimated_missing
@@ -109,6 +116,7 @@ def denoised_movie(
             "corrupted_frames": len(report.corrupted_frames),
             "corrupted_counts": dg.MetadataValue.json(report.corrupted_counts),
             "dropped_frames": dropped,
+            **timestamp_metadata(recording.timing),
             "store": dg.MetadataValue.path(str(own.folder / MOVIE)),
             **progress.throughput(),
             **figures,
@@ -126,8 +134,12 @@ def denoised_movie(
             "dropped_fraction": fraction,
             "threshold": limit,
             "long_intervals": len(recording.dropped.long_interval_frames),
+            "dropped_after_frames": dg.MetadataValue.json(
+                recording.dropped.long_interval_frames[:LISTED].tolist()
+            ),
         },
     )
+    yield timestamps_check(recording.timing, timing.timestamp_faults)
     yield _corrupted_check(report, float(params["max_corrupted_frame_fraction"]))
     yield _stripes_check(report, float(params["max_stripe_power_remaining"]))
 

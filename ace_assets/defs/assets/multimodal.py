@@ -25,9 +25,11 @@ from ace_assets.defs.results import (
     SpectrogramResult,
     staged,
 )
+from ace_assets.defs.timestamp_checks import timestamp_metadata
 from ace_assets.demo import truth
 from ace_assets.errors import AceInputError
 from ace_assets.io.csv_export import write_csv
+from ace_assets.io.frame_times import FrameTimingParams
 from ace_assets.io.miniscope import open_miniscope
 from ace_assets.io.neuralynx import load_clock
 from ace_assets.io.store import atomic_save_npz
@@ -60,7 +62,10 @@ def multimodal_alignment(
     (``ttl_sync_bit``, or the bit that matches the frame count and interval).
     Spurious pulses listed in ``indices of TTL events to delete`` go first;
     a few missing pulses are repaired from the camera's own timestamps; the
-    mismatch is reported, never hidden. ``zero time (s)`` sets the origin.
+    mismatch is reported, never hidden. Camera timestamps out of order are repaired
+    or refused (``timestamp_faults``), and every frame must lie within
+    ``alignment_tolerance_ms`` of the camera clock fitted to the pulses, else the
+    frames are named. ``zero time (s)`` sets the origin.
     """
     line = line_of(context)
     own = AlignmentResult.of(context, paths)
@@ -76,7 +81,12 @@ def multimodal_alignment(
                 column="events filename",
             )
         events = pd.read_csv(channels["events_csv"])
-        recording = open_miniscope(session["miniscope"]["folder"], confine_to=paths.data)
+        timing = FrameTimingParams.from_mapping(params.group("timing"))
+        recording = open_miniscope(
+            session["miniscope"]["folder"],
+            timestamp_faults=timing.timestamp_faults,
+            confine_to=paths.data,
+        )
         delete = list(params["indices of TTL events to delete"])
         zero = float(params["zero time (s)"])
         try:
@@ -88,6 +98,7 @@ def multimodal_alignment(
                 zero,
                 sync_bit=params["ttl_sync_bit"],
                 events_file=session["ephys"]["events_file"],
+                tolerance_ms=timing.alignment_tolerance_ms,
             )
         except AceInputError as exc:
             raise AceInputError(exc.reason, file=exc.file, line=line, column=exc.column) from None
@@ -126,6 +137,9 @@ def multimodal_alignment(
             ),
             "edges_per_bit": dg.MetadataValue.md(_edges_markdown(report.sync.edges_per_bit)),
             "first_frame_s": float(frame_times[0]) if len(frame_times) else float("nan"),
+            "max_frame_residual_ms": _or_nan(report.max_frame_residual_ms),
+            "alignment_tolerance_ms": _or_nan(report.tolerance_ms),
+            **timestamp_metadata(recording.timing),
             "alignment": figure,
             **truth.metadata(accuracy),
         },
@@ -149,6 +163,10 @@ def multimodal_alignment(
             "threshold": limit,
         },
     )
+
+
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def _edges_markdown(rows: list[dict]) -> str:

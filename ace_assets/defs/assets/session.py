@@ -20,6 +20,7 @@ from ace_assets.defs.partitions import line_of, line_partitions
 from ace_assets.defs.presentation import REPORT_ORDER
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.results import SessionFiles, results_asset, staged
+from ace_assets.defs.timestamp_checks import COUNT_KEYS
 from ace_assets.errors import AceInputError
 from ace_assets.io.landing import landing_state
 from ace_assets.io.session import resolve_session
@@ -70,6 +71,7 @@ def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg
                 "frame_rate_hz": ms.frame_rate,
                 "frame_shape": dg.MetadataValue.text(f"{ms.frame_shape[0]} x {ms.frame_shape[1]}"),
                 "dropped_frames": int(ms.dropped_frames["estimated_missing"]),
+                **_timestamp_counts(ms.timestamps),
                 "duration_s": round(ms.n_frames / ms.frame_rate, 3) if ms.frame_rate else 0.0,
             }
         )
@@ -119,6 +121,17 @@ def raw_file_errors(source: str, row: dict) -> Iterator[None]:
             line=int(row["line_number"]),
             column=" / ".join(columns) or None,
         ) from None
+
+
+def _timestamp_counts(summary: dict | None) -> dict[str, object]:
+    """Each kind of timestamp fault: its count, and its first frames when there are any."""
+    out: dict[str, object] = {}
+    for kind, key in COUNT_KEYS.items():
+        entry = (summary or {}).get(kind) or {"count": 0, "frames": []}
+        out[key] = int(entry["count"])
+        if entry["count"]:
+            out[f"{key}_frames"] = dg.MetadataValue.json(entry["frames"])
+    return out
 
 
 def processed_fingerprint(instance: dg.DagsterInstance, line: int | str) -> str | None:
