@@ -169,7 +169,7 @@ def test_raw_file_error_fails_the_line_with_its_row(demo_paths, monkeypatch) -> 
 def test_unreadable_catalog_still_skips_the_tick_with_the_reason(tmp_path: Path) -> None:
     paths = PathsResource(
         project_path=str(tmp_path / "project"),
-        data_path=str(tmp_path),
+        data_path=str(tmp_path / "data"),
         results_path=str(tmp_path / "results"),
     )
     with dg.instance_for_test() as instance:
