@@ -12,9 +12,9 @@ from ace_assets.catalog.experiments import read_experiments
 from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
 from ace_assets.catalog.paths import UnsafePathError, normalize_relative_dir
 from ace_assets.errors import AceInputError
-from ace_assets_tests.helpers.paths import REPO, TEMPLATES
+from ace_assets_tests.helpers.paths import DATA, REPO, TEMPLATES
 
-SHARED = TEMPLATES  # the lab templates
+SHIFTED = DATA / "lab_templates_shifted"  # the lab templates as distributed
 EMBEDDED = REPO / "data_catalog"
 HEADER = (
     "line number,id,date (YYMMDD),Box Calcium Folder ID,calcium imaging directory,"
@@ -70,7 +70,7 @@ def test_directory_normalisation() -> None:
 
 
 def test_shared_experiments_template_row_is_reported_as_shifted() -> None:
-    catalog = read_experiments(SHARED / "experiments_template.csv")
+    catalog = read_experiments(SHIFTED / "experiments_template.csv")
     assert catalog.experiments == {}
     (problem,) = [p for p in catalog.problems if p.severity == "error"]
     assert problem.row == 2 and problem.line_number == 1
@@ -78,10 +78,32 @@ def test_shared_experiments_template_row_is_reported_as_shifted() -> None:
 
 
 def test_shared_parameters_template_row_is_reported_as_shifted() -> None:
-    table = read_parameter_table(SHARED / "analysis_parameters_template.csv")
+    table = read_parameter_table(SHIFTED / "analysis_parameters_template.csv")
     assert 1 not in table.rows
     with pytest.raises(AceInputError, match=r"row 2, line number 1: row has 52 fields"):
         resolve_parameters(table, 1)
+
+
+def test_corrected_experiments_template_row_is_read_into_its_columns() -> None:
+    catalog = read_experiments(TEMPLATES / "experiments_template.csv")
+    assert not [p for p in catalog.problems if p.severity == "error"], catalog.problems
+    row = catalog.experiments[1]
+    assert row.calcium_dir == PurePosixPath(
+        "relative/path/to/miniscope/data/ExampleRat/2024_01_01/12_00_00"
+    )
+    assert row.ephys_dir == PurePosixPath(
+        "relative/path/to/ephys/data/ExampleRat/2024-01-01_12-00-00"
+    )
+    assert row.weight_kg == 0.5 and row.emg_channel == "EMG"  # the .ncs name, as a channel
+    assert row.events_filename == "Events.nev" and row.channels[-1] == "EMG"
+    assert row.comments is not None and row.comments.startswith("Example baseline recording")
+
+
+def test_corrected_parameters_template_row_resolves() -> None:
+    table = read_parameter_table(TEMPLATES / "analysis_parameters_template.csv")
+    params = resolve_parameters(table, 1)
+    assert params["gSig"] == (7, 7) and params["border_nan"] == "copy"
+    assert params["ca_ephys_burst_suppression_video_num"] is None  # the comment is a comment
 
 
 def test_embedded_demo_catalog() -> None:

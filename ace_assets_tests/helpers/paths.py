@@ -4,7 +4,7 @@ from pathlib import Path
 
 #: The repository root (pyproject.toml, README.md, data_catalog/).
 REPO = Path(__file__).resolve().parents[2]
-#: Real recordings copied into the project, each folder with its ORIGIN.md.
+#: Real recordings and files from elsewhere copied into the project, each with its ORIGIN.md.
 DATA = REPO / "ace_assets_tests" / "data"
 README = REPO / "README.md"
 TEMPLATES = REPO / "data_catalog" / "templates"
