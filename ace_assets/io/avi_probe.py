@@ -60,13 +60,13 @@ def _probe(fh: BinaryIO, size: int) -> AviProbe:
         if end > size + (length & 1):
             return AviProbe(
                 None,
-                f"{size} of the {end} bytes its RIFF header announces (still copying, or cut off)",
+                f"{size} of the {end} bytes its RIFF header announces: still copying, or cut off",
             )
         riffs.append((pos, min(end, size)))
         pos = end
     if pos < size:
         return AviProbe(
-            None, f"{size - pos} bytes after the last RIFF chunk (the next one still copying?)"
+            None, f"{size - pos} bytes after the last RIFF chunk: the next one still copying"
         )
     first_start, first_end = riffs[0]
     header = _read_header(fh, first_start + 12, first_end)
@@ -74,21 +74,21 @@ def _probe(fh: BinaryIO, size: int) -> AviProbe:
         return AviProbe(None, "no complete 'hdrl' header list")
     promised, video, super_index = header
     if promised <= 0:
-        return AviProbe(None, f"the header promises {promised} frames (empty or unfinished AVI)")
+        return AviProbe(None, f"the header promises {promised} frames: an empty or unfinished AVI")
     if super_index:
         indexed = 0
         for offset, length, duration in super_index:
             if offset + length > size:
                 return AviProbe(
                     None,
-                    f"{size} bytes, but its index points to byte {offset + length} "
-                    "(still copying, or cut off)",
+                    f"{size} bytes, but its index points to byte {offset + length}: "
+                    "still copying, or cut off",
                 )
             indexed += duration
     else:
         found = _idx1_frames(fh, first_start + 12, first_end, video)
         if found is None:
-            return AviProbe(None, "no idx1 index at the end (still copying, or cut off)")
+            return AviProbe(None, "no idx1 index at the end: still copying, or cut off")
         indexed = found
     if indexed != promised:
         return AviProbe(

@@ -188,20 +188,21 @@ def _avis_awaited(
     files = numbered_avis(movie_dir, pattern)
     numbers = [int(m.group(1)) for p in files if (m := pattern.match(p.name))]
     gaps = sorted(set(range(first, max(numbers) + 1)) - set(numbers))
-    awaited = [
-        f"{show(movie_dir / name.format(n))} (missing: the movie runs up to "
-        f"{name.format(max(numbers))})"
+    last = name.format(max(numbers))
+    listed: list[tuple[int, str]] = [
+        (n, f"{show(movie_dir / name.format(n))} (missing: the movie runs up to {last})")
         for n in gaps[:MAX_LISTED_GAPS]
     ]
-    if len(gaps) > MAX_LISTED_GAPS:
-        awaited.append(f"{len(gaps) - MAX_LISTED_GAPS} more movie files in {show(movie_dir)}/")
     total = 0
-    for path in files:
+    for number, path in zip(numbers, files, strict=True):
         probe = _avi(str(path), _key(path))
         if probe.whole:
             total += int(probe.frames or 0)
         else:
-            awaited.append(f"{show(path)} ({probe.problem})")
+            listed.append((number, f"{show(path)} ({probe.problem})"))
+    awaited = [text for _, text in sorted(listed)]
+    if len(gaps) > MAX_LISTED_GAPS:
+        awaited.append(f"{len(gaps) - MAX_LISTED_GAPS} more movie files in {show(movie_dir)}/")
     return files, awaited, (None if awaited else total)
 
 
