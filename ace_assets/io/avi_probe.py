@@ -43,6 +43,8 @@ def probe_avi(path: str | Path) -> AviProbe:
             return _probe(fh, size)
     except OSError as exc:
         return AviProbe(None, f"cannot be read ({exc.strerror or exc})")
+    except struct.error:  # shorter than it was a moment ago
+        return AviProbe(None, "changed while being read: still copying")
 
 
 def _probe(fh: BinaryIO, size: int) -> AviProbe:
