@@ -79,7 +79,7 @@ def landing_state(data_path: str | Path, experiment: dict[str, Any]) -> LandingS
             if not folder.is_dir():
                 awaited.append(f"{relative}/ (folder not there yet)")
                 continue
-            found, temporary, newest_folder = _scan(folder, show)
+            found, temporary, newest_folder = _scan(folder, root, show)
             newest = max(newest, newest_folder)
             entries.extend(found)
             awaited.extend(temporary)
@@ -105,10 +105,11 @@ def landing_state(data_path: str | Path, experiment: dict[str, Any]) -> LandingS
 
 
 def _scan(
-    folder: Path, show: Callable[[Path], str]
+    folder: Path, root: Path, show: Callable[[Path], str]
 ) -> tuple[list[tuple[str, int, float]], list[str], float]:
     """(path, size, mtime) of every file below ``folder`` (hidden ones too), the hidden or
-    temporary ones as awaited entries, and the newest folder mtime.
+    temporary ones and links leading out of ``root`` as awaited entries, and the newest
+    folder mtime.
 
     Folders count for the settle time only: rsync and ``cp -p`` give each file its source's
     old mtime, but every file they create or rename bumps its folder's mtime until they
@@ -124,6 +125,14 @@ def _scan(
             newest_folder = max(newest_folder, base.stat().st_mtime)
         except OSError:  # removed since the listing: the next look sees it
             pass
+        for name in dirnames + filenames:
+            if os.path.islink(base / name):
+                target = (base / name).resolve()
+                if target != root and root not in target.parents:
+                    temporary.append(
+                        f"{show(base / name)} (a link to {target}, outside data_path: "
+                        "copy the data itself)"
+                    )
         for name in sorted(filenames):
             if name in IGNORED_NAMES:
                 continue

@@ -318,3 +318,15 @@ def test_metadata_json_cut_off_is_named(landed: Path) -> None:
     meta.write_text(text[: len(text) // 2])
     state, _ = two_looks(landed, LATE)
     assert len(state.awaited) == 1 and state.awaited[0].startswith(f"{MOVIE}/metaData.json (")
+
+
+def test_link_leading_out_of_data_path_is_refused(landed: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("not raw data")
+    (landed / MOVIE / "notes.txt").symlink_to(outside)
+    (landed / MOVIE / "inside.txt").symlink_to(landed / MOVIE / "metaData.json")
+    state = landing_state(landed, ROW)
+    assert state.awaited == (
+        f"{MOVIE}/notes.txt (a link to {outside.resolve()}, outside data_path: copy the data "
+        "itself)",
+    )
