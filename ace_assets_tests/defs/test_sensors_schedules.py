@@ -21,22 +21,39 @@ HEADER = (
 )
 
 
-def touch(path: Path, age_s: float = 600.0, payload: bytes = b"x") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(payload)
+def age(folder: Path, age_s: float) -> None:
+    """Files and folders last changed ``age_s`` ago, as a finished copy that kept mtimes."""
     old = time.time() - age_s
-    os.utime(path, (old, old))
+    for path in [folder, *folder.rglob("*")]:
+        os.utime(path, (old, old))
 
 
-def land_miniscope(data: Path, rel: str, age_s: float = 600.0) -> None:
-    folder = data / rel / "Miniscope"
-    for name in ("0.avi", "metaData.json", "timeStamps.csv"):
-        touch(folder / name, age_s)
+def land_miniscope(data: Path, rel: str, age_s: float = 600.0, n_frames: int = 20) -> None:
+    """A real (tiny) V4 session: landing checks AVI headers against timeStamps.csv."""
+    from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope
+    from ace_assets.demo.miniscope_writer import write_v4_session
+
+    synth = SyntheticMiniscope(
+        MiniscopeSynthConfig(height=24, width=32, n_frames=n_frames, n_neurons=2, neuron_radius=2.0)
+    )
+    write_v4_session(data / rel, synth, frames_per_file=10, overwrite=True)
+    age(data / rel, age_s)
 
 
 def land_ephys(data: Path, rel: str, channels: list[str], age_s: float = 600.0) -> None:
-    for name in [f"{c}.ncs" for c in channels] + ["Events.nev"]:
-        touch(data / rel / name, age_s)
+    """Real Neuralynx files: landing checks each is a header plus whole records."""
+    import numpy as np
+
+    from ace_assets.demo.neuralynx_writer import write_ncs, write_nev
+
+    (data / rel).mkdir(parents=True, exist_ok=True)
+    for i, channel in enumerate(channels):
+        samples = np.zeros(1024, np.int16)
+        write_ncs(
+            data / rel / f"{channel}.ncs", samples, 1000.0, channel_name=channel, channel_id=i
+        )
+    write_nev(data / rel / "Events.nev", np.array([100, 200]), np.array([1, 0]))
+    age(data / rel, age_s)
 
 
 @pytest.fixture()
@@ -109,7 +126,7 @@ def test_changed_recording_is_requested_again_with_a_new_run_key(setup) -> None:
     with dg.instance_for_test() as instance:
         cursor = tick(instance, paths, None).cursor
         one = tick(instance, paths, cursor)
-        touch(data / "ca/a/Miniscope/1.avi")  # a late file arrives
+        land_miniscope(data, "ca/a", n_frames=30)  # a late movie file arrives
         two = tick(instance, paths, one.cursor)
         three = tick(instance, paths, two.cursor)
         keys = [r.run_key for r in one.run_requests + three.run_requests]
