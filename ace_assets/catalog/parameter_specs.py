@@ -60,6 +60,15 @@ SPECS: dict[str, ParamSpec] = {
         "Either way they are reported as what they are, never as dropped frames",
         choices=("repair", "fail"),
     ),
+    "timestamp_rows": P(
+        "fail",
+        "str",
+        "timing",
+        "a timestamp table with more or fewer rows than the AVIs have frames: fail (an error "
+        "naming the file and both counts) or fit (extra rows ignored, missing times "
+        "extrapolated at the median frame interval; listed in the metadata)",
+        choices=("fail", "fit"),
+    ),
     "alignment_tolerance_ms": P(
         None,
         "opt_float",

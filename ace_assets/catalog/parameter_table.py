@@ -15,7 +15,7 @@ INTRO = """\
 Every setting of `analysis_parameters.csv`, with the default an empty cell gives. This
 table is generated from `ace_assets/catalog/parameter_specs.py` (`SPECS`), the only
 place a default lives: the stage settings (`DenoiseParams`, `PreprocessParams`,
-`MotionParams`, `ExtractionParams`) take theirs from it, so a notebook calling
+`MotionParams`, `ExtractionParams`, `FrameTimingParams`) take theirs from it, so a notebook calling
 `extract(movie)` runs what the asset runs. Cells are read with one grammar everywhere:
 `TRUE`/`FALSE`, `None`, numbers, `(7, 7)`, `[0.5, 4]` and words; an empty cell keeps the
 default. Regenerate with `python -m ace_assets.catalog.parameter_table`."""

@@ -52,7 +52,13 @@ class FrameTimingParams(StageParams):
     """How faulty camera timestamps are handled and how close frames must align."""
 
     timestamp_faults: str
+    timestamp_rows: str
     alignment_tolerance_ms: float | None
+
+    @property
+    def strict_rows(self) -> bool:
+        """Is a timestamp table that does not match the frame count an error?"""
+        return self.timestamp_rows == "fail"
 
     def validate(self) -> None:
         tol = self.alignment_tolerance_ms

@@ -8,8 +8,10 @@ with the file that is wrong.
 
 Timestamp rows are matched to AVI frames in order (row i is frame i). A table
 with fewer or more rows than there are frames is an error in ``strict`` mode
-(the default); with ``strict=False`` it becomes an entry in ``issues`` and the
-frames without a row get a NaN timestamp — never a silent truncation.
+(the default; the analysis parameter ``timestamp_rows`` = fail); with ``strict=False``
+(``fit``) it becomes an entry in ``issues``: extra rows are ignored and frames without a
+row get times extrapolated at the median frame interval, never NaN, never a silent
+truncation.
 """
 
 from __future__ import annotations
@@ -621,6 +623,15 @@ def _number(row: list[str], col: int, path: Path, line: int, name: str) -> float
     return value
 
 
+#: The analysis parameter that decides what a timestamp table of the wrong length does.
+TIMESTAMP_ROWS = "timestamp_rows"
+TIMESTAMP_ROWS_HINT = (
+    f"to go on anyway (extra rows ignored, missing times extrapolated), set the column "
+    f"'{TIMESTAMP_ROWS}' of analysis_parameters.csv to fit, or the run config "
+    f"ops.analysis_parameters.config.overrides.{TIMESTAMP_ROWS}"
+)
+
+
 def _match_rows(
     frame_numbers: np.ndarray,
     times: np.ndarray,
@@ -634,14 +645,22 @@ def _match_rows(
         return frame_numbers, times
     msg = f"{rows} timestamp rows for {n_frames} frames in the AVI files"
     if strict:
-        raise AceInputError(
-            msg + " (open with strict=False to continue with NaN times for unmatched frames)",
-            file=path,
-        )
+        raise AceInputError(msg + f"; {TIMESTAMP_ROWS_HINT}", file=path, column=TIMESTAMP_ROWS)
     if rows < n_frames:
-        issues.append(f"{path.name}: {msg}; the last {n_frames - rows} frames have no time (NaN)")
         pad = n_frames - rows
-        times = np.concatenate([times, np.full(pad, np.nan)])
+        steps = np.diff(times[np.isfinite(times)])
+        step = float(np.median(steps)) if steps.size else np.nan
+        if not (np.isfinite(step) and step > 0):
+            raise AceInputError(
+                msg + "; too few valid times to extrapolate the missing ones from",
+                file=path,
+                column=TIMESTAMP_ROWS,
+            )
+        issues.append(
+            f"{path.name}: {msg}; the times of the last {pad} frames are extrapolated at the "
+            f"median frame interval ({step:.3f} ms)"
+        )
+        times = np.concatenate([times, times[-1] + step * np.arange(1, pad + 1)])
         frame_numbers = np.concatenate([frame_numbers, np.full(pad, -1, np.int64)])
     else:
         issues.append(f"{path.name}: {msg}; the last {rows - n_frames} rows were ignored")

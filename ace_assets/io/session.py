@@ -103,7 +103,9 @@ def _folder(data_path: str | Path, relative: str, source: str, line: int, column
 def _miniscope(folder: Path, data_path: str | Path) -> MiniscopeFiles:
     from ace_assets.io.miniscope import open_miniscope
 
-    rec = open_miniscope(folder, confine_to=data_path)
+    # a listing, not an analysis: a timestamp table of the wrong length is noted here and
+    # decided by the movie stages, which read the line's ``timestamp_rows`` setting
+    rec = open_miniscope(folder, confine_to=data_path, strict=False)
     for path in (*rec.files, *([rec.timestamps_file] if rec.timestamps_file else [])):
         confined_file(path, data_path)
     files = [

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ace_assets.catalog.parameter_specs import SPECS
 from ace_assets.errors import AceInputError
 from ace_assets.io.miniscope import open_miniscope, parse_frame_rate
 
@@ -195,12 +196,25 @@ def test_short_timestamp_table(tmp_path: Path) -> None:
     session = make_v4(
         tmp_path, n_files=2, per_file=3, frame_numbers=list(range(4)), times=[0, 33, 66, 99]
     )
-    with pytest.raises(AceInputError, match=r"timeStamps\.csv.*4 timestamp rows for 6 frames"):
+    with pytest.raises(
+        AceInputError, match=r"timeStamps\.csv.*4 timestamp rows for 6 frames"
+    ) as err:
         open_miniscope(session)
-    rec = open_miniscope(session, strict=False)
+    # the hint names a setting that exists, in the CSV and in the run config
+    assert err.value.column == "timestamp_rows"
+    assert "ops.analysis_parameters.config.overrides.timestamp_rows" in str(err.value)
+    assert "timestamp_rows" in SPECS and "fit" in SPECS["timestamp_rows"].choices
+    rec = open_miniscope(session, strict=False)  # timestamp_rows = fit
     assert rec.n_frames == 6
-    assert np.isnan(rec.timestamps_ms[4:]).all() and np.isfinite(rec.timestamps_ms[:4]).all()
+    np.testing.assert_allclose(rec.timestamps_ms, [0, 33, 66, 99, 132, 165])  # never NaN
     assert any("4 timestamp rows for 6 frames" in msg for msg in rec.issues)
+    longer = make_v4(
+        tmp_path / "long", n_files=1, per_file=3, frame_numbers=list(range(5)),
+        times=[0, 33, 66, 99, 132],
+    )  # fmt: skip
+    rec = open_miniscope(longer, strict=False)
+    np.testing.assert_allclose(rec.timestamps_ms, [0, 33, 66])
+    assert any("the last 2 rows were ignored" in msg for msg in rec.issues)
 
 
 def test_bad_timestamp_cell_names_line(tmp_path: Path) -> None:

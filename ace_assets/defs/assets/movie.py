@@ -65,7 +65,10 @@ def denoised_movie(
     with input_errors_as_failures():
         timing = FrameTimingParams.from_mapping(params.group("timing"))
         recording = open_miniscope(
-            session["folder"], timestamp_faults=timing.timestamp_faults, confine_to=paths.data
+            session["folder"],
+            timestamp_faults=timing.timestamp_faults,
+            strict=timing.strict_rows,
+            confine_to=paths.data,
         )
         h, w = recording.frame_shape
         progress = Progress(context.log.info, f"line {line} {own.asset}", recording.n_frames)

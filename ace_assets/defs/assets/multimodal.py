@@ -85,6 +85,7 @@ def multimodal_alignment(
         recording = open_miniscope(
             session["miniscope"]["folder"],
             timestamp_faults=timing.timestamp_faults,
+            strict=timing.strict_rows,
             confine_to=paths.data,
         )
         delete = list(params["indices of TTL events to delete"])

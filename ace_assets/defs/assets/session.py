@@ -73,6 +73,7 @@ def session_files(context: dg.AssetExecutionContext, paths: PathsResource) -> dg
                 "dropped_frames": int(ms.dropped_frames["estimated_missing"]),
                 **_timestamp_counts(ms.timestamps),
                 "duration_s": round(ms.n_frames / ms.frame_rate, 3) if ms.frame_rate else 0.0,
+                "miniscope_notes": dg.MetadataValue.text("; ".join(ms.notes) or "none"),
             }
         )
     if session.ephys:
