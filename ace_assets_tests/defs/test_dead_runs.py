@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.storage.event_log.base import EventLogStorage
 
 from ace_assets.definitions import all_assets
 from ace_assets.defs.line_assets import HEAVY_POOL
@@ -45,6 +46,26 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def kill_demo_in_a_heavy_step(
+    env: dict[str, str], folders: list[Path], storage: EventLogStorage
+) -> None:
+    """Start ``run_demo`` on line 2 and SIGKILL it once it holds the heavy pool's slot."""
+    project, data, results = (str(f) for f in folders)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "ace_assets.run_demo", "--project", project, "--data", data,
+         "--results", results, "--lines", "2"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for(
+            lambda: demo.poll() is None and storage.get_concurrency_info(HEAVY_POOL).claimed_slots,
+            "the demo to enter a heavy step",
+        )
+    finally:
+        demo.send_signal(signal.SIGKILL)
+        demo.wait()
+
+
 def _blocked_runs(instance: dg.DagsterInstance) -> int:
     """Runs that logged a step blocked by a pool."""
     return sum(
@@ -62,21 +83,9 @@ def test_killed_in_process_run_frees_the_heavy_pool(
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     env = {**os.environ, "PYTHONPATH": str(REPO), "DAGSTER_HOME": str(home)}
     results = tmp_path / "results"
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "ace_assets.run_demo", "--project", str(demo_project),
-         "--data", str(demo_data), "--results", str(results), "--lines", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     instance = dg.DagsterInstance.get()
     storage = instance.event_log_storage
-    try:
-        _wait_for(
-            lambda: demo.poll() is None and storage.get_concurrency_info(HEAVY_POOL).claimed_slots,
-            "the demo to enter a heavy step",
-        )
-    finally:
-        demo.send_signal(signal.SIGKILL)
-        demo.wait()
+    kill_demo_in_a_heavy_step(env, [demo_project, demo_data, results], storage)
     (dead,) = instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
     assert _blocked_runs(instance) == 0
     assert [s.run_id for s in storage.get_concurrency_info(HEAVY_POOL).claimed_slots] == [
@@ -131,19 +140,7 @@ def test_killed_in_process_run_frees_the_heavy_pool(
     assert not storage.get_concurrency_info(HEAVY_POOL).claimed_slots
 
     # kill again; this time the next in-process line run frees the slot itself
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "ace_assets.run_demo", "--project", str(demo_project),
-         "--data", str(demo_data), "--results", str(results), "--lines", "2"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        _wait_for(
-            lambda: demo.poll() is None and storage.get_concurrency_info(HEAVY_POOL).claimed_slots,
-            "the demo to enter a heavy step again",
-        )
-    finally:
-        demo.send_signal(signal.SIGKILL)
-        demo.wait()
+    kill_demo_in_a_heavy_step(env, [demo_project, demo_data, results], storage)
     paths = PathsResource(
         project_path=str(demo_project), data_path=str(demo_data), results_path=str(results)
     )
