@@ -134,8 +134,8 @@ class PathMap:
         except json.JSONDecodeError as exc:
             raise _error(
                 f"path_map is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-                "write each Windows backslash twice (\"D:\\\\Lab\") or use forward slashes "
-                "(\"D:/Lab\"): matching ignores separator style",
+                'write each Windows backslash twice ("D:\\\\Lab") or use forward slashes '
+                '("D:/Lab"): matching ignores separator style',
                 source,
             ) from None
         if isinstance(data, dict):

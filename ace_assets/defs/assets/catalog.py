@@ -236,9 +236,7 @@ def experiment_row(paths: PathsResource, line: int) -> tuple[dict, str]:
         invalid = catalog.invalid.get(line)
         if invalid is not None:
             first, *rest = invalid.problems
-            also = "".join(
-                f"; also row {p.row}, column '{p.column}': {p.message}" for p in rest
-            )
+            also = "".join(f"; also row {p.row}, column '{p.column}': {p.message}" for p in rest)
             raise AceInputError(
                 f"{first.message}{also}. The line is not processed until its row in "
                 "experiments.csv is corrected",
