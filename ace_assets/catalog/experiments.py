@@ -183,6 +183,7 @@ def _parse_row(
 ) -> Experiment:
     values: dict[str, Any] = {}
     errors: list[RowProblem] = []
+    refused: set[str] = set()  # folder cells that were given but refused
 
     def problem(column: str, message: str, severity: str = "error") -> None:
         (errors if severity == "error" else problems).append(
@@ -197,6 +198,7 @@ def _parse_row(
             try:
                 values[attr] = folder_cell(text, path_map)
             except UnsafePathError as exc:
+                refused.add(attr)
                 problem(header, str(exc))
         elif attr == "date":
             values[attr] = _parse_date(text, lambda m, h=header: problem(h, m, "warning"))
@@ -223,7 +225,14 @@ def _parse_row(
         elif cell:
             names = f"{cell}.ncs" if name == "emg_channel" else cell
             _check_file_names(names, lambda m, n=name: problem(_header_for(known, n), m))
-    if "ephys_dir" not in values and (values.get("channels") or values.get("events_filename")):
+    if "ephys_dir" in values and not values.get("channels"):
+        problem(
+            _header_for(known, "channels"),
+            "an ephys directory is given but no channels are listed; list the .ncs channels "
+            "(e.g. PFCvsCBEEG;EMG), or empty the ephys directory to process the Miniscope alone",
+        )
+    ephys_given = "ephys_dir" in values or "ephys_dir" in refused
+    if not ephys_given and (values.get("channels") or values.get("events_filename")):
         problem(
             _header_for(known, "ephys_dir"),
             "channels or events are listed but there is no ephys directory; ephys is ignored",
@@ -263,7 +272,7 @@ def folder_cell(text: str, path_map: PathMap) -> PurePosixPath:
         head = components[:2]
         example = root + "/".join(head) if root else "\\\\".join(head)
         raise UnsafePathError(
-            f"{exc}, or map its prefix to a folder under data_path with a {SETTING} rule, "
+            f"{exc}, or map its prefix to a folder under data_path with a rule in {SETTING}, "
             f'e.g. {{"{example}": "."}}'
         ) from None
 
@@ -280,7 +289,9 @@ def _check_file_names(cell: str | tuple[str, ...], fail: Any) -> None:
 
 
 def _header_for(known: dict[str, str], attr: str) -> str:
-    return next((h for h, a in known.items() if a == attr), attr)
+    """The column as this file spells it, else as the template does."""
+    spelled = next((h for h, a in known.items() if a == attr), None)
+    return spelled or next((h for h, a in COLUMNS.items() if a == attr), attr)
 
 
 def _strip_ext(name: str, ext: str) -> str:

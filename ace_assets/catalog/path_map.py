@@ -26,10 +26,7 @@ from ace_assets.errors import AceInputError
 _SEPARATORS = re.compile(r"[\\/]+")
 _DRIVE = re.compile(r"^[A-Za-z]:$")
 #: where a deployment sets the map; named in every message about it
-SETTING = (
-    "path_map (run config resources.paths.config.path_map, ACE_PATH_MAP for the deployment, "
-    "--path-map for the checker)"
-)
+SETTING = "path_map (run config resources.paths.config.path_map, ACE_PATH_MAP, or --path-map)"
 
 
 def split_path(text: str) -> tuple[str, tuple[str, ...]]:
@@ -118,7 +115,7 @@ class PathMap:
             return cls()
         text = value.strip()
         source = ""
-        if text[0] not in "{[":
+        if text[0] not in '{["':
             path = Path(text).expanduser()
             source = str(path)
             try:
