@@ -81,6 +81,11 @@ def check_project(
     """
     project = Path(project).expanduser()
     path_map = path_map or PathMap()
+    if data is not None and not Path(data).expanduser().is_dir():
+        raise AceInputError(
+            f"data_path {data} is not a folder; give the root of the raw recordings",
+            column="--data",
+        )
     catalog = read_experiments(project / "experiments.csv", path_map)
     params_csv = project / "analysis_parameters.csv"
     file_problems: list[Finding] = []

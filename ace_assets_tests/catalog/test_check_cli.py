@@ -132,3 +132,5 @@ def test_an_unreadable_map_or_catalog_exits_2(tmp_path, capsys, map_text, expect
     assert expected in err and str(path_map) in err
     assert main(["check", str(tmp_path / "nowhere")]) == 2
     assert "experiments.csv: file not found" in capsys.readouterr().err
+    assert main(["check", str(project), "--data", str(tmp_path / "nowhere")]) == 2
+    assert "is not a folder" in capsys.readouterr().err

@@ -72,3 +72,25 @@ def test_a_map_that_leads_out_of_data_path_is_refused_per_line() -> None:
         (problem,) = catalog.invalid[line].problems
         assert "escapes data_path" in problem.message and "../elsewhere" in problem.message
     assert 1 in catalog.experiments and 10 in catalog.experiments  # the other rule still works
+
+
+def test_rows_refused_whole_are_still_their_lines(tmp_path: Path) -> None:
+    """A shifted row, a NUL byte or a duplicated key costs the row its data, not its line."""
+    path = tmp_path / "experiments.csv"
+    path.write_text(
+        "line number,id,calcium imaging directory\n"
+        "1,RatA,ca/a\n"
+        "2,RatB,ca/b,one cell too many\n"
+        "3,Rat\x00C,ca/c\n"
+        "4,RatD,ca/d\n"
+        "4,RatE,ca/e\n"
+        "5.5,RatF,ca/f\n"
+        "6.5,Rat\x00G,ca/g\n"
+    )
+    catalog = read_experiments(path)
+    assert list(catalog.experiments) == [1]
+    assert list(catalog.invalid) == [2, 3, 4]  # 5.5 and 6.5 are not line numbers: no line
+    assert catalog.invalid[2].row == 3 and "fields" in catalog.invalid[2].problems[0].message
+    assert catalog.invalid[3].problems[0].column == "id"
+    assert [p.row for p in catalog.invalid[4].problems] == [5, 6]
+    assert all(p.line_number is None for p in catalog.problems if p.row in (7, 8))
