@@ -100,7 +100,8 @@ def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
     new_keys = [k for k in keys if k not in existing]
     if new_keys:
         context.instance.add_dynamic_partitions(LINE_PARTITIONS_NAME, new_keys)
-    orphaned = sorted(existing - set(keys), key=int)
+    # a key typed into the UI need not be a number; it must not break the listing
+    orphaned = sorted(existing - set(keys), key=lambda k: (not k.isdigit(), k.zfill(20)))
 
     with staged(context, paths) as out:
         write_csv(frame, out / "experiments.csv")
