@@ -213,3 +213,21 @@ def test_the_deployment_sets_the_map_with_ace_path_map(lab, tmp_path, monkeypatc
                 instance.add_dynamic_partitions(LINE_PARTITIONS_NAME, list(req.partition_keys))
             cursor = result.cursor
     assert sorted(int(r.partition_key) for r in result.run_requests) == list(MATERIALIZED)
+
+
+def test_a_malformed_map_fails_the_catalog_and_skips_the_tick_with_what_to_write(lab) -> None:
+    typed_on_windows = paths_for(lab, '{"D:\\Dropbox": "."}')  # single backslashes: not JSON
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            ASSETS,
+            selection="experiments",
+            instance=instance,
+            resources={"paths": typed_on_windows},
+            raise_on_error=False,
+        )
+        text = failure_text(result)
+        assert not result.success and "write each Windows backslash twice" in text, text
+        assert instance.get_dynamic_partitions(LINE_PARTITIONS_NAME) == []
+        skipped = tick(instance, typed_on_windows, None)
+        assert "column 'path_map'" in skipped.skip_reason.skip_message
+        assert skipped.run_requests == []
