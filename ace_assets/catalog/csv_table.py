@@ -253,6 +253,7 @@ def _records(text: str) -> Iterator[tuple[int, list[str] | csv.Error]]:
 
 def _maybe_int(text: str) -> int | None:
     try:
-        return int(float(text.strip()))
+        value = float(text.strip())
+        return int(value) if value.is_integer() and value >= 0 else None
     except (ValueError, OverflowError):
         return None

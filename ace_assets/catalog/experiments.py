@@ -1,15 +1,19 @@
 """experiments.csv: one validated record per recording session.
 
-A row that cannot be trusted (bad key, unsafe path, shifted cells) is
-reported with its row, line number and column and left out; every other row
-is still usable, so one typo never blocks a night of processing.
+A row that cannot be trusted (unsafe path, shifted cells, a duplicated key) is
+reported with its row, line number and column; every other row is still usable,
+so one typo never blocks a night of processing. A row whose line number is valid
+stays a line even when the rest of it is not (:attr:`ExperimentCatalog.invalid`):
+the scientist sees it, with what is wrong, where the line's results would be.
+Only a row without a usable line number is left out, as there is no key to show
+it under.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -18,6 +22,7 @@ import pandas as pd
 from ace_assets.catalog.cells import NA_TOKENS, preview
 from ace_assets.catalog.csv_table import RawRow, RowProblem, normalize_header, read_table
 from ace_assets.catalog.line_numbers import keyed_rows
+from ace_assets.catalog.path_map import SETTING, PathMap, is_absolute, split_path
 from ace_assets.catalog.paths import UnsafePathError, check_name, normalize_relative_dir
 
 #: header text labs use -> attribute name of :class:`Experiment`
@@ -66,6 +71,8 @@ class Experiment:
     box_calcium_folder_id: str | None = None
     box_ephys_folder_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: the errors that keep this line from being processed (empty: the line is usable)
+    problems: tuple[RowProblem, ...] = ()
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -89,24 +96,42 @@ class Experiment:
         out["date"] = self.date.isoformat() if self.date else None
         out["channels"] = ";".join(self.channels)
         out["extra"] = dict(self.extra)
+        out["problems"] = problem_text(self.problems)
         return out
+
+
+def problem_text(problems: tuple[RowProblem, ...] | list[RowProblem]) -> str:
+    """'column: message' per problem, one cell of a table."""
+    return "; ".join(f"{p.column}: {p.message}" if p.column else p.message for p in problems)
 
 
 @dataclass
 class ExperimentCatalog:
     file: str
+    #: usable lines: every cell valid
     experiments: dict[int, Experiment]
     problems: list[RowProblem]
     unknown_columns: list[str]
+    #: lines whose row has errors: kept, with what could be read and ``problems`` set
+    invalid: dict[int, Experiment] = field(default_factory=dict)
+
+    @property
+    def lines(self) -> dict[int, Experiment]:
+        """Every line with a valid line number, usable or not, in line order."""
+        return dict(sorted({**self.experiments, **self.invalid}.items()))
 
     def to_frame(self) -> pd.DataFrame:
-        rows = [e.as_row() for e in self.experiments.values()]
+        rows = [e.as_row() for e in self.lines.values()]
         frame = pd.DataFrame(rows, columns=list(Experiment.__dataclass_fields__))
         return frame.drop(columns=["extra"])
 
 
-def read_experiments(path: str | Path) -> ExperimentCatalog:
-    """Parse and validate experiments.csv; raises only when the file itself is unusable."""
+def read_experiments(path: str | Path, path_map: PathMap | None = None) -> ExperimentCatalog:
+    """Parse and validate experiments.csv; raises only when the file itself is unusable.
+
+    ``path_map`` rewrites folder cells written on another machine (see
+    :mod:`ace_assets.catalog.path_map`) before they are checked against data_path.
+    """
     table = read_table(path)
     known: dict[str, str] = {}
     unknown: list[str] = []
@@ -124,12 +149,22 @@ def read_experiments(path: str | Path) -> ExperimentCatalog:
                 table.file, 1, None, header, f"unknown column kept as extra{hint}", "warning"
             )
         )
-    experiments: dict[int, Experiment] = {}
+    records: dict[int, Experiment] = {}
     for line, raw in keyed_rows(table).items():
-        record = _parse_row(table.file, line, raw, known, unknown, table.problems)
-        if record is not None:
-            experiments[line] = record
-    return ExperimentCatalog(table.file, experiments, table.problems, unknown)
+        records[line] = _parse_row(
+            table.file, line, raw, known, unknown, table.problems, path_map or PathMap()
+        )
+    errors: dict[int, list[RowProblem]] = {}
+    for p in table.problems:
+        if p.severity == "error" and p.line_number is not None:
+            errors.setdefault(p.line_number, []).append(p)
+    experiments = {n: e for n, e in records.items() if n not in errors}
+    invalid: dict[int, Experiment] = {}
+    for line, problems in sorted(errors.items()):
+        # a row refused whole (shifted cells, a NUL byte, a duplicated key) is still its line
+        base = records.get(line) or Experiment(line_number=line, row=problems[0].row)
+        invalid[line] = replace(base, problems=tuple(problems))
+    return ExperimentCatalog(table.file, experiments, table.problems, unknown, invalid)
 
 
 def _text(value: str) -> str | None:
@@ -144,9 +179,11 @@ def _parse_row(
     known: dict[str, str],
     unknown: list[str],
     problems: list[RowProblem],
-) -> Experiment | None:
+    path_map: PathMap,
+) -> Experiment:
     values: dict[str, Any] = {}
     errors: list[RowProblem] = []
+    refused: set[str] = set()  # folder cells that were given but refused
 
     def problem(column: str, message: str, severity: str = "error") -> None:
         (errors if severity == "error" else problems).append(
@@ -159,8 +196,9 @@ def _parse_row(
             continue
         if attr in ("calcium_dir", "ephys_dir"):
             try:
-                values[attr] = normalize_relative_dir(text)
+                values[attr] = folder_cell(text, path_map)
             except UnsafePathError as exc:
+                refused.add(attr)
                 problem(header, str(exc))
         elif attr == "date":
             values[attr] = _parse_date(text, lambda m, h=header: problem(h, m, "warning"))
@@ -187,17 +225,56 @@ def _parse_row(
         elif cell:
             names = f"{cell}.ncs" if name == "emg_channel" else cell
             _check_file_names(names, lambda m, n=name: problem(_header_for(known, n), m))
-    if "ephys_dir" not in values and (values.get("channels") or values.get("events_filename")):
+    if "ephys_dir" in values and not values.get("channels"):
+        problem(
+            _header_for(known, "channels"),
+            "an ephys directory is given but no channels are listed; list the .ncs channels "
+            "(e.g. PFCvsCBEEG;EMG), or empty the ephys directory to process the Miniscope alone",
+        )
+    ephys_given = "ephys_dir" in values or "ephys_dir" in refused
+    if not ephys_given and (values.get("channels") or values.get("events_filename")):
         problem(
             _header_for(known, "ephys_dir"),
             "channels or events are listed but there is no ephys directory; ephys is ignored",
             "warning",
         )
-    if errors:
-        problems.extend(errors)
-        return None
+    problems.extend(errors)
     extra = {h: raw.cells.get(h, "") for h in unknown if raw.cells.get(h, "").strip()}
     return Experiment(line_number=line, row=raw.row, extra=extra, **values)
+
+
+def folder_cell(text: str, path_map: PathMap) -> PurePosixPath:
+    """A folder cell as a data_path-relative path, after ``path_map``; refusals say what to do."""
+    parts = [p.strip() for p in text.split(";") if p.strip()]
+    if len(parts) > 1:
+        for part in parts:
+            folder_cell(part, path_map)  # a bad folder is reported as such first
+        raise UnsafePathError(
+            f"'{preview(text)}' lists {len(parts)} folders joined by ';'; a line is one "
+            "recording: give each folder its own row and line number"
+        )
+    text = parts[0] if parts else text
+    mapped = path_map.apply(text)
+    if mapped is not None:
+        try:
+            return normalize_relative_dir(mapped.text)
+        except UnsafePathError as exc:
+            raise UnsafePathError(
+                f"path_map rule {mapped.rule} turns '{preview(text)}' into: {exc}; correct "
+                f"the rule in {SETTING}, or the cell"
+            ) from None
+    try:
+        return normalize_relative_dir(text)
+    except UnsafePathError as exc:
+        if not is_absolute(text):
+            raise
+        root, components = split_path(text)
+        head = components[:2]
+        example = root + "/".join(head) if root else "\\\\".join(head)
+        raise UnsafePathError(
+            f"{exc}, or map its prefix to a folder under data_path with a rule in {SETTING}, "
+            f'e.g. {{"{example}": "."}}'
+        ) from None
 
 
 def _check_file_names(cell: str | tuple[str, ...], fail: Any) -> None:
@@ -212,7 +289,9 @@ def _check_file_names(cell: str | tuple[str, ...], fail: Any) -> None:
 
 
 def _header_for(known: dict[str, str], attr: str) -> str:
-    return next((h for h, a in known.items() if a == attr), attr)
+    """The column as this file spells it, else as the template does."""
+    spelled = next((h for h, a in known.items() if a == attr), None)
+    return spelled or next((h for h, a in COLUMNS.items() if a == attr), attr)
 
 
 def _strip_ext(name: str, ext: str) -> str:

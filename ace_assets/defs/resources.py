@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from ace_assets.catalog.path_map import PathMap
 from ace_assets.errors import AceInputError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +51,15 @@ class PathsResource(dg.ConfigurableResource):
             "$DAGSTER_HOME/ace_results (deployment: ACE_RESULTS_PATH)."
         ),
     )
+    path_map: str = Field(
+        default="",
+        description=(
+            "Ordered prefix rewrites for catalogs written on another machine, as JSON or the "
+            'path of a JSON file, e.g. {"D:\\\\Lab\\\\experimental_data": "."}: a folder cell '
+            "starting with a prefix is taken relative to data_path; matching ignores case and "
+            "separator style; the first matching rule wins (deployment: ACE_PATH_MAP)."
+        ),
+    )
 
     @property
     def project(self) -> Path:
@@ -58,6 +68,11 @@ class PathsResource(dg.ConfigurableResource):
     @property
     def data(self) -> Path:
         return Path(self.data_path).expanduser()
+
+    @property
+    def path_rules(self) -> PathMap:
+        """The parsed ``path_map``; a malformed map raises, naming the setting."""
+        return PathMap.parse(self.path_map)
 
     @property
     def experiments_csv(self) -> Path:
@@ -91,6 +106,7 @@ DEPLOYMENT_ENV = {
     "project_path": "ACE_PROJECT_PATH",
     "data_path": "ACE_DATA_PATH",
     "results_path": "ACE_RESULTS_PATH",
+    "path_map": "ACE_PATH_MAP",
 }
 
 

@@ -14,7 +14,7 @@ from ace_assets.errors import AceInputError
 def stale_lines(paths: PathsResource, catalog: ExperimentCatalog | None = None) -> dict[int, str]:
     """Lines to run, with why: never processed, or the CSV settings changed since."""
     if catalog is None:
-        catalog = read_experiments(paths.experiments_csv)
+        catalog = read_experiments(paths.experiments_csv, paths.path_rules)
     table = read_parameter_table(paths.parameters_csv) if paths.parameters_csv.is_file() else None
     out: dict[int, str] = {}
     for line in catalog.experiments:
@@ -44,7 +44,7 @@ def stale_lines(paths: PathsResource, catalog: ExperimentCatalog | None = None) 
 def nightly_reconcile(context: dg.ScheduleEvaluationContext, paths: PathsResource):
     """At 02:00, one run per missing or stale line; the run key makes reruns of a tick idempotent."""
     try:
-        catalog = read_experiments(paths.experiments_csv)
+        catalog = read_experiments(paths.experiments_csv, paths.path_rules)
         lines = stale_lines(paths, catalog)
     except AceInputError as exc:
         return dg.SkipReason(str(exc))

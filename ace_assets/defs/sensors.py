@@ -38,13 +38,13 @@ def new_recordings(context: dg.SensorEvaluationContext, paths: PathsResource) ->
     A line whose last ``session_files`` materialization saw the same fingerprint is
     not run again when the sensor is first switched on.
 
-    One hostile row never stops a tick: rows the catalog rejects, and lines whose
+    One hostile row never stops a tick: rows the catalog refuses, and lines whose
     files cannot be looked at (a name the disk refuses, a file vanishing mid-scan),
     are reported by row and column while every other line proceeds.
     """
     cursor = json.loads(context.cursor) if context.cursor else {}
     try:
-        catalog = read_experiments(paths.experiments_csv)
+        catalog = read_experiments(paths.experiments_csv, paths.path_rules)
     except AceInputError as exc:
         return dg.SensorResult(skip_reason=str(exc), cursor=context.cursor)
     known = set(context.instance.get_dynamic_partitions(LINE_PARTITIONS_NAME))
@@ -53,6 +53,9 @@ def new_recordings(context: dg.SensorEvaluationContext, paths: PathsResource) ->
     waiting: list[str] = []
     problems = [p for p in catalog.problems if p.severity == "error"]
     current = now()
+    # a line with problems is a partition too, so the UI shows it (its session_files fails
+    # with the problems); it is not watched for files until its row is corrected
+    new_partitions.extend(str(n) for n in catalog.invalid if str(n) not in known)
     for line, experiment in catalog.experiments.items():
         key = str(line)
         if key not in known:

@@ -35,7 +35,16 @@ _EXPERIMENT_SCHEMA = dg.TableSchema(
         dg.TableColumn("events_filename", "string"),
         dg.TableColumn("channels", "string", description="';'-separated .ncs names"),
         dg.TableColumn("comments", "string"),
+        dg.TableColumn(
+            "problems", "string", description="why the line is not processed; empty when it is"
+        ),
     ]
+)
+#: shown beside the check in the UI
+LINES_IN_CATALOG = (
+    "Every line partition still has its row in experiments.csv. A partition whose row was "
+    "deleted or renumbered keeps its old results but is never processed again; it is listed "
+    "here, not deleted. Warning only."
 )
 _PROBLEM_SCHEMA = dg.TableSchema(
     columns=[
@@ -70,25 +79,29 @@ def problems_table(problems: list[RowProblem]) -> dg.MetadataValue:
     check_specs=[
         dg.AssetCheckSpec(
             "rows_valid", asset="experiments", description=CHECK_DESCRIPTIONS["rows_valid"]
-        )
+        ),
+        dg.AssetCheckSpec("lines_in_catalog", asset="experiments", description=LINES_IN_CATALOG),
     ],
 )
 def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
-    """experiments.csv, validated; registers every good line number as a partition.
+    """experiments.csv, validated; registers every line number as a partition.
 
-    Bad rows are reported (metadata and the ``rows_valid`` check) and left
-    out; partitions are only ever added, so results of removed rows stay
-    browsable.
+    A row with problems is still a line: it is listed with its problems (metadata and
+    the ``rows_valid`` check) and its ``session_files`` fails with them, so the
+    scientist sees the line and what to fix. Partitions are only ever added, so
+    results of removed rows stay browsable; such partitions are named by the
+    ``lines_in_catalog`` check.
     """
     with input_errors_as_failures():
-        catalog = read_experiments(paths.experiments_csv)
+        catalog = read_experiments(paths.experiments_csv, paths.path_rules)
     frame = catalog.to_frame()
-    keys = [str(n) for n in catalog.experiments]
+    keys = [str(n) for n in catalog.lines]
     existing = set(context.instance.get_dynamic_partitions(LINE_PARTITIONS_NAME))
     new_keys = [k for k in keys if k not in existing]
     if new_keys:
         context.instance.add_dynamic_partitions(LINE_PARTITIONS_NAME, new_keys)
-    orphaned = sorted(existing - set(keys), key=int)
+    # a key typed into the UI need not be a number; it must not break the listing
+    orphaned = sorted(existing - set(keys), key=lambda k: (not k.isdigit(), k.zfill(20)))
 
     with staged(context, paths) as out:
         write_csv(frame, out / "experiments.csv")
@@ -96,12 +109,16 @@ def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
             out,
             {
                 "file": catalog.file,
-                "experiments": {str(k): e.as_row() for k, e in catalog.experiments.items()},
+                "path_map": paths.path_rules.as_dict(),
+                "experiments": {str(k): e.as_row() for k, e in catalog.lines.items()},
+                "invalid_lines": [str(k) for k in catalog.invalid],
+                "partitions_without_row": orphaned,
                 "problems": [p.as_dict() for p in catalog.problems],
                 "unknown_columns": catalog.unknown_columns,
             },
         )
     errors = [p for p in catalog.problems if p.severity == "error"]
+    invalid = ", ".join(str(n) for n in catalog.invalid) or "none"
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(frame),
@@ -109,6 +126,7 @@ def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
             "source": dg.MetadataValue.path(str(paths.experiments_csv)),
             "table": dg.MetadataValue.md(_markdown_table(frame)),
             "lines": dg.MetadataValue.text(", ".join(keys)),
+            "lines_with_problems": dg.MetadataValue.text(invalid),
             "new_partitions": dg.MetadataValue.text(", ".join(new_keys) or "none"),
             "partitions_without_row": dg.MetadataValue.text(", ".join(orphaned) or "none"),
             "calcium_lines": sum(e.has_calcium for e in catalog.experiments.values()),
@@ -123,15 +141,28 @@ def experiments(context: dg.AssetExecutionContext, paths: PathsResource):
         "rows_valid",
         passed=not errors,
         severity=dg.AssetCheckSeverity.WARN,
-        measured=f"{len({p.row for p in errors})} rows rejected",
+        measured=f"{len({p.row for p in errors})} rows rejected (lines with problems: {invalid})",
         threshold="none",
         setting="the rows named in 'problems': fix them in experiments.csv",
         metadata={
             "rows_rejected": len({p.row for p in errors}),
+            "lines_with_problems": dg.MetadataValue.text(invalid),
             "problems": dg.MetadataValue.md(
                 "\n".join(f"- {p}" for p in catalog.problems) or "no problems"
             ),
         },
+    )
+    yield check_result(
+        "lines_in_catalog",
+        passed=not orphaned,
+        severity=dg.AssetCheckSeverity.WARN,
+        measured=f"{len(orphaned)} partitions without a row ({', '.join(orphaned) or 'none'})",
+        threshold="none",
+        setting=(
+            "the 'line number' column of experiments.csv: restore the row, or delete the "
+            "partition key (Dagster UI: the line_number partitions of any line asset)"
+        ),
+        metadata={"partitions_without_row": dg.MetadataValue.text(", ".join(orphaned) or "none")},
     )
 
 
@@ -195,19 +226,27 @@ def line_parameters(paths: PathsResource, line: int) -> Parameters:
 
 
 def experiment_row(paths: PathsResource, line: int) -> tuple[dict, str]:
-    """The line's row and the file it came from, or the reason the row was rejected.
+    """The line's row and the file it came from, or every reason the row was refused.
 
     Read from experiments.csv itself, not from the last ``experiments`` run: a run the
     sensor requests for a line added tonight must not see yesterday's catalog.
     """
-    catalog = read_experiments(paths.experiments_csv)
+    catalog = read_experiments(paths.experiments_csv, paths.path_rules)
     experiment = catalog.experiments.get(line)
     if experiment is None:
-        reasons = [p for p in catalog.problems if p.line_number == line and p.severity == "error"]
-        if reasons:
-            p = reasons[0]
-            raise AceInputError(p.message, file=p.file, row=p.row, line=line, column=p.column)
-        known = ", ".join(str(n) for n in sorted(catalog.experiments)) or "none"
+        invalid = catalog.invalid.get(line)
+        if invalid is not None:
+            first, *rest = invalid.problems
+            also = "".join(f"; also row {p.row}, column '{p.column}': {p.message}" for p in rest)
+            raise AceInputError(
+                f"{first.message}{also}. The line is not processed until its row in "
+                "experiments.csv is corrected",
+                file=first.file,
+                row=first.row,
+                line=line,
+                column=first.column,
+            )
+        known = ", ".join(str(n) for n in sorted(catalog.lines)) or "none"
         raise AceInputError(
             f"line {line} is not in experiments.csv (its lines: {known}); partition keys come "
             "from the 'line number' column: add the row there, or delete this partition key",
@@ -224,7 +263,7 @@ def parameters_digest(values: dict) -> str:
 
 
 def _markdown_table(frame) -> str:
-    cols = ["line_number", "animal_id", "date", "calcium_dir", "ephys_dir", "channels"]
+    cols = ["line_number", "animal_id", "date", "calcium_dir", "ephys_dir", "channels", "problems"]
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols) + "\n"
     body = "\n".join(
         "| " + " | ".join("" if v is None or pd.isna(v) else str(v) for v in rec) + " |"
