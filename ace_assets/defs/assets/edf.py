@@ -28,6 +28,8 @@ from ace_assets.export.edf_annotations import event_annotations, period_annotati
 from ace_assets.io.neuralynx import load_clock, read_ncs_header
 
 EXPORT_GROUP = "export"
+#: how the header says "start unknown": EDF's placeholder date, ``Startdate X``
+UNKNOWN_START = "unknown (EDF's placeholder 01.01.85)"
 
 
 def edf_name(line: int) -> str:
@@ -70,7 +72,7 @@ def _start(session: dict[str, Any], row: dict[str, Any]) -> tuple[dt.datetime, s
             continue
     if row.get("date"):
         return dt.datetime.fromisoformat(row["date"]), "catalog date (time unknown)"
-    return dt.datetime(1985, 1, 1), "unknown (EDF's placeholder 01.01.85)"
+    return dt.datetime(1985, 1, 1), UNKNOWN_START
 
 
 def _identity(row: dict[str, Any], line: int, start: dt.datetime, known: bool) -> EdfIdentity:
@@ -144,7 +146,7 @@ def edf_file(
                 store,
                 signals,
                 annotations,
-                _identity(row, line, start, start_source == "TimeCreated"),
+                _identity(row, line, start, start_source != UNKNOWN_START),
                 clock=load_clock(store.path),
             )
             final = own.folder / edf_name(line)
