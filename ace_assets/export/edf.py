@@ -9,7 +9,8 @@ fixed-size data records of little-endian int16 with an ``EDF Annotations`` signa
 
 Samples. The analysis grid of ``ephys_channels`` at its own rate, unfiltered (volts -> µV):
 the staging tools filter and resample on load themselves (YASA to 100 Hz), and EMG tone
-needs the band a filter for the LFP would remove. Memory is one block of records.
+needs the band a filter for the LFP would remove. Memory is one block of records plus the
+annotations (about 30 bytes each), whatever the recording's length.
 
 Quantisation. Per channel the physical range is the data's min/max (a first chunked pass)
 widened by ``RANGE_MARGIN`` of the span on each side, written outward-rounded into EDF's
@@ -23,8 +24,9 @@ annotated ``BAD_ACQ_SKIP`` (MNE's name for an acquisition skip: MNE-based tools 
 reject it), as are pauses and per-channel runs the reader filled or left NaN, and the padding
 of the last record. A segment starts at the sample nearest its true time; the largest
 difference between a sample's recorded time and its time in the file is measured and
-returned. EDF+C rather than EDF+D because MNE, and so YASA and SleepEEGpy, read EDF+D as if
-it were continuous: a discontinuous file would silently shift every sample after a pause.
+returned. EDF+C rather than EDF+D because MNE, and so YASA and SleepEEGpy, reads EDF+D as if
+it were continuous (mne-python issue 13429: every sample after a pause silently shifts), and
+edflib (pyedflib) cannot read EDF+D at all.
 """
 
 from __future__ import annotations
