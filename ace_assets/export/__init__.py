@@ -1,0 +1,1 @@
+"""Results in the field's exchange formats (NWB, EDF+)."""
