@@ -28,8 +28,9 @@ class StoreIterator(GenericDataChunkIterator):
     def __init__(self, store: ArrayStore, **kwargs: Any) -> None:
         self._store = store
         n, ch = store.shape
+        # a buffer is a whole number of chunks, or the whole (short) recording
         chunk = (max(1, min(n, CHUNK_SAMPLES)), ch)
-        buffer = (max(1, min(n, BUFFER_SAMPLES // chunk[0] * chunk[0] or chunk[0])), ch)
+        buffer = (max(1, min(n, BUFFER_SAMPLES)), ch)
         super().__init__(chunk_shape=chunk, buffer_shape=buffer, **kwargs)
 
     def _get_data(self, selection: tuple[slice, ...]) -> np.ndarray:
