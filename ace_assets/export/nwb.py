@@ -164,6 +164,7 @@ def parameters_table(parameters: dict[str, Any]) -> DynamicTable:
 
 def build_nwbfile(meta: SessionMeta) -> NWBFile:
     what = f"line {meta.line}" + (f", {meta.animal_id}" if meta.animal_id else "")
+    extra = {k.lower(): v for k, v in meta.extra.items()}
     nwb = NWBFile(
         session_description=f"{what}: Miniscope calcium imaging and/or Neuralynx EEG/LFP, "
         f"processed by ace_assets. Time zero: {meta.time_reference}. Session start: "
@@ -176,6 +177,10 @@ def build_nwbfile(meta: SessionMeta) -> NWBFile:
         notes=meta.comments,
         pharmacology=_pharmacology(meta),
         keywords=["Miniscope", "calcium imaging", "EEG", "LFP"],
+        # optional experiments.csv columns of these names
+        experimenter=extra.get("experimenter"),
+        institution=extra.get("institution"),
+        lab=extra.get("lab"),
         source_script=f"ace_assets {version('ace_assets')} (asset nwb_file)",
         source_script_file_name="ace_assets/export/nwb.py",
     )

@@ -179,8 +179,16 @@ def add_imaging(nwb: NWBFile, data: ImagingData, nwb_folder: Path) -> PlaneSegme
             name="SummaryImages",
             description="seeding images of the extraction",
             images=[
-                GrayscaleImage(name="correlation", data=np.asarray(result.correlation_image)),
-                GrayscaleImage(name="peak_to_noise", data=np.asarray(result.pnr_image)),
+                GrayscaleImage(
+                    name="correlation",
+                    data=np.asarray(result.correlation_image),
+                    description="local correlation image of the motion-corrected movie",
+                ),
+                GrayscaleImage(
+                    name="peak_to_noise",
+                    data=np.asarray(result.pnr_image),
+                    description="peak-to-noise ratio image",
+                ),
             ],
         )
     )

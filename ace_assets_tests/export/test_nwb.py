@@ -91,6 +91,8 @@ def test_read_back_is_exact(both) -> None:
         np.testing.assert_array_equal(ttl["timestamp"].to_numpy(), imaging.frame_times)
         assert (ttl["ttl"] == 1).all()
         assert nwb.subject.weight == "0.512 kg" and nwb.subject.subject_id == "SynthRat"
+        assert list(nwb.experimenter) == ["Doe, Jane"]
+        assert nwb.institution == "Synth University"
         assert "dexmedetomidine" in nwb.pharmacology and "0.5" in nwb.pharmacology
         params = nwb.analysis["analysis_parameters"].to_dataframe()
         assert dict(zip(params["setting"], params["value"], strict=True))["event_height"] == "3.0"

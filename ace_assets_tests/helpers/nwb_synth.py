@@ -173,6 +173,7 @@ def session_meta(line: int = 7) -> SessionMeta:
         weight_kg=0.512,
         drug="dexmedetomidine",
         dose="0.5",
+        extra={"experimenter": "Doe, Jane", "institution": "Synth University", "surgeon": "AB"},
         parameters={"filter_range": [0.5, 30.0], "event_height": 3.0, "crop_coords": None},
         time_reference="the first ephys sample",
     )
