@@ -30,6 +30,7 @@ MODALITY_NEEDS: dict[str, tuple[str, ...]] = {
     "miniscope": ("miniscope",),
     "ephys": ("ephys",),
     "multimodal": ("miniscope", "ephys"),
+    "any": (),  # whatever the line has (exports)
 }
 
 
