@@ -21,7 +21,7 @@ from ace_assets.defs.schedules import nightly_reconcile
 from ace_assets.defs.sensors import follow_upstream_sensor, new_recordings
 
 #: Groups in the order a line is read: its catalog entry, then each modality.
-GROUP_ORDER = ("catalog", "miniscope", "ephys", "multimodal")
+GROUP_ORDER = ("catalog", "miniscope", "ephys", "multimodal", "export", "cohort")
 
 
 def _graph_order(assets: Sequence[dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:

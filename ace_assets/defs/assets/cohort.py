@@ -1,0 +1,228 @@
+"""Cohort: every line's latest results in one table, kept current as lines are processed."""
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import dagster as dg
+import pandas as pd
+
+from ace_assets.catalog.experiments import read_experiments
+from ace_assets.catalog.periods import line_periods
+from ace_assets.cohort.table import STALE, LineResults, cohort_frame, line_row
+from ace_assets.defs.assets.calcium import calcium_events, miniscope_sources
+from ace_assets.defs.assets.catalog import experiments, line_parameters
+from ace_assets.defs.assets.ephys import ephys_results
+from ace_assets.defs.assets.movie import denoised_movie, motion_corrected_movie
+from ace_assets.defs.assets.multimodal import multimodal_alignment, multimodal_results
+from ace_assets.defs.assets.session import line_session
+from ace_assets.defs.failures import input_errors_as_failures
+from ace_assets.defs.line_assets import MODALITY_NEEDS, MODALITY_TAG
+from ace_assets.defs.manifests import MANIFEST, NotMaterializedError, write_manifest
+from ace_assets.defs.resources import PathsResource
+from ace_assets.defs.results import (
+    AlignmentResult,
+    EventsResult,
+    PhaseResult,
+    Result,
+    SourcesResult,
+    results_asset,
+    staged,
+)
+from ace_assets.errors import AceInputError
+from ace_assets.io.csv_export import write_csv
+from ace_assets.io.store import load_npz
+
+COHORT_GROUP = "cohort"
+#: The per-line results the table reads; each is an upstream of ``cohort_table``.
+COHORT_INPUTS: tuple[dg.AssetsDefinition, ...] = (
+    denoised_movie,
+    motion_corrected_movie,
+    miniscope_sources,
+    calcium_events,
+    ephys_results,
+    multimodal_alignment,
+    multimodal_results,
+)
+#: Re-run when any line's result is updated, once no line run is still writing one.
+#: Not on a re-read catalog alone (its ``experiments`` dep is ignored): catalog cells
+#: reach the table with the next result, or a materialization from the UI.
+COHORT_AUTOMATION = (
+    dg.AutomationCondition.any_deps_match(dg.AutomationCondition.newly_updated())
+    .ignore(dg.AssetSelection.assets(experiments))
+    .since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("any line's result updated")
+
+T = TypeVar("T")
+
+
+class CohortTable(Result):
+    """``cohort_table``: one row per line (CSV and Parquet)."""
+
+    def frame(self) -> pd.DataFrame:
+        return pd.read_parquet(self.manifest["parquet"])
+
+
+@results_asset(
+    group_name=COHORT_GROUP,
+    deps=[
+        experiments,
+        *(dg.AssetDep(a, partition_mapping=dg.AllPartitionMapping()) for a in COHORT_INPUTS),
+    ],
+    kinds={"pandas", "csv", "parquet"},
+    automation_condition=COHORT_AUTOMATION,
+)
+def cohort_table(context: dg.AssetExecutionContext, paths: PathsResource) -> dg.MaterializeResult:
+    """One row per line: catalog entry (id, date, weight, drug, dose) beside event rates and
+    band power per period, phase locking per channel, dropped frames, motion and TTL mismatch.
+
+    Each line's ``status`` says whether its results are complete and current (ok), older
+    than its session files or parameters (stale), incomplete (partial), absent (missing),
+    or its catalog row refused (invalid). Lines are read from their results folders, so
+    a line added tonight only needs its own run.
+    """
+    with input_errors_as_failures():
+        catalog = read_experiments(paths.experiments_csv, paths.path_rules)
+    rows = []
+    for line, experiment in catalog.lines.items():
+        results = None if experiment.problems else read_line(paths, line)
+        rows.append(line_row(experiment, results))
+    frame = cohort_frame(rows)
+    own = CohortTable.of(context, paths)
+    with staged(context, paths) as out:
+        write_csv(frame, out / "cohort_table.csv")
+        frame.to_parquet(out / "cohort_table.parquet", index=False)
+        write_manifest(
+            out,
+            {
+                "csv": str(own.folder / "cohort_table.csv"),
+                "parquet": str(own.folder / "cohort_table.parquet"),
+                "status": {str(r["line_number"]): r["status"] for r in rows},
+                "columns": list(frame.columns),
+            },
+        )
+    counts = Counter(frame["status"])
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(frame),
+            "lines_by_status": dg.MetadataValue.json(dict(counts)),
+            "missing_lines": _lines(frame, ("missing", "partial", "invalid")),
+            "stale_lines": _lines(frame, (STALE,)),
+            "status": dg.MetadataValue.md(_status_markdown(frame)),
+            "columns": dg.MetadataValue.text(", ".join(frame.columns)),
+            "csv": dg.MetadataValue.path(str(own.folder / "cohort_table.csv")),
+            "parquet": dg.MetadataValue.path(str(own.folder / "cohort_table.parquet")),
+        },
+        value=own,
+    )
+
+
+def _lines(frame: pd.DataFrame, statuses: tuple[str, ...]) -> dg.MetadataValue:
+    lines = frame.loc[frame["status"].isin(statuses), "line_number"].astype(str)
+    return dg.MetadataValue.text(", ".join(lines) or "none")
+
+
+def _status_markdown(frame: pd.DataFrame) -> str:
+    out = ["| line | id | date | drug | status | note |", "|---|---|---|---|---|---|"]
+    for r in frame.to_dict("records"):
+        cells = [r["line_number"], r.get("animal_id"), r.get("date"), r.get("systemic_drug")]
+        cells += [r["status"], r.get("note")]
+        out.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(out)
+
+
+def _cell(value: object) -> str:
+    return "" if value is None or pd.isna(value) else str(value).replace("|", "/")
+
+
+def _written_at(folder: Path) -> float | None:
+    manifest = folder / MANIFEST
+    return manifest.stat().st_mtime if manifest.is_file() else None
+
+
+def _read(load: Callable[[], T], problems: list[str], what: str) -> T | None:
+    """A result's content, or None (and why) when it cannot be read."""
+    try:
+        return load()
+    except (NotMaterializedError, FileNotFoundError, KeyError) as exc:
+        problems.append(f"{what} unreadable: {exc}")
+        return None
+
+
+def _name(asset: dg.AssetsDefinition) -> str:
+    return asset.key.path[-1]
+
+
+def read_line(paths: PathsResource, line: int) -> LineResults:
+    """What the line's latest results hold, read through their typed handles."""
+    session = line_session(paths, line)
+    params = line_parameters(paths, line)
+    inputs = [_written_at(session.folder), _written_at(params.folder)]
+    results = LineResults(
+        line=line,
+        inputs_at=max(inputs) if all(t is not None for t in inputs) else None,  # type: ignore[type-var]
+    )
+    if results.inputs_at is None:
+        return results
+    have = session.modalities
+    results.expected = tuple(
+        _name(a)
+        for a in COHORT_INPUTS
+        if set(MODALITY_NEEDS[a.tags_by_key[a.key][MODALITY_TAG]]) <= have
+    )
+    for asset in COHORT_INPUTS:
+        at = _written_at(Result.at(paths, asset, line).folder)
+        if _name(asset) in results.expected and at is not None:
+            results.updated_at[_name(asset)] = at
+    try:
+        results.periods = line_periods(params.values, file=paths.parameters_csv, line=line)
+    except AceInputError as exc:
+        results.problems.append(str(exc))
+    _fill(results, paths, line)
+    return results
+
+
+def _fill(results: LineResults, paths: PathsResource, line: int) -> None:
+    """Each present result's measures; what cannot be read goes to ``results.problems``."""
+    problems = results.problems
+
+    def present(asset: dg.AssetsDefinition) -> bool:
+        return _name(asset) in results.updated_at
+
+    if present(miniscope_sources):
+        sources = SourcesResult.at(paths, miniscope_sources, line)
+        results.n_sources = _read(
+            lambda: int(sources.manifest["n_components"]), problems, "sources"
+        )
+        results.n_frames = _read(lambda: int(sources.manifest["n_frames"]), problems, "sources")
+        results.fps = _read(lambda: float(sources.manifest["fps"]), problems, "sources")
+    if present(calcium_events):
+        events = EventsResult.at(paths, calcium_events, line)
+        results.events = _read(events.events, problems, "events")
+        results.rejected_ids = events.manifest.get("rejected_ids") or []
+    if present(multimodal_alignment):
+        alignment = AlignmentResult.at(paths, multimodal_alignment, line)
+        results.frame_times_s = _read(alignment.frame_times, problems, "frame times")
+        results.alignment = alignment.manifest
+    if present(ephys_results):
+        phase = PhaseResult.at(paths, ephys_results, line)
+        results.channels = phase.channels
+        results.band_hz = phase.manifest.get("band_hz")
+        results.band_power = _read(
+            lambda: load_npz(phase.manifest["band_power"]), problems, "band power"
+        )
+    if present(multimodal_results):
+        folder = Result.at(paths, multimodal_results, line).folder
+        results.event_phases = _read(
+            lambda: pd.read_csv(folder / "event_phases.csv"), problems, "event phases"
+        )
+        results.phase_locking = _read(
+            lambda: pd.read_csv(folder / "phase_locking.csv"), problems, "phase locking"
+        )
+    if present(denoised_movie):
+        results.denoise = Result.at(paths, denoised_movie, line).manifest
+    if present(motion_corrected_movie):
+        results.motion = Result.at(paths, motion_corrected_movie, line).manifest
