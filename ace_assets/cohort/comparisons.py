@@ -112,6 +112,8 @@ def paired_periods(
     for group in sorted(set(groups.values())):
         mine = both[both["line_number"].map(groups).eq(group)]
         diff = (mine[a_col] - mine[b_col]).to_numpy(dtype=float)
+        if diff.size < 2:
+            continue  # the summary shows its n; the lines are in ``excluded``
         row = {
             "measure": base,
             "groups": group,

@@ -192,3 +192,40 @@ def test_an_updated_line_result_requests_the_cohort_table_once() -> None:
             defs=defs, instance=instance, cursor=third.cursor
         )
         assert not cohort_requested(fourth)
+        # the comparisons follow the table
+        instance.report_runless_asset_event(dg.AssetMaterialization("cohort_table"))
+        fifth = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=fourth.cursor
+        )
+        assert fifth.get_requested_partitions(dg.AssetKey("cohort_comparisons")) == {None}
+        assert not cohort_requested(fifth)
+
+
+def test_comparisons_list_groups_figures_and_every_line_left_out(cohort) -> None:
+    paths, instance, _, _ = cohort
+    (Path(paths.project) / "groups.csv").write_text(
+        "group,line number\nawake,1\nawake,2\nisoflurane,3\nisoflurane,4\n"
+    )
+    result = dg.materialize(
+        all_assets,
+        selection=[dg.AssetKey("cohort_comparisons")],
+        instance=instance,
+        resources={"paths": paths},
+    )
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.step_materialization_data.materialization.metadata
+    assert "data:image/png;base64," in metadata["comparisons"].value
+    assert metadata["groups_from"].value.endswith("groups.csv")
+    folder = Path(paths.results) / "catalog" / "cohort_comparisons"
+    excluded = pd.read_csv(folder / "excluded.csv")
+    why = {(r.line_number, r.measure): r.reason for r in excluded.itertuples()}
+    assert why[(4, "*")].startswith("status missing")  # never processed
+    assert "no value" in why[(3, "event_rate_hz_all")]  # ephys only: no calcium events
+    assert "no value" in why[(2, "band_power_uV2_PFCLFPvsCBEEG_5-9Hz_all")]  # Miniscope only
+    summary = pd.read_csv(folder / "summary.csv").set_index(["measure", "group"])
+    table = pd.read_parquet(Path(paths.results) / "catalog/cohort_table/cohort_table.parquet")
+    rates = table.set_index("line_number").loc[[1, 2], "event_rate_hz_all"]
+    assert summary.loc[("event_rate_hz_all", "awake"), "n"] == 2
+    assert summary.loc[("event_rate_hz_all", "awake"), "mean"] == pytest.approx(rates.mean())
+    assert summary.loc[("event_rate_hz_all", "isoflurane"), "n"] == 0

@@ -1,15 +1,19 @@
 """Cohort: every line's latest results in one table, kept current as lines are processed."""
 
+import base64
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from ace_assets.catalog.experiments import read_experiments
 from ace_assets.catalog.periods import line_periods
+from ace_assets.cohort.comparisons import compare_groups
+from ace_assets.cohort.groups import DEFAULT_COLUMN, GROUPS_CSV, groups_from_column, read_groups
 from ace_assets.cohort.table import STALE, LineResults, cohort_frame, line_row
 from ace_assets.defs.assets.calcium import calcium_events, miniscope_sources
 from ace_assets.defs.assets.catalog import experiments, line_parameters
@@ -18,6 +22,7 @@ from ace_assets.defs.assets.movie import denoised_movie, motion_corrected_movie
 from ace_assets.defs.assets.multimodal import multimodal_alignment, multimodal_results
 from ace_assets.defs.assets.session import line_session
 from ace_assets.defs.failures import input_errors_as_failures
+from ace_assets.defs.figures import new_figure, save_png
 from ace_assets.defs.line_assets import MODALITY_NEEDS, MODALITY_TAG
 from ace_assets.defs.manifests import MANIFEST, NotMaterializedError, write_manifest
 from ace_assets.defs.resources import PathsResource
@@ -226,3 +231,119 @@ def _fill(results: LineResults, paths: PathsResource, line: int) -> None:
         results.denoise = Result.at(paths, denoised_movie, line).manifest
     if present(motion_corrected_movie):
         results.motion = Result.at(paths, motion_corrected_movie, line).manifest
+
+
+@results_asset(
+    group_name=COHORT_GROUP,
+    kinds={"pandas", "csv"},
+    automation_condition=dg.AutomationCondition.eager(),
+)
+def cohort_comparisons(
+    context: dg.AssetExecutionContext, paths: PathsResource, cohort_table: CohortTable
+) -> dg.MaterializeResult:
+    """Groups of lines compared per measure and period: n, mean, SD, median per group; a
+    between-group test (Mann-Whitney U and Welch's t for two groups, Kruskal-Wallis beyond)
+    with effect sizes; high slow-wave vs control periods paired within each group (Wilcoxon).
+
+    Groups come from the project's ``groups.csv`` (``group,line number``), else from the
+    ``systemic drug`` column. A line not ``ok`` in the cohort table, or without a value for a
+    measure, is listed in ``excluded.csv`` with the reason.
+    """
+    table = cohort_table.frame()
+    groups_file = paths.project / GROUPS_CSV
+    with input_errors_as_failures():
+        if groups_file.is_file():
+            groups, source = read_groups(groups_file), str(groups_file)
+        else:
+            groups, source = groups_from_column(table), f"catalog column {DEFAULT_COLUMN}"
+    summary, tests, excluded = compare_groups(table, groups)
+    own = Result.of(context, paths)
+    with staged(context, paths) as out:
+        write_csv(summary, out / "summary.csv")
+        write_csv(tests, out / "tests.csv")
+        write_csv(excluded, out / "excluded.csv")
+        figure = _comparison_figure(table, groups, out / "comparisons.png", own.folder)
+        write_manifest(
+            out,
+            {
+                "groups_from": source,
+                "groups": {str(k): v for k, v in sorted(groups.items())},
+                "summary_csv": str(own.folder / "summary.csv"),
+                "tests_csv": str(own.folder / "tests.csv"),
+                "excluded_csv": str(own.folder / "excluded.csv"),
+            },
+        )
+    metadata: dict[str, Any] = {"comparisons": figure} if figure else {}
+    metadata.update(
+        {
+            "groups_from": dg.MetadataValue.text(source),
+            "lines_per_group": dg.MetadataValue.json(dict(Counter(groups.values()))),
+            "tests": dg.MetadataValue.md(_tests_markdown(tests)),
+            "excluded": dg.MetadataValue.md(_excluded_markdown(excluded)),
+            "excluded_lines": dg.MetadataValue.text(
+                ", ".join(str(x) for x in sorted(set(excluded["line_number"]))) or "none"
+            ),
+        }
+    )
+    return dg.MaterializeResult(metadata=metadata, value=own)
+
+
+def _tests_markdown(tests: pd.DataFrame) -> str:
+    if tests.empty:
+        return "no test: fewer than two groups with two lines each"
+    out = ["| measure | groups | test | statistic | p | effect |", "|---|---|---|---|---|---|"]
+    for r in tests.to_dict("records"):
+        effect = next(
+            (
+                f"{k} {r[k]:.2f}"
+                for k in ("hedges_g", "epsilon_squared", "rank_biserial_r")
+                if k in r and pd.notna(r[k])
+            ),
+            "",
+        )
+        stat = r.get("statistic")
+        p = r.get("p")
+        out.append(
+            f"| {r['measure']} | {r['groups']} | {r['test']} | "
+            f"{'' if pd.isna(stat) else f'{stat:.3g}'} | {'' if pd.isna(p) else f'{p:.3g}'} | "
+            f"{effect} |"
+        )
+    return "\n".join(out)
+
+
+def _excluded_markdown(excluded: pd.DataFrame) -> str:
+    if excluded.empty:
+        return "none"
+    out = ["| line | group | measure | reason |", "|---|---|---|---|"]
+    out += [
+        f"| {r['line_number']} | {_cell(r['group'])} | {r['measure']} | {_cell(r['reason'])} |"
+        for r in excluded.to_dict("records")
+    ]
+    return "\n".join(out)
+
+
+def _comparison_figure(
+    table: pd.DataFrame, groups: dict[int, str], path: Path, final: Path
+) -> dg.MetadataValue | None:
+    """Each line's value per group, for the event rates per period and the first band power."""
+    ok = table[(table["status"] == "ok") & table["line_number"].isin(groups)]
+    rates = [c for c in ok.columns if c.startswith("event_rate_hz_") and ok[c].notna().any()]
+    power = [c for c in ok.columns if c.startswith("band_power_uV2_") and ok[c].notna().any()]
+    measures = (rates + power[:1])[:4]
+    if not measures:
+        return None
+    names = sorted(set(groups.values()))
+    fig, axes = new_figure(3.2 * len(measures), 3.2, ncols=len(measures))
+    for ax, measure in zip(axes[0], measures, strict=False):
+        for i, group in enumerate(names):
+            v = ok.loc[ok["line_number"].map(groups).eq(group), measure].dropna()
+            ax.scatter(np.full(len(v), i) + np.linspace(-0.1, 0.1, len(v)), v, s=14)
+            if len(v):
+                ax.hlines(v.mean(), i - 0.25, i + 0.25, color="k")
+        ax.set_xticks(range(len(names)), names, rotation=30)
+        ax.set_title(measure, fontsize=8)
+    save_png(fig, path)
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return dg.MetadataValue.md(
+        f"**Lines per group** (`{final / path.name}`)\n\n![comparisons](data:image/png;base64,{data})"
+    )
