@@ -100,6 +100,7 @@ def cohort_table(context: dg.AssetExecutionContext, paths: PathsResource) -> dg.
     with staged(context, paths) as out:
         write_csv(frame, out / "cohort_table.csv")
         frame.to_parquet(out / "cohort_table.parquet", index=False)
+        figure = _table_figure(frame, out / "cohort_table.png", own.folder)
         write_manifest(
             out,
             {
@@ -112,6 +113,7 @@ def cohort_table(context: dg.AssetExecutionContext, paths: PathsResource) -> dg.
     counts = Counter(frame["status"])
     return dg.MaterializeResult(
         metadata={
+            **({"lines": figure} if figure else {}),
             "dagster/row_count": len(frame),
             "lines_by_status": dg.MetadataValue.json(dict(counts)),
             "missing_lines": _lines(frame, ("missing", "partial", "invalid")),
@@ -341,9 +343,43 @@ def _comparison_figure(
             if len(v):
                 ax.hlines(v.mean(), i - 0.25, i + 0.25, color="k")
         ax.set_xticks(range(len(names)), names, rotation=30)
+        ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_title(measure, fontsize=8)
+    return _embedded(fig, path, final, "Lines per group")
+
+
+def _embedded(fig: Any, path: Path, final: Path, title: str) -> dg.MetadataValue:
+    """Save ``fig`` and show it in the UI (an unpartitioned asset has no line report)."""
     save_png(fig, path)
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return dg.MetadataValue.md(
-        f"**Lines per group** (`{final / path.name}`)\n\n![comparisons](data:image/png;base64,{data})"
+        f"**{title}** (`{final / path.name}`)\n\n![{title}](data:image/png;base64,{data})"
     )
+
+
+def _table_figure(frame: pd.DataFrame, path: Path, final: Path) -> dg.MetadataValue | None:
+    """Per line: event rate and band power (first channel) in each period, status in the label."""
+    panels = [
+        [c for c in frame.columns if c.startswith("event_rate_hz_")],
+        [c for c in frame.columns if c.startswith("band_power_uV2_")],
+    ]
+    if panels[1]:
+        first = panels[1][0].rsplit("_", 1)[0]
+        panels[1] = [c for c in panels[1] if c.startswith(first + "_")]
+    panels = [p for p in panels if p and frame[p].notna().any().any()]
+    if not panels:
+        return None
+    labels = [f"{n}\n{s}" for n, s in zip(frame["line_number"], frame["status"], strict=True)]
+    x = np.arange(len(frame))
+    fig, axes = new_figure(max(6.0, 1.2 * len(frame) + 3), 3.0 * len(panels), nrows=len(panels))
+    for ax, columns in zip(axes[:, 0], panels, strict=True):
+        width = 0.8 / len(columns)
+        for i, column in enumerate(columns):
+            ax.bar(x + i * width - 0.4 + width / 2, frame[column], width, label=column)
+        ax.set_xticks(x, labels)
+        ax.set_xlim(-0.6, len(frame) - 0.4)
+        rate = columns[0].startswith("event_rate")
+        ax.set_ylabel("events/s per source" if rate else "band power (µV²)")
+        ax.legend(fontsize=7)
+    axes[0, 0].set_title("per line and period (line number, status)")
+    return _embedded(fig, path, final, "Lines side by side")
