@@ -13,7 +13,8 @@ Status of a line (column ``status``):
   ``analysis_parameters`` (it was computed from other raw files or other settings);
 * ``partial``: some results are there, others are not (a stage failed or never ran);
 * ``missing``: no result at all (the line was never processed, or its session failed);
-* ``invalid``: the catalog row is refused; the reason is in ``note``.
+* ``invalid``: the catalog row is refused; the reason is in ``note``;
+* ``unreadable``: a result folder of the line is damaged; what failed is in ``note``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ STATUS_COLUMNS = ("status", "missing_results", "stale_results", "note", "results
 #: periods with a value column each; "all" is the whole recording
 PERIOD_COLUMNS = ("all", *PERIOD_NAMES)
 OK, STALE, PARTIAL, MISSING, INVALID = "ok", "stale", "partial", "missing", "invalid"
+UNREADABLE = "unreadable"
 
 
 @dataclass
@@ -265,6 +267,15 @@ def line_row(experiment: Experiment | None, results: LineResults | None) -> dict
     for measures in (calcium_measures, phase_measures, power_measures, qc_measures):
         row.update(measures(results))
     return row
+
+
+def unreadable_row(experiment: Experiment, why: str) -> dict[str, Any]:
+    """The row of a line whose results could not be read: catalog cells and why."""
+    return {
+        **catalog_cells(experiment, experiment.line_number),
+        "status": UNREADABLE,
+        "note": why,
+    }
 
 
 def cohort_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

@@ -133,3 +133,11 @@ def test_frame_puts_catalog_and_status_first() -> None:
     assert list(frame["line_number"]) == [1, 2]
     assert list(frame.columns[:2]) == ["line_number", "animal_id"]
     assert frame.columns.get_loc("status") < frame.columns.get_loc("note")
+
+
+def test_unreadable_line_keeps_its_catalog_cells() -> None:
+    from ace_assets.cohort.table import unreadable_row
+
+    row = unreadable_row(Experiment(7, 8, animal_id="R7"), "JSONDecodeError: line 1")
+    assert (row["line_number"], row["animal_id"], row["status"]) == (7, "R7", "unreadable")
+    assert "JSONDecodeError" in row["note"]

@@ -229,3 +229,18 @@ def test_comparisons_list_groups_figures_and_every_line_left_out(cohort) -> None
     assert summary.loc[("event_rate_hz_all", "awake"), "n"] == 2
     assert summary.loc[("event_rate_hz_all", "awake"), "mean"] == pytest.approx(rates.mean())
     assert summary.loc[("event_rate_hz_all", "isoflurane"), "n"] == 0
+
+
+def test_a_damaged_result_costs_its_line_only(cohort) -> None:
+    paths, instance, before, _ = cohort
+    target = Path(paths.results) / "line_3/ephys_results/manifest.json"
+    good = target.read_bytes()
+    try:
+        target.write_text('{"phase": ')  # cut short, as by a full disk
+        table, metadata = build_table(paths, instance)
+    finally:
+        target.write_bytes(good)
+    assert table.loc[3, "status"] == "unreadable" and "JSON" in table.loc[3, "note"]
+    assert table.loc[3, "systemic_drug"] == "isoflurane"  # the catalog cells stay
+    assert "3" in metadata["incomplete_lines"].split(", ")
+    assert table.loc[1, "n_events"] == before.loc[1, "n_events"]

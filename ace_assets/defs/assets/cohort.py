@@ -14,7 +14,17 @@ from ace_assets.catalog.experiments import read_experiments
 from ace_assets.catalog.periods import line_periods
 from ace_assets.cohort.comparisons import compare_groups
 from ace_assets.cohort.groups import DEFAULT_COLUMN, GROUPS_CSV, groups_from_column, read_groups
-from ace_assets.cohort.table import STALE, LineResults, cohort_frame, line_row
+from ace_assets.cohort.table import (
+    INVALID,
+    MISSING,
+    PARTIAL,
+    STALE,
+    UNREADABLE,
+    LineResults,
+    cohort_frame,
+    line_row,
+    unreadable_row,
+)
 from ace_assets.defs.assets.calcium import calcium_events, miniscope_sources
 from ace_assets.defs.assets.catalog import experiments, line_parameters
 from ace_assets.defs.assets.ephys import ephys_results
@@ -93,7 +103,11 @@ def cohort_table(context: dg.AssetExecutionContext, paths: PathsResource) -> dg.
         catalog = read_experiments(paths.experiments_csv, paths.path_rules)
     rows = []
     for line, experiment in catalog.lines.items():
-        results = None if experiment.problems else read_line(paths, line)
+        try:
+            results = None if experiment.problems else read_line(paths, line)
+        except (OSError, ValueError, KeyError) as exc:  # one damaged folder costs its line only
+            rows.append(unreadable_row(experiment, f"{type(exc).__name__}: {exc}"))
+            continue
         rows.append(line_row(experiment, results))
     frame = cohort_frame(rows)
     own = CohortTable.of(context, paths)
@@ -116,8 +130,9 @@ def cohort_table(context: dg.AssetExecutionContext, paths: PathsResource) -> dg.
             **({"lines": figure} if figure else {}),
             "dagster/row_count": len(frame),
             "lines_by_status": dg.MetadataValue.json(dict(counts)),
-            "missing_lines": _lines(frame, ("missing", "partial", "invalid")),
+            "missing_lines": _lines(frame, (MISSING,)),
             "stale_lines": _lines(frame, (STALE,)),
+            "incomplete_lines": _lines(frame, (PARTIAL, INVALID, UNREADABLE)),
             "status": dg.MetadataValue.md(_status_markdown(frame)),
             "columns": dg.MetadataValue.text(", ".join(frame.columns)),
             "csv": dg.MetadataValue.path(str(own.folder / "cohort_table.csv")),
