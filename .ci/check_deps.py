@@ -28,6 +28,7 @@ TOOLS = {
     "pytest-timeout": "pytest plugin (timeout in [tool.pytest.ini_options])",
     "ruff": "linter and formatter, run by .ci/run",
     "redis": "Celery's redis:// broker transport, loaded by kombu",
+    "pyarrow": "pandas' Parquet engine (cohort_table.parquet), loaded by pandas",
 }
 
 

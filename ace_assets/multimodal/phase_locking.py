@@ -14,7 +14,8 @@ approximation (Biostatistical Analysis, 1999, eq. 27.4)::
 
 Times are seconds on the shared clock, i.e. after ``zero time (s)`` was subtracted (the
 frame times from :func:`ace_assets.multimodal.alignment.align_frames_to_ttl`); analysis
-periods (``periods of high slow wave power (s)``, ``control periods (s)``) are on that clock.
+periods (``periods of high slow wave power (s)``, ``control periods (s)``) are on that clock,
+parsed once by :mod:`ace_assets.catalog.periods`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from ace_assets.catalog.periods import merge_intervals
 
 Periods = Sequence[Sequence[float]] | Sequence[float]
 
@@ -149,28 +152,11 @@ def phase_locking_table(
 
 
 def parse_periods(periods: Periods | None) -> np.ndarray:
-    """``[[start, end], ...]`` (or one ``[start, end]``) -> sorted, merged (k, 2) array."""
-    if periods is None:
-        return np.empty((0, 2))
-    arr = np.asarray(periods, dtype=np.float64)
-    if arr.size == 0:
-        return np.empty((0, 2))
-    if arr.ndim == 1:
-        if arr.size != 2:
-            raise ValueError(f"a period is [start, end] in seconds, got {list(arr)}")
-        arr = arr[None, :]
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"periods must be [[start, end], ...], got shape {arr.shape}")
-    if np.any(arr[:, 1] <= arr[:, 0]):
-        raise ValueError(f"each period needs start < end (s), got {arr.tolist()}")
-    arr = arr[np.argsort(arr[:, 0])]
-    merged = [arr[0].copy()]
-    for s, e in arr[1:]:
-        if s <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], e)
-        else:
-            merged.append(np.array([s, e]))
-    return np.array(merged)
+    """``[[start, end], ...]`` (or one ``[start, end]``) -> sorted, merged (k, 2) array.
+
+    The catalog's one definition (:func:`ace_assets.catalog.periods.merge_intervals`).
+    """
+    return merge_intervals(periods)
 
 
 def event_rate(times: np.ndarray, periods: Periods) -> tuple[int, float, float]:

@@ -8,7 +8,9 @@ import pytest
 from ace_assets.definitions import all_assets, defs
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 
-PER_LINE = [a.key for a in all_assets if a.key.to_user_string() != "experiments"]
+PER_LINE = [a.key for a in all_assets if a.partitions_def is not None]
+#: across lines: follow every line's results (ace_assets_tests/defs/test_cohort_assets.py)
+CROSS_LINE = [a.key for a in all_assets if a.group_names_by_key[a.key] == "cohort"]
 DOWNSTREAM = [
     k for k in PER_LINE if k.to_user_string() not in ("analysis_parameters", "session_files")
 ]
@@ -69,4 +71,5 @@ def test_automation_sensor_covers_every_asset_and_runs_by_default() -> None:
     assert {a.key for a in all_assets} <= targeted
     for asset in all_assets:
         eager = asset.automation_conditions_by_key.get(asset.key) is not None
-        assert eager == (asset.key in DOWNSTREAM), asset.key  # raw data: the sensor's call
+        follows = asset.key in DOWNSTREAM or asset.key in CROSS_LINE
+        assert eager == follows, asset.key  # raw data: the sensor's call

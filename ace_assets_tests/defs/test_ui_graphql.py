@@ -20,6 +20,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from ace_assets.defs.resources import DEMO_PROJECT, REPO_ROOT
@@ -97,6 +98,15 @@ def services(tmp_path: Path, demo_data: Path):
     home = tmp_path / "home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # create the SQLite storages (and their migration stamps) once, as `dagster dev` and
+    # run_demo do before anything else starts: processes that each create a fresh storage
+    # at the same moment can stamp it twice ("more than one head present")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.get_runs(limit=1)
+        instance.event_log_storage.get_event_records(
+            dg.EventRecordsFilter(event_type=dg.DagsterEventType.RUN_START), limit=1
+        )
+        instance.schedule_storage.all_instigator_state()  # type: ignore[union-attr]
     env = {**os.environ, "DAGSTER_HOME": str(home), **_lab(tmp_path, demo_data)}
     port = _free_port()
     logs = [open(tmp_path / f"{name}.log", "w") for name in ("webserver", "daemon")]

@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from ace_assets.catalog.periods import line_periods
 from ace_assets.defs.checks import check_result
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.figures import colorbar, figure_metadata, new_figure
@@ -237,8 +238,10 @@ def multimodal_results(
             )
     locking = pd.DataFrame(rows)
     times_by_comp = {c: g["ephys_time_s"].to_numpy() for c, g in per_event.groupby("component")}
+    with input_errors_as_failures():
+        periods = line_periods(params, file=paths.parameters_csv, line=line)
     rates = compare_period_rates(
-        times_by_comp, params["periods of high slow wave power (s)"], params["control periods (s)"]
+        times_by_comp, periods.intervals("high_slow_wave"), periods.intervals("control")
     )
     locked = locking[locking["rayleigh_p"] < 0.05] if len(locking) else locking
     truth_scores = truth.score_locking(paths.data, line, locking, channels, sources.truth_match)

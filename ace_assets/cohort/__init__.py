@@ -1,0 +1,1 @@
+"""Across lines: the cohort table (and comparisons between groups of lines)."""
