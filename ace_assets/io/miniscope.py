@@ -31,6 +31,7 @@ from ace_assets.errors import AceInputError
 from ace_assets.io.confined import confined_tree
 from ace_assets.io.frame_times import (
     DroppedFrames,
+    FrameTimingParams,
     TimestampReport,
     resolve_timestamps,
 )
@@ -272,6 +273,18 @@ def open_miniscope(
         return _open_v4(movie_dir, strict=strict, verify=verify, faults=timestamp_faults)
     return _open_v3(
         movie_dir, strict=strict, verify=verify, cam_num=v3_cam_num, faults=timestamp_faults
+    )
+
+
+def open_with_timing(
+    folder: str | Path, timing: FrameTimingParams, confine_to: str | Path | None
+) -> MiniscopeRecording:
+    """Open a session as a line's settings say: its timestamp-fault and row-count policies."""
+    return open_miniscope(
+        folder,
+        timestamp_faults=timing.timestamp_faults,
+        strict=timing.strict_rows,
+        confine_to=confine_to,
     )
 
 

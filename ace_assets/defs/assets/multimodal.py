@@ -31,7 +31,7 @@ from ace_assets.demo import truth
 from ace_assets.errors import AceInputError
 from ace_assets.io.csv_export import write_csv
 from ace_assets.io.frame_times import FrameTimingParams
-from ace_assets.io.miniscope import open_miniscope
+from ace_assets.io.miniscope import open_with_timing
 from ace_assets.io.neuralynx import load_clock
 from ace_assets.io.store import atomic_save_npz
 from ace_assets.multimodal.alignment import align_frames
@@ -83,12 +83,7 @@ def multimodal_alignment(
             )
         events = pd.read_csv(channels["events_csv"])
         timing = FrameTimingParams.from_mapping(params.group("timing"))
-        recording = open_miniscope(
-            session["miniscope"]["folder"],
-            timestamp_faults=timing.timestamp_faults,
-            strict=timing.strict_rows,
-            confine_to=paths.data,
-        )
+        recording = open_with_timing(session["miniscope"]["folder"], timing, paths.data)
         delete = list(params["indices of TTL events to delete"])
         zero = float(params["zero time (s)"])
         try:

@@ -41,7 +41,7 @@ from ace_assets.export.nwb_ephys import EphysData
 from ace_assets.export.nwb_imaging import ImagingData
 from ace_assets.io.frame_times import FrameTimingParams
 from ace_assets.io.jsonio import read_json
-from ace_assets.io.miniscope import open_miniscope
+from ace_assets.io.miniscope import open_with_timing
 from ace_assets.io.neuralynx import load_clock, read_ncs_header
 from ace_assets.miniscope.extraction.result import apply_rejections, load_result
 
@@ -189,12 +189,7 @@ def _imaging(
         times = alignment.frame_times() + alignment.zero_time_s
     else:
         timing = FrameTimingParams.from_mapping(params.group("timing"))
-        recording = open_miniscope(
-            ms["folder"],
-            timestamp_faults=timing.timestamp_faults,
-            strict=timing.strict_rows,
-            confine_to=paths.data,
-        )
+        recording = open_with_timing(ms["folder"], timing, paths.data)
         times = np.asarray(recording.timestamps_ms, dtype=np.float64) / 1e3
     if len(times) != result.n_frames:
         raise AceInputError(
