@@ -73,17 +73,42 @@ def main(argv: list[str] | None = None) -> int:
             failed |= not result.success
             status = "ok" if result.success else "FAILED"
             summary.append((line, status, f"{len(done)} assets in {time.time() - t0:.0f} s"))
+        cohort = dg.materialize(
+            assets,
+            selection=dg.AssetSelection.groups("cohort"),
+            instance=instance,
+            resources=resources,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+            raise_on_error=False,
+        )
+        failed |= not cohort.success
         print("\nsummary")
         for line, status, what in summary:
             print(f"  line {line:>4}  {status:<6} {what}")
             for note in highlights(paths, int(line)):
                 print(f"             {note}")
+        print(f"  cohort  {'ok' if cohort.success else 'FAILED':<6} {cohort_summary(cohort)}")
         print(f"  results under {paths.results}  ({time.time() - start:.0f} s in all)")
         print(
             "\nopen the UI:  DAGSTER_HOME="
             f"{home} .venv/bin/dagster dev -w workspace.yaml   (then http://localhost:3000)"
         )
     return 1 if failed else 0
+
+
+def cohort_summary(result: dg.ExecuteInProcessResult) -> str:
+    """Lines by status in the cohort table, and the groups compared."""
+    meta = {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+    table, comparisons = meta.get("cohort_table", {}), meta.get("cohort_comparisons", {})
+    out = []
+    if "lines_by_status" in table:
+        out.append(f"cohort_table: lines by status {table['lines_by_status'].value}")
+    if "lines_per_group" in comparisons:
+        out.append(f"cohort_comparisons: lines per group {comparisons['lines_per_group'].value}")
+    return "; ".join(out) or "no cohort results"
 
 
 #: The number shown for each asset in the demo's one-line-per-asset output.
