@@ -16,7 +16,7 @@ from ace_assets.defs.assets.catalog import analysis_parameters, experiments
 from ace_assets.defs.assets.session import session_files
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import DEPLOYMENT_ENV, PathsResource
-from ace_assets_tests.helpers.dagster_helpers import failure_text
+from ace_assets_tests.helpers.dagster_helpers import failure_text, session_run
 from ace_assets_tests.helpers.reference_catalog import (
     ABSOLUTE,
     LINES,
@@ -81,14 +81,7 @@ def test_without_a_map_every_line_is_a_partition_and_fails_with_its_problem(lab)
         check = rows_valid(result)
         assert not check.passed and "line number 3" in check.metadata["problems"].value
         for line, column in ABSOLUTE.items():
-            run = dg.materialize(
-                ASSETS,
-                selection="session_files",
-                partition_key=str(line),
-                instance=instance,
-                resources=resources,
-                raise_on_error=False,
-            )
+            run = session_run(ASSETS, instance, resources, line)
             text = failure_text(run)
             assert not run.success
             assert f"row {line + 1}, line number {line}, column '{column}'" in text, text
@@ -106,14 +99,7 @@ def test_with_a_map_the_mapped_lines_resolve_and_missing_files_fail_their_line(l
         assert mat.metadata["lines_with_problems"].value == ", ".join(map(str, sorted(NOT_PATHS)))
         outcomes = {}
         for line in (3, 8, 12, 4, 16):
-            run = dg.materialize(
-                ASSETS,
-                selection="session_files",
-                partition_key=str(line),
-                instance=instance,
-                resources=resources,
-                raise_on_error=False,
-            )
+            run = session_run(ASSETS, instance, resources, line)
             outcomes[line] = (run.success, failure_text(run))
     for line in MATERIALIZED:
         assert outcomes[line][0], outcomes[line][1]
@@ -139,14 +125,7 @@ def test_a_partition_whose_row_is_gone_is_reported_not_deleted(lab) -> None:
         assert check.metadata["partitions_without_row"].value == "31, 99, seven"
         assert "3 partitions without a row (31, 99, seven)" in check.description
         assert "31" in instance.get_dynamic_partitions(LINE_PARTITIONS_NAME)
-        run = dg.materialize(
-            ASSETS,
-            selection="session_files",
-            partition_key="99",
-            instance=instance,
-            resources=resources,
-            raise_on_error=False,
-        )
+        run = session_run(ASSETS, instance, resources, "99")
         assert "line 99 is not in experiments.csv" in failure_text(run)
         # rows 31 and 99 are back; the key typed by hand is still named
         csv = lab["project"] / "experiments.csv"

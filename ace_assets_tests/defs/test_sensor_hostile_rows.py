@@ -14,7 +14,7 @@ from ace_assets.defs.assets.catalog import analysis_parameters, experiments
 from ace_assets.defs.assets.session import session_files
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import PathsResource
-from ace_assets_tests.helpers.dagster_helpers import failure_text
+from ace_assets_tests.helpers.dagster_helpers import failure_text, session_run
 from ace_assets_tests.helpers.hostile_rows import HOSTILE_EXPERIMENTS, add_hostile_experiments
 from ace_assets_tests.helpers.projects import catalog_read
 
@@ -153,14 +153,7 @@ def test_raw_file_error_fails_the_line_with_its_row(demo_paths, monkeypatch) -> 
     monkeypatch.setattr(session, "resolve_session", refuse)
     resources = {"paths": demo_paths}
     with catalog_read(ASSETS, demo_paths) as instance:
-        result = dg.materialize(
-            ASSETS,
-            selection="session_files",
-            partition_key="2",
-            instance=instance,
-            resources=resources,
-            raise_on_error=False,
-        )
+        result = session_run(ASSETS, instance, resources, "2")
     text = failure_text(result)
     assert not result.success
     assert "row 4" in text and "line number 2" in text, text
