@@ -11,7 +11,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ace_assets.defs import sensors
 from ace_assets.defs.assets.catalog import analysis_parameters, experiments
 from ace_assets.defs.assets.session import session_files
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
@@ -27,6 +26,7 @@ from ace_assets_tests.helpers.reference_catalog import (
     materialize,
     reference_project,
 )
+from ace_assets_tests.helpers.sensor_tick import tick
 
 ASSETS = [experiments, analysis_parameters, session_files]
 MATERIALIZED = (3, 8, 12)  # an absolute calcium row, an absolute ephys row, a relative row
@@ -138,14 +138,6 @@ def test_a_partition_whose_row_is_gone_is_reported_not_deleted(lab) -> None:
             c for c in again.get_asset_check_evaluations() if c.check_name == "lines_in_catalog"
         )
         assert check.metadata["partitions_without_row"].value == "seven"
-
-
-def tick(instance: dg.DagsterInstance, paths: PathsResource, cursor: str | None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"paths": paths})
-    result = sensors.new_recordings(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
 
 
 def test_sensor_registers_every_line_and_runs_only_complete_mapped_ones(lab) -> None:

@@ -8,7 +8,6 @@ import dagster as dg
 import pytest
 
 from ace_assets.defs.resources import PathsResource
-from ace_assets.defs.sensors import new_recordings
 from ace_assets_tests.helpers.copiers import (
     EPHYS_DIR,
     EXPERIMENTS_CSV,
@@ -16,15 +15,7 @@ from ace_assets_tests.helpers.copiers import (
     source_files,
     write_source,
 )
-
-
-def _tick(instance: dg.DagsterInstance, paths: PathsResource, cursor: str | None):
-    result = new_recordings(
-        dg.build_sensor_context(instance=instance, cursor=cursor, resources={"paths": paths})
-    )
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
+from ace_assets_tests.helpers.sensor_tick import tick as _tick
 
 
 @pytest.mark.parametrize("stalls", [False, True])

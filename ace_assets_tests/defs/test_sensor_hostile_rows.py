@@ -17,6 +17,7 @@ from ace_assets.defs.resources import PathsResource
 from ace_assets_tests.helpers.dagster_helpers import failure_text, session_run
 from ace_assets_tests.helpers.hostile_rows import HOSTILE_EXPERIMENTS, add_hostile_experiments
 from ace_assets_tests.helpers.projects import catalog_read
+from ace_assets_tests.helpers.sensor_tick import tick
 
 GOOD = ["1", "2", "3", "4", "5"]
 #: a hostile row keeps a valid line number: it is a partition, whose assets fail with its problem
@@ -28,14 +29,6 @@ ASSETS = [experiments, analysis_parameters, session_files]
 def settled(monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo data was written seconds ago; the sensor sees it an hour later, settled."""
     monkeypatch.setattr(sensors, "now", lambda: time.time() + 3600.0)
-
-
-def tick(instance: dg.DagsterInstance, paths: PathsResource, cursor: str | None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"paths": paths})
-    result = sensors.new_recordings(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
 
 
 def test_hostile_rows_never_block_a_tick_the_good_lines_run(demo_paths, settled) -> None:

@@ -13,7 +13,7 @@ import pytest
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.schedules import nightly_reconcile, stale_lines
-from ace_assets.defs.sensors import new_recordings
+from ace_assets_tests.helpers.sensor_tick import tick
 
 HEADER = (
     "line number,id,date (YYMMDD),calcium imaging directory,ephys directory,"
@@ -65,21 +65,6 @@ def setup(tmp_path: Path):
         project_path=str(project), data_path=str(data), results_path=str(tmp_path / "results")
     )
     return project, data, paths
-
-
-def tick(
-    instance: dg.DagsterInstance,
-    paths: PathsResource,
-    cursor: str | None,
-    definitions: dg.Definitions | None = None,
-):
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"paths": paths}, definitions=definitions
-    )
-    result = new_recordings(context)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-    return result
 
 
 def test_new_line_runs_once_half_landed_waits(setup) -> None:
