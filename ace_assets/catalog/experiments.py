@@ -71,6 +71,9 @@ class Experiment:
     box_calcium_folder_id: str | None = None
     box_ephys_folder_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    #: further calcium folders of a session the acquisition software split (``a;b`` in the
+    #: cell): recorded after ``calcium_dir``, processed as one movie
+    calcium_continued: tuple[PurePosixPath, ...] = ()
     #: the errors that keep this line from being processed (empty: the line is usable)
     problems: tuple[RowProblem, ...] = ()
 
@@ -80,6 +83,11 @@ class Experiment:
         return tuple(
             m for m, has in (("miniscope", self.has_calcium), ("ephys", self.has_ephys)) if has
         )
+
+    @property
+    def calcium_dirs(self) -> tuple[PurePosixPath, ...]:
+        """Every calcium folder of the line, in the order the cell lists them."""
+        return (self.calcium_dir, *self.calcium_continued) if self.calcium_dir else ()
 
     @property
     def has_calcium(self) -> bool:
@@ -93,11 +101,20 @@ class Experiment:
         out = asdict(self)
         for key in ("calcium_dir", "ephys_dir"):
             out[key] = str(out[key]) if out[key] is not None else None
+        if self.calcium_continued:  # one cell, as the catalog writes it: see row_folders
+            out["calcium_dir"] = ";".join(str(d) for d in self.calcium_dirs)
+        del out["calcium_continued"]
         out["date"] = self.date.isoformat() if self.date else None
         out["channels"] = ";".join(self.channels)
         out["extra"] = dict(self.extra)
         out["problems"] = problem_text(self.problems)
         return out
+
+
+def row_folders(row: dict[str, Any], column: str) -> list[str]:
+    """The folders of a stored row's folder column (several calcium folders are ';'-joined)."""
+    cell = row.get(column)
+    return [part for part in str(cell).split(";") if part] if cell else []
 
 
 def problem_text(problems: tuple[RowProblem, ...] | list[RowProblem]) -> str:
@@ -122,7 +139,8 @@ class ExperimentCatalog:
 
     def to_frame(self) -> pd.DataFrame:
         rows = [e.as_row() for e in self.lines.values()]
-        frame = pd.DataFrame(rows, columns=list(Experiment.__dataclass_fields__))
+        columns = [c for c in Experiment.__dataclass_fields__ if c != "calcium_continued"]
+        frame = pd.DataFrame(rows, columns=columns)
         return frame.drop(columns=["extra"])
 
 
@@ -196,7 +214,13 @@ def _parse_row(
             continue
         if attr in ("calcium_dir", "ephys_dir"):
             try:
-                values[attr] = folder_cell(text, path_map)
+                if attr == "calcium_dir":
+                    first, *more = folder_cells(text, path_map)
+                    values[attr] = first
+                    if more:
+                        values["calcium_continued"] = tuple(more)
+                else:
+                    values[attr] = folder_cell(text, path_map)
             except UnsafePathError as exc:
                 refused.add(attr)
                 problem(header, str(exc))
@@ -228,8 +252,9 @@ def _parse_row(
     if "ephys_dir" in values and not values.get("channels"):
         problem(
             _header_for(known, "channels"),
-            "an ephys directory is given but no channels are listed; list the .ncs channels "
-            "(e.g. PFCvsCBEEG;EMG), or empty the ephys directory to process the Miniscope alone",
+            "no channels are listed: every .ncs file in the ephys directory is used; list "
+            "the channels (e.g. PFCvsCBEEG;EMG) to process only those",
+            "warning",
         )
     ephys_given = "ephys_dir" in values or "ephys_dir" in refused
     if not ephys_given and (values.get("channels") or values.get("events_filename")):
@@ -243,6 +268,20 @@ def _parse_row(
     return Experiment(line_number=line, row=raw.row, extra=extra, **values)
 
 
+def folder_cells(text: str, path_map: PathMap) -> tuple[PurePosixPath, ...]:
+    """The calcium column: one folder, or the parts of a session split across folders
+    (``a;b``: the acquisition software restarted). Each part is checked as one folder."""
+    parts = [part for p in text.split(";") if (part := _text(p))] or [text]
+    folders = tuple(folder_cell(part, path_map) for part in parts)
+    repeated = sorted({str(f) for f in folders if folders.count(f) > 1})
+    if repeated:
+        raise UnsafePathError(
+            f"'{preview(text)}' lists {', '.join(repeated)} more than once; list each folder "
+            "of the session once, in recording order"
+        )
+    return folders
+
+
 def folder_cell(text: str, path_map: PathMap) -> PurePosixPath:
     """A folder cell as a data_path-relative path, after ``path_map``; refusals say what to do."""
     parts = [p.strip() for p in text.split(";") if p.strip()]
@@ -250,8 +289,8 @@ def folder_cell(text: str, path_map: PathMap) -> PurePosixPath:
         for part in parts:
             folder_cell(part, path_map)  # a bad folder is reported as such first
         raise UnsafePathError(
-            f"'{preview(text)}' lists {len(parts)} folders joined by ';'; a line is one "
-            "recording: give each folder its own row and line number"
+            f"'{preview(text)}' lists {len(parts)} folders joined by ';'; an ephys line is "
+            "one Neuralynx recording: give each folder its own row and line number"
         )
     text = parts[0] if parts else text
     mapped = path_map.apply(text)

@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 from stat import S_ISREG
 from typing import Any
 
+from ace_assets.catalog.experiments import row_folders
 from ace_assets.catalog.paths import resolve_under
 from ace_assets.io.landing_checks import (
     IGNORED_NAMES,
@@ -70,10 +71,8 @@ def landing_state(data_path: str | Path, experiment: dict[str, Any]) -> LandingS
     entries: list[tuple[str, int, float]] = []
     awaited: list[str] = []
     newest = 0.0
-    for column in ("calcium_dir", "ephys_dir"):
-        relative = experiment.get(column)
-        if not relative:
-            continue
+    listed = [(c, f) for c in ("calcium_dir", "ephys_dir") for f in row_folders(experiment, c)]
+    for column, relative in listed:
         try:
             folder = resolve_under(data_path, PurePosixPath(relative))
             if not folder.is_dir():

@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from ace_assets.io.frame_times import (
     resolve_timestamps,
 )
 from ace_assets.io.jsonio import read_json
+from ace_assets.io.miniscope_segments import Segment, join_segments
 from ace_assets.io.prefetch import prefetched
 
 V4_AVI = re.compile(r"^(\d+)\.avi$", re.IGNORECASE)
@@ -71,6 +72,9 @@ class MiniscopeRecording:
     repairs; ``timestamps_ms`` and ``frame_numbers`` are the repaired series."""
     issues: list[str] = field(default_factory=list)
     timestamps_file: Path | None = None
+    segments: tuple[Segment, ...] = ()
+    """Parts of a session split across folders (:mod:`ace_assets.io.miniscope_segments`);
+    empty for a session in one folder."""
     decode_errors: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Frames OpenCV could not decode, found while reading: global index ->
     ``{"file": name, "file_frame": index in that file}``. Such a frame is delivered
@@ -105,6 +109,7 @@ class MiniscopeRecording:
             "dropped_frames": self.dropped.as_dict(),
             "timestamps": self.timing.summary() if self.timing else None,
             "issues": list(self.issues),
+            "segments": [s.as_dict() for s in self.segments],
         }
 
     def iter_chunks(
@@ -277,15 +282,25 @@ def open_miniscope(
 
 
 def open_with_timing(
-    folder: str | Path, timing: FrameTimingParams, confine_to: str | Path | None
+    folders: str | Path | Sequence[str | Path],
+    timing: FrameTimingParams,
+    confine_to: str | Path | None,
 ) -> MiniscopeRecording:
     """Open a session as a line's settings say: its timestamp-fault and row-count policies."""
-    return open_miniscope(
-        folder,
+    return open_session(
+        folders,
         timestamp_faults=timing.timestamp_faults,
         strict=timing.strict_rows,
         confine_to=confine_to,
     )
+
+
+def open_session(folders: str | Path | Sequence[str | Path], **options: Any) -> MiniscopeRecording:
+    """One folder, or the folders of a session split by a restart, as one recording."""
+    if isinstance(folders, str | Path):
+        return open_miniscope(folders, **options)
+    parts = [open_miniscope(folder, **options) for folder in folders]
+    return parts[0] if len(parts) == 1 else join_segments(parts)
 
 
 def numbered_avis(folder: Path, pattern: re.Pattern[str]) -> list[Path]:

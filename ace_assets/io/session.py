@@ -8,15 +8,19 @@ A line may lack a modality; that is stated, not an error.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ace_assets.catalog.experiments import row_folders
 from ace_assets.catalog.paths import UnsafePathError, resolve_under
 from ace_assets.errors import AceInputError
 from ace_assets.io.confined import OutsideDataPathError, confined_file
+
+_DIGITS = re.compile(r"(\d+)")
 
 
 @dataclass
@@ -31,6 +35,14 @@ class MiniscopeFiles:
     timestamps_file: str | None
     notes: list[str] = field(default_factory=list)
     timestamps: dict[str, Any] | None = None  #: order faults + repairs (io.frame_times)
+    #: every folder of a session split by a restart (``a;b`` in the catalog), in order
+    folders: list[str] = field(default_factory=list)
+    segments: list[dict[str, Any]] = field(default_factory=list)
+
+
+def movie_folders(miniscope: dict[str, Any]) -> list[str]:
+    """The folders to open for a stored ``MiniscopeFiles`` (older listings had one)."""
+    return list(miniscope.get("folders") or [miniscope["folder"]])
 
 
 @dataclass
@@ -59,12 +71,19 @@ def resolve_session(data_path: str | Path, experiment: dict[str, Any], source: s
     missing: list[str] = []
     miniscope = None
     ephys = None
-    if experiment.get("calcium_dir"):
-        folder = _folder(
-            data_path, experiment["calcium_dir"], source, line, "calcium imaging directory"
-        )
-        with _located(line, "calcium imaging directory"):
-            miniscope = _miniscope(folder, data_path)
+    calcium = row_folders(experiment, "calcium_dir")
+    if calcium:
+        column = "calcium imaging directory"
+        folders = [_folder(data_path, part, source, line, column) for part in calcium]
+        with _located(line, column):
+            try:
+                miniscope = _miniscope(folders, data_path)
+            except AceInputError as exc:
+                if exc.line is not None or len(folders) == 1:
+                    raise
+                raise AceInputError(
+                    exc.reason, file=exc.file, line=line, column=exc.column or column
+                ) from None
     else:
         missing.append("calcium imaging: no 'calcium imaging directory' for this line")
     if experiment.get("ephys_dir"):
@@ -100,12 +119,12 @@ def _folder(data_path: str | Path, relative: str, source: str, line: int, column
     return folder
 
 
-def _miniscope(folder: Path, data_path: str | Path) -> MiniscopeFiles:
-    from ace_assets.io.miniscope import open_miniscope
+def _miniscope(folders: list[Path], data_path: str | Path) -> MiniscopeFiles:
+    from ace_assets.io.miniscope import open_session
 
     # a listing, not an analysis: a timestamp table of the wrong length is noted here and
     # decided by the movie stages, which read the line's ``timestamp_rows`` setting
-    rec = open_miniscope(folder, confine_to=data_path, strict=False)
+    rec = open_session(folders, confine_to=data_path, strict=False)
     for path in (*rec.files, *([rec.timestamps_file] if rec.timestamps_file else [])):
         confined_file(path, data_path)
     files = [
@@ -113,7 +132,7 @@ def _miniscope(folder: Path, data_path: str | Path) -> MiniscopeFiles:
         for f, n in zip(rec.files, rec.frames_per_file, strict=True)
     ]
     return MiniscopeFiles(
-        folder=str(folder),
+        folder=str(folders[0]),
         version=str(rec.version),
         files=files,
         n_frames=int(rec.n_frames),
@@ -123,6 +142,8 @@ def _miniscope(folder: Path, data_path: str | Path) -> MiniscopeFiles:
         timestamps_file=str(rec.timestamps_file) if rec.timestamps_file else None,
         notes=list(rec.issues),
         timestamps=rec.timing.summary() if rec.timing else None,
+        folders=[str(f) for f in folders],
+        segments=[segment.as_dict() for segment in rec.segments],
     )
 
 
@@ -132,12 +153,12 @@ def _ephys(
     from ace_assets.io.neuralynx import read_ncs_header
 
     channels = [c for c in str(experiment.get("channels") or "").split(";") if c]
+    notes: list[str] = []
     if not channels:
-        raise AceInputError(
-            "an ephys directory is given but no channels are listed",
-            file=source,
-            line=line,
-            column="LFP and EEG CSCs",
+        channels = _every_channel(folder, source, line)
+        notes.append(
+            f"no channels listed in 'LFP and EEG CSCs': using every .ncs file in the folder "
+            f"({';'.join(channels)})"
         )
 
     def describe(name: str, column: str) -> dict[str, Any]:
@@ -160,7 +181,6 @@ def _ephys(
             "n_records": header.n_records,
         }
 
-    notes: list[str] = []
     described = [describe(c, "LFP and EEG CSCs") for c in channels]
     emg_name = experiment.get("emg_channel")
     emg = None
@@ -180,3 +200,20 @@ def _ephys(
     else:
         notes.append("no events filename: no TTL alignment for this line")
     return EphysFiles(str(folder), described, emg, events, notes)
+
+
+def _every_channel(folder: Path, source: str, line: int) -> list[str]:
+    """Channel names of every .ncs file in ``folder``, in natural order (CSC2 before CSC10)."""
+    names = [p.stem for p in folder.iterdir() if p.suffix.lower() == ".ncs" and p.is_file()]
+    names = [n for n in names if not n.startswith((".", "~"))]
+    if not names:
+        raise AceInputError(
+            f"no channels are listed and {folder} holds no .ncs file; list the channels "
+            "(e.g. PFCvsCBEEG;EMG) or correct the ephys directory",
+            file=source,
+            line=line,
+            column="LFP and EEG CSCs",
+        )
+    return sorted(
+        names, key=lambda n: [int(t) if t.isdigit() else t.lower() for t in _DIGITS.split(n)]
+    )

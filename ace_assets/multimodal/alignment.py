@@ -33,6 +33,7 @@ downstream (event times, analysis periods).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -54,6 +55,9 @@ from ace_assets.multimodal.ttl import (
     describe_edges,
     ttl_rising_edges,
 )
+
+#: a pause between the parts of a split session: this many typical pulse intervals or more
+PAUSE_FACTOR = 5.0
 
 __all__ = ["AlignmentReport", "align_frames", "align_frames_to_ttl", "ttl_rising_edges"]
 
@@ -149,13 +153,28 @@ def align_frames_to_ttl(
     *,
     max_repair: int = 30,
     tolerance_ms: float | None = None,
+    segment_starts: Sequence[int] = (),
 ) -> tuple[np.ndarray, AlignmentReport]:
     """Per-frame time (s, ephys clock minus ``zero_time_s``) and a report of the reconciliation.
 
     ``delete_indices`` index the raw ``ttl_times_s`` (before deletion), as in the
     ``indices of TTL events to delete`` column. ``tolerance_ms`` (None: half the camera's
     median frame interval) bounds every frame's distance from the fitted camera clock.
+    ``segment_starts`` (first frame of each part of a session split across folders): each
+    part is aligned on its own pulses, split at the pauses between parts, since a restart
+    starts a new camera clock.
     """
+    if len(segment_starts) > 1:
+        return _align_segments(
+            ttl_times_s,
+            n_frames,
+            frame_timestamps_ms,
+            delete_indices,
+            zero_time_s,
+            max_repair=max_repair,
+            tolerance_ms=tolerance_ms,
+            segment_starts=segment_starts,
+        )
     raw = np.asarray(ttl_times_s, dtype=np.float64).reshape(-1)
     cam_ms = np.asarray(frame_timestamps_ms, dtype=np.float64).reshape(-1)
     if cam_ms.size != n_frames:
@@ -214,6 +233,79 @@ def align_frames_to_ttl(
         **clock,
     )
     return times - float(zero_time_s), report
+
+
+def _align_segments(
+    ttl_times_s: np.ndarray,
+    n_frames: int,
+    frame_timestamps_ms: np.ndarray,
+    delete_indices: list[int] | None,
+    zero_time_s: float,
+    *,
+    max_repair: int,
+    tolerance_ms: float | None,
+    segment_starts: Sequence[int],
+) -> tuple[np.ndarray, AlignmentReport]:
+    """Split the pulses at the pauses between parts; align each part alone; join."""
+    raw = np.asarray(ttl_times_s, dtype=np.float64).reshape(-1)
+    cam_ms = np.asarray(frame_timestamps_ms, dtype=np.float64).reshape(-1)
+    delete = sorted({int(i) for i in (delete_indices or [])})
+    bad = [i for i in delete if not 0 <= i < raw.size]
+    if bad:
+        raise AceInputError(
+            f"TTL indices {bad} to delete are outside 0..{raw.size - 1} ({raw.size} TTL events)",
+            column="indices of TTL events to delete",
+        )
+    ttl = np.delete(raw, delete)
+    bounds = [*sorted(int(b) for b in segment_starts), n_frames]
+    k = len(bounds) - 1
+    gaps = np.diff(ttl)
+    pauses = np.sort(np.argsort(gaps)[::-1][: k - 1]) + 1 if ttl.size > k else np.empty(0, int)
+    typical = float(np.median(gaps)) if gaps.size else float("nan")
+    if len(pauses) != k - 1 or not np.all(gaps[pauses - 1] > PAUSE_FACTOR * typical):
+        raise AceInputError(
+            f"the movie is {k} parts (a session split across folders) but the TTL pulses show "
+            f"no pause between them (longest intervals {np.sort(gaps)[::-1][: k - 1].tolist()} "
+            f"s, typical {typical:.4f} s). Check that the folders in 'calcium imaging "
+            "directory' belong to this ephys recording",
+            column="calcium imaging directory",
+        )
+    pulse_bounds = [0, *pauses.tolist(), ttl.size]
+    times, reports = [], []
+    for i in range(k):
+        lo, hi = bounds[i], bounds[i + 1]
+        try:
+            part, report = align_frames_to_ttl(
+                ttl[pulse_bounds[i] : pulse_bounds[i + 1]],
+                hi - lo,
+                cam_ms[lo:hi],
+                max_repair=max_repair,
+                tolerance_ms=tolerance_ms,
+            )
+        except AceInputError as exc:
+            raise AceInputError(
+                f"part {i + 1} of {k} (frames {lo}-{hi - 1}): {exc.reason}", column=exc.column
+            ) from None
+        times.append(part)
+        reports.append((lo, report))
+    joined = np.concatenate(times)
+    worst = [r for _, r in reports if r.max_frame_residual_ms is not None]
+    report = AlignmentReport(
+        n_ttl_raw=int(raw.size),
+        n_deleted=len(delete),
+        n_ttl=int(ttl.size),
+        n_frames=int(n_frames),
+        mismatch=int(n_frames - ttl.size),
+        zero_time_s=float(zero_time_s),
+        method="direct" if all(r.method == "direct" for _, r in reports) else "repaired",
+        repaired_frames=[lo + f for lo, r in reports for f in r.repaired_frames],
+        clock_slope=reports[0][1].clock_slope,
+        clock_offset_s=reports[0][1].clock_offset_s,
+        max_residual_ms=max((r.max_residual_ms or 0.0) for r in worst) if worst else None,
+        tolerance_ms=reports[0][1].tolerance_ms,
+        max_frame_residual_ms=max(r.max_frame_residual_ms for r in worst) if worst else None,
+    )
+    return joined - float(zero_time_s), report
 
 
 def _require_increasing(cam_ms: np.ndarray) -> None:
@@ -292,6 +384,7 @@ def align_frames(
     events_file: str | None = None,
     max_repair: int = 30,
     tolerance_ms: float | None = None,
+    segment_starts: Sequence[int] = (),
 ) -> tuple[np.ndarray, np.ndarray, AlignmentReport]:
     """Frame times from a ``.nev`` event table: pick the sync bit, then reconcile counts.
 
@@ -316,6 +409,7 @@ def align_frames(
             zero_time_s,
             max_repair=max_repair,
             tolerance_ms=tolerance_ms,
+            segment_starts=segment_starts,
         )
     except AceInputError as exc:
         raise AceInputError(

@@ -14,7 +14,8 @@ from ace_assets_tests.helpers.projects import demo_catalog_copy
 from ace_assets_tests.helpers.reference_catalog import (
     ABSOLUTE,
     LINES,
-    NOT_PATHS,
+    NO_CHANNELS_LINE,
+    SPLIT_LINE,
     build_tree,
     mapped_catalog,
     materialize,
@@ -51,7 +52,13 @@ def test_reference_catalog_without_a_map_fails_naming_each_line(tmp_path, capsys
     assert rows["10"] == ("miniscope", "ok", "")
     assert rows["12"] == ("miniscope, ephys", "ok", "")
     assert rows["row 33"][1] == "skipped" and "'Example' is not a line number" in rows["row 33"][2]
-    assert "30 lines: 19 ok, 0 with warnings, 11 with errors" in out
+    assert rows[str(NO_CHANNELS_LINE)][1:] == (
+        "warning",
+        "(warning) LFP and EEG CSCs: no channels are listed: every .ncs file in the ephys directory "
+        "is used; list the channels (e.g. PFCvsCBEEG;EMG) to process only those",
+    )
+    assert rows[str(SPLIT_LINE)] == ("miniscope, ephys", "ok", "")
+    assert "30 lines: 20 ok, 1 with warnings, 9 with errors" in out
     assert "files not checked" in out and "--data DATA_PATH" in out
 
 
@@ -61,19 +68,18 @@ def test_reference_catalog_with_a_map_and_data_reports_missing_files_per_line(
     project = reference_project(tmp_path / "project")
     data = tmp_path / "data"
     catalog = mapped_catalog(project)
-    build_tree(data, catalog)  # every folder exists; only lines 3, 8 and 12 hold recordings
-    for line in (3, 8, 12):
+    # every folder exists; only lines 3, 8, 12, 16 and 19 hold recordings
+    build_tree(data, catalog)
+    for line in (3, 8, 12, SPLIT_LINE, NO_CHANNELS_LINE):
         materialize(data, demo_data, catalog, line)
     path_map = write_path_map(tmp_path / "path_map.json")
     code = main(["check", str(project), "--data", str(data), "--path-map", str(path_map)])
     out = capsys.readouterr().out
     assert code == 1
     rows = table_rows(out)
-    for line in (3, 8, 12):  # an absolute row mapped onto the copy, and a relative one
+    # absolute rows mapped onto the copy, relative ones, a split session, no channels listed
+    for line in (3, 8, 12, SPLIT_LINE, NO_CHANNELS_LINE):
         assert rows[str(line)][1] in ("ok", "warning"), out
-    for line, (column, expected) in NOT_PATHS.items():
-        assert rows[str(line)][1] == "error" and rows[str(line)][2].startswith(column)
-        assert expected in rows[str(line)][2]
     # an empty folder: the line's own missing files, by folder column
     assert rows["4"][1] == "error"
     assert rows["4"][2].startswith("files (calcium imaging directory): no Miniscope movie found")

@@ -10,9 +10,10 @@ from ace_assets.catalog.paths import resolve_under
 from ace_assets_tests.helpers.reference_catalog import (
     ABSOLUTE,
     LINES,
-    NOT_PATHS,
+    NO_CHANNELS_LINE,
     PATH_MAP,
     REFERENCE,
+    SPLIT_LINE,
     build_tree,
     mapped_catalog,
 )
@@ -23,7 +24,7 @@ FOLDER_COLUMNS = {"calcium imaging directory", "ephys directory"}
 def test_without_a_map_every_numbered_row_is_a_line_and_each_says_what_is_wrong() -> None:
     catalog = read_experiments(REFERENCE / "experiments.csv")
     assert list(catalog.lines) == LINES  # nothing is hidden: absolute rows are lines too
-    assert set(catalog.invalid) == set(ABSOLUTE) | set(NOT_PATHS)
+    assert set(catalog.invalid) == set(ABSOLUTE)
     for line, column in ABSOLUTE.items():
         (problem,) = catalog.invalid[line].problems
         assert (problem.row, problem.column) == (line + 1, column)
@@ -42,11 +43,15 @@ def test_without_a_map_every_numbered_row_is_a_line_and_each_says_what_is_wrong(
 def test_with_a_map_every_folder_resolves_under_data_path(tmp_path: Path) -> None:
     catalog = mapped_catalog(REFERENCE)
     assert list(catalog.lines) == LINES
-    assert set(catalog.invalid) == set(NOT_PATHS)  # only problems no map should clear
-    for line, (column, expected) in NOT_PATHS.items():
-        (problem,) = catalog.invalid[line].problems
-        assert problem.column == column and expected in problem.message
-    assert not [p for p in catalog.problems if p.column in FOLDER_COLUMNS and p.line_number != 16]
+    assert not catalog.invalid  # with the map, every line of the catalog resolves
+    assert not [p for p in catalog.problems if p.column in FOLDER_COLUMNS]
+    # a session split across two folders is one line with both, in the cell's order
+    split = catalog.experiments[SPLIT_LINE]
+    assert [d.name for d in split.calcium_dirs] == ["14_42_17", "15_54_01"]
+    assert split.as_row()["calcium_dir"] == ";".join(str(d) for d in split.calcium_dirs)
+    # no channels listed: a warning (all .ncs files are used), not an error
+    (warning,) = [p for p in catalog.problems if p.line_number == NO_CHANNELS_LINE]
+    assert warning.severity == "warning" and "every .ncs file" in warning.message
     # the more specific rule came first; the second matched despite its case and slashes
     assert str(catalog.experiments[1].ephys_dir) == "testing/test_recordings/Rdemo_200805"
     assert (
@@ -61,7 +66,7 @@ def test_with_a_map_every_folder_resolves_under_data_path(tmp_path: Path) -> Non
                 assert resolve_under(data, folder).is_dir()
     # absolute and relative rows land in one tree
     assert (data / "K99/miniscope_data").is_dir() and (data / "testing").is_dir()
-    assert len(made) == sum(len(e.modalities) for e in catalog.experiments.values())
+    assert len(made) == sum(len(e.calcium_dirs) + e.has_ephys for e in catalog.experiments.values())
 
 
 def test_a_map_that_leads_out_of_data_path_is_refused_per_line() -> None:
@@ -94,3 +99,21 @@ def test_rows_refused_whole_are_still_their_lines(tmp_path: Path) -> None:
     assert catalog.invalid[3].problems[0].column == "id"
     assert [p.row for p in catalog.invalid[4].problems] == [5, 6]
     assert all(p.line_number is None for p in catalog.problems if p.row in (7, 8))
+
+
+def test_a_split_session_cell_checks_every_part(tmp_path: Path) -> None:
+    path = tmp_path / "experiments.csv"
+    path.write_text(
+        "line number,id,calcium imaging directory\n"
+        "1,RatA,ca/a;ca/b\n"
+        "2,RatB,ca/c;D:\\scope\\ca\\d\n"
+        "3,RatC,ca/e;ca/e\n"
+        "4,RatD,ca/f; NA ;\n"
+    )
+    catalog = read_experiments(path)
+    assert [str(d) for d in catalog.experiments[1].calcium_dirs] == ["ca/a", "ca/b"]
+    (bad_part,) = catalog.invalid[2].problems
+    assert "D:\\scope" in bad_part.message and "absolute Windows path" in bad_part.message
+    (twice,) = catalog.invalid[3].problems
+    assert "ca/e more than once" in twice.message
+    assert [str(d) for d in catalog.experiments[4].calcium_dirs] == ["ca/f"]

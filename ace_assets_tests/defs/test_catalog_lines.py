@@ -19,8 +19,10 @@ from ace_assets_tests.helpers.dagster_helpers import failure_text, session_run
 from ace_assets_tests.helpers.reference_catalog import (
     ABSOLUTE,
     LINES,
-    NOT_PATHS,
+    NO_CHANNELS_LINE,
+    PART_GAP_H,
     PATH_MAP,
+    SPLIT_LINE,
     build_tree,
     mapped_catalog,
     materialize,
@@ -29,7 +31,9 @@ from ace_assets_tests.helpers.reference_catalog import (
 from ace_assets_tests.helpers.sensor_tick import tick
 
 ASSETS = [experiments, analysis_parameters, session_files]
-MATERIALIZED = (3, 8, 12)  # an absolute calcium row, an absolute ephys row, a relative row
+#: an absolute calcium row, an absolute ephys row, a relative row, a session split across
+#: two folders, an ephys folder with no channels listed
+MATERIALIZED = (3, 8, 12, SPLIT_LINE, NO_CHANNELS_LINE)
 
 
 @pytest.fixture()
@@ -69,7 +73,7 @@ def test_without_a_map_every_line_is_a_partition_and_fails_with_its_problem(lab)
         keys = instance.get_dynamic_partitions(LINE_PARTITIONS_NAME)
         assert sorted(keys, key=int) == [str(n) for n in LINES]
         mat = result.asset_materializations_for_node("experiments")[0]
-        invalid = sorted([*ABSOLUTE, *NOT_PATHS])
+        invalid = sorted(ABSOLUTE)
         assert mat.metadata["lines_with_problems"].value == ", ".join(map(str, invalid))
         table = mat.metadata["table"].value
         line_three = next(r for r in table.splitlines() if r.startswith("| 3 |"))
@@ -96,9 +100,9 @@ def test_with_a_map_the_mapped_lines_resolve_and_missing_files_fail_their_line(l
             ASSETS, selection="experiments", instance=instance, resources=resources
         )
         mat = result.asset_materializations_for_node("experiments")[0]
-        assert mat.metadata["lines_with_problems"].value == ", ".join(map(str, sorted(NOT_PATHS)))
+        assert mat.metadata["lines_with_problems"].value == "none"
         outcomes = {}
-        for line in (3, 8, 12, 4, 16):
+        for line in (*MATERIALIZED, 4):
             run = session_run(ASSETS, instance, resources, line)
             outcomes[line] = (run.success, failure_text(run))
     for line in MATERIALIZED:
@@ -108,7 +112,26 @@ def test_with_a_map_the_mapped_lines_resolve_and_missing_files_fail_their_line(l
         (lab["data"] / "K99/miniscope_data/R201110/2021_01_12/09_15_40").resolve()
     )
     assert not outcomes[4][0] and "no Miniscope movie found" in outcomes[4][1]
-    assert not outcomes[16][0] and "lists 2 folders joined by ';'" in outcomes[16][1]
+    # the split session: both folders, one movie, the pause between them not a drop
+    split = json.loads(
+        (lab["results"] / f"line_{SPLIT_LINE}/session_files/manifest.json").read_text()
+    )["miniscope"]
+    one = stored["miniscope"]
+    assert [Path(f).name for f in split["folders"]] == ["14_42_17", "15_54_01"]
+    assert split["n_frames"] == 2 * one["n_frames"]
+    assert len(split["files"]) == 2 * len(one["files"])
+    second = split["segments"][1]
+    assert second["first_frame"] == one["n_frames"]
+    assert second["start_ms"] - split["segments"][0]["start_ms"] >= PART_GAP_H * 3_600_000
+    assert (
+        split["dropped_frames"]["estimated_missing"] == one["dropped_frames"]["estimated_missing"]
+    )
+    # no channels listed: the folder's .ncs files, said in the notes
+    ephys = json.loads(
+        (lab["results"] / f"line_{NO_CHANNELS_LINE}/session_files/manifest.json").read_text()
+    )["ephys"]
+    assert [c["name"] for c in ephys["channels"]] == ["EMG", "PFCLFPvsCBEEG"]
+    assert any("every .ncs file" in note for note in ephys["notes"])
 
 
 def test_a_partition_whose_row_is_gone_is_reported_not_deleted(lab) -> None:
@@ -150,7 +173,10 @@ def test_sensor_registers_every_line_and_runs_only_complete_mapped_ones(lab) -> 
             first.skip_reason.skip_message
         )
         second = tick(instance, paths_for(lab), first.cursor)
-        assert sorted(int(r.partition_key) for r in second.run_requests) == [12]
+        # without the map only the relative rows that hold recordings are complete
+        assert sorted(int(r.partition_key) for r in second.run_requests) == [
+            n for n in MATERIALIZED if n not in ABSOLUTE
+        ]
     with dg.instance_for_test() as instance:
         mapped = paths_for(lab, json.dumps(PATH_MAP))
         first = tick(instance, mapped, None)

@@ -24,11 +24,12 @@ ABSOLUTE = {
     8: "ephys directory",
     9: "ephys directory",
 }
-#: problems that are not about where a folder is: a map cannot and must not clear them
-NOT_PATHS = {
-    16: ("calcium imaging directory", "lists 2 folders joined by ';'"),
-    19: ("LFP and EEG CSCs", "no channels are listed"),
-}
+#: a session the scope software split into two folders (``a;b`` in the calcium cell)
+SPLIT_LINE = 16
+#: an ephys folder with no channels listed: every .ncs file in it is used
+NO_CHANNELS_LINE = 19
+#: hours between the parts of a split session, as :func:`materialize` writes them
+PART_GAP_H = 1
 #: the lab's Windows roots on the Linux copy; the more specific rule comes first
 PATH_MAP = {
     "D:\\Dropbox\\Documents\\Brown_Lab\\data_analysis_code\\miniscopes_EEG\\testing": "testing",
@@ -52,7 +53,7 @@ def build_tree(data: Path, catalog: ExperimentCatalog) -> list[Path]:
     """An empty folder for every folder of every usable line, as the copy would hold them."""
     made = []
     for experiment in catalog.experiments.values():
-        for folder in (experiment.calcium_dir, experiment.ephys_dir):
+        for folder in (*experiment.calcium_dirs, experiment.ephys_dir):
             if folder is not None:
                 (data / folder).mkdir(parents=True, exist_ok=True)
                 made.append(data / folder)
@@ -71,18 +72,25 @@ DEMO_EPHYS = "ephys/DemoRat/2024-01-04_12-00-00"
 def materialize(data: Path, demo_data: Path, catalog: ExperimentCatalog, line: int) -> None:
     """Real Miniscope and Neuralynx files in the line's folders, copied from the demo data.
 
-    Each listed channel is a copy of a demo channel under the line's channel name.
+    Each listed channel is a copy of a demo channel under the line's channel name; with no
+    channel listed, the demo's own channels. The parts of a split session are copies of one
+    recording, each started ``PART_GAP_H`` hours after the previous one.
     """
     experiment = catalog.experiments[line]
-    if experiment.calcium_dir is not None:
-        target = data / experiment.calcium_dir
+    for part, folder in enumerate(experiment.calcium_dirs):
+        target = data / folder
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(demo_data / DEMO_MINISCOPE, target)
+        if part:
+            meta = json.loads((target / "metaData.json").read_text())
+            meta["recordingStartTime"]["msecSinceEpoch"] += part * PART_GAP_H * 3_600_000
+            meta["recordingStartTime"]["hour"] += part * PART_GAP_H
+            (target / "metaData.json").write_text(json.dumps(meta, indent=4))
     if experiment.ephys_dir is not None:
         target = data / experiment.ephys_dir
         target.mkdir(parents=True, exist_ok=True)
         source = demo_data / DEMO_EPHYS
-        for name in experiment.channels:
+        for name in experiment.channels or ("PFCLFPvsCBEEG", "EMG"):
             demo = "EMG" if name == "EMG" else "PFCLFPvsCBEEG"
             shutil.copyfile(source / f"{demo}.ncs", target / f"{name}.ncs")
         if experiment.events_filename:

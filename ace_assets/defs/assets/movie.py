@@ -17,6 +17,7 @@ from ace_assets.defs.results import MovieResult, Parameters, SessionFiles, stage
 from ace_assets.defs.timestamp_checks import timestamp_metadata, timestamps_check
 from ace_assets.io.frame_times import LISTED, FrameTimingParams
 from ace_assets.io.miniscope import open_with_timing
+from ace_assets.io.session import movie_folders
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter, atomic_save_npz, drop_store
 from ace_assets.miniscope.denoise import DenoiseReport, denoise_movie
 from ace_assets.miniscope.motion import MotionReport, motion_correct
@@ -64,7 +65,7 @@ def denoised_movie(
     params = analysis_parameters.values
     with input_errors_as_failures():
         timing = FrameTimingParams.from_mapping(params.group("timing"))
-        recording = open_with_timing(session["folder"], timing, paths.data)
+        recording = open_with_timing(movie_folders(session), timing, paths.data)
         h, w = recording.frame_shape
         progress = Progress(context.log.info, f"line {line} {own.asset}", recording.n_frames)
         with staged(context, paths) as out:

@@ -33,6 +33,7 @@ from ace_assets.io.csv_export import write_csv
 from ace_assets.io.frame_times import FrameTimingParams
 from ace_assets.io.miniscope import open_with_timing
 from ace_assets.io.neuralynx import load_clock
+from ace_assets.io.session import movie_folders
 from ace_assets.io.store import atomic_save_npz
 from ace_assets.multimodal.alignment import align_frames
 from ace_assets.multimodal.phase_locking import (
@@ -83,7 +84,7 @@ def multimodal_alignment(
             )
         events = pd.read_csv(channels["events_csv"])
         timing = FrameTimingParams.from_mapping(params.group("timing"))
-        recording = open_with_timing(session["miniscope"]["folder"], timing, paths.data)
+        recording = open_with_timing(movie_folders(session["miniscope"]), timing, paths.data)
         delete = list(params["indices of TTL events to delete"])
         zero = float(params["zero time (s)"])
         try:
@@ -96,6 +97,7 @@ def multimodal_alignment(
                 sync_bit=params["ttl_sync_bit"],
                 events_file=session["ephys"]["events_file"],
                 tolerance_ms=timing.alignment_tolerance_ms,
+                segment_starts=[seg.first_frame for seg in recording.segments],
             )
         except AceInputError as exc:
             raise AceInputError(exc.reason, file=exc.file, line=line, column=exc.column) from None

@@ -43,6 +43,7 @@ from ace_assets.io.frame_times import FrameTimingParams
 from ace_assets.io.jsonio import read_json
 from ace_assets.io.miniscope import open_with_timing
 from ace_assets.io.neuralynx import load_clock, read_ncs_header
+from ace_assets.io.session import movie_folders
 from ace_assets.miniscope.extraction.result import apply_rejections, load_result
 
 EXPORT_GROUP = "export"
@@ -189,7 +190,7 @@ def _imaging(
         times = alignment.frame_times() + alignment.zero_time_s
     else:
         timing = FrameTimingParams.from_mapping(params.group("timing"))
-        recording = open_with_timing(ms["folder"], timing, paths.data)
+        recording = open_with_timing(movie_folders(ms), timing, paths.data)
         times = np.asarray(recording.timestamps_ms, dtype=np.float64) / 1e3
     if len(times) != result.n_frames:
         raise AceInputError(
