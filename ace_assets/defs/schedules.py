@@ -23,6 +23,9 @@ def stale_lines(paths: PathsResource, catalog: ExperimentCatalog | None = None) 
         except NotMaterializedError:
             out[line] = "never processed"
             continue
+        except (OSError, ValueError) as exc:  # one unreadable manifest costs only its line
+            out[line] = f"stored parameters unreadable ({type(exc).__name__}: {exc})"[:300]
+            continue
         try:
             current = resolve_parameters(table, line).to_json()["values"]
         except AceInputError:

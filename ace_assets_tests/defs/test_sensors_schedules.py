@@ -145,6 +145,13 @@ def test_nightly_reconcile_requests_missing_and_changed_lines(setup) -> None:
     )
     requests = nightly_reconcile(context)
     assert [r.partition_key for r in requests] == ["1", "2"]
+    # a truncated manifest (a disk filled up) costs only its line: rerun it, check the rest
+    params.write_text('line number,gSig\n1,"(3, 3)"\n2,"(4, 4)"\n')
+    stored = results / "line_2/analysis_parameters/manifest.json"
+    (results / "line_1/analysis_parameters").mkdir(exist_ok=True)
+    (results / "line_1/analysis_parameters/manifest.json").write_text(stored.read_text()[:40])
+    assert list(stale_lines(paths)) == [1]
+    assert "stored parameters unreadable" in stale_lines(paths)[1]
 
 
 def test_runs_cover_the_whole_line_job(setup) -> None:
