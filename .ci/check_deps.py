@@ -27,6 +27,7 @@ TOOLS = {
     "dagster-webserver": "the UI, started as a command",
     "pytest-timeout": "pytest plugin (timeout in [tool.pytest.ini_options])",
     "ruff": "linter and formatter, run by .ci/run",
+    "minian": "run by bench/bench_vs_minian.py in its own interpreter (bench-minian extra)",
     "redis": "Celery's redis:// broker transport, loaded by kombu",
     "pyarrow": "pandas' Parquet engine (cohort_table.parquet), loaded by pandas",
 }
