@@ -8,7 +8,9 @@ each in its own process tree, and are scored against the generator's truth by th
 * minian: its ``pipeline.ipynb`` run headless (glow removal, median denoise, tophat,
   motion, seeds, PNR/KS refinement, merge, init, two spatial/temporal updates with a merge
   between), notebook parameters, window sizes scaled to the neuron size, on a dask
-  ``LocalCluster`` of ``--workers`` single-threaded workers.
+  ``LocalCluster`` of ``--workers`` single-threaded workers. ``update_background``'s
+  one-column ``lstsq`` is written out as the same least squares (its dask graph fails to
+  store under the dask releases minian 2.0.2 installs with).
 
 Reported per tool: stage times; peak RSS of the whole process tree (the process and every
 descendant, summed, sampled every 0.2 s: dask workers are separate processes; shared pages
@@ -162,13 +164,25 @@ workers, radius = int(workers), float(radius)
 os.environ["MINIAN_INTERMEDIATE"] = intpath
 import numpy as np
 from dask.distributed import Client, LocalCluster
-from minian.cnmf import (compute_trace, get_noise_fft, unit_merge, update_background,
-                         update_spatial, update_temporal)
+from minian.cnmf import (compute_trace, get_noise_fft, unit_merge, update_spatial,
+                         update_temporal)
 from minian.initialization import (initA, initC, ks_refine, pnr_refine, seeds_init,
                                    seeds_merge)
 from minian.motion_correction import apply_transform, estimate_motion
 from minian.preprocessing import denoise, remove_background
 from minian.utilities import TaskAnnotation, get_optimal_chk, load_videos, save_minian
+from minian.cnmf import compute_AtC
+
+def update_background(Y, A, C, b=None):
+    # minian update_background with its one-column lstsq written out: the same least
+    # squares, f = <Yb, b> / <b, b> per frame, computed in memory (a few floats per frame):
+    # the lazy graph fails to store under the dask releases minian 2.0.2 installs with
+    intpath = os.environ["MINIAN_INTERMEDIATE"]
+    Yb = (Y - compute_AtC(A, C)).clip(0)
+    Yb = save_minian(Yb.rename("Yb"), intpath, overwrite=True)
+    b_new = Yb.mean("frame").persist() if b is None else b.persist()
+    f_new = ((Yb * b_new).sum(["height", "width"]) / (b_new * b_new).sum()).compute()
+    return b_new, f_new.chunk({"frame": -1})
 
 def main():
     cluster = LocalCluster(n_workers=workers, memory_limit="4GB", resources={"MEM": 1},
