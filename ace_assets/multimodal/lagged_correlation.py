@@ -1,0 +1,109 @@
+"""Pearson correlation of EEG and fluorescence at every lag, whole-period and in sliding windows.
+
+Lag convention: ``r(lag) = corr(eeg(t), fluorescence(t + lag))``, so a **positive lag means
+the fluorescence follows the EEG** by that many seconds (the convention of
+:mod:`ace_assets.multimodal.coherence` too). The best lag is the one of largest ``|r|``
+within ``+-max_lag_s``; its ``r`` keeps its sign (fluorescence falling when a band's power
+rises is coupling as well).
+
+Frames where either signal is NaN (outside a period, unrecorded ephys) are left out pair by
+pair: every lag's r uses exactly the frame pairs where both are finite. The sums are
+computed with FFT correlations of the masked signals, so the cost is ``n log n`` per pair
+rather than ``n`` times the number of lags.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.signal import correlate
+
+MIN_PAIRS = 8  # fewer frame pairs give no r
+
+
+def _xcorr(u: np.ndarray, v: np.ndarray, max_lag: int) -> np.ndarray:
+    """``c[lag] = sum_t u[t] v[t + lag]`` for lag in ``-max_lag..max_lag``."""
+    full = correlate(v, u, mode="full", method="fft" if u.size > 256 else "direct")
+    zero = u.size - 1
+    lo, hi = zero - max_lag, zero + max_lag + 1
+    out = np.zeros(2 * max_lag + 1)
+    a, b = max(lo, 0), min(hi, full.size)
+    out[a - lo : b - lo] = full[a:b]
+    return out
+
+
+def lagged_correlation(
+    eeg: np.ndarray, fluorescence: np.ndarray, fps: float, max_lag_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(lags_s, r, n_pairs)`` for every whole-frame lag within ``+-max_lag_s``."""
+    x = np.asarray(eeg, dtype=np.float64).reshape(-1)
+    y = np.asarray(fluorescence, dtype=np.float64).reshape(-1)
+    max_lag = max(0, min(int(round(max_lag_s * fps)), x.size - 1))
+    mx, my = np.isfinite(x).astype(float), np.isfinite(y).astype(float)
+    lags = np.arange(-max_lag, max_lag + 1) / fps
+    if mx.sum() < MIN_PAIRS or my.sum() < MIN_PAIRS:
+        return lags, np.full(lags.size, np.nan), np.zeros(lags.size, dtype=np.int64)
+    a = np.where(mx > 0, x - np.nanmean(x), 0.0)
+    b = np.where(my > 0, y - np.nanmean(y), 0.0)
+    scale_a, scale_b = np.abs(a).max() or 1.0, np.abs(b).max() or 1.0
+    a, b = a / scale_a, b / scale_b  # r is scale free; this keeps the FFT sums well conditioned
+    n = np.rint(_xcorr(mx, my, max_lag))
+    sx, sy = _xcorr(a, my, max_lag), _xcorr(mx, b, max_lag)
+    sxx, syy = _xcorr(a * a, my, max_lag), _xcorr(mx, b * b, max_lag)
+    sxy = _xcorr(a, b, max_lag)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = n * sxy - sx * sy
+        var = (n * sxx - sx**2) * (n * syy - sy**2)
+        r = np.where((n >= MIN_PAIRS) & (var > 0), cov / np.sqrt(np.maximum(var, 1e-300)), np.nan)
+    return lags, np.clip(r, -1.0, 1.0), n.astype(np.int64)
+
+
+def best_lag(lags_s: np.ndarray, r: np.ndarray) -> tuple[float, float]:
+    """``(lag_s, r)`` of the largest ``|r|``; NaNs if no lag has an r."""
+    if not np.isfinite(r).any():
+        return float("nan"), float("nan")
+    i = int(np.nanargmax(np.abs(r)))
+    return float(lags_s[i]), float(r[i])
+
+
+def sliding_correlation(
+    eeg: np.ndarray,
+    fluorescence: np.ndarray,
+    fps: float,
+    *,
+    window_s: float,
+    step_s: float,
+    max_lag_s: float,
+    lag_s: float = 0.0,
+) -> pd.DataFrame:
+    """Per window: r at ``lag_s`` (the whole session's best lag), and the window's own best lag.
+
+    Columns: ``start_frame``, ``stop_frame``, ``r_at_lag``, ``best_lag_s``, ``r_best``, ``n_pairs``.
+    """
+    x = np.asarray(eeg, dtype=np.float64).reshape(-1)
+    y = np.asarray(fluorescence, dtype=np.float64).reshape(-1)
+    n = int(round(window_s * fps))
+    step = max(1, int(round(step_s * fps)))
+    pad = int(round(max_lag_s * fps))
+    rows = []
+    for start in range(0, max(0, x.size - n + 1), step):
+        stop = start + n
+        # the fluorescence may lead or follow: its window reaches max_lag beyond the EEG's
+        lo, hi = max(0, start - pad), min(x.size, stop + pad)
+        xe = np.full(hi - lo, np.nan)
+        xe[start - lo : stop - lo] = x[start:stop]
+        lags, r, pairs = lagged_correlation(xe, y[lo:hi], fps, max_lag_s)
+        lag, rb = best_lag(lags, r)
+        at = int(np.argmin(np.abs(lags - lag_s)))
+        rows.append(
+            {
+                "start_frame": start,
+                "stop_frame": stop,
+                "r_at_lag": float(r[at]),
+                "best_lag_s": lag,
+                "r_best": rb,
+                "n_pairs": int(pairs[at]),
+            }
+        )
+    columns = ["start_frame", "stop_frame", "r_at_lag", "best_lag_s", "r_best", "n_pairs"]
+    return pd.DataFrame(rows, columns=columns)
