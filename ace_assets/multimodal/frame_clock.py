@@ -61,7 +61,7 @@ def ephys_on_frame_clock(
     fps: float,
     bands: Sequence[Sequence[float]],
     *,
-    block_s: float = 120.0,
+    block_s: float = 60.0,
     pad_s: float | None = None,
 ) -> FrameClockEphys:
     """Each channel's signal and band envelopes at the frames' fractional sample ``positions``.
