@@ -66,6 +66,21 @@ def best_lag(lags_s: np.ndarray, r: np.ndarray) -> tuple[float, float]:
     return float(lags_s[i]), float(r[i])
 
 
+def _shifted(y: np.ndarray, lag: int) -> np.ndarray:
+    """``out[t] = y[t + lag]``, NaN where ``t + lag`` falls outside."""
+    out = np.full(y.size, np.nan)
+    if lag >= 0:
+        out[: y.size - lag] = y[lag:]
+    else:
+        out[-lag:] = y[: y.size + lag]
+    return out
+
+
+def _window_sums(values: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
+    total = np.concatenate([[0.0], np.cumsum(values)])
+    return total[starts + n] - total[starts]
+
+
 def sliding_correlation(
     eeg: np.ndarray,
     fluorescence: np.ndarray,
@@ -78,32 +93,55 @@ def sliding_correlation(
 ) -> pd.DataFrame:
     """Per window: r at ``lag_s`` (the whole session's best lag), and the window's own best lag.
 
-    Columns: ``start_frame``, ``stop_frame``, ``r_at_lag``, ``best_lag_s``, ``r_best``, ``n_pairs``.
+    A window is ``window_s`` of EEG; the fluorescence it is paired with may reach up to
+    ``max_lag_s`` beyond it. Computed lag by lag from running sums, so a session of any
+    length costs a few passes per lag. Columns: ``start_frame``, ``stop_frame``,
+    ``r_at_lag``, ``best_lag_s``, ``r_best``, ``n_pairs`` (at ``lag_s``).
     """
+    columns = ["start_frame", "stop_frame", "r_at_lag", "best_lag_s", "r_best", "n_pairs"]
     x = np.asarray(eeg, dtype=np.float64).reshape(-1)
     y = np.asarray(fluorescence, dtype=np.float64).reshape(-1)
     n = int(round(window_s * fps))
     step = max(1, int(round(step_s * fps)))
-    pad = int(round(max_lag_s * fps))
-    rows = []
-    for start in range(0, max(0, x.size - n + 1), step):
-        stop = start + n
-        # the fluorescence may lead or follow: its window reaches max_lag beyond the EEG's
-        lo, hi = max(0, start - pad), min(x.size, stop + pad)
-        xe = np.full(hi - lo, np.nan)
-        xe[start - lo : stop - lo] = x[start:stop]
-        lags, r, pairs = lagged_correlation(xe, y[lo:hi], fps, max_lag_s)
-        lag, rb = best_lag(lags, r)
-        at = int(np.argmin(np.abs(lags - lag_s)))
-        rows.append(
-            {
-                "start_frame": start,
-                "stop_frame": stop,
-                "r_at_lag": float(r[at]),
-                "best_lag_s": lag,
-                "r_best": rb,
-                "n_pairs": int(pairs[at]),
-            }
-        )
-    columns = ["start_frame", "stop_frame", "r_at_lag", "best_lag_s", "r_best", "n_pairs"]
-    return pd.DataFrame(rows, columns=columns)
+    if n < MIN_PAIRS or x.size < n or not (np.isfinite(x).any() and np.isfinite(y).any()):
+        return pd.DataFrame([], columns=columns)
+    x = (x - np.nanmean(x)) / (np.nanstd(x) or 1.0)
+    y = (y - np.nanmean(y)) / (np.nanstd(y) or 1.0)
+    starts = np.arange(0, x.size - n + 1, step)
+    max_lag = int(round(max_lag_s * fps))
+    lags = np.arange(-max_lag, max_lag + 1)
+    r = np.full((starts.size, lags.size), np.nan)
+    pairs = np.zeros((starts.size, lags.size), dtype=np.int64)
+    for j, lag in enumerate(lags):
+        ys = _shifted(y, int(lag))
+        m = np.isfinite(x) & np.isfinite(ys)
+        a, b = np.where(m, x, 0.0), np.where(m, ys, 0.0)
+        k = _window_sums(m.astype(np.float64), starts, n)
+        sx, sy = _window_sums(a, starts, n), _window_sums(b, starts, n)
+        sxx, syy = _window_sums(a * a, starts, n), _window_sums(b * b, starts, n)
+        sxy = _window_sums(a * b, starts, n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (k * sxx - sx**2) * (k * syy - sy**2)
+            value = (k * sxy - sx * sy) / np.sqrt(np.maximum(var, 1e-300))
+        r[:, j] = np.where((k >= MIN_PAIRS) & (var > 1e-12 * np.maximum(k, 1) ** 2), value, np.nan)
+        pairs[:, j] = np.rint(k).astype(np.int64)
+    r = np.clip(r, -1.0, 1.0)
+    at = int(np.argmin(np.abs(lags / fps - lag_s)))
+    best = np.full(starts.size, np.nan)
+    r_best = np.full(starts.size, np.nan)
+    ok = np.isfinite(r).any(axis=1)
+    if ok.any():
+        i = np.nanargmax(np.abs(np.where(np.isfinite(r[ok]), r[ok], 0.0)), axis=1)
+        best[ok] = lags[i] / fps
+        r_best[ok] = r[ok][np.arange(i.size), i]
+    return pd.DataFrame(
+        {
+            "start_frame": starts,
+            "stop_frame": starts + n,
+            "r_at_lag": r[:, at],
+            "best_lag_s": best,
+            "r_best": r_best,
+            "n_pairs": pairs[:, at],
+        },
+        columns=columns,
+    )
