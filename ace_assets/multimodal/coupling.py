@@ -15,7 +15,9 @@ other result.
 - lagged correlation (:mod:`ace_assets.multimodal.lagged_correlation`) of each fluorescence
   signal with the channel's *signal* (entry ``"signal"``) and with each band's envelope
   (entry ``"4-8Hz"`` ...); per signal, channel and period the entry of largest ``|r|`` is
-  flagged ``best_band``. Positive lag: the fluorescence follows the EEG;
+  flagged ``best_band``, and ``p_best`` tests its r against chance correlation of slow
+  signals (effective pairs, Bonferroni over lags). Positive lag: the fluorescence follows
+  the EEG;
 - the sliding-window correlation of the mean fluorescence with every entry.
 """
 
@@ -33,6 +35,8 @@ from ace_assets.multimodal.coupling_params import CouplingParams
 from ace_assets.multimodal.frame_clock import FrameClockEphys, band_label
 from ace_assets.multimodal.lagged_correlation import (
     best_lag,
+    effective_pairs,
+    lag_p_value,
     lagged_correlation,
     sliding_correlation,
 )
@@ -165,6 +169,7 @@ def couple(
                     )
                     lag, r_best = best_lag(lags, r)
                     zero = int(np.argmin(np.abs(lags)))
+                    n_eff = effective_pairs(xs, y[window])
                     rows.append(
                         {
                             **base,
@@ -173,6 +178,8 @@ def couple(
                             "r_best": r_best,
                             "r_zero_lag": float(r[zero]) if r.size else float("nan"),
                             "n_pairs": int(pairs[zero]) if pairs.size else 0,
+                            "n_effective": n_eff,
+                            "p_best": lag_p_value(r_best, n_eff, lags.size),
                         }
                     )
                     if name == MEAN:

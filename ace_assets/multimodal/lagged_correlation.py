@@ -10,6 +10,12 @@ Frames where either signal is NaN (outside a period, unrecorded ephys) are left 
 pair: every lag's r uses exactly the frame pairs where both are finite. The sums are
 computed with FFT correlations of the masked signals, so the cost is ``n log n`` per pair
 rather than ``n`` times the number of lags.
+
+Slow signals correlate by chance: a bleaching trend and a slowly varying band power reach
+|r| of 0.3 with nothing linking them. :func:`lag_p_value` therefore tests the best r with
+the effective number of independent pairs (Pyper & Peterman 1998: the sample size shrunk
+by the product of the two autocorrelations) and Bonferroni over the lags searched
+(conservative: neighbouring lags are correlated).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.signal import correlate
+from scipy.stats import t as student_t
 
 MIN_PAIRS = 8  # fewer frame pairs give no r
 
@@ -56,6 +63,36 @@ def lagged_correlation(
         var = (n * sxx - sx**2) * (n * syy - sy**2)
         r = np.where((n >= MIN_PAIRS) & (var > 0), cov / np.sqrt(np.maximum(var, 1e-300)), np.nan)
     return lags, np.clip(r, -1.0, 1.0), n.astype(np.int64)
+
+
+def effective_pairs(x: np.ndarray, y: np.ndarray) -> float:
+    """Independent pairs two autocorrelated series are worth (Pyper & Peterman 1998)."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    n = int(ok.sum())
+    if n < MIN_PAIRS:
+        return float(n)
+    a = np.where(ok, x - np.nanmean(x[ok]), 0.0)
+    b = np.where(ok, y - np.nanmean(y[ok]), 0.0)
+    k_max = max(1, n // 5)
+    ra, rb = _autocorrelation(a, k_max), _autocorrelation(b, k_max)
+    k = np.arange(1, k_max + 1)
+    inflation = 1.0 + 2.0 * np.sum((n - k) / n * ra[1:] * rb[1:])
+    return float(np.clip(n / max(inflation, 1e-9), 3.0, n))
+
+
+def _autocorrelation(a: np.ndarray, k_max: int) -> np.ndarray:
+    size = 1 << int(np.ceil(np.log2(2 * a.size)))
+    spectrum = np.fft.rfft(a, size)
+    acov = np.fft.irfft(np.abs(spectrum) ** 2, size)[: k_max + 1]
+    return acov / acov[0] if acov[0] > 0 else np.zeros(k_max + 1)
+
+
+def lag_p_value(r: float, n_eff: float, n_lags: int) -> float:
+    """Two-sided p of the best ``r`` over ``n_lags`` lags, from ``n_eff`` independent pairs."""
+    if not np.isfinite(r) or n_eff <= 2:
+        return float("nan")
+    t = abs(r) * np.sqrt((n_eff - 2) / max(1.0 - r * r, 1e-12))
+    return float(min(1.0, 2.0 * student_t.sf(t, n_eff - 2) * max(1, n_lags)))
 
 
 def best_lag(lags_s: np.ndarray, r: np.ndarray) -> tuple[float, float]:

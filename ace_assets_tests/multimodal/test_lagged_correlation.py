@@ -66,3 +66,31 @@ def test_sliding_windows_match_the_plain_definition() -> None:
         assert row.r_best == pytest.approx(curve[k])
     # the coupling grows along the session, and so does r
     assert table["r_at_lag"].iloc[-1] > table["r_at_lag"].iloc[0]
+
+
+def test_slow_independent_signals_are_not_called_correlated_but_coupled_ones_are() -> None:
+    """Smooth independent series reach large |r| by chance; p_best accounts for that."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from ace_assets.multimodal.lagged_correlation import effective_pairs, lag_p_value
+
+    rng = np.random.default_rng(4)
+    fps, n = 10.0, 3000
+    chance_r, false_calls = [], 0
+    for _ in range(30):
+        x = gaussian_filter1d(rng.normal(size=n), 60)
+        y = gaussian_filter1d(rng.normal(size=n), 60)
+        lags, r, _ = lagged_correlation(x, y, fps, max_lag_s=2.0)
+        _, r_best = best_lag(lags, r)
+        chance_r.append(abs(r_best))
+        n_eff = effective_pairs(x, y)
+        assert n_eff < n / 10  # smooth series are worth far fewer pairs than frames
+        false_calls += lag_p_value(r_best, n_eff, lags.size) < 0.05
+    assert np.median(chance_r) > 0.15  # a naive test (n = 3000) would call these all coupled
+    assert false_calls <= 3
+    x = gaussian_filter1d(rng.normal(size=n), 60)
+    y = np.r_[np.zeros(5), x[:-5]] + 0.5 * x.std() * rng.normal(size=n)
+    lags, r, _ = lagged_correlation(x, y, fps, max_lag_s=2.0)
+    lag, r_best = best_lag(lags, r)
+    assert lag == pytest.approx(0.5)
+    assert lag_p_value(r_best, effective_pairs(x, y), lags.size) < 1e-3

@@ -186,12 +186,16 @@ def _lags_markdown(lags: pd.DataFrame) -> str:
     if lags.empty:
         return "no lagged correlation"
     best = lags[(lags["signal"] == MEAN) & lags["best_band"]]
-    lines = ["| channel | period | best band | r | lag (s) |", "|---|---|---|---|---|"]
+    lines = [
+        "| channel | period | best band | r | lag (s) | p (effective pairs, all lags) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in best.itertuples(index=False):
         lines.append(
-            f"| {r.channel} | {r.period} | {r.entry} | {r.r_best:+.2f} | {r.best_lag_s:+.2f} |"
+            f"| {r.channel} | {r.period} | {r.entry} | {r.r_best:+.2f} | {r.best_lag_s:+.2f} "
+            f"| {r.p_best:.2g} |"
         )
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\npositive lag: the fluorescence follows the EEG"
 
 
 def _save_coherograms(result: CouplingResult, path: Path) -> None:
