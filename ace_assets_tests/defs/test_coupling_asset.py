@@ -23,6 +23,7 @@ from ace_assets_tests.helpers.projects import catalog_read, lab_paths
 pytestmark = pytest.mark.slow  # two demo lines processed in-process (about a minute)
 
 ASSET = "fluorescence_eeg_coupling"
+REJECTED = 2
 
 
 def folder(paths: PathsResource, line: int, asset: str = ASSET) -> Path:
@@ -37,9 +38,16 @@ def manifest(paths: PathsResource, line: int, asset: str) -> dict:
 def processed(demo_data: Path, tmp_path_factory: pytest.TempPathFactory):
     paths = lab_paths(tmp_path_factory.mktemp("coupling"), demo_data, lines=[1, 3])
     with catalog_read(all_assets, paths) as instance:
+        # curation rejects component 2 for this run: its rows say so, and are still analysed
+        reject = {"ops": {"calcium_events": {"config": {"rejected_components": [REJECTED]}}}}
         runs = {
             line: materialize_line(
-                all_assets, paths=paths, line=line, instance=instance, log_level="WARNING"
+                all_assets,
+                paths=paths,
+                line=line,
+                instance=instance,
+                run_config=reject if line == "1" else None,
+                log_level="WARNING",
             )
             for line in ("1", "3")
         }
@@ -105,6 +113,9 @@ def test_periods_tables_and_figures(processed) -> None:
     for period in ("high_slow_wave", "control"):
         assert mean.xs(period, level="period")["duration_s"].iloc[0] == pytest.approx(10, abs=0.1)
     assert mean.xs("all", level="period")["duration_s"].iloc[0] == pytest.approx(20, abs=0.1)
+    assert manifest(paths, 1, "calcium_events")["rejected_ids"] == [REJECTED]
+    kept = peaks.drop_duplicates("signal").set_index("signal")["kept"]
+    assert not kept[f"source_{REJECTED}"] and kept.drop(f"source_{REJECTED}").all()
     lags = pd.read_csv(out / "lag_correlation.csv")
     per_group = lags.groupby(["signal", "channel", "period"])["best_band"].sum()
     assert (per_group == 1).all()

@@ -18,6 +18,7 @@ from ace_assets.defs.resources import PathsResource
 from ace_assets.defs.results import (
     AlignmentResult,
     EphysStore,
+    EventsResult,
     MovieResult,
     Parameters,
     Result,
@@ -41,6 +42,7 @@ def fluorescence_eeg_coupling(
     paths: PathsResource,
     multimodal_alignment: AlignmentResult,
     miniscope_sources: SourcesResult,
+    calcium_events: EventsResult,
     denoised_movie: MovieResult,
     ephys_channels: EphysStore,
     analysis_parameters: Parameters,
@@ -52,7 +54,8 @@ def fluorescence_eeg_coupling(
     The channels come from the unfiltered store, read block by block around the frames and
     resampled onto the frame clock anti-aliased (low-passed below 0.4 x the frame rate; band
     envelopes from the Hilbert amplitude): see ``ace_assets.multimodal.frame_clock``. A
-    positive lag means the fluorescence follows the EEG.
+    positive lag means the fluorescence follows the EEG. Every source is analysed; column
+    ``kept`` says which ones curation kept (calcium_events).
     """
     line = line_of(context)
     own = Result.of(context, paths)
@@ -85,6 +88,9 @@ def fluorescence_eeg_coupling(
                 column="zero time (s)",
             ) from None
         result = couple(fluorescence, ephys, channels, frame_times, fps, settings, periods)
+        kept = {f"source_{int(i)}" for i in np.asarray(calcium_events.kept()["ids"]).reshape(-1)}
+        for table in (result.peaks, result.lags):
+            table["kept"] = [name == MEAN or name in kept for name in table["signal"]]
     whole = result.peaks[result.peaks["period"] == ALL]
     arrays = {period: result.spectra_arrays(period) for period in [ALL, *periods.names]}
     scores = coupling_truth.score_coupling(
