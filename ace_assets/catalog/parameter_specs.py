@@ -282,6 +282,38 @@ SPECS: dict[str, ParamSpec] = {
         "recording pauses (and samples one channel lacks) up to this long, s, are filled by "
         "linear interpolation and marked; longer ones are segment boundaries",
     ),
+    # fluorescence-EEG coupling (ace_assets.multimodal.coupling), seconds and Hz, not frames
+    "coupling_window_s": P(
+        10.0,
+        "float",
+        "coupling",
+        "window of the coherence estimates, the coherogram and the sliding correlation, s",
+    ),
+    "coupling_step_s": P(2.0, "float", "coupling", "coherogram and sliding-correlation step, s"),
+    "coupling_bandwidth_hz": P(
+        0.5,
+        "float",
+        "coupling",
+        "multitaper half-bandwidth W, Hz: NW = W x window length, K = 2NW - 1 tapers",
+    ),
+    "coupling_max_lag_s": P(
+        2.0,
+        "float",
+        "coupling",
+        "largest lag searched by the cross-correlation, s (positive: fluorescence follows EEG)",
+    ),
+    "coupling_bands_hz": P(
+        [[0.5, 4.0], [4.0, 8.0], [8.0, 12.0], [12.0, 30.0], [30.0, 80.0]],
+        "intervals",
+        "coupling",
+        "EEG bands whose envelope is correlated with fluorescence, [[low, high], ...] Hz",
+    ),
+    "coupling_alpha": P(
+        0.05,
+        "float",
+        "coupling",
+        "significance level of the coherence bound (family-wise over frequencies for the peak)",
+    ),
     # quality thresholds used by asset checks
     "max_dropped_frame_fraction": P(
         0.01, "float", "checks", "dropped Miniscope frames tolerated, a fraction of all"

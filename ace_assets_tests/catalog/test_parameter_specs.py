@@ -15,7 +15,8 @@ import ace_assets.io.frame_times
 import ace_assets.miniscope.denoise
 import ace_assets.miniscope.extraction
 import ace_assets.miniscope.motion
-import ace_assets.miniscope.preprocess  # noqa: F401  (registers the stage classes)
+import ace_assets.miniscope.preprocess
+import ace_assets.multimodal.coupling_params  # noqa: F401  (registers the stage classes)
 from ace_assets.catalog.parameter_specs import ENGINE_SPECS, SPECS
 from ace_assets.catalog.parameter_table import markdown
 from ace_assets.catalog.parameters import resolve_parameters
@@ -59,7 +60,14 @@ PROBES = (
 
 
 def test_the_pipeline_stages_are_registered() -> None:
-    assert set(STAGE_CLASSES) == {"denoise", "preprocess", "motion", "extraction", "timing"}
+    assert set(STAGE_CLASSES) == {
+        "denoise",
+        "preprocess",
+        "motion",
+        "extraction",
+        "timing",
+        "coupling",
+    }
     assert not set(SPECS) & set(ENGINE_SPECS)
 
 
