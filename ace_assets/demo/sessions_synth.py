@@ -35,6 +35,8 @@ class SessionChange:
     rotation_deg: float = 3.0
     shared_fraction: float = 0.8  # of the base neurons, the share seen again
     n_neurons: int | None = None  # neurons in the new session; None: as many as the base
+    #: px, largest displacement of a smooth non-rigid warp on top (the brain deforms a little)
+    warp_amplitude: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,24 @@ def rotation(angle_deg: float) -> np.ndarray:
     return np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
 
 
-def move_points(points: np.ndarray, shape: tuple[int, int], change: SessionChange) -> np.ndarray:
-    """Base-frame ``(y, x)`` points as the new session sees them."""
+def move_points(
+    points: np.ndarray, shape: tuple[int, int], change: SessionChange, seed: int = 0
+) -> np.ndarray:
+    """Base-frame ``(y, x)`` points as the new session sees them.
+
+    The non-rigid warp (``warp_amplitude``) is one period of a sine across the frame in each
+    direction, its phases drawn from ``seed`` (the new session's).
+    """
     centre = (np.asarray(shape, float) - 1.0) / 2.0
     pts = np.asarray(points, float).reshape(-1, 2)
-    return (pts - centre) @ rotation(change.rotation_deg).T + centre + np.asarray(change.shift)
+    out = (pts - centre) @ rotation(change.rotation_deg).T + centre + np.asarray(change.shift)
+    if change.warp_amplitude:
+        phase = np.random.default_rng([int(seed), _SESSION_STREAM, 1]).uniform(0, 2 * np.pi, 2)
+        h, w = shape
+        amp = change.warp_amplitude
+        out[:, 0] += amp * np.sin(2 * np.pi * pts[:, 1] / w + phase[0])
+        out[:, 1] += amp * np.sin(2 * np.pi * pts[:, 0] / h + phase[1])
+    return out
 
 
 def related_session(
@@ -78,7 +93,7 @@ def related_session(
     rng = np.random.default_rng([int(seed), _SESSION_STREAM])
     r = cfg.neuron_radius
     margin = 2.5 * r + cfg.motion_amplitude + cfg.nonrigid_amplitude + 1.0
-    moved = move_points(base.centers, (base.height, base.width), change)
+    moved = move_points(base.centers, (base.height, base.width), change, seed)
     inside = (
         (moved[:, 0] >= margin)
         & (moved[:, 0] <= cfg.height - 1 - margin)

@@ -19,8 +19,10 @@ Method: both images are high-passed at the neuron size (:func:`registration.high
 ``gSig``) and tapered at the borders; for each angle on a grid fine enough that the
 frame's corners move by less than a neuron, the zero-padded cross-correlation gives the
 best translation; the best angle is refined on a finer grid. Then patches a few neurons
-wide are cross-correlated again, their shifts (at most ``max_nonrigid_px``) smoothed and
-interpolated into the field, which is kept only if it raises the images' correlation.
+wide are cross-correlated again, in up to three passes; each patch's shift (at most
+``MAX_NONRIGID_GSIG * gSig``) counts in proportion to how clearly its correlation peaks, so
+a patch of background only borrows its neighbours' shift; the smoothed shifts are
+interpolated into the field, which is kept only while it raises the images' correlation.
 The ``significance`` of the rigid peak (its height over the spread of the correlation
 surface, a z-score) says whether the two images show the same tissue at all.
 """
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import fft
 from scipy.ndimage import gaussian_filter, map_coordinates
 
 from ace_assets.miniscope.registration import high_pass
@@ -39,10 +42,17 @@ from ace_assets.miniscope.registration import high_pass
 MAX_ROTATION_DEG = 8.0
 #: largest translation searched, as a fraction of the frame's shorter side
 MAX_SHIFT_FRACTION = 0.4
-#: non-rigid displacement bound, in neuron sizes (gSig)
-MAX_NONRIGID_GSIG = 1.0
+#: non-rigid displacement bound, in neuron sizes (gSig): the brain deforms by less than a
+#: cell between days; a larger warp is a different field of view, not a deformation
+MAX_NONRIGID_GSIG = 2.0
 #: non-rigid patches are this many neuron sizes (gSig) wide, at least a quarter frame
 PATCH_GSIG = 16
+#: passes of the non-rigid estimate, each on the image the previous one aligned
+NONRIGID_PASSES = 3
+#: correlation gain a non-rigid pass must bring to be kept
+MIN_GAIN = 0.005
+#: a patch whose correlation peak is not this many spreads above the rest is not trusted
+MIN_PATCH_Z = 4.0
 
 
 @dataclass(frozen=True)
@@ -100,14 +110,30 @@ class SessionTransform:
     def warp(self, image_mov: np.ndarray) -> np.ndarray:
         """The moving image resampled on the reference frame (0 outside it)."""
         h, w = self.shape
-        yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-        src = self.to_moving(np.column_stack([yy.ravel(), xx.ravel()]))
-        map_y = src[:, 0].reshape(h, w).astype(np.float32)
-        map_x = src[:, 1].reshape(h, w).astype(np.float32)
+        img = np.asarray(image_mov, np.float32)
+        rot = self._rotation()
+        # the rigid part as OpenCV's (x, y) affine map from reference to moving pixels
+        lin = rot[::-1, ::-1]
+        c = self.centre[::-1]
+        shift = c - lin @ c + (np.asarray(self.translation) - np.asarray(self.offset))[::-1]
+        affine = np.hstack([lin, shift[:, None]]).astype(np.float64)
+        if self.field is None:
+            return cv2.warpAffine(
+                img,
+                affine,
+                (w, h),
+                flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0.0,
+            )
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        disp = self.displacement(np.column_stack([yy.ravel(), xx.ravel()]))
+        map_x = affine[0, 0] * xx + affine[0, 1] * yy + affine[0, 2] + disp[:, 1].reshape(h, w)
+        map_y = affine[1, 0] * xx + affine[1, 1] * yy + affine[1, 2] + disp[:, 0].reshape(h, w)
         return cv2.remap(
-            np.asarray(image_mov, np.float32),
-            map_x,
-            map_y,
+            img,
+            map_x.astype(np.float32),
+            map_y.astype(np.float32),
             cv2.INTER_LINEAR,
             borderMode=cv2.BORDER_CONSTANT,
             borderValue=0.0,
@@ -142,13 +168,18 @@ def embed(image: np.ndarray, offset: tuple[int, int], shape: tuple[int, int]) ->
     return out
 
 
+def _fast_size(h: int, w: int) -> tuple[int, int]:
+    """At least ``(h, w)``, sizes the FFT factors well (a prime factor makes it crawl)."""
+    return (fft.next_fast_len(h, real=True), fft.next_fast_len(w, real=True))
+
+
 def _cross_correlation(
     ref_f: np.ndarray, mov: np.ndarray, pad: tuple[int, int], size: tuple[int, int]
 ) -> np.ndarray:
     """``xc[u] = sum_p ref(p) mov(p + u)`` (``ref_f``: ref's rfft2 at ``size``), lags centred:
     index ``pad`` is lag 0."""
-    mov_f = np.fft.rfft2(mov, s=size)
-    xc = np.fft.irfft2(np.conj(ref_f) * mov_f, s=size)
+    mov_f = fft.rfft2(mov, s=size)
+    xc = fft.irfft2(np.conj(ref_f) * mov_f, s=size)
     return np.roll(xc, pad, axis=(0, 1))
 
 
@@ -194,11 +225,11 @@ def _rigid_search(
     h, w = ref.shape
     bound = (int(MAX_SHIFT_FRACTION * min(h, w)),) * 2
     pad = (bound[0] + 1, bound[1] + 1)
-    size = (h + 2 * pad[0], w + 2 * pad[1])
-    ref_f = np.fft.rfft2(ref, s=size)
+    size = _fast_size(h + 2 * pad[0], w + 2 * pad[1])
+    ref_f = fft.rfft2(ref, s=size)
     ref_norm = float(np.sqrt((ref**2).sum())) or 1.0
-    # a step that moves the frame's corners by at most half a neuron size
-    step = float(np.rad2deg(0.5 * gsig / (0.5 * np.hypot(h, w))))
+    # a step that moves the frame's corners by at most a neuron size
+    step = float(np.rad2deg(gsig / (0.5 * np.hypot(h, w))))
     best: tuple[float, float, np.ndarray, np.ndarray] | None = None
 
     def score(angle: float) -> tuple[float, float, np.ndarray, np.ndarray]:
@@ -237,10 +268,41 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float((x * y).sum() / den) if den > 0 else float("nan")
 
 
+def _patch_lags(
+    ref: np.ndarray, aligned: np.ndarray, ys: np.ndarray, xs: np.ndarray, patch: int, limit: float
+) -> np.ndarray:
+    """(2, gh, gw) lag of each patch of ``aligned`` against ``ref`` (within ``limit``),
+    smoothed across the grid; a patch without a clear peak (few cells, only background)
+    takes its neighbours' lag instead of its own noise."""
+    bound = (int(np.ceil(limit)) + 1,) * 2
+    pad = (bound[0] + 1, bound[1] + 1)
+    size = _fast_size(patch + 2 * pad[0], patch + 2 * pad[1])
+    taper = _taper((patch, patch), max(2.0, patch / 8))
+    lags = np.zeros((2, len(ys), len(xs)))
+    weight = np.zeros((len(ys), len(xs)))
+    for i, y in enumerate(ys):
+        for j, x in enumerate(xs):
+            r = ref[y : y + patch, x : x + patch] * taper
+            a = aligned[y : y + patch, x : x + patch] * taper
+            xc = _cross_correlation(fft.rfft2(r, s=size), a, pad, size)
+            lags[:, i, j] = np.clip(_peak(xc, pad, bound)[1], -limit, limit)
+            z = _significance(xc, pad, bound)
+            weight[i, j] = 0.0 if not np.isfinite(z) or z < MIN_PATCH_Z else z
+    norm = gaussian_filter(weight, 0.7, mode="nearest")
+    if not norm.max() > 0:
+        return np.zeros_like(lags)
+    smooth = [gaussian_filter(lags[k] * weight, 0.7, mode="nearest") for k in (0, 1)]
+    return np.stack([np.where(norm > 0, v / np.where(norm > 0, norm, 1.0), 0.0) for v in smooth])
+
+
 def _nonrigid(
     ref: np.ndarray, rigid: SessionTransform, mov: np.ndarray, gsig: float
 ) -> SessionTransform:
-    """The rigid transform plus a bounded smooth field, if that aligns the images better."""
+    """The rigid transform plus a bounded smooth field, if that aligns the images better.
+
+    Patch lags are measured on the image aligned so far, smoothed across the grid and added
+    to the field, for up to ``NONRIGID_PASSES`` passes while the correlation rises.
+    """
     h, w = ref.shape
     patch = int(max(PATCH_GSIG * gsig, min(h, w) / 4))
     if patch * 2 > min(h, w):
@@ -248,37 +310,29 @@ def _nonrigid(
     stride = patch // 2
     ys = np.arange(0, h - patch + 1, stride)
     xs = np.arange(0, w - patch + 1, stride)
-    aligned = rigid.warp(mov)
     limit = MAX_NONRIGID_GSIG * gsig
-    bound = (int(np.ceil(limit)) + 1,) * 2
-    pad = (bound[0] + 1, bound[1] + 1)
-    lags = np.zeros((2, len(ys), len(xs)))
-    taper = _taper((patch, patch), max(2.0, gsig))
-    for i, y in enumerate(ys):
-        for j, x in enumerate(xs):
-            r = ref[y : y + patch, x : x + patch] * taper
-            a = aligned[y : y + patch, x : x + patch] * taper
-            size = (patch + 2 * pad[0], patch + 2 * pad[1])
-            xc = _cross_correlation(np.fft.rfft2(r, s=size), a, pad, size)
-            _, lag = _peak(xc, pad, bound)
-            lags[:, i, j] = np.clip(lag, -limit, limit)
-    lags = np.stack([gaussian_filter(lags[k], 0.7, mode="nearest") for k in (0, 1)])
     rot = rigid._rotation()
-    field = np.einsum("ab,bij->aij", rot, lags)  # a lag u in the aligned frame is R u
-    candidate = SessionTransform(
-        rigid.shape,
-        rigid.angle_deg,
-        rigid.translation,
-        rigid.offset,
-        field=field,
-        grid_y=ys + (patch - 1) / 2.0,
-        grid_x=xs + (patch - 1) / 2.0,
-        significance=rigid.significance,
-    )
-    corr = _pearson(ref, candidate.warp(mov))
-    if np.isfinite(corr) and corr > rigid.correlation + 0.005:
-        return _with_correlation(candidate, corr)
-    return rigid
+    field = np.zeros((2, len(ys), len(xs)))
+    best = current = rigid
+    for _ in range(NONRIGID_PASSES):
+        lags = _patch_lags(ref, current.warp(mov), ys, xs, patch, limit)
+        # a lag u in the aligned frame is R u in the moving frame
+        field = np.clip(field + np.einsum("ab,bij->aij", rot, lags), -limit, limit)
+        current = SessionTransform(
+            rigid.shape,
+            rigid.angle_deg,
+            rigid.translation,
+            rigid.offset,
+            field=field.copy(),
+            grid_y=ys + (patch - 1) / 2.0,
+            grid_x=xs + (patch - 1) / 2.0,
+            significance=rigid.significance,
+        )
+        corr = _pearson(ref, current.warp(mov))
+        if not (np.isfinite(corr) and corr > best.correlation + MIN_GAIN):
+            break
+        best = current = _with_correlation(current, corr)
+    return best
 
 
 def _with_correlation(t: SessionTransform, corr: float) -> SessionTransform:

@@ -8,14 +8,19 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from ace_assets.definitions import all_assets, defs
+from ace_assets.defs.assets.registration import GroupRegistration
 from ace_assets.defs.line_runs import materialize_line
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import PathsResource
+from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope
 from ace_assets.io.store import load_npz
+from ace_assets.miniscope.session_registry import Session, register_sessions
 from ace_assets_tests.helpers.dagster_helpers import failure_text
 from ace_assets_tests.helpers.projects import catalog_read, lab_paths
 
@@ -147,3 +152,18 @@ def test_new_sources_of_a_line_request_the_registration_once() -> None:
             defs=defs, instance=instance, cursor=third.cursor
         )
         assert not requested(fourth)
+
+
+def test_another_field_of_view_is_refused_naming_both_lines() -> None:
+    """Line 7 is another animal's tissue filed under the same id: kept apart, and said so."""
+    sessions = []
+    for line, seed in ((6, 1), (7, 2)):
+        movie = SyntheticMiniscope(MiniscopeSynthConfig(n_frames=10, n_neurons=30, seed=seed))
+        fp = movie.footprints
+        a = sp.csc_matrix(fp.reshape(len(fp), -1).T)
+        sessions.append(Session(line, a, np.arange(len(fp)), fp.max(axis=0)))
+    group = GroupRegistration("RatC", register_sessions(sessions, 3.0), {}, 3.0)
+    (why,) = group.not_aligned().values()
+    assert why.startswith("line 7 was not matched to line 6 (RatC)")
+    assert "crop_coords" in why and "registration_groups.csv" in why
+    assert group.wide_table()["n_sessions"].eq(1).all()

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from scipy.ndimage import map_coordinates
 
 from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope
 from ace_assets.demo.sessions_synth import SessionChange, related_session
 from ace_assets.miniscope.extraction.summary_images import correlation_pnr
 from ace_assets.miniscope.footprint_matching import max_distance
+from ace_assets.miniscope.session_alignment import SessionTransform, align_session
 from ace_assets.miniscope.session_registry import Session, register_sessions
 
 
@@ -155,6 +158,47 @@ def test_same_cells_found_across_two_sessions(name: str) -> None:
     matched = reg.table[(reg.table["session"] == 2) & reg.table["distance_px"].notna()]
     assert (matched["distance_px"] <= max_distance(gsig)).all()
     assert matched["confidence"].between(0, 1).all()
+
+
+def test_a_smooth_deformation_is_followed_by_the_bounded_field() -> None:
+    """The tissue also warps by up to 2 px (2/3 of a neuron size): the non-rigid field
+    takes it up, so matched centres end within a pixel or so."""
+    base_cfg = MiniscopeSynthConfig(
+        height=256, width=256, n_frames=300, n_neurons=90, texture="vessels", seed=1
+    )
+    change = SessionChange(shift=(8.0, -5.0), rotation_deg=2.0, warp_amplitude=2.0)
+    base = SyntheticMiniscope(base_cfg)
+    related = related_session(base, change, seed=51)
+    found = [extracted(base, 1, 10), extracted(SyntheticMiniscope(related.config), 2, 11)]
+    precision, recall, _, info = scores(found, [np.array([]), related.same_as], 3.0)
+    assert precision >= 0.95 and recall >= 0.9, (precision, recall, info["tp"], info["n_true"])
+    t = info["reg"].transforms[2]
+    assert t.field is not None and np.abs(t.field).max() <= 2 * 3.0
+    rigid = align_session(found[0].session.image, found[1].session.image, 3.0, nonrigid=False)
+    assert t.correlation > rigid.correlation + 0.02
+    matched = info["reg"].table.query("session == 2")["distance_px"].dropna()
+    assert matched.median() < 1.0, matched.describe()
+
+
+def test_transform_round_trip() -> None:
+    """to_reference inverts to_moving, the non-rigid field included."""
+    gy, gx = np.linspace(10, 90, 4), np.linspace(10, 110, 5)
+    yy, xx = np.meshgrid(gy, gx, indexing="ij")
+    field = np.stack([1.5 * np.sin(xx / 30), -1.2 * np.cos(yy / 25)])
+    t = SessionTransform(
+        (100, 120), 4.0, (3.0, -6.0), (2.0, 5.0), field=field, grid_y=gy, grid_x=gx
+    )
+    pts = np.random.default_rng(0).uniform([0, 0], [100, 120], size=(200, 2))
+    assert np.abs(t.to_reference(t.to_moving(pts)) - pts).max() < 1e-3
+    # warp() samples the moving image where to_moving says
+    image = np.random.default_rng(1).normal(size=(110, 130)).astype(np.float32)
+    image = cv2.GaussianBlur(image, (0, 0), 3)
+    warped = t.warp(image)
+    inner = pts[(pts[:, 0] > 15) & (pts[:, 0] < 85) & (pts[:, 1] > 15) & (pts[:, 1] < 105)]
+    src = t.to_moving(inner)
+    expected = map_coordinates(image, src.T, order=1)
+    got = map_coordinates(warped, inner.T, order=1)
+    assert np.abs(got - expected).max() < 0.05 * np.abs(image).max()
 
 
 def test_three_sessions_share_global_ids_and_a_cell_missing_from_the_reference() -> None:

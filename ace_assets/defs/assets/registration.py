@@ -2,6 +2,7 @@
 
 import base64
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,7 @@ def cross_session_registration(
     else a ``registration groups`` column of experiments.csv, else the animal ``id``. In a
     group the earliest session is the reference: each other session's correlation image is
     aligned to it (rigid with a turn of up to a few degrees, then a smooth non-rigid field
-    bounded by gSig), its footprints are mapped onto the reference frame and matched
+    bounded by 2 gSig), its footprints are mapped onto the reference frame and matched
     one-to-one by centre distance (at most 2 gSig) and footprint overlap; a cell first seen
     in a later session gets a new id that later sessions can match too. Crops
     (``crop_coords``) are taken into account, so frames of different sizes register; a
@@ -76,56 +77,36 @@ def cross_session_registration(
     with input_errors_as_failures():
         catalog = read_experiments(paths.experiments_csv, paths.path_rules)
         groups, source = registration_groups(catalog, paths.project)
-    frames: list[pd.DataFrame] = []
-    wide: list[pd.DataFrame] = []
-    summaries: list[dict[str, Any]] = []
-    registrations: dict[str, tuple[Registration, dict[int, Session]]] = {}
-    missing: dict[int, str] = {}
-    not_aligned: dict[int, str] = {}
+    done: list[GroupRegistration] = []
+    left_out: dict[int, str] = {}
     truth_matches: dict[int, dict[str, int]] = {}
     for group, lines in groups.items():
-        sessions: dict[int, Session] = {}
-        gsigs: list[float] = []
-        for line in lines:
-            try:
-                session, gsig, match = _session(paths, line)
-            except (NotMaterializedError, FileNotFoundError, KeyError) as exc:
-                missing[line] = f"no sources: {exc}"
-                continue
-            except AceInputError as exc:
-                missing[line] = str(exc)
-                continue
-            sessions[line] = session
-            gsigs.append(gsig)
-            truth_matches[line] = match
-        if not sessions:
-            continue
-        gsig = max(gsigs)
-        reg = register_sessions(list(sessions.values()), gsig)
-        registrations[group] = (reg, sessions)
-        for key, why in reg.not_aligned.items():
-            not_aligned[int(key)] = (
-                f"line {key} was not matched to line {reg.reference} ({group}): {why} Check "
-                f"crop_coords of both lines in analysis_parameters.csv, or give line {key} its "
-                f"own group in {REGISTRATION_GROUPS_CSV}"
-            )
-        frames.append(_long_table(group, reg))
-        wide.append(_wide_table(group, reg))
-        summaries.append(_summary(group, reg, gsig))
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TABLE_COLUMNS)
-    wide_table = pd.concat(wide, ignore_index=True) if wide else pd.DataFrame({"global_id": []})
+        outcome = _register_group(paths, group, lines, left_out, truth_matches)
+        if outcome is not None:
+            done.append(outcome)
+    not_aligned = {k: v for g in done for k, v in g.not_aligned().items()}
+    summaries = [g.summary() for g in done]
+    table = (
+        pd.concat([g.long_table() for g in done], ignore_index=True)
+        if done
+        else pd.DataFrame(columns=TABLE_COLUMNS)
+    )
+    wide_table = (
+        pd.concat([g.wide_table() for g in done], ignore_index=True)
+        if done
+        else pd.DataFrame({"global_id": []})
+    )
     accuracy = score_registration(paths.data, table, truth_matches)
     own = Result.of(context, paths)
     figures: list[tuple[str, Path]] = []
     with staged(context, paths) as out:
         write_csv(table, out / "registration.csv")
         write_csv(wide_table, out / "registration_wide.csv")
-        for group, (reg, sessions) in registrations.items():
-            if len(sessions) > 1:
-                name = f"registration_{_file_safe(group)}.png"
-                gsig = next(s["gsig"] for s in summaries if s["group"] == group)
-                _group_figure(group, reg, sessions, gsig, out / name)
-                figures.append((group, own.folder / name))
+        for g in done:
+            if len(g.sessions) > 1:
+                name = f"registration_{_file_safe(g.name)}.png"
+                _group_figure(g, out / name)
+                figures.append((g.name, own.folder / name))
         write_manifest(
             out,
             {
@@ -133,7 +114,7 @@ def cross_session_registration(
                 "wide_csv": str(own.folder / "registration_wide.csv"),
                 "groups_from": source,
                 "groups": summaries,
-                "missing_lines": {str(k): v for k, v in missing.items()},
+                "left_out": {str(k): v for k, v in left_out.items()},
                 "not_aligned": {str(k): v for k, v in not_aligned.items()},
                 "figures": [str(p) for _, p in figures],
                 "ground_truth": accuracy,
@@ -152,8 +133,8 @@ def cross_session_registration(
             "groups": dg.MetadataValue.md(_groups_markdown(summaries)),
             "global_neurons": int(table["global_id"].nunique()) if len(table) else 0,
             "not_aligned": dg.MetadataValue.text("; ".join(not_aligned.values()) or "none"),
-            "missing_lines": dg.MetadataValue.text(
-                ", ".join(str(n) for n in sorted(missing)) or "none"
+            "left_out": dg.MetadataValue.text(
+                "; ".join(f"line {n}: {why}" for n, why in sorted(left_out.items())) or "none"
             ),
             "csv": dg.MetadataValue.path(str(own.folder / "registration.csv")),
             "wide_csv": dg.MetadataValue.path(str(own.folder / "registration_wide.csv")),
@@ -179,52 +160,104 @@ def _session(paths: PathsResource, line: int) -> tuple[Session, float, dict[str,
     return session, gsig, sources.truth_match
 
 
-def _long_table(group: str, reg: Registration) -> pd.DataFrame:
-    t = reg.table.rename(columns={"session": "line_number"}).copy()
-    t["group"] = group
-    t["global_id"] = [f"{group}-{int(g)}" for g in t["global_id"]]
-    t["reference_line"] = int(reg.reference)
-    t["component"] = t["component"].astype(int)
-    t["line_number"] = t["line_number"].astype(int)
-    return t[TABLE_COLUMNS]
+@dataclass(frozen=True)
+class GroupRegistration:
+    """One group's registration, the sessions it was made of and the gSig it used."""
 
+    name: str
+    registration: Registration
+    sessions: dict[int, Session]
+    gsig: float
 
-def _wide_table(group: str, reg: Registration) -> pd.DataFrame:
-    w = reg.wide()
-    w.insert(0, "group", group)
-    w["global_id"] = [f"{group}-{int(g)}" for g in w["global_id"]]
-    return w
+    def _global(self, ids: Any) -> list[str]:
+        return [f"{self.name}-{int(g)}" for g in ids]
 
+    def long_table(self) -> pd.DataFrame:
+        reg = self.registration
+        t = reg.table.rename(columns={"session": "line_number"}).copy()
+        t["group"] = self.name
+        t["global_id"] = self._global(t["global_id"])
+        t["reference_line"] = int(reg.reference)
+        t["component"] = t["component"].astype(int)
+        t["line_number"] = t["line_number"].astype(int)
+        return t[TABLE_COLUMNS]
 
-def _summary(group: str, reg: Registration, gsig: float) -> dict[str, Any]:
-    t = reg.table
-    per_line = {}
-    for key, transform in reg.transforms.items():
-        mine = t[t["session"] == key]
-        shared = t[t["global_id"].isin(mine["global_id"])].groupby("global_id").size()
-        per_line[str(key)] = {
-            "components": len(mine),
-            "seen_in_another_line": int((shared > 1).sum()),
-            "rotation_deg": round(float(transform.angle_deg), 3),
-            "shift_px": [round(float(v), 2) for v in transform.translation],
-            "nonrigid_max_px": (
-                round(float(np.abs(transform.field).max()), 2)
-                if transform.field is not None
-                else 0.0
-            ),
-            "image_correlation": round(float(transform.correlation), 3),
-            "alignment_z": (
-                None if key == reg.reference else round(float(transform.significance), 1)
-            ),
+    def wide_table(self) -> pd.DataFrame:
+        w = self.registration.wide()
+        w.insert(0, "group", self.name)
+        w["global_id"] = self._global(w["global_id"])
+        return w
+
+    def not_aligned(self) -> dict[int, str]:
+        reg = self.registration
+        return {
+            int(key): (
+                f"line {key} was not matched to line {reg.reference} ({self.name}): {why} "
+                f"Check crop_coords of both lines in analysis_parameters.csv, or give line "
+                f"{key} its own group in {REGISTRATION_GROUPS_CSV}"
+            )
+            for key, why in reg.not_aligned.items()
         }
-    return {
-        "group": group,
-        "reference_line": int(reg.reference),
-        "gsig": gsig,
-        "max_distance_px": max_distance(gsig),
-        "global_neurons": int(t["global_id"].nunique()) if len(t) else 0,
-        "lines": per_line,
-    }
+
+    def summary(self) -> dict[str, Any]:
+        reg = self.registration
+        t = reg.table
+        per_line = {}
+        for key, transform in reg.transforms.items():
+            mine = t[t["session"] == key]
+            shared = t[t["global_id"].isin(mine["global_id"])].groupby("global_id").size()
+            field = transform.field
+            per_line[str(key)] = {
+                "components": len(mine),
+                "seen_in_another_line": int((shared > 1).sum()),
+                "rotation_deg": round(float(transform.angle_deg), 3),
+                "shift_px": [round(float(v), 2) for v in transform.translation],
+                "nonrigid_max_px": round(float(np.abs(field).max()), 2)
+                if field is not None
+                else 0.0,
+                "image_correlation": round(float(transform.correlation), 3),
+                "alignment_z": (
+                    None if key == reg.reference else round(float(transform.significance), 1)
+                ),
+            }
+        return {
+            "group": self.name,
+            "reference_line": int(reg.reference),
+            "gsig": self.gsig,
+            "max_distance_px": max_distance(self.gsig),
+            "global_neurons": int(t["global_id"].nunique()) if len(t) else 0,
+            "lines": per_line,
+        }
+
+
+def _register_group(
+    paths: PathsResource,
+    group: str,
+    lines: list[int],
+    left_out: dict[int, str],
+    truth_matches: dict[int, dict[str, int]],
+) -> GroupRegistration | None:
+    """The group's lines with sources, registered; the others go to ``left_out`` with why."""
+    sessions: dict[int, Session] = {}
+    gsigs: list[float] = []
+    for line in lines:
+        try:
+            session, gsig, match = _session(paths, line)
+        except (NotMaterializedError, FileNotFoundError, KeyError) as exc:
+            left_out[line] = f"no sources yet ({exc})"
+            continue
+        except AceInputError as exc:
+            left_out[line] = str(exc)
+            continue
+        sessions[line] = session
+        gsigs.append(gsig)
+        truth_matches[line] = match
+    if not sessions:
+        return None
+    gsig = max(gsigs)  # the larger neuron size: a looser distance limit, never a missed cell
+    return GroupRegistration(
+        group, register_sessions(list(sessions.values()), gsig), sessions, gsig
+    )
 
 
 def _groups_markdown(summaries: list[dict[str, Any]]) -> str:
@@ -248,13 +281,14 @@ def _file_safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "group"
 
 
-def _group_figure(
-    group: str, reg: Registration, sessions: dict[int, Session], gsig: float, path: Path
-) -> None:
+def _group_figure(g: GroupRegistration, path: Path) -> None:
     """Contours of every session on the reference's correlation image; match distances."""
+    reg, sessions, group = g.registration, g.sessions, g.name
     fig, axes = new_figure(11, 5, ncols=2)
     ax = axes[0, 0]
-    ax.imshow(sessions[int(reg.reference)].image, cmap="gray")
+    image = sessions[int(reg.reference)].image
+    low, high = np.percentile(image, [1, 99.5])
+    ax.imshow(image, cmap="gray", vmin=low, vmax=high)
     t = reg.table
     counts = t.groupby("global_id")["session"].nunique()
     multi = set(counts[counts > 1].index)
@@ -287,7 +321,7 @@ def _group_figure(
         bins = np.linspace(0, max(float(dist.max()) if len(dist) else 1.0, 1.0), 25)
         ax.hist(dist, bins=bins, histtype="step", color=colour, label=f"line {key}: candidates")
         ax.hist(matched, bins=bins, color=colour, alpha=0.5, label=f"line {key}: matched")
-    ax.axvline(max_distance(gsig), color="k", ls=":", lw=0.8)
+    ax.axvline(max_distance(g.gsig), color="k", ls=":", lw=0.8)
     ax.set_xlabel("centre distance after alignment (px)")
     ax.set_ylabel("pairs")
     ax.set_title("centre distances of candidate pairs (dotted: 2 gSig, the limit)", fontsize=8)
