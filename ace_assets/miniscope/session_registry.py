@@ -10,9 +10,15 @@ reference's cells, then those first seen in an earlier session, each represented
 footprint in the session it was first seen in. A matched cell takes that cell's id, an
 unmatched one a new id. Sessions are taken in the order given (by date).
 
-A session whose summary image does not match the reference's (the peak of their
-correlation is not ``MIN_SIGNIFICANCE`` above its spread: another field of view, or an
-empty image) keeps all its cells apart, under new ids, and the reason is reported.
+Is a session the same field of view at all? The alignment always finds *some* best fit,
+and with the freedom to shift, turn and bend, a third of the cells of an unrelated session
+find a partner. So the session is also aligned and matched as three decoys that cannot show
+the reference's tissue (itself mirrored left-right, upside down, and both), and the matches
+a coincidence rarely makes are counted: centres within ``CLOSE_DISTANCE_GSIG * gSig`` and
+footprints overlapping at least ``CLOSE_OVERLAP``. Unless so many close matches would arise
+by chance with probability at most ``MAX_CHANCE`` (a Poisson count at the decoys' mean
+rate), the session keeps all its cells apart under new ids (which later sessions are not
+matched to), and the reason is reported.
 """
 
 from __future__ import annotations
@@ -23,17 +29,22 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.stats import poisson
 
 from ace_assets.miniscope.footprint_matching import (
     Footprints,
+    Matches,
     match_footprints,
     on_own_frame,
     to_reference,
 )
 from ace_assets.miniscope.session_alignment import SessionTransform, align_session
 
-#: z-score of the rigid correlation peak below which two images are not one field of view
-MIN_SIGNIFICANCE = 8.0
+#: a close match: centres within this many gSig, footprints overlapping at least this much
+CLOSE_DISTANCE_GSIG = 0.5
+CLOSE_OVERLAP = 0.8
+#: largest chance, judged by the decoys, that a session's close matches are coincidences
+MAX_CHANCE = 1e-3
 COLUMNS = ("global_id", "session", "component", "confidence", "distance_px", "overlap")
 
 
@@ -62,6 +73,8 @@ class Registration:
     footprints: dict[Hashable, Footprints] = field(default_factory=dict)  # reference frame
     match_distances: dict[Hashable, np.ndarray] = field(default_factory=dict)
     not_aligned: dict[Hashable, str] = field(default_factory=dict)
+    #: per session: close matches, the decoys' mean, and the chance they are coincidences
+    evidence: dict[Hashable, dict[str, float]] = field(default_factory=dict)
 
     def wide(self) -> pd.DataFrame:
         """global id x session: the component id (NaN where not seen) and its confidence."""
@@ -101,32 +114,38 @@ def register_sessions(sessions: Sequence[Session], gsig: float) -> Registration:
         for k in range(n)
     ]
     for s in sessions[1:]:
-        offset = (float(s.origin[0] - ref.origin[0]), float(s.origin[1] - ref.origin[1]))
-        transform = align_session(ref.image, s.image, gsig, offset=offset)
+        known = Footprints(known_a, known_c, ref_fp.dims)
+        transform, fp, m = _align_and_match(ref, s, known, gsig)
         reg.transforms[s.key] = transform
-        fp = to_reference(s.A, s.dims, transform)
         reg.footprints[s.key] = fp
+        close = _close(m, gsig)
+        decoys = [_close(_align_and_match(ref, d, known, gsig)[2], gsig) for d in _decoys(s)]
+        chance = float(poisson.sf(close - 1, max(float(np.mean(decoys)), 0.5)))
+        reg.evidence[s.key] = {
+            "close_matches": float(close),
+            "decoy_close_matches": float(np.mean(decoys)),
+            "chance": chance,
+        }
         new_ids = np.full(fp.A.shape[1], -1, np.int64)
         conf = np.full(fp.A.shape[1], np.nan)
         dist = np.full(fp.A.shape[1], np.nan)
         over = np.full(fp.A.shape[1], np.nan)
-        if not transform.significance >= MIN_SIGNIFICANCE:
+        reg.match_distances[s.key] = m.candidate_distances
+        if chance > MAX_CHANCE:
             reg.not_aligned[s.key] = (
-                f"its correlation image does not match the reference's (peak z-score "
-                f"{transform.significance:.1f} < {MIN_SIGNIFICANCE:g}): another field of view?"
+                f"only {close} of its cells match the reference's closely, where its mirror "
+                f"images match {np.mean(decoys):.1f} (chance {chance:.2g} > {MAX_CHANCE:g}): "
+                "another field of view?"
             )
-            reg.match_distances[s.key] = np.zeros(0)
         else:
-            known = Footprints(known_a, known_c, ref_fp.dims)
-            m = match_footprints(known, fp, gsig)
             new_ids[m.mov] = m.ref
             conf[m.mov], dist[m.mov], over[m.mov] = m.confidence, m.distance_px, m.overlap
-            reg.match_distances[s.key] = m.candidate_distances
         fresh = np.flatnonzero(new_ids < 0)
         new_ids[fresh] = n + np.arange(len(fresh))
         n += len(fresh)
-        known_a = sp.hstack([known_a, fp.A[:, fresh]], format="csc")
-        known_c = np.vstack([known_c, fp.centers[fresh]])
+        if s.key not in reg.not_aligned:  # a misplaced session's cells are no one's partners
+            known_a = sp.hstack([known_a, fp.A[:, fresh]], format="csc")
+            known_c = np.vstack([known_c, fp.centers[fresh]])
         for k in range(fp.A.shape[1]):
             rows.append(
                 {
@@ -143,3 +162,33 @@ def register_sessions(sessions: Sequence[Session], gsig: float) -> Registration:
             ["global_id", "session"], kind="stable", ignore_index=True
         )
     return reg
+
+
+def _align_and_match(
+    ref: Session, s: Session, known: Footprints, gsig: float
+) -> tuple[SessionTransform, Footprints, Matches]:
+    offset = (float(s.origin[0] - ref.origin[0]), float(s.origin[1] - ref.origin[1]))
+    transform = align_session(ref.image, s.image, gsig, offset=offset)
+    fp = to_reference(s.A, s.dims, transform)
+    return transform, fp, match_footprints(known, fp, gsig)
+
+
+def _close(m: Matches, gsig: float) -> int:
+    """Matches a coincidence rarely makes: centres very near, footprints much alike."""
+    near = m.distance_px <= CLOSE_DISTANCE_GSIG * gsig
+    return int((near & (m.overlap >= CLOSE_OVERLAP)).sum())
+
+
+def _decoys(s: Session) -> list[Session]:
+    """The session mirrored left-right, upside down and both: never the reference's tissue."""
+    h, w = s.dims
+    coo = sp.csc_matrix(s.A).tocoo()
+    y, x = coo.row // w, coo.row % w
+    out = []
+    for flip_y, flip_x in ((False, True), (True, False), (True, True)):
+        yy = h - 1 - y if flip_y else y
+        xx = w - 1 - x if flip_x else x
+        a = sp.csc_matrix((coo.data, (yy * w + xx, coo.col)), shape=coo.shape)
+        image = s.image[:: -1 if flip_y else 1, :: -1 if flip_x else 1].copy()
+        out.append(Session(s.key, a, s.ids, image, s.origin))
+    return out

@@ -216,9 +216,7 @@ class GroupRegistration:
                 if field is not None
                 else 0.0,
                 "image_correlation": round(float(transform.correlation), 3),
-                "alignment_z": (
-                    None if key == reg.reference else round(float(transform.significance), 1)
-                ),
+                **{k: round(v, 6) for k, v in reg.evidence.get(key, {}).items()},
             }
         return {
             "group": self.name,
@@ -264,7 +262,8 @@ def _groups_markdown(summaries: list[dict[str, Any]]) -> str:
     if not summaries:
         return "no line with sources yet"
     out = [
-        "| group | line | components | also in another line | turn (deg) | shift (px) | z |",
+        "| group | line | components | also in another line | turn (deg) | shift (px) "
+        "| close matches (mirrored decoys) |",
         "|---|---|---|---|---|---|---|",
     ]
     for s in summaries:
@@ -272,9 +271,15 @@ def _groups_markdown(summaries: list[dict[str, Any]]) -> str:
             ref = " (reference)" if int(line) == s["reference_line"] else ""
             out.append(
                 f"| {s['group']} | {line}{ref} | {d['components']} | {d['seen_in_another_line']} "
-                f"| {d['rotation_deg']} | {d['shift_px']} | {d['alignment_z'] or ''} |"
+                f"| {d['rotation_deg']} | {d['shift_px']} | {_evidence(d)} |"
             )
     return "\n".join(out)
+
+
+def _evidence(line: dict[str, Any]) -> str:
+    if "close_matches" not in line:
+        return ""
+    return f"{line['close_matches']:.0f} ({line['decoy_close_matches']:.1f})"
 
 
 def _file_safe(name: str) -> str:
