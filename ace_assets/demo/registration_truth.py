@@ -35,6 +35,8 @@ def score_registration(
         ref = int(truth["same_neuron_reference_line"])
         if ref not in lines or not matches.get(line) or not matches.get(ref):
             continue
+        if "group" in table and _group(table, ref) != _group(table, line):
+            continue  # registered apart on purpose: nothing to score
         same_as = truth["same_neuron_as"]
         ref_cell = {int(t): int(c) for c, t in matches[ref].items()}  # neuron -> component
         true_pairs = {
@@ -61,3 +63,7 @@ def score_registration(
             "pairs_with_non_neurons": float(len(found_pairs - scored)),
         }
     return out
+
+
+def _group(table: pd.DataFrame, line: int) -> object:
+    return table.loc[table["line_number"] == line, "group"].iloc[0]

@@ -126,6 +126,7 @@ def test_a_group_of_one_session_is_a_trivial_table(processed) -> None:
         (Path(paths.results) / "line_2/miniscope_sources/manifest.json").read_text()
     )
     assert (table["line_number"] == 2).sum() == sources["n_components"]
+    assert not any(k.startswith("truth_") for k in metadata)  # lines 1 and 2 kept apart
 
 
 def test_new_sources_of_a_line_request_the_registration_once() -> None:

@@ -293,7 +293,8 @@ def _group_figure(g: GroupRegistration, path: Path) -> None:
     ax = axes[0, 0]
     image = sessions[int(reg.reference)].image
     low, high = np.percentile(image, [1, 99.5])
-    ax.imshow(image, cmap="gray", vmin=low, vmax=high)
+    # cells in mid grey, so that contours of every colour stay visible on them
+    ax.imshow(image, cmap="gray", vmin=low, vmax=low + 1.6 * (high - low))
     t = reg.table
     counts = t.groupby("global_id")["session"].nunique()
     multi = set(counts[counts > 1].index)
@@ -310,7 +311,8 @@ def _group_figure(g: GroupRegistration, path: Path) -> None:
             if not len(cont):
                 continue
             closed = np.vstack([cont, cont[:1]])
-            ax.plot(closed[:, 1], closed[:, 0], color=colour, lw=0.8, ls="-" if matched else ":")
+            width = 1.8 if key == reg.reference else 0.9  # the reference's outline beneath
+            ax.plot(closed[:, 1], closed[:, 0], color=colour, lw=width, ls="-" if matched else ":")
         role = "reference" if key == reg.reference else f"{shared} of {len(ids)} matched"
         ax.plot([], [], color=colour, label=f"line {key}: {role}")
     ax.legend(fontsize=7, loc="lower right")
