@@ -47,6 +47,7 @@ from ace_assets.demo.ephys_synth import EphysSynthConfig, SyntheticEphys
 from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope
 from ace_assets.demo.miniscope_writer import write_v4_session
 from ace_assets.demo.neuralynx_writer import NcsWriter, ttl_event_string, write_nev
+from ace_assets.demo.sessions_synth import SessionChange, related_session
 from ace_assets.io.store import atomic_save_npz, load_npz
 
 LINE_DIRS: dict[int, dict[str, str]] = {
@@ -298,9 +299,17 @@ def _line_1(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
 
 
 def _line_2(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
+    """A second session of line 1's animal: the same tissue, moved and turned a little, with a
+    known share of line 1's neurons seen again (truth ``same_neuron_as``)."""
     ls = _line_seed(seed, 2)
     frame_t = _frame_times(size, ls)
-    movie = SyntheticMiniscope(_movie_config(size, ls))
+    # line 1's neurons: placement and shapes depend only on its seed and geometry
+    day_1 = SyntheticMiniscope(_movie_config(size, _line_seed(seed, 1)))
+    change = SessionChange(
+        shift=(0.04 * size.height, -0.055 * size.width), rotation_deg=3.0, shared_fraction=0.8
+    )
+    session = related_session(day_1, change, seed=ls)
+    movie = SyntheticMiniscope(session.config)
     info = write_v4_session(
         out / LINE_DIRS[2]["miniscope"],
         movie,
@@ -311,6 +320,9 @@ def _line_2(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
     )
     truth = dict(movie.truth)
     truth.update(_scalar_truth(2, seed, size == FULL_SIZE, size))
+    truth.update(session.truth(reference_line=1))
+    truth["fov_shift"] = np.asarray(change.shift, dtype=np.float64)
+    truth["fov_rotation_deg"] = np.array(change.rotation_deg)
     truth["camera_timestamps_ms"] = info.timestamps_ms
     return {
         "truth": truth,
@@ -319,6 +331,7 @@ def _line_2(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
             "n_frames": info.n_written,
             "avi_files": len(info.video_files),
             "n_neurons": size.n_neurons,
+            "n_shared_with_line_1": int((session.same_as >= 0).sum()),
         },
     }
 

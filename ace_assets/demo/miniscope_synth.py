@@ -101,6 +101,11 @@ class MiniscopeSynthConfig:
     locked_fraction: float = 0.0  # fraction of neurons whose firing follows lock_phase
     preferred_phase: float = 1.0  # rad, phase at which locked neurons fire most
     lock_kappa: float = 3.0  # von Mises concentration of the locked rate modulation
+    # Another session of the same animal (:mod:`ace_assets.demo.sessions_synth`): neuron
+    # centres (N, 2) (y, x) and footprint shapes (N, 3) (sd along, sd across, axis angle in
+    # rad) given instead of drawn. None: drawn from ``seed`` as always.
+    neuron_centers: np.ndarray | None = field(default=None, repr=False)
+    neuron_shapes: np.ndarray | None = field(default=None, repr=False)
 
     def resolved_band_cycles(self) -> int:
         if self.band_cycles is not None:
@@ -228,20 +233,33 @@ class SyntheticMiniscope:
     def _make_footprints(self) -> None:
         cfg = self.config
         rng = _rng(cfg.seed, _FOOTPRINTS)
-        self.centers = _place_centres(cfg, rng)
+        if cfg.neuron_centers is None:
+            self.centers = _place_centres(cfg, rng)
+        else:
+            self.centers = np.asarray(cfg.neuron_centers, np.float64).reshape(-1, 2)
+        given = None if cfg.neuron_shapes is None else np.asarray(cfg.neuron_shapes, np.float64)
+        for name, arr in (("neuron_centers", self.centers), ("neuron_shapes", given)):
+            if arr is not None and len(arr) != cfg.n_neurons:
+                raise ValueError(f"{name} has {len(arr)} rows for {cfg.n_neurons} neurons")
         half = int(np.ceil(3.0 * cfg.neuron_radius * 1.2))
         self._patches: list[tuple[int, int, np.ndarray]] = []
+        shapes = np.zeros((len(self.centers), 3))
         yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(np.float64)
-        for cy, cx in self.centers:
+        for k, (cy, cx) in enumerate(self.centers):
             iy, ix = int(round(cy)), int(round(cx))
             dy, dx = yy + iy - cy, xx + ix - cx
             s1, s2 = cfg.neuron_radius * rng.uniform(0.85, 1.15, size=2)
             th = rng.uniform(0, np.pi)
+            if given is not None:
+                s1, s2, th = given[k]
+            shapes[k] = (s1, s2, th)
             u = np.cos(th) * dx + np.sin(th) * dy
             v = -np.sin(th) * dx + np.cos(th) * dy
             patch = np.exp(-0.5 * ((u / s1) ** 2 + (v / s2) ** 2))
             patch[patch < 0.01] = 0.0
             self._patches.append((iy - half, ix - half, (patch / patch.max()).astype(np.float32)))
+        #: (N, 3) sd along, sd across (px) and axis angle (rad) of each footprint
+        self.footprint_shapes = shapes
 
     def _make_activity(self) -> None:
         cfg = self.config

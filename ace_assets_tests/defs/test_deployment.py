@@ -146,7 +146,7 @@ def test_code_location_loads_every_asset_module_with_source_links() -> None:
     modules = {p.stem for p in (Path(defs_assets.__file__).parent).glob("*.py")} - {"__init__"}
     assert modules == {
         "catalog", "session", "movie", "calcium", "ephys", "multimodal", "coupling", "edf", "nwb",
-        "cohort",
+        "cohort", "registration",
     }  # fmt: skip
     assert {a.key for a in all_assets} == set(defs.resolve_asset_graph().get_all_asset_keys())
     for a in all_assets:
