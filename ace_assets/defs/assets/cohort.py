@@ -290,7 +290,7 @@ def cohort_comparisons(
         write_csv(summary, out / "summary.csv")
         write_csv(tests, out / "tests.csv")
         write_csv(excluded, out / "excluded.csv")
-        figure = _comparison_figure(table, groups, out / "comparisons.png", own.folder)
+        figure = _comparison_figure(table, groups, tests, out / "comparisons.png", own.folder)
         write_manifest(
             out,
             {
@@ -357,13 +357,14 @@ def _excluded_markdown(excluded: pd.DataFrame) -> str:
 
 
 def _comparison_figure(
-    table: pd.DataFrame, groups: dict[int, str], path: Path, final: Path
+    table: pd.DataFrame, groups: dict[int, str], tests: pd.DataFrame, path: Path, final: Path
 ) -> dg.MetadataValue | None:
-    """Each line's value per group, for the event rates per period and the first band power."""
+    """Each line's value per group, for the event rates per period and the band power with
+    the largest between-group effect (|Hedges g|; else the first band power)."""
     ok = table[(table["status"] == "ok") & table["line_number"].isin(groups)]
     rates = [c for c in ok.columns if c.startswith("event_rate_hz_") and ok[c].notna().any()]
     power = [c for c in ok.columns if c.startswith("band_power_uV2_") and ok[c].notna().any()]
-    measures = (rates + power[:1])[:4]
+    measures = (rates + _largest_effect_first(power, tests)[:1])[:4]
     if not measures:
         return None
     names = sorted(set(groups.values()))
@@ -378,6 +379,15 @@ def _comparison_figure(
         ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_title(measure, fontsize=8)
     return _embedded(fig, path, final, "Lines per group")
+
+
+def _largest_effect_first(columns: list[str], tests: pd.DataFrame) -> list[str]:
+    """``columns`` by decreasing |Hedges g| of their between-group test; untested last."""
+    if "hedges_g" not in tests:
+        return columns
+    tested = tests.dropna(subset=["hedges_g"]).drop_duplicates("measure")
+    g = tested.set_index("measure")["hedges_g"].abs()
+    return sorted(columns, key=lambda c: -float(g[c]) if c in g.index else 0.0)
 
 
 def _embedded(fig: Any, path: Path, final: Path, title: str) -> dg.MetadataValue:
