@@ -37,11 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     write_instance_config(home)
 
     data = Path(args.data)
-    if not (data / "truth").is_dir() and data.resolve() == DEMO_DATA.resolve():
-        from ace_assets.demo.generate import generate_demo
-
-        print(f"writing synthetic demo recordings to {data} ...", flush=True)
-        generate_demo(data, full=args.full)
+    if data.resolve() == DEMO_DATA.resolve():
+        write_missing_demo_lines(data, args.full)
 
     from ace_assets.definitions import defs
 
@@ -96,6 +93,24 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def write_missing_demo_lines(data: Path, full: bool) -> None:
+    """Generate the demo lines whose truth is absent; say so when older ones predate groups."""
+    from ace_assets.demo.generate import DEMO_LINES, generate_demo, truth_path
+    from ace_assets.io.store import load_npz
+
+    missing = tuple(n for n in DEMO_LINES if not truth_path(data, n).exists())
+    if missing:
+        print(f"writing synthetic demo recordings of lines {missing} to {data} ...", flush=True)
+        generate_demo(data, full=full, lines=missing)
+    old = [n for n in DEMO_LINES if "osc_power_factor" not in load_npz(truth_path(data, n))]
+    if old:
+        print(
+            f"note: demo lines {old} predate the demo's drug groups; rewrite them with "
+            f"python -m ace_assets.demo --out {data} --overwrite",
+            flush=True,
+        )
+
+
 def cohort_summary(result: dg.ExecuteInProcessResult) -> str:
     """Lines by status in the cohort table, and the groups compared."""
     meta = {
@@ -108,7 +123,27 @@ def cohort_summary(result: dg.ExecuteInProcessResult) -> str:
         out.append(f"cohort_table: lines by status {table['lines_by_status'].value}")
     if "lines_per_group" in comparisons:
         out.append(f"cohort_comparisons: lines per group {comparisons['lines_per_group'].value}")
-    return "; ".join(out) or "no cohort results"
+    if "tests_csv" in comparisons:
+        out += group_effects(Path(comparisons["tests_csv"].value))
+    return "\n          ".join(out) or "no cohort results"
+
+
+def group_effects(tests_csv: Path) -> list[str]:
+    """Each two-group comparison of whole-recording band power: the ratio of group means."""
+    import pandas as pd
+
+    try:
+        tests = pd.read_csv(tests_csv)
+    except (OSError, pd.errors.EmptyDataError):
+        return []
+    if "mean_ratio" not in tests:
+        return []
+    rows = tests[tests["measure"].str.startswith("band_power_uV2_") & tests["mean_ratio"].notna()]
+    rows = rows[rows["measure"].str.endswith("_all")]
+    return [
+        f"{r.measure}: {r.groups} ratio of means {r.mean_ratio:.2f} (Hedges g {r.hedges_g:.1f})"
+        for r in rows.itertuples()
+    ]
 
 
 #: The number shown for each asset in the demo's one-line-per-asset output.

@@ -22,6 +22,7 @@ from ace_assets.catalog.experiments import (
 from ace_assets.catalog.parameters import ParameterTable, read_parameter_table, resolve_parameters
 from ace_assets.catalog.path_map import PathMap
 from ace_assets.catalog.paths import UnsafePathError
+from ace_assets.catalog.periods import line_periods
 from ace_assets.errors import AceInputError
 
 _MODALITY = {"calcium_dir": "miniscope", "ephys_dir": "ephys"}
@@ -151,7 +152,8 @@ def _add_parameter_findings(
             file_problems.append(Finding(_where(name, p), p.message, p.severity))
     for line, report in reports.items():
         try:
-            resolve_parameters(table, line)
+            row = table.rows[line][0] if line in table.rows else None
+            line_periods(resolve_parameters(table, line), file=table.file, row=row, line=line)
         except AceInputError as exc:
             report.findings.append(
                 Finding(f"{name} {exc.column or ''}".strip(), exc.reason, "error")

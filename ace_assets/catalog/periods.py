@@ -10,7 +10,16 @@ The baseline is the ``baseline period (min)`` minutes just before zero time: zer
 where the manipulation starts (an infusion), and the baseline is what precedes it.
 
 Every consumer (per-line results, the cohort table) takes its periods from here, so a
-period means the same frames and samples everywhere.
+period means the same frames and samples everywhere. ``analysis_parameters`` parses them as
+soon as a line's settings are resolved, so a bad cell fails there, before any processing:
+
+* a pair that is not ``[start, end]`` with finite ``start < end`` seconds;
+* a listed interval starting before zero time (time before zero time is the baseline);
+* a high slow-wave interval overlapping a control interval (a frame in both would count
+  for both sides of the comparison). Intervals of one column may overlap: they are merged.
+
+Whether a period lies inside the recording is known only once the recording is read:
+:func:`beyond_recording` says which periods stick out, naming their column.
 """
 
 from __future__ import annotations
@@ -150,8 +159,70 @@ def line_periods(
                 f"{exc}; expected [start, end] pairs in seconds after zero time, "
                 "such as [[0, 60], [120, 180]]",
             ) from None
+        early = [(s, e) for s, e in listed if s < 0]
+        if early:
+            raise fail(
+                column,
+                f"{[list(p) for p in early]} starts before zero time: intervals are seconds "
+                "after 'zero time (s)' (0 or later); the time before it is the baseline "
+                f"('{BASELINE_COLUMN}'), or lower 'zero time (s)'",
+            )
         periods += [Period(name, s, e) for s, e in listed]
-    return LinePeriods(tuple(periods), float(zero))
+    found = LinePeriods(tuple(periods), float(zero))
+    clash = _overlap(found, *INTERVAL_COLUMNS)
+    if clash is not None:
+        (a, b), (c, d) = clash
+        raise fail(
+            INTERVAL_COLUMNS["control"],
+            f"control period [{c:g}, {d:g}] overlaps the high slow wave period [{a:g}, {b:g}] "
+            f"('{INTERVAL_COLUMNS['high_slow_wave']}'): a frame would count for both; "
+            "expected periods that at most touch, such as [[0, 60]] and [[60, 120]]",
+        )
+    return found
+
+
+def _overlap(
+    periods: LinePeriods, first: str, second: str
+) -> tuple[tuple[float, float], tuple[float, float]] | None:
+    """The first pair of intervals of two periods sharing time (touching is fine)."""
+    for a, b in periods.intervals(first):
+        for c, d in periods.intervals(second):
+            if max(a, c) < min(b, d):
+                return (float(a), float(b)), (float(c), float(d))
+    return None
+
+
+def beyond_recording(periods: LinePeriods, span_s: tuple[float, float]) -> list[str]:
+    """What of each period lies outside the recording ``span_s`` (session clock), naming
+    the catalog column to correct; empty when every period is inside."""
+    lo, hi = span_s
+    out = []
+    for p in periods.periods:
+        if p.start_s >= lo and p.end_s <= hi:
+            continue
+        outside = "wholly outside" if p.end_s <= lo or p.start_s >= hi else "partly outside"
+        out.append(
+            f"'{COLUMN_OF[p.name]}': {p.name} [{p.start_s:g}, {p.end_s:g}] s is {outside} "
+            f"the recording [{lo:.3g}, {hi:.3g}) s after zero time; only the recorded part "
+            "counts"
+        )
+    return out
+
+
+def period_rows(periods: LinePeriods) -> list[dict[str, Any]]:
+    """One row per listed interval: name, column, bounds on the session and ephys clocks."""
+    return [
+        {
+            "period": p.name,
+            "column": COLUMN_OF[p.name],
+            "start_s": p.start_s,
+            "end_s": p.end_s,
+            "duration_s": p.duration_s,
+            "ephys_start_s": p.start_s + periods.zero_time_s,
+            "ephys_end_s": p.end_s + periods.zero_time_s,
+        }
+        for p in periods.periods
+    ]
 
 
 def _has(values: Mapping[str, Any], key: str) -> bool:

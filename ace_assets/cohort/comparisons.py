@@ -3,7 +3,9 @@
 The test follows the design:
 
 * two groups of different lines: Mann-Whitney U (few animals per group, no normality
-  assumed), with Welch's t beside it; effect sizes Hedges' g and the rank-biserial r;
+  assumed), with Welch's t beside it; effect sizes Hedges' g and the rank-biserial r, and
+  the effect itself in the measure's units: the difference and the ratio of the group means
+  (first group named over the second);
 * three or more groups: Kruskal-Wallis H, effect size epsilon squared;
 * two periods of the same lines (high slow-wave power vs control): the Wilcoxon
   signed-rank test on each line's pair, per group; effect size the matched-pairs
@@ -25,6 +27,8 @@ from scipy import stats
 PERIOD_MEASURES = ("event_rate_hz", "band_power_uV2")
 #: periods compared within lines (paired)
 PAIRED_PERIODS = ("high_slow_wave", "control")
+SUMMARY_COLUMNS = ["measure", "group", "n", "mean", "sd", "sem", "median"]
+TEST_COLUMNS = ["measure", "groups", "test", "statistic", "p", "effect"]
 
 
 def measure_columns(table: pd.DataFrame) -> list[str]:
@@ -83,6 +87,8 @@ def between_groups(values: Mapping[str, np.ndarray], measure: str) -> dict | Non
                 "effect": "Hedges g; rank-biserial r",
                 "hedges_g": hedges_g(a, b),
                 "rank_biserial_r": float(2 * u.statistic / (a.size * b.size) - 1),
+                "mean_difference": float(a.mean() - b.mean()),
+                "mean_ratio": float(a.mean() / b.mean()) if b.mean() != 0 else np.nan,
             }
         )
     else:
@@ -197,8 +203,8 @@ def compare_groups(
         c[: -len("_" + PAIRED_PERIODS[0])] for c in measures if c.endswith("_" + PAIRED_PERIODS[0])
     ]:
         tests += paired_periods(usable, ok_groups, base, *PAIRED_PERIODS)
-    return (
-        pd.DataFrame(summary),
-        pd.DataFrame(tests),
+    return (  # named columns even when empty: an empty CSV still says what it would hold
+        pd.DataFrame(summary, columns=None if summary else SUMMARY_COLUMNS),
+        pd.DataFrame(tests, columns=None if tests else TEST_COLUMNS),
         pd.DataFrame(excluded, columns=["line_number", "group", "measure", "reason"]),
     )

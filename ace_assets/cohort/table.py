@@ -28,7 +28,13 @@ import numpy as np
 import pandas as pd
 
 from ace_assets.catalog.experiments import Experiment, problem_text
-from ace_assets.catalog.periods import PERIOD_NAMES, LinePeriods, frame_mask, sample_mask
+from ace_assets.catalog.periods import (
+    PERIOD_NAMES,
+    LinePeriods,
+    beyond_recording,
+    frame_mask,
+    sample_mask,
+)
 from ace_assets.multimodal.phase_locking import circular_stats
 
 #: catalog columns first, in the order the lab's experiments.csv has them
@@ -42,7 +48,14 @@ CATALOG_COLUMNS: dict[str, str] = {
     "systemic_drug_concentration": "systemic_drug_concentration",
     "total_systemic_time_min": "total_systemic_time_min",
 }
-STATUS_COLUMNS = ("status", "missing_results", "stale_results", "note", "results_updated")
+STATUS_COLUMNS = (
+    "status",
+    "missing_results",
+    "stale_results",
+    "note",
+    "results_updated",
+    "periods_outside_recording",
+)
 #: periods with a value column each; "all" is the whole recording
 PERIOD_COLUMNS = ("all", *PERIOD_NAMES)
 OK, STALE, PARTIAL, MISSING, INVALID = "ok", "stale", "partial", "missing", "invalid"
@@ -73,6 +86,7 @@ class LineResults:
     phase_locking: pd.DataFrame | None = None  # multimodal_results: per component and channel
     band_hz: Sequence[float] | None = None
     band_power: Mapping[str, np.ndarray] | None = None  # power (windows, ch) V², times_s, masked
+    band_window_s: float | None = None  # length of each band-power window
     channels: Sequence[str] = ()
     denoise: Mapping[str, Any] | None = None
     motion: Mapping[str, Any] | None = None
@@ -147,6 +161,27 @@ def _recording_span(results: LineResults) -> tuple[float, float] | None:
         zero = results.periods.zero_time_s if results.periods else 0.0
         return -zero, results.n_frames / results.fps - zero
     return None
+
+
+def _ephys_span(results: LineResults) -> tuple[float, float] | None:
+    """What the band-power windows cover, on the session clock."""
+    bp = results.band_power
+    if bp is None or results.periods is None or not len(bp["times_s"]):
+        return None
+    centres = np.asarray(bp["times_s"], dtype=float) - results.periods.zero_time_s
+    half = (results.band_window_s or 0.0) / 2
+    return float(centres.min()) - half, float(centres.max()) + half
+
+
+def periods_outside(results: LineResults) -> list[str]:
+    """Each period sticking out of what was recorded (movie or ephys), naming its column."""
+    if results.periods is None:
+        return []
+    spans = [s for s in (_recording_span(results), _ephys_span(results)) if s is not None]
+    if not spans:
+        return []
+    whole = (min(s[0] for s in spans), max(s[1] for s in spans))
+    return beyond_recording(results.periods, whole)
 
 
 def _covered(intervals: np.ndarray, span: tuple[float, float]) -> float:
@@ -264,6 +299,10 @@ def line_row(experiment: Experiment | None, results: LineResults | None) -> dict
     if results is None:
         return {**row, "status": MISSING, "note": "no results: the line has not been processed"}
     row.update(line_status(results))
+    outside = periods_outside(results)
+    if outside:
+        row["periods_outside_recording"] = "; ".join(outside)
+        row["note"] = "; ".join(n for n in (row["note"], *outside) if n)
     for measures in (calcium_measures, phase_measures, power_measures, qc_measures):
         row.update(measures(results))
     return row

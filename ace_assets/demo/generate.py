@@ -1,4 +1,4 @@
-"""Write the raw data of the demo project (five experiment lines) plus their ground truth.
+"""Write the raw data of the demo project (six experiment lines) plus their ground truth.
 
 Why: the whole pipeline, end to end, needs realistic raw files whose correct
 answers are known. Directories are relative to ``out_dir`` (the demo's data_path):
@@ -17,6 +17,9 @@ answers are known. Directories are relative to ``out_dir`` (the demo's data_path
   bits toggle); see :mod:`ace_assets.demo.ephys_lines`.
 - line 5, ephys only: 2 kHz channels with partial records and a pause beside a 32 kHz
   channel that records on; see :mod:`ace_assets.demo.ephys_lines`.
+- line 6, ephys only, like line 3 without the pause. Lines 3 and 6 are the isoflurane
+  group: their oscillation carries a known multiple of the other lines' power; see
+  :mod:`ace_assets.demo.group_lines`.
 
 Line 1 ``Events.nev``: "Starting Recording" (TTL 0, event id 19) at the first
 sample, then for every Miniscope frame a TTL pulse: a rising edge (TTL value 1,
@@ -44,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ace_assets.demo.ephys_synth import EphysSynthConfig, SyntheticEphys
+from ace_assets.demo.group_lines import ISOFLURANE_OSC_AMPLITUDE, group_truth
 from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope
 from ace_assets.demo.miniscope_writer import write_v4_session
 from ace_assets.demo.neuralynx_writer import NcsWriter, ttl_event_string, write_nev
@@ -62,6 +66,7 @@ LINE_DIRS: dict[int, dict[str, str]] = {
         "ephys": "ephys/DemoRat/2024-01-04_12-00-00",
     },
     5: {"ephys": "ephys/DemoRat/2024-01-05_12-00-00"},
+    6: {"ephys": "ephys/DemoRat/2024-01-06_12-00-00"},
 }
 LINE_START = {
     1: _dt.datetime(2024, 1, 1, 12, 0, 0),
@@ -69,6 +74,7 @@ LINE_START = {
     3: _dt.datetime(2024, 1, 3, 12, 0, 0),
     4: _dt.datetime(2024, 1, 4, 12, 0, 0),
     5: _dt.datetime(2024, 1, 5, 12, 0, 0),
+    6: _dt.datetime(2024, 1, 6, 12, 0, 0),
 }
 EPHYS_CHANNELS = ("PFCLFPvsCBEEG", "PFCEEGvsCBEEG", "EMG")
 EMG_CHANNEL = "EMG"
@@ -343,7 +349,11 @@ def _line_3(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
     gap_s = 0.25
     ephys = SyntheticEphys(
         EphysSynthConfig(
-            fs=size.ephys_fs, duration_s=n / size.ephys_fs, seed=ls, gaps=((gap_index, gap_s),)
+            fs=size.ephys_fs,
+            duration_s=n / size.ephys_fs,
+            seed=ls,
+            gaps=((gap_index, gap_s),),
+            osc_amplitude=ISOFLURANE_OSC_AMPLITUDE,  # line 3 is in the isoflurane group
         )
     )
     edir = out / LINE_DIRS[3]["ephys"]
@@ -389,7 +399,15 @@ def _line_5(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
     return mixed_rate_line(out, size, seed)
 
 
-_LINES = {1: _line_1, 2: _line_2, 3: _line_3, 4: _line_4, 5: _line_5}
+def _line_6(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
+    from ace_assets.demo.group_lines import isoflurane_line
+
+    return isoflurane_line(out, size, seed)
+
+
+_LINES = {1: _line_1, 2: _line_2, 3: _line_3, 4: _line_4, 5: _line_5, 6: _line_6}
+#: every demo line, the default of :func:`generate_demo`
+DEMO_LINES: tuple[int, ...] = tuple(sorted(_LINES))
 
 
 def truth_path(out_dir: str | Path, line: int) -> Path:
@@ -408,6 +426,11 @@ def _existing(out: Path, line: int, seed: int, size: DemoSize, overwrite: bool) 
         return False
     if tp.exists():
         t = load_npz(tp)
+        if "osc_power_factor" not in t:
+            raise FileExistsError(
+                f"{tp}: line {line} was generated before the demo had groups (no "
+                "osc_power_factor); regenerate it with --overwrite or use a new --out"
+            )
         same = int(t["demo_seed"]) == seed and list(t["demo_size"]) == [
             size.height,
             size.width,
@@ -434,7 +457,7 @@ def generate_demo(
     seed: int = 0,
     *,
     size: DemoSize | None = None,
-    lines: tuple[int, ...] = (1, 2, 3, 4, 5),
+    lines: tuple[int, ...] = DEMO_LINES,
     overwrite: bool = False,
     verbose: bool = False,
 ) -> dict[str, Any]:
@@ -453,6 +476,7 @@ def generate_demo(
             summary: dict[str, Any] = {"status": "exists"}
         else:
             made = _LINES[line](out, chosen, seed)
+            made["truth"].update(group_truth(line, made["truth"]))
             atomic_save_npz(truth_path(out, line), **made["truth"])
             summary = {"status": "written", **made["summary"]}
         summary["truth"] = str(truth_path(out, line))

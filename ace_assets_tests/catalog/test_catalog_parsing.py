@@ -108,7 +108,7 @@ def test_corrected_parameters_template_row_resolves() -> None:
 
 def test_embedded_demo_catalog() -> None:
     catalog = read_experiments(EMBEDDED / "experiments.csv")
-    assert sorted(catalog.experiments) == [1, 2, 3, 4, 5]
+    assert sorted(catalog.experiments) == [1, 2, 3, 4, 5, 6]
     one = catalog.experiments[1]
     assert one.calcium_dir == PurePosixPath("miniscope/DemoRat/2024_01_01/12_00_00")
     assert one.ephys_dir == PurePosixPath("ephys/DemoRat/2024-01-01_12-00-00")

@@ -110,9 +110,10 @@ def test_clean_project_with_its_data_passes(tmp_path: Path, demo_data: Path) -> 
         "3",
         "4",
         "5",
+        "6",
     }
     assert all(v[1] in ("ok", "warning") for k, v in rows.items() if not k.startswith("row"))
-    assert "5 lines:" in done.stdout and "0 with errors" in done.stdout
+    assert "6 lines:" in done.stdout and "0 with errors" in done.stdout
 
 
 def test_a_bad_parameter_cell_is_an_error_of_its_line(tmp_path: Path, capsys) -> None:

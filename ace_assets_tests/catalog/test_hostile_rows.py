@@ -20,7 +20,7 @@ from ace_assets_tests.helpers.hostile_rows import (
 )
 from ace_assets_tests.helpers.projects import demo_catalog_copy
 
-GOOD_LINES = [1, 2, 3, 4, 5]
+GOOD_LINES = [1, 2, 3, 4, 5, 6]
 
 
 @pytest.fixture()

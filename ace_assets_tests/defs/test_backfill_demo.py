@@ -69,9 +69,9 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
     )
     assert catalog.success, failure_text(catalog)
     lines = sorted(instance.get_dynamic_partitions(LINE_PARTITIONS_NAME), key=int)
-    assert lines == ["1", "2", "3", "4", "5"]
+    assert lines == ["1", "2", "3", "4", "5", "6"]
     # what the release_dead_runs sensor does each minute: give the pool its slot count up
-    # front (five runs making the first claim at once would otherwise each allocate one)
+    # front (six runs making the first claim at once would otherwise each allocate one)
     assert prepare_pools(instance) == {HEAVY_POOL: 1}
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -103,8 +103,8 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
     want = {
         "miniscope_results": {"1", "2", "4"},
         "calcium_events": {"1", "2", "4"},
-        "ephys_results": {"1", "3", "4", "5"},
-        "ephys_spectrogram": {"1", "3", "4", "5"},
+        "ephys_results": {"1", "3", "4", "5", "6"},
+        "ephys_spectrogram": {"1", "3", "4", "5", "6"},
         "multimodal_results": {"1", "4"},
     }
     for asset, partitions in want.items():

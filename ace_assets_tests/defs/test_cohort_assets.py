@@ -1,5 +1,6 @@
 """cohort_table on the demo: each row agrees with its line's own results; missing and stale
-lines are named; a line's updated result brings the table up to date."""
+lines are named; a line's updated result brings the table up to date. cohort_comparisons
+recovers the generator's drug effect (isoflurane lines 3 and 6 against the others)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ from ace_assets.definitions import all_assets, defs
 from ace_assets.defs.line_runs import SESSION_ASSETS, materialize_line
 from ace_assets.defs.partitions import LINE_PARTITIONS_NAME
 from ace_assets.defs.resources import PathsResource
+from ace_assets.demo.group_lines import ISOFLURANE_OSC_POWER_FACTOR
 from ace_assets.io.store import load_npz
 from ace_assets_tests.helpers.dagster_helpers import failure_text
 from ace_assets_tests.helpers.projects import catalog_read, lab_paths
 
-pytestmark = pytest.mark.slow  # three demo lines processed in-process (about a minute)
+pytestmark = pytest.mark.slow  # five demo lines processed in-process (about a minute)
 
 COHORT = dg.AssetKey("cohort_table")
+LFP_ALL = "band_power_uV2_PFCLFPvsCBEEG_5-9Hz_all"
 
 
 def manifest(paths: PathsResource, line: int, asset: str) -> dict:
@@ -41,12 +44,41 @@ def build_table(paths: PathsResource, instance: dg.DagsterInstance) -> tuple[pd.
     return frame.set_index("line_number", drop=False), metadata
 
 
+def comparisons(
+    paths: PathsResource, instance: dg.DagsterInstance, groups_csv: str | None
+) -> tuple[pd.DataFrame, dict]:
+    """cohort_comparisons' tests and metadata, with this groups.csv (None: by drug)."""
+    groups = Path(paths.project) / "groups.csv"
+    groups.unlink(missing_ok=True)
+    if groups_csv is not None:
+        groups.write_text(groups_csv)
+    try:
+        result = dg.materialize(
+            all_assets,
+            selection=[dg.AssetKey("cohort_comparisons")],
+            instance=instance,
+            resources={"paths": paths},
+        )
+    finally:
+        groups.unlink(missing_ok=True)
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.step_materialization_data.materialization.metadata
+    folder = Path(paths.results) / "catalog" / "cohort_comparisons"
+    return pd.read_csv(folder / "tests.csv"), metadata
+
+
+def true_lfp_power(data: Path, line: int) -> float:
+    """The generator's oscillation power on the PFC LFP channel (gain 1 on every line), µV²."""
+    return float(load_npz(data / "truth" / f"line_{line}.npz")["true_osc_power_uV2"])
+
+
 @pytest.fixture(scope="module")
 def cohort(demo_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    """Lines 1-3 processed, line 4 in the catalog but never processed; then the table."""
-    paths = lab_paths(tmp_path_factory.mktemp("cohort"), demo_data, lines=[1, 2, 3, 4])
+    """Lines 1-3, 5 and 6 processed, line 4 in the catalog but never processed; the table."""
+    paths = lab_paths(tmp_path_factory.mktemp("cohort"), demo_data, lines=[1, 2, 3, 4, 5, 6])
     with catalog_read(all_assets, paths) as instance:
-        for line in ("1", "2", "3"):
+        for line in ("1", "2", "3", "5", "6"):
             run = materialize_line(
                 all_assets, paths=paths, line=line, instance=instance, log_level="WARNING"
             )
@@ -57,7 +89,7 @@ def cohort(demo_data: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_rows_agree_with_each_lines_own_results(cohort) -> None:
     paths, _, table, _ = cohort
-    assert list(table["line_number"]) == [1, 2, 3, 4]
+    assert list(table["line_number"]) == [1, 2, 3, 4, 5, 6]
     # catalog cells beside the measures
     three = table.loc[3]
     assert (three.animal_id, three.date, three.systemic_drug) == (
@@ -129,8 +161,9 @@ def test_rows_agree_with_each_lines_own_results(cohort) -> None:
 
 def test_missing_line_is_listed_and_csv_matches_parquet(cohort) -> None:
     _, _, table, metadata = cohort
-    assert dict(table["status"]) == {1: "ok", 2: "ok", 3: "ok", 4: "missing"}
+    assert dict(table["status"]) == {1: "ok", 2: "ok", 3: "ok", 4: "missing", 5: "ok", 6: "ok"}
     assert metadata["missing_lines"] == "4" and metadata["stale_lines"] == "none"
+    assert metadata["periods_outside_recording"] == "none"  # the demo's periods are inside
     assert "not been processed" in table.loc[4, "note"]
     csv = pd.read_csv(metadata["csv"])
     assert list(csv.columns) == list(table.columns)
@@ -151,7 +184,7 @@ def test_new_parameters_make_a_line_stale_until_it_is_run_again(cohort) -> None:
     )
     assert rerun.success
     table, metadata = build_table(paths, instance)
-    assert dict(table["status"]) == {1: "ok", 2: "stale", 3: "ok", 4: "missing"}
+    assert dict(table["status"]) == {1: "ok", 2: "stale", 3: "ok", 4: "missing", 5: "ok", 6: "ok"}
     assert metadata["stale_lines"] == "2"
     assert "calcium_events" in table.loc[2, "stale_results"].split(";")
     # processing the line again brings it back
@@ -203,18 +236,9 @@ def test_an_updated_line_result_requests_the_cohort_table_once() -> None:
 
 def test_comparisons_list_groups_figures_and_every_line_left_out(cohort) -> None:
     paths, instance, _, _ = cohort
-    (Path(paths.project) / "groups.csv").write_text(
-        "group,line number\nawake,1\nawake,2\nisoflurane,3\nisoflurane,4\n"
+    _, metadata = comparisons(
+        paths, instance, "group,line number\nawake,1\nawake,2\nisoflurane,3\nisoflurane,4\n"
     )
-    result = dg.materialize(
-        all_assets,
-        selection=[dg.AssetKey("cohort_comparisons")],
-        instance=instance,
-        resources={"paths": paths},
-    )
-    assert result.success
-    (event,) = result.get_asset_materialization_events()
-    metadata = event.step_materialization_data.materialization.metadata
     assert "data:image/png;base64," in metadata["comparisons"].value
     assert metadata["groups_from"].value.endswith("groups.csv")
     folder = Path(paths.results) / "catalog" / "cohort_comparisons"
@@ -244,3 +268,35 @@ def test_a_damaged_result_costs_its_line_only(cohort) -> None:
     assert table.loc[3, "systemic_drug"] == "isoflurane"  # the catalog cells stay
     assert "3" in metadata["incomplete_lines"].split(", ")
     assert table.loc[1, "n_events"] == before.loc[1, "n_events"]
+
+
+def test_the_generators_drug_effect_is_recovered_and_a_drug_blind_split_shows_none(
+    cohort, demo_data: Path
+) -> None:
+    """Lines 3 and 6 (isoflurane) carry ISOFLURANE_OSC_POWER_FACTOR times the oscillation
+    power of lines 1 and 5 (line 2 has no ephys, line 4 was never processed)."""
+    paths, instance, _, _ = cohort
+    table, _ = build_table(paths, instance)  # current: earlier tests damaged and restored lines
+    assert {table.loc[line, "status"] for line in (1, 3, 5, 6)} == {"ok"}
+    true = {line: true_lfp_power(demo_data, line) for line in (1, 3, 5, 6)}
+    for line, power in true.items():  # each line's band power is its oscillation's, +-5 %
+        assert table.loc[line, LFP_ALL] == pytest.approx(power, rel=0.05)
+
+    tests, metadata = comparisons(paths, instance, None)  # groups from 'systemic drug'
+    assert metadata["groups_from"].value == "catalog column systemic_drug"
+    row = tests[(tests.measure == LFP_ALL) & (tests.test == "Mann-Whitney U")].iloc[0]
+    assert (row.groups, row.n_isoflurane, row.n_none) == ("isoflurane vs none", 2, 2)
+    predicted = (true[3] + true[6]) / (true[1] + true[5])  # from the generator's envelopes
+    assert row.mean_ratio == pytest.approx(predicted, rel=0.05)
+    assert row.mean_ratio == pytest.approx(ISOFLURANE_OSC_POWER_FACTOR, rel=0.1)
+    assert row.mean_difference == pytest.approx(
+        (true[3] + true[6] - true[1] - true[5]) / 2, rel=0.05
+    )
+    assert row.rank_biserial_r == 1.0 and row.hedges_g > 5  # every drug line above the rest
+    assert "ratio of means" in metadata["tests"].value
+
+    # the same lines split blind to the drug, one drug line per group: no effect is found
+    tests, _ = comparisons(paths, instance, "group,line number\nA,1\nA,3\nB,5\nB,6\n")
+    blind = tests[(tests.measure == LFP_ALL) & (tests.test == "Mann-Whitney U")].iloc[0]
+    assert blind.mean_ratio == pytest.approx((true[1] + true[3]) / (true[5] + true[6]), rel=0.05)
+    assert 0.8 < blind.mean_ratio < 1.25 and abs(blind.hedges_g) < 1

@@ -43,9 +43,10 @@ def test_experiments_registers_partitions_and_parameters_resolve(
             "3",
             "4",
             "5",
+            "6",
         ]
         mat = result.asset_materializations_for_node("experiments")[0]
-        assert mat.metadata["dagster/row_count"].value == 5
+        assert mat.metadata["dagster/row_count"].value == 6
         assert mat.metadata["rows_rejected"].value == 1  # the 'example' template row
         (check,) = [c for c in result.get_asset_check_evaluations() if c.check_name == "rows_valid"]
         assert not check.passed and "example" in check.metadata["problems"].value

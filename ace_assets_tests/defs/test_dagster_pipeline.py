@@ -46,11 +46,12 @@ def processed(demo_data: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("pipeline")
     paths = lab_paths(root, demo_data)
     with catalog_read(all_assets, paths) as instance:
-        results = {line: run_line(instance, paths, line) for line in ("1", "2", "3", "4", "5")}
+        lines = ("1", "2", "3", "4", "5", "6")
+        results = {line: run_line(instance, paths, line) for line in lines}
         yield paths, results, instance
 
 
-@pytest.mark.slow  # reads the five-line demo run (minutes)
+@pytest.mark.slow  # reads the six-line demo run (minutes)
 def test_every_line_materializes_what_its_modalities_allow(processed) -> None:
     paths, results, _ = processed
     done = {line: set(r.materialized()) for line, r in results.items()}
@@ -63,6 +64,7 @@ def test_every_line_materializes_what_its_modalities_allow(processed) -> None:
     assert "ephys_results" in done["3"] and "denoised_movie" not in done["3"]
     assert {"multimodal_results", "miniscope_results", "ephys_results"} <= done["4"]
     assert "ephys_results" in done["5"] and "denoised_movie" not in done["5"]
+    assert "ephys_results" in done["6"] and "denoised_movie" not in done["6"]
     # what a line has no recording for is recorded as not applicable, never left missing
     assert {"ephys_channels", "ephys_results", "multimodal_results"} <= na["2"]
     assert {"denoised_movie", "miniscope_sources", "multimodal_alignment"} <= na["3"]
@@ -77,7 +79,7 @@ def test_every_line_materializes_what_its_modalities_allow(processed) -> None:
     assert na_check.partition == "3"  # checks belong to their line
 
 
-@pytest.mark.slow  # reads the five-line demo run (minutes)
+@pytest.mark.slow  # reads the six-line demo run (minutes)
 def test_sources_events_and_traces_match_ground_truth(processed, demo_data: Path) -> None:
     paths, _, _ = processed
     for line in (1, 2):
@@ -89,7 +91,7 @@ def test_sources_events_and_traces_match_ground_truth(processed, demo_data: Path
         assert events["event_f1"] >= 0.8, events
 
 
-@pytest.mark.slow  # reads the five-line demo run (minutes)
+@pytest.mark.slow  # reads the six-line demo run (minutes)
 def test_frames_on_the_ephys_clock_and_phase_locking(processed, demo_data: Path) -> None:
     paths, _, _ = processed
     align = manifest(paths, 1, "multimodal_alignment")
@@ -102,7 +104,7 @@ def test_frames_on_the_ephys_clock_and_phase_locking(processed, demo_data: Path)
     assert locking["unlocked_found_locked"] <= 0.2, locking
 
 
-@pytest.mark.slow  # reads the five-line demo run (minutes)
+@pytest.mark.slow  # reads the six-line demo run (minutes)
 def test_ephys_spectral_peak_and_gap_check(processed) -> None:
     paths, results, _ = processed
     spectrogram = manifest(paths, 3, "ephys_spectrogram")
@@ -118,7 +120,7 @@ def test_ephys_spectral_peak_and_gap_check(processed) -> None:
     )
 
 
-@pytest.mark.slow  # reads the five-line demo run (minutes)
+@pytest.mark.slow  # reads the six-line demo run (minutes)
 def test_digital_lynx_frames_within_1ms_with_no_settings(processed, demo_data: Path) -> None:
     """Line 4: event_id 0, idle word 0x3000, behaviour bits toggling; nothing set."""
     paths, results, _ = processed
@@ -135,7 +137,7 @@ def test_digital_lynx_frames_within_1ms_with_no_settings(processed, demo_data: P
     assert checks(results["4"])["ttl_count_matches_frames"]
 
 
-@pytest.mark.slow  # reads the five-line demo run (minutes)
+@pytest.mark.slow  # reads the six-line demo run (minutes)
 def test_digital_lynx_explicit_bit_and_a_wrong_one(processed, demo_data: Path) -> None:
     """ttl_sync_bit named in the run config: the same frames; a wrong bit fails, naming the
     events file, the edges per bit and the setting."""
@@ -170,7 +172,7 @@ def test_digital_lynx_explicit_bit_and_a_wrong_one(processed, demo_data: Path) -
         assert align("None").success  # back to the automatic choice for the other tests
 
 
-@pytest.mark.slow  # reads the five-line demo run (minutes)
+@pytest.mark.slow  # reads the six-line demo run (minutes)
 def test_partial_records_pause_and_32khz_channel(processed, demo_data: Path) -> None:
     """Line 5: holes filled and marked where they are, the pause a segment boundary with
     masked windows, the 32 kHz channel resampled; phases and spectra against the truth."""
@@ -225,7 +227,7 @@ def test_partial_records_pause_and_32khz_channel(processed, demo_data: Path) -> 
     assert np.all(np.nanmedian(err, axis=0) < 0.35), np.nanmedian(err, axis=0)
 
 
-@pytest.mark.slow  # reads the five-line demo run (minutes)
+@pytest.mark.slow  # reads the six-line demo run (minutes)
 def test_pause_longer_than_max_gap_blocks_the_ephys_chain(processed) -> None:
     """Line 3's 0.25 s pause against a 0.1 s tolerance: ERROR, nothing downstream runs."""
     paths, _, instance = processed
@@ -241,7 +243,7 @@ def test_pause_longer_than_max_gap_blocks_the_ephys_chain(processed) -> None:
     assert manifest(paths, 3, "filtered_ephys") == before  # the last good result stays
 
 
-@pytest.mark.slow  # reads the five-line demo run (minutes)
+@pytest.mark.slow  # reads the six-line demo run (minutes)
 def test_failed_write_keeps_the_previous_good_result(processed) -> None:
     """An asset that fails half-way leaves the last good folder as it was, and no temp folder."""
     from ace_assets.defs.manifests import staged_output, write_manifest
@@ -256,7 +258,7 @@ def test_failed_write_keeps_the_previous_good_result(processed) -> None:
     assert hidden_parts(Path(paths.results) / "line_2") == []
 
 
-@pytest.mark.slow  # reads the five-line demo run (minutes)
+@pytest.mark.slow  # reads the six-line demo run (minutes)
 def test_failed_run_on_a_one_modality_line_ends_and_keeps_the_good_results(processed) -> None:
     """A stage failing mid-run (crop box outside the frame) on the Miniscope-only line 2.
 
@@ -345,7 +347,7 @@ def test_dropped_frames_above_threshold_block_the_movie_chain(small_line) -> Non
     assert "denoised_movie" in done and "preprocessed_movie" not in done
 
 
-@pytest.mark.slow  # reads the five-line demo run (minutes)
+@pytest.mark.slow  # reads the six-line demo run (minutes)
 def test_qc_is_one_click_away(processed) -> None:
     """Every computed asset leads with one combined QC image; numbers are rounded; the line's
     HTML report holds every asset's figures and numbers and is linked from the metadata."""

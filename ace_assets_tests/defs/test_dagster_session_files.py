@@ -119,7 +119,7 @@ def test_partition_keys_outside_the_catalog_are_refused(demo_paths: PathsResourc
     with catalog_read(ASSETS, resources["paths"]) as instance:
         instance.add_dynamic_partitions("line_number", ["99", "seven"])
         for key, expected in (
-            ("99", "line 99 is not in experiments.csv (its lines: 1, 2, 3, 4, 5)"),
+            ("99", "line 99 is not in experiments.csv (its lines: 1, 2, 3, 4, 5, 6)"),
             ("seven", "partition key 'seven' is not a line number"),
         ):
             result = run_line(instance, resources, key, ["session_files"])

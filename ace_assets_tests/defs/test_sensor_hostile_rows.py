@@ -19,7 +19,7 @@ from ace_assets_tests.helpers.hostile_rows import HOSTILE_EXPERIMENTS, add_hosti
 from ace_assets_tests.helpers.projects import catalog_read
 from ace_assets_tests.helpers.sensor_tick import tick
 
-GOOD = ["1", "2", "3", "4", "5"]
+GOOD = ["1", "2", "3", "4", "5", "6"]
 #: a hostile row keeps a valid line number: it is a partition, whose assets fail with its problem
 LINES = GOOD + [str(n) for n in HOSTILE_EXPERIMENTS]
 ASSETS = [experiments, analysis_parameters, session_files]
@@ -71,7 +71,7 @@ def test_a_line_whose_files_raise_waits_alone(demo_paths, settled, monkeypatch) 
         )
         assert "embedded null byte" in reason
         second = tick(instance, demo_paths, first.cursor)
-        assert sorted(r.partition_key for r in second.run_requests) == ["1", "2", "5"]
+        assert sorted(r.partition_key for r in second.run_requests) == ["1", "2", "5", "6"]
         faults.clear()  # the copy was fixed
         third = tick(instance, demo_paths, second.cursor)
         fourth = tick(instance, demo_paths, third.cursor)

@@ -247,7 +247,7 @@ def test_generate_demo_writes_expected_files(tmp_path: Path) -> None:
     size = small_size()
     out = tmp_path / "data"
     res = generate_demo(out, seed=1, size=size)
-    assert set(res["lines"]) == {1, 2, 3, 4, 5}
+    assert set(res["lines"]) == {1, 2, 3, 4, 5, 6}
     for line, dirs in LINE_DIRS.items():
         assert truth_path(out, line).exists()
         if "miniscope" in dirs:

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -9,7 +10,13 @@ import pandas as pd
 from ace_assets.catalog.csv_table import RowProblem
 from ace_assets.catalog.experiments import read_experiments
 from ace_assets.catalog.parameter_specs import SPECS
-from ace_assets.catalog.parameters import read_parameter_table, resolve_parameters
+from ace_assets.catalog.parameters import (
+    LineParameters,
+    ParameterTable,
+    read_parameter_table,
+    resolve_parameters,
+)
+from ace_assets.catalog.periods import COLUMN_OF, LinePeriods, line_periods, period_rows
 from ace_assets.defs.checks import CHECK_DESCRIPTIONS, check_result
 from ace_assets.defs.failures import input_errors_as_failures
 from ace_assets.defs.manifests import write_manifest
@@ -188,6 +195,7 @@ def analysis_parameters(
         experiment_row(paths, line)  # the line must be a valid experiment
         table = read_parameter_table(csv_path) if csv_path.is_file() else None
         params = resolve_parameters(table, line, dict(config.overrides))
+        periods = parsed_periods(params, table, csv_path, line)
     notes = []
     if table is None:
         notes.append(f"{csv_path} not found: every setting is the default")
@@ -214,10 +222,58 @@ def analysis_parameters(
             "unknown_columns": dg.MetadataValue.json(params.unknown),
             "problems": problems_table(params.problems),
             "notes": dg.MetadataValue.text("; ".join(notes) or "none"),
+            "periods": periods_table(periods),
         },
         data_version=dg.DataVersion(parameters_digest(data["values"])),
         value=Parameters.of(context, paths),
     )
+
+
+_PERIOD_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("period", "string", description="baseline, high_slow_wave or control"),
+        dg.TableColumn("column", "string", description="analysis_parameters.csv column"),
+        dg.TableColumn("start_s", "float", description="session clock: s after zero time"),
+        dg.TableColumn("end_s", "float", description="exclusive"),
+        dg.TableColumn("duration_s", "float"),
+        dg.TableColumn("ephys_start_s", "float", description="ephys clock: start + zero time"),
+        dg.TableColumn("ephys_end_s", "float"),
+    ]
+)
+
+
+def parsed_periods(
+    params: LineParameters, table: ParameterTable | None, csv_path: Path, line: int
+) -> LinePeriods:
+    """The line's periods, parsed here so a bad cell fails before any processing.
+
+    The error names the row of analysis_parameters.csv, or the run config when the bad
+    value was an override there.
+    """
+    row = table.rows[line][0] if table is not None and line in table.rows else None
+    try:
+        return line_periods(params.values, file=csv_path, row=row, line=line)
+    except AceInputError as exc:
+        if params.sources.get(exc.column or "") != "run_config":
+            raise
+        raise AceInputError(
+            f"{exc.reason} (set in the run config: ops.analysis_parameters.config.overrides)",
+            file="run config",
+            line=line,
+            column=exc.column,
+        ) from None
+
+
+def periods_table(periods: LinePeriods) -> dg.MetadataValue:
+    """The periods as the UI shows them: one row per interval, on both clocks."""
+    records = [dg.TableRecord(r) for r in period_rows(periods)]
+    if not records:
+        return dg.MetadataValue.md(
+            "no periods: set them in "
+            + ", ".join(f"'{c}'" for c in COLUMN_OF.values())
+            + f" (zero time {periods.zero_time_s:g} s)"
+        )
+    return dg.MetadataValue.table(records=records, schema=_PERIOD_SCHEMA)
 
 
 def line_parameters(paths: PathsResource, line: int) -> Parameters:

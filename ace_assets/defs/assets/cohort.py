@@ -132,6 +132,7 @@ def cohort_table(context: dg.AssetExecutionContext, paths: PathsResource) -> dg.
             "lines_by_status": dg.MetadataValue.json(dict(counts)),
             "missing_lines": _lines(frame, (MISSING,)),
             "stale_lines": _lines(frame, (STALE,)),
+            "periods_outside_recording": _outside(frame),
             "incomplete_lines": _lines(frame, (PARTIAL, INVALID, UNREADABLE)),
             "status": dg.MetadataValue.md(_status_markdown(frame)),
             "columns": dg.MetadataValue.text(", ".join(frame.columns)),
@@ -145,6 +146,15 @@ def cohort_table(context: dg.AssetExecutionContext, paths: PathsResource) -> dg.
 def _lines(frame: pd.DataFrame, statuses: tuple[str, ...]) -> dg.MetadataValue:
     lines = frame.loc[frame["status"].isin(statuses), "line_number"].astype(str)
     return dg.MetadataValue.text(", ".join(lines) or "none")
+
+
+def _outside(frame: pd.DataFrame) -> dg.MetadataValue:
+    """Lines whose periods stick out of their recording, and which column says so."""
+    if "periods_outside_recording" not in frame:
+        return dg.MetadataValue.text("none")
+    rows = frame.dropna(subset=["periods_outside_recording"])
+    lines = [f"- line {r.line_number}: {r.periods_outside_recording}" for r in rows.itertuples()]
+    return dg.MetadataValue.md("\n".join(lines) or "none")
 
 
 def _status_markdown(frame: pd.DataFrame) -> str:
@@ -233,6 +243,7 @@ def _fill(results: LineResults, paths: PathsResource, line: int) -> None:
         phase = PhaseResult.at(paths, ephys_results, line)
         results.channels = phase.channels
         results.band_hz = phase.manifest.get("band_hz")
+        results.band_window_s = (phase.manifest.get("windows") or {}).get("window_s")
         results.band_power = _read(
             lambda: load_npz(phase.manifest["band_power"]), problems, "band power"
         )
@@ -279,7 +290,7 @@ def cohort_comparisons(
         write_csv(summary, out / "summary.csv")
         write_csv(tests, out / "tests.csv")
         write_csv(excluded, out / "excluded.csv")
-        figure = _comparison_figure(table, groups, out / "comparisons.png", own.folder)
+        figure = _comparison_figure(table, groups, tests, out / "comparisons.png", own.folder)
         write_manifest(
             out,
             {
@@ -294,6 +305,8 @@ def cohort_comparisons(
     metadata.update(
         {
             "groups_from": dg.MetadataValue.text(source),
+            "tests_csv": dg.MetadataValue.path(str(own.folder / "tests.csv")),
+            "summary_csv": dg.MetadataValue.path(str(own.folder / "summary.csv")),
             "lines_per_group": dg.MetadataValue.json(dict(Counter(groups.values()))),
             "tests": dg.MetadataValue.md(_tests_markdown(tests)),
             "excluded": dg.MetadataValue.md(_excluded_markdown(excluded)),
@@ -308,8 +321,12 @@ def cohort_comparisons(
 def _tests_markdown(tests: pd.DataFrame) -> str:
     if tests.empty:
         return "no test: fewer than two groups with two lines each"
-    out = ["| measure | groups | test | statistic | p | effect |", "|---|---|---|---|---|---|"]
+    out = [
+        "| measure | groups | test | statistic | p | effect | ratio of means |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in tests.to_dict("records"):
+        ratio = r.get("mean_ratio")
         effect = next(
             (
                 f"{k} {r[k]:.2f}"
@@ -323,7 +340,7 @@ def _tests_markdown(tests: pd.DataFrame) -> str:
         out.append(
             f"| {r['measure']} | {r['groups']} | {r['test']} | "
             f"{'' if pd.isna(stat) else f'{stat:.3g}'} | {'' if pd.isna(p) else f'{p:.3g}'} | "
-            f"{effect} |"
+            f"{effect} | {'' if ratio is None or pd.isna(ratio) else f'{ratio:.3g}'} |"
         )
     return "\n".join(out)
 
@@ -340,13 +357,14 @@ def _excluded_markdown(excluded: pd.DataFrame) -> str:
 
 
 def _comparison_figure(
-    table: pd.DataFrame, groups: dict[int, str], path: Path, final: Path
+    table: pd.DataFrame, groups: dict[int, str], tests: pd.DataFrame, path: Path, final: Path
 ) -> dg.MetadataValue | None:
-    """Each line's value per group, for the event rates per period and the first band power."""
+    """Each line's value per group, for the event rates per period and the band power with
+    the largest between-group effect (|Hedges g|; else the first band power)."""
     ok = table[(table["status"] == "ok") & table["line_number"].isin(groups)]
     rates = [c for c in ok.columns if c.startswith("event_rate_hz_") and ok[c].notna().any()]
     power = [c for c in ok.columns if c.startswith("band_power_uV2_") and ok[c].notna().any()]
-    measures = (rates + power[:1])[:4]
+    measures = (rates + _largest_effect_first(power, tests)[:1])[:4]
     if not measures:
         return None
     names = sorted(set(groups.values()))
@@ -361,6 +379,15 @@ def _comparison_figure(
         ax.set_xlim(-0.5, len(names) - 0.5)
         ax.set_title(measure, fontsize=8)
     return _embedded(fig, path, final, "Lines per group")
+
+
+def _largest_effect_first(columns: list[str], tests: pd.DataFrame) -> list[str]:
+    """``columns`` by decreasing |Hedges g| of their between-group test; untested last."""
+    if "hedges_g" not in tests:
+        return columns
+    tested = tests.dropna(subset=["hedges_g"]).drop_duplicates("measure")
+    g = tested.set_index("measure")["hedges_g"].abs()
+    return sorted(columns, key=lambda c: -float(g[c]) if c in g.index else 0.0)
 
 
 def _embedded(fig: Any, path: Path, final: Path, title: str) -> dg.MetadataValue:
