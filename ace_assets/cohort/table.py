@@ -88,6 +88,8 @@ class LineResults:
     band_power: Mapping[str, np.ndarray] | None = None  # power (windows, ch) V², times_s, masked
     band_window_s: float | None = None  # length of each band-power window
     channels: Sequence[str] = ()
+    #: fluorescence_eeg_coupling: peak coherence per signal, channel and period
+    coherence_peaks: pd.DataFrame | None = None
     denoise: Mapping[str, Any] | None = None
     motion: Mapping[str, Any] | None = None
     alignment: Mapping[str, Any] | None = None
@@ -243,6 +245,29 @@ def phase_measures(results: LineResults) -> dict[str, Any]:
     return out
 
 
+def coupling_measures(results: LineResults) -> dict[str, Any]:
+    """Per channel and period: the mean fluorescence's peak coherence with the channel, its
+    frequency and whether it passes the significance level, and the fraction of kept
+    sources coherent with the channel (``fluorescence_eeg_coupling``)."""
+    out: dict[str, Any] = {}
+    peaks = results.coherence_peaks
+    if peaks is None or not len(peaks) or "signal" not in peaks:
+        return out
+    for (channel, period), rows in peaks.groupby(["channel", "period"], sort=False):
+        mean = rows[rows["signal"] == "mean_fluorescence"]
+        if len(mean) and "peak_coherence" in mean:
+            out[f"coherence_{channel}_{period}"] = float(mean["peak_coherence"].iloc[0])
+            out[f"coherence_freq_hz_{channel}_{period}"] = float(mean["peak_freq_hz"].iloc[0])
+            out[f"coherent_{channel}_{period}"] = bool(mean["significant"].iloc[0])
+        sources = rows[rows["signal"].astype(str).str.startswith("source_")]
+        if "kept" in sources:
+            sources = sources[sources["kept"].astype(bool)]
+        if len(sources):
+            share = sources["significant"].astype(bool).mean()
+            out[f"coherent_source_fraction_{channel}_{period}"] = float(share)
+    return out
+
+
 def power_measures(results: LineResults) -> dict[str, Any]:
     """Mean band power (µV²) per channel in each period, over windows centred in it."""
     out: dict[str, Any] = {}
@@ -303,7 +328,8 @@ def line_row(experiment: Experiment | None, results: LineResults | None) -> dict
     if outside:
         row["periods_outside_recording"] = "; ".join(outside)
         row["note"] = "; ".join(n for n in (row["note"], *outside) if n)
-    for measures in (calcium_measures, phase_measures, power_measures, qc_measures):
+    measures_of = (calcium_measures, phase_measures, coupling_measures, power_measures, qc_measures)
+    for measures in measures_of:
         row.update(measures(results))
     return row
 

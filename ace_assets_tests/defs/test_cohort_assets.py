@@ -145,6 +145,24 @@ def test_rows_agree_with_each_lines_own_results(cohort) -> None:
     assert one["rayleigh_p_PFCLFPvsCBEEG_5-9Hz"] < 1e-3 < one["rayleigh_p_EMG_5-9Hz"]
     assert one["mrl_PFCLFPvsCBEEG_5-9Hz"] > 5 * one["mrl_EMG_5-9Hz"]
 
+    # coupling: the table carries fluorescence_eeg_coupling's own peaks, per channel/period
+    peaks = pd.read_csv(
+        Path(paths.results) / "line_1/fluorescence_eeg_coupling/coherence_peaks.csv"
+    )
+    for (channel, period), rows in peaks.groupby(["channel", "period"]):
+        mean = rows[rows["signal"] == "mean_fluorescence"].iloc[0]
+        assert one[f"coherence_{channel}_{period}"] == pytest.approx(mean["peak_coherence"])
+        assert one[f"coherent_{channel}_{period}"] == bool(mean["significant"])
+        kept = rows[rows["signal"].str.startswith("source_") & rows["kept"].astype(bool)]
+        assert one[f"coherent_source_fraction_{channel}_{period}"] == pytest.approx(
+            kept["significant"].astype(bool).mean()
+        )
+    # the locked neurons make the LFP's sources coherent, the EMG's not
+    lfp = one["coherent_source_fraction_PFCLFPvsCBEEG_all"]
+    # (the table counts peaks past the family-wise level: stricter than at the known 7 Hz)
+    assert lfp >= 0.1 and one["coherent_source_fraction_EMG_all"] < lfp / 2
+    assert "coherence_EMG_all" not in table.loc[2].dropna()  # Miniscope only: no coupling
+
     # band power: the whole recording matches ephys_results; each period its own windows
     for line in (1, 3):
         ephys = manifest(paths, line, "ephys_results")

@@ -27,6 +27,7 @@ from ace_assets.cohort.table import (
 )
 from ace_assets.defs.assets.calcium import calcium_events, miniscope_sources
 from ace_assets.defs.assets.catalog import experiments, line_parameters
+from ace_assets.defs.assets.coupling import fluorescence_eeg_coupling
 from ace_assets.defs.assets.ephys import ephys_results
 from ace_assets.defs.assets.movie import denoised_movie, motion_corrected_movie
 from ace_assets.defs.assets.multimodal import multimodal_alignment, multimodal_results
@@ -59,6 +60,7 @@ COHORT_INPUTS: tuple[dg.AssetsDefinition, ...] = (
     ephys_results,
     multimodal_alignment,
     multimodal_results,
+    fluorescence_eeg_coupling,
 )
 #: Re-run when any line's result is updated, once no line run is still writing one.
 #: Not on a re-read catalog alone (its ``experiments`` dep is ignored): catalog cells
@@ -254,6 +256,11 @@ def _fill(results: LineResults, paths: PathsResource, line: int) -> None:
         )
         results.phase_locking = _read(
             lambda: pd.read_csv(folder / "phase_locking.csv"), problems, "phase locking"
+        )
+    if present(fluorescence_eeg_coupling):
+        folder = Result.at(paths, fluorescence_eeg_coupling, line).folder
+        results.coherence_peaks = _read(
+            lambda: pd.read_csv(folder / "coherence_peaks.csv"), problems, "coherence peaks"
         )
     if present(denoised_movie):
         results.denoise = Result.at(paths, denoised_movie, line).manifest
