@@ -625,11 +625,12 @@ def _write_grid_store(
     """Stream a grid reader into a store; ``finish(meta)`` may add what writing measured."""
     n, n_ch = reader.n_samples, len(reader.sources)
     with ArrayStoreWriter(path, (n, n_ch), np.float32, meta) as writer:
+        out = writer.array
         for s0, s1 in reader.grid.segments:
             for a in range(s0, s1, chunk_samples):
                 b = min(s1, a + chunk_samples)
-                writer.write(a, reader.read(a, b))
-                release_pages(writer.array)
+                reader.read_into(a, b, out[a:b])
+                release_pages(out)
         reader.grid.clock.save(writer.tmp / "clock.npz")
         if finish is not None:
             finish(writer.meta)
@@ -640,7 +641,7 @@ def write_session_store(
     session: NeuralynxSession,
     path: str | Path,
     *,
-    chunk_samples: int = 1 << 16,
+    chunk_samples: int = 1 << 17,
     meta: dict[str, Any] | None = None,
 ) -> ArrayStore:
     """Write all channels as volts on the analysis grid: ``(n_samples, n_channels)`` float32.

@@ -57,7 +57,36 @@ class GridReader:
             end = min(b, s1)
             out[pos - a : end - a] = self._read_in_segment(pos, end, s0, s1)
             pos = end
+        self._release()
         return out
+
+    def read_into(self, a: int, b: int, out: np.ndarray) -> None:
+        """Grid samples ``a:b`` into ``out`` (``(b - a, n_sources)``, any float dtype).
+
+        Where every source is a channel whose full records cover ``a:b`` back to back, the
+        int16 counts go straight from the memmap into ``out`` (scaled in float64 and cast
+        on assignment: the same values as :meth:`read`, without its per-block buffers);
+        anything else (pauses, partial records, fills, resampled channels) takes
+        :meth:`read`."""
+        counts = []
+        for source in self.sources:
+            fast = getattr(source, "contiguous_counts", None)
+            got = fast(a, b) if fast is not None else None
+            if got is None:
+                out[...] = self.read(a, b)
+                break
+            counts.append((source, got))
+        else:
+            for k, (source, got) in enumerate(counts):
+                out[:, k] = got * source.volts_per_count
+            self._release()
+
+    def _release(self) -> None:
+        """Unmap the channel files' pages this block touched (see :mod:`ace_assets.io.pages`)."""
+        for source in self.sources:
+            release = getattr(source, "release", None)
+            if release is not None:
+                release()
 
     def _read_in_segment(self, a: int, b: int, s0: int, s1: int) -> np.ndarray:
         lo, hi = max(s0, a - self.margin), min(s1, b + self.margin)
