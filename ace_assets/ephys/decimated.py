@@ -115,30 +115,29 @@ def _polyphase(taps: np.ndarray, factor: int, lo: int, hi: int) -> np.ndarray:
 
 
 class _Kernels:
-    """Polyphase tables for decimating and interpolating, for time-major blocks.
+    """Polyphase tables, applied to time-major ``(samples, channels)`` float32 blocks.
 
-    A block of ``(samples, channels)`` reshaped to rows of ``factor`` samples is
-    ``(rows, factor * channels)`` without a copy; with each table widened to all channels
-    (``kron(table, identity)``) one float32 matrix product does every channel's polyphase
-    FIR, and the interpolated output comes out time-major, ready for the store. The
-    identity wastes multiplications by zero, but a BLAS product still beats transposing the
-    block twice.
+    Decimating: the block, as rows of ``factor`` samples, is regrouped phase-major
+    (``(factor, rows * channels)``, one copy of contiguous channel runs) so that one thin
+    matrix product (``(n_s, factor)`` table) gives every channel's polyphase partial sums,
+    added up along contiguous rows. Interpolating: ``n_u`` shifted copies of the low-rate
+    signal against the ``(factor, n_u)`` table give each output phase, regrouped back to
+    time-major. BLAS does the multiplications; no per-channel loop.
     """
 
-    def __init__(self, plan: DecimationPlan, n_channels: int) -> None:
+    def __init__(self, plan: DecimationPlan) -> None:
         d, m = plan.factor, plan.half
-        eye = np.eye(n_channels)
-        # decimate: z[k] = sum_t h[t] x[p_k + t], t = s*D + e  ->  rows k+s, table (e, s)
+        self.factor = d
+        # decimate: z[k] = sum_t h[t] x[p_k + t], t = s*D + e  ->  rows k+s, table (s, e)
         self.s_lo, self.s_hi = -math.ceil(m / d), m // d
-        dec = _polyphase(plan.taps, d, self.s_lo, self.s_hi).T  # (D, n_s)
-        self.dec = np.kron(dec, eye).astype(np.float32)  # (D * C, n_s * C)
+        self.dec = _polyphase(plan.taps, d, self.s_lo, self.s_hi).astype(np.float32)
         # interpolate: y(p_q + e) = sum_s y_l[q + s] * D * h(e - s*D)
         self.u_lo, self.u_hi = -(m // d), (d - 1 + m) // d
         s = np.arange(self.u_lo, self.u_hi + 1)[:, None]
         t = np.arange(d)[None, :] - s * d + m
         ok = (t >= 0) & (t < plan.taps.size)
         table = np.where(ok, plan.taps[np.clip(t, 0, plan.taps.size - 1)], 0.0) * d
-        self.interp = np.kron(table, eye).astype(np.float32)  # (n_u * C, D * C)
+        self.interp = np.ascontiguousarray(table.T, dtype=np.float32)  # (D, n_u)
 
     @property
     def n_s(self) -> int:
@@ -148,16 +147,27 @@ class _Kernels:
     def n_u(self) -> int:
         return self.u_hi - self.u_lo + 1
 
+    def decimate(self, x: np.ndarray, n_out: int) -> np.ndarray:
+        """``(n_out, C)`` float64 low-rate samples from ``(n_out + n_s - 1) * D`` inputs."""
+        d, n_ch = self.factor, x.shape[1]
+        rows = x.shape[0] // d
+        phases = np.ascontiguousarray(x.reshape(rows, d, n_ch).transpose(1, 0, 2))
+        t = (self.dec @ phases.reshape(d, rows * n_ch)).reshape(self.n_s, rows, n_ch)
+        z = t[0, :n_out].astype(np.float64)
+        for j in range(1, self.n_s):
+            z += t[j, j : j + n_out]
+        return z
 
-def _diagonal_sum(t: np.ndarray, n_channels: int, n_out: int) -> np.ndarray:
-    """``z[k, c] = sum_j t[k + j, j * C + c]``: the polyphase partial sums, added up."""
-    n_s = t.shape[1] // n_channels
-    step, item = t.strides
-    view = np.lib.stride_tricks.as_strided(
-        t, shape=(n_out, n_channels, n_s), strides=(step, item, step + n_channels * item),
-        writeable=False,
-    )  # fmt: skip
-    return view.sum(axis=2, dtype=np.float64)
+    def interpolate(self, y: np.ndarray, n_q: int) -> np.ndarray:
+        """``(n_q * D, C)`` float32 samples from ``n_q + n_u - 1`` low-rate ones."""
+        n_ch = y.shape[1]
+        flat = np.ascontiguousarray(y, dtype=np.float32).reshape(-1)
+        shifted = np.lib.stride_tricks.as_strided(
+            flat, shape=(self.n_u, n_q * n_ch), strides=(n_ch * 4, 4), writeable=False
+        )
+        out = self.interp @ np.ascontiguousarray(shifted)  # (D, n_q * C)
+        out = out.reshape(self.factor, n_q, n_ch).transpose(1, 0, 2)
+        return np.ascontiguousarray(out).reshape(n_q * self.factor, n_ch)
 
 
 def filtfilt_decimated(
@@ -198,7 +208,7 @@ def _filtfilt_decimated(
     n = stop - start
     d = plan.factor
     n_ch = scratch.shape[1]
-    ker = _Kernels(plan, n_ch)
+    ker = _Kernels(plan)
     n_low = low_length(n, pad, d)
     kb = max(8 * max(ker.n_s, ker.n_u), chunk_samples // d)
     nan_ranges: list[tuple[int, int]] = []
@@ -230,8 +240,7 @@ def _filtfilt_decimated(
         kz = min(n_low, ka + kb)
         r0, r1 = ka + ker.s_lo, kz + ker.s_hi  # rows of d input samples
         x = virtual(-pad + r0 * d, -pad + r1 * d)
-        t = x.reshape(r1 - r0, d * n_ch) @ ker.dec
-        z = _diagonal_sum(t, n_ch, kz - ka)
+        z = ker.decimate(x, kz - ka)
         if state is None:
             state = zi0[:, :, None] * z[0][None, None, :]
         scratch[ka:kz], state = signal.sosfilt(sos, z, axis=0, zi=state)
@@ -251,11 +260,7 @@ def _filtfilt_decimated(
             y = np.asarray(scratch[lo:hi], dtype=np.float32)
         else:  # only when the pad is shorter than the FIR: hold the end values
             y = np.asarray(scratch[np.clip(np.arange(lo, hi), 0, n_low - 1)], np.float32)
-        windows = np.lib.stride_tricks.as_strided(
-            y, shape=(qz - qa, ker.n_u * n_ch), strides=(y.strides[0], y.strides[1]),
-            writeable=False,
-        )  # fmt: skip
-        full = (np.ascontiguousarray(windows) @ ker.interp).reshape(-1, n_ch)
+        full = ker.interpolate(y, qz - qa)
         p0 = -pad + qa * d  # segment position of full[0]
         a, b = max(0, p0), min(n, p0 + full.shape[0])
         block = full[a - p0 : b - p0]
