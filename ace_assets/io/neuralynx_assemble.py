@@ -37,6 +37,7 @@ class GridReader:
         # a fill needs its run and the context each side; nothing is filled when max_fill is 0
         self.margin = int(max_fill) + CONTEXT + 1 if max_fill > 0 else 0
         self._seg_starts = np.array([a for a, _ in grid.segments], dtype=np.int64)
+        self._scaled: np.ndarray | None = None  # read_into's float64 buffer, reused
 
     @property
     def n_samples(self) -> int:
@@ -68,18 +69,22 @@ class GridReader:
         on assignment: the same values as :meth:`read`, without its per-block buffers);
         anything else (pauses, partial records, fills, resampled channels) takes
         :meth:`read`."""
-        counts = []
+        views = []
         for source in self.sources:
-            fast = getattr(source, "contiguous_counts", None)
+            fast = getattr(source, "contiguous_records", None)
             got = fast(a, b) if fast is not None else None
             if got is None:
                 out[...] = self.read(a, b)
-                break
-            counts.append((source, got))
-        else:
-            for k, (source, got) in enumerate(counts):
-                out[:, k] = got * source.volts_per_count
-            self._release()
+                return
+            views.append((source.volts_per_count, *got))
+        size = max(v[1].size for v in views)
+        if self._scaled is None or self._scaled.size < size:
+            self._scaled = np.empty(size)
+        for k, (scale, samples, offset) in enumerate(views):
+            scaled = self._scaled[: samples.size]
+            np.multiply(samples, scale, out=scaled.reshape(samples.shape))
+            out[:, k] = scaled[offset : offset + b - a]
+        self._release()
 
     def _release(self) -> None:
         """Unmap the channel files' pages this block touched (see :mod:`ace_assets.io.pages`)."""

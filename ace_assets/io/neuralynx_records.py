@@ -99,10 +99,11 @@ class ChannelRecords:
         if self._mapped is not None:
             release_pages(self._mapped)
 
-    def contiguous_counts(self, a: int, b: int) -> np.ndarray | None:
-        """Int16 counts for grid ``a:b`` when full, back-to-back records cover all of it
-        (the common case, read as one strided copy); None otherwise (gaps, partial records,
-        or samples missing in the range: :meth:`place` handles those)."""
+    def contiguous_records(self, a: int, b: int) -> tuple[np.ndarray, int] | None:
+        """Where full, back-to-back records cover grid ``a:b`` (the common case): their
+        ``(records, 512)`` int16 samples (a strided view of the memmap) and the offset of
+        grid sample ``a`` in them. None otherwise (gaps, partial records, or samples
+        missing in the range: :meth:`place` handles those)."""
         starts = self.grid_start
         assert starts is not None, "grid_start is set by SampleGrid"
         r0 = int(np.searchsorted(starts, a, side="right")) - 1
@@ -114,8 +115,7 @@ class ChannelRecords:
             return None
         if r1 - r0 > 1 and np.any(np.diff(g) != REC):
             return None
-        flat = self.read_records(r0, r1)["samples"].reshape(-1)
-        return flat[a - int(g[0]) : b - int(g[0])]
+        return self.read_records(r0, r1)["samples"], a - int(g[0])
 
     def place(self, a: int, b: int, out: np.ndarray, present: np.ndarray) -> None:
         """Write this channel's volts for grid indices ``a:b`` into ``out`` (length b - a),
