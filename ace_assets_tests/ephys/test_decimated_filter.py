@@ -101,3 +101,13 @@ def test_store_segments_nans_and_phase_match_the_full_rate_path(tmp_path: Path) 
         events = rng.choice(np.flatnonzero(strong), 500, replace=False)
         mrl = [np.abs(np.mean(np.exp(1j * p[events, c]))) for p in (pf, pr)]
         assert mrl[0] == pytest.approx(mrl[1], abs=1e-3)
+
+
+def test_short_segments_down_to_one_sample() -> None:
+    """Segments shorter than the FIR or the low-rate step are mirrored like long ones."""
+    x = _recording(6.0, seed=7)
+    segs = [(0, 1), (1, 6), (6, 300), (300, 40_000), (40_000, x.shape[0])]
+    filt = design_filter("butter", BAND, FS)
+    ref = np.concatenate([filt.reference(x[a:b]) for a, b in segs])
+    y = filter_signal(x, FS, "butter", BAND, segments=segs, decimate=True)
+    assert np.all(np.abs(y - ref).max(axis=0) < 2e-4 * np.abs(ref).max(axis=0))
