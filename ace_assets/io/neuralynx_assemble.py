@@ -77,13 +77,19 @@ class GridReader:
                 out[...] = self.read(a, b)
                 return
             views.append((source.volts_per_count, *got))
-        size = max(v[1].size for v in views)
-        if self._scaled is None or self._scaled.size < size:
-            self._scaled = np.empty(size)
         for k, (scale, samples, offset) in enumerate(views):
+            column = out[:, k]
+            if offset == 0 and samples.size == b - a:  # the block is whole records
+                by_record = column.view()
+                by_record.shape = samples.shape  # a view, or an error: never a copy
+                # float64 product, cast to the store's dtype on the way out
+                np.multiply(samples, scale, out=by_record, casting="unsafe")
+                continue
+            if self._scaled is None or self._scaled.size < samples.size:
+                self._scaled = np.empty(samples.size)
             scaled = self._scaled[: samples.size]
             np.multiply(samples, scale, out=scaled.reshape(samples.shape))
-            out[:, k] = scaled[offset : offset + b - a]
+            column[:] = scaled[offset : offset + b - a]
         self._release()
 
     def _release(self) -> None:
