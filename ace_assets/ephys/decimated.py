@@ -213,21 +213,18 @@ def _filtfilt_decimated(
     kb = max(8 * max(ker.n_s, ker.n_u), chunk_samples // d)
     nan_ranges: list[tuple[int, int]] = []
 
-    def virtual(i0: int, i1: int) -> np.ndarray:
+    def virtual(i0: int, i1: int, bridge: bool) -> np.ndarray:
         """Input samples at segment positions ``i0:i1`` (mirrored outside ``[0, n)``),
-        float32, time-major, contiguous, NaNs bridged."""
-        lo, hi = max(i0, 0), min(i1, n)
-        if lo == i0 and hi == i1:
+        float32, time-major, contiguous; with ``bridge``, NaNs bridged in a copy."""
+        if 0 <= i0 and i1 <= n:
             block = np.asarray(read(start + i0, start + i1))
         else:
             idx = mirror_indices(np.arange(i0, i1), 0, n)
             r0, r1 = int(idx.min()), int(idx.max()) + 1
             block = np.asarray(read(start + r0, start + r1))[idx - r0]
         block = np.ascontiguousarray(block.reshape(i1 - i0, n_ch), dtype=np.float32)
-        if np.isnan(block).any():
-            if hi > lo:
-                nan_ranges.append((lo, hi))
-            block = block.copy() if not block.flags.writeable else block
+        if bridge:
+            block = block.copy()
             bridge_nans(block)
         return block
 
@@ -239,8 +236,12 @@ def _filtfilt_decimated(
     for ka in range(0, n_low, kb):
         kz = min(n_low, ka + kb)
         r0, r1 = ka + ker.s_lo, kz + ker.s_hi  # rows of d input samples
-        x = virtual(-pad + r0 * d, -pad + r1 * d)
-        z = ker.decimate(x, kz - ka)
+        i0, i1 = -pad + r0 * d, -pad + r1 * d
+        z = ker.decimate(virtual(i0, i1, bridge=False), kz - ka)
+        if np.isnan(z).any():  # a NaN input reaches z (NaN x 0 is NaN): bridge, redo
+            z = ker.decimate(virtual(i0, i1, bridge=True), kz - ka)
+            if min(i1, n) > max(i0, 0):
+                nan_ranges.append((max(i0, 0), min(i1, n)))
         if state is None:
             state = zi0[:, :, None] * z[0][None, None, :]
         scratch[ka:kz], state = signal.sosfilt(sos, z, axis=0, zi=state)

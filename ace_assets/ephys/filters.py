@@ -407,9 +407,12 @@ def filter_store(
         dst = w.array
 
         def read(a: int, b: int) -> np.ndarray:
-            # float32 as stored for the decimated path (it casts to float32 anyway)
-            block = np.array(src_mm[a:b], dtype=np.float64 if plan is None else np.float32)
-            release_pages(src_mm, scratch)
+            if plan is None:
+                block = np.array(src_mm[a:b], dtype=np.float64)
+                release_pages(src_mm, scratch)
+            else:  # a view, used before the next read releases its pages
+                release_pages(src_mm, scratch)
+                block = src_mm[a:b]
             if progress is not None:
                 progress(b - a)
             return block[:, None] if block.ndim == 1 else block
