@@ -24,11 +24,12 @@ forward into a low-rate scratch buffer and backward in place, then interpolated 
 block. Blocks overlap by the FIR's length, so no block edge leaves a trace. NaN samples are
 bridged before filtering and NaN again in the output, as in the full-rate path.
 
-Channels are processed together: each block is one matrix product per step (time-major
-samples against the polyphase table widened to all channels), one 2-D ``sosfilt`` over
-(samples, channels) at the low rate.
-Decimation runs in float64; the interpolation of the (band-limited, small) output in
-float32, whose rounding (~1e-7 of the band's amplitude) is that of the float32 store.
+Channels are processed together, with no per-channel loop: each block is one matrix
+product per direction (the polyphase table against all channels' samples, see
+:class:`_Kernels`) and one 2-D ``sosfilt`` over (samples, channels) at the low rate. The
+products run in float32, the partial sums and the Butterworth in float64: rounding of
+about 1e-7 of the input's amplitude, like the float32 stores' own (under a 5 mV offset a
+20 µV band keeps it within the 2e-4 above).
 """
 
 from __future__ import annotations
