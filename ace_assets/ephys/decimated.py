@@ -139,6 +139,7 @@ class _Kernels:
         ok = (t >= 0) & (t < plan.taps.size)
         table = np.where(ok, plan.taps[np.clip(t, 0, plan.taps.size - 1)], 0.0) * d
         self.interp = np.ascontiguousarray(table.T, dtype=np.float32)  # (D, n_u)
+        self._buffers: dict[str, np.ndarray] = {}
 
     @property
     def n_s(self) -> int:
@@ -148,27 +149,47 @@ class _Kernels:
     def n_u(self) -> int:
         return self.u_hi - self.u_lo + 1
 
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """A work array reused from block to block: fresh memory for every block costs
+        more in page faults (and huge-page zeroing) than the arithmetic on it."""
+        size = math.prod(shape)
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < size:
+            buf = self._buffers[name] = np.empty(size, dtype=dtype)
+        return buf[:size].reshape(shape)
+
     def decimate(self, x: np.ndarray, n_out: int) -> np.ndarray:
-        """``(n_out, C)`` float64 low-rate samples from ``(n_out + n_s - 1) * D`` inputs."""
+        """``(n_out, C)`` float64 low-rate samples from ``(n_out + n_s - 1) * D`` inputs
+        (a work array: used before the next call)."""
         d, n_ch = self.factor, x.shape[1]
         rows = x.shape[0] // d
-        phases = np.ascontiguousarray(x.reshape(rows, d, n_ch).transpose(1, 0, 2))
-        t = (self.dec @ phases.reshape(d, rows * n_ch)).reshape(self.n_s, rows, n_ch)
-        z = t[0, :n_out].astype(np.float64)
+        phases = self._buffer("phases", (d, rows, n_ch), np.float32)
+        np.copyto(phases, x.reshape(rows, d, n_ch).transpose(1, 0, 2))
+        t = self._buffer("partial", (self.n_s, rows * n_ch), np.float32)
+        np.matmul(self.dec, phases.reshape(d, rows * n_ch), out=t)
+        t = t.reshape(self.n_s, rows, n_ch)
+        z = self._buffer("low", (n_out, n_ch), np.float64)
+        np.copyto(z, t[0, :n_out])
         for j in range(1, self.n_s):
             z += t[j, j : j + n_out]
         return z
 
     def interpolate(self, y: np.ndarray, n_q: int) -> np.ndarray:
-        """``(n_q * D, C)`` float32 samples from ``n_q + n_u - 1`` low-rate ones."""
+        """``(n_q * D, C)`` float32 samples from ``n_q + n_u - 1`` low-rate ones (a work
+        array: used before the next call)."""
         n_ch = y.shape[1]
-        flat = np.ascontiguousarray(y, dtype=np.float32).reshape(-1)
-        shifted = np.lib.stride_tricks.as_strided(
+        flat = self._buffer("low32", (y.size,), np.float32)
+        np.copyto(flat.reshape(y.shape), y)
+        view = np.lib.stride_tricks.as_strided(
             flat, shape=(self.n_u, n_q * n_ch), strides=(n_ch * 4, 4), writeable=False
         )
-        out = self.interp @ np.ascontiguousarray(shifted)  # (D, n_q * C)
-        out = out.reshape(self.factor, n_q, n_ch).transpose(1, 0, 2)
-        return np.ascontiguousarray(out).reshape(n_q * self.factor, n_ch)
+        shifted = self._buffer("shifted", (self.n_u, n_q * n_ch), np.float32)
+        np.copyto(shifted, view)
+        phases = self._buffer("phases", (self.factor, n_q * n_ch), np.float32)
+        np.matmul(self.interp, shifted, out=phases)
+        out = self._buffer("out", (n_q, self.factor, n_ch), np.float32)
+        np.copyto(out, phases.reshape(self.factor, n_q, n_ch).transpose(1, 0, 2))
+        return out.reshape(n_q * self.factor, n_ch)
 
 
 def filtfilt_decimated(
@@ -259,9 +280,9 @@ def _filtfilt_decimated(
         qz = min(q_last + 1, qa + kb)
         lo, hi = qa + ker.u_lo, qz + ker.u_hi
         if 0 <= lo and hi <= n_low:
-            y = np.asarray(scratch[lo:hi], dtype=np.float32)
+            y = scratch[lo:hi]
         else:  # only when the pad is shorter than the FIR: hold the end values
-            y = np.asarray(scratch[np.clip(np.arange(lo, hi), 0, n_low - 1)], np.float32)
+            y = scratch[np.clip(np.arange(lo, hi), 0, n_low - 1)]
         full = ker.interpolate(y, qz - qa)
         p0 = -pad + qa * d  # segment position of full[0]
         a, b = max(0, p0), min(n, p0 + full.shape[0])
