@@ -41,6 +41,7 @@ from scipy import signal
 
 from ace_assets.ephys.sidecars import copy_sidecars, segments_from_meta
 from ace_assets.io.pages import release_pages
+from ace_assets.io.row_file import RowFile
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 
 Reader = Callable[[int, int], np.ndarray]
@@ -417,18 +418,21 @@ def filter_store(
                 progress(b - a)
             return block[:, None] if block.ndim == 1 else block
 
-        def write(a: int, block: np.ndarray) -> None:
-            dst[a : a + block.shape[0]] = block[:, 0] if dst.ndim == 1 else block
-            release_pages(dst, scratch)
+        rows = RowFile(dst)  # written through the file: see ace_assets.io.row_file
 
-        for s0, s1 in bounds:
-            if plan is not None:
-                filtfilt_decimated(
-                    plan, read, write, s0, s1, scratch,
-                    pad=filt.padlen, chunk_samples=chunk_samples,
-                )  # fmt: skip
-            else:
-                filtfilt_stream(filt, read, write, s0, s1, scratch, chunk_samples=chunk_samples)
+        def write(a: int, block: np.ndarray) -> None:
+            rows.write(a, block[:, 0] if dst.ndim == 1 else block)
+            release_pages(scratch)
+
+        with rows:
+            for s0, s1 in bounds:
+                if plan is not None:
+                    filtfilt_decimated(
+                        plan, read, write, s0, s1, scratch,
+                        pad=filt.padlen, chunk_samples=chunk_samples,
+                    )  # fmt: skip
+                else:
+                    filtfilt_stream(filt, read, write, s0, s1, scratch, chunk_samples=chunk_samples)
         scratch_path.unlink()  # its mapping goes when this function returns
         copy_sidecars(store.path, w.tmp)
         return w.commit()
