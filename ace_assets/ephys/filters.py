@@ -41,6 +41,7 @@ from scipy import signal
 
 from ace_assets.ephys.sidecars import copy_sidecars, segments_from_meta
 from ace_assets.io.pages import release_pages
+from ace_assets.io.row_file import RowFile
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 
 Reader = Callable[[int, int], np.ndarray]
@@ -311,22 +312,35 @@ def filter_signal(
     numtaps: int | None = None,
     segments: list[tuple[int, int]] | None = None,
     chunk_samples: int = 1 << 18,
+    decimate: bool = False,
 ) -> np.ndarray:
     """Zero-phase filter an in-memory ``(n_samples,)`` or ``(n_samples, n_channels)`` array.
 
     Same engine as :func:`filter_store`; ``segments`` are independent ``(start, stop)``
-    sample ranges (default: the whole signal).
+    sample ranges (default: the whole signal). ``decimate``: filter a low band at a reduced
+    internal rate as :func:`filter_store` does (:mod:`ace_assets.ephys.decimated`); off by
+    default here, so the in-memory path stays SciPy's filter to rounding.
     """
+    from ace_assets.ephys.decimated import filtfilt_decimated, low_length, plan_decimation
+
     arr = np.asarray(x, dtype=np.float64)
     flat = arr.ndim == 1
     data = arr[:, None] if flat else arr
     filt = design_filter(filter_type, filter_range, fs, order=order, numtaps=numtaps)
+    plan = plan_decimation(filt, order) if decimate else None
     out = np.empty_like(data)
 
     def write(a: int, block: np.ndarray) -> None:
         out[a : a + block.shape[0]] = block
 
     for s0, s1 in segments or [(0, data.shape[0])]:
+        if plan is not None:
+            scratch = np.empty((low_length(s1 - s0, filt.padlen, plan.factor), data.shape[1]))
+            filtfilt_decimated(
+                plan, lambda a, b: data[a:b], write, s0, s1, scratch,
+                pad=filt.padlen, chunk_samples=chunk_samples,
+            )  # fmt: skip
+            continue
         scratch = np.empty((s1 - s0 + filt.padlen, data.shape[1]))
         filtfilt_stream(
             filt, lambda a, b: data[a:b], write, s0, s1, scratch, chunk_samples=chunk_samples
@@ -347,18 +361,25 @@ def filter_store(
     chunk_samples: int = 1 << 18,
     meta: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    decimate: bool = True,
 ) -> ArrayStore:
     """Filter a ``(n_samples, n_channels)`` store into a new float32 store, chunk by chunk.
 
-    ``progress`` is called with the number of samples each read delivered.
+    ``progress`` is called with the number of samples each read delivered. ``decimate``:
+    a Butterworth band whose upper edge lies far below Nyquist is filtered at a reduced
+    internal rate and interpolated back (:mod:`ace_assets.ephys.decimated`; the store keeps
+    the input's rate and grid, ``meta['filter']['decimated']`` says how).
 
     ``fs`` defaults to ``src.meta['sampling_rate_hz']``; ``segments`` to
     ``src.meta['segments']`` (each filtered independently). The forward-pass scratch file
     lives in the new store's temporary directory and is deleted before the atomic commit.
     """
+    from ace_assets.ephys.decimated import filtfilt_decimated, low_length, plan_decimation
+
     store = src if isinstance(src, ArrayStore) else ArrayStore(src)
     rate = float(fs if fs is not None else store.meta["sampling_rate_hz"])
     filt = design_filter(filter_type, filter_range, rate, order=order, numtaps=numtaps)
+    plan = plan_decimation(filt, order) if decimate else None
     n = store.shape[0]
     n_ch = store.shape[1] if len(store.shape) > 1 else 1
     bounds = segments or segments_from_meta(store.meta, n)
@@ -371,6 +392,7 @@ def filter_store(
             "order": order if filt.filter_type == "butter" else None,
             "numtaps": None if filt.taps is None else int(len(filt.taps)),
             "zero_phase": True,
+            "decimated": None if plan is None else plan.describe(),
         },
         **(meta or {}),
     }
@@ -378,24 +400,39 @@ def filter_store(
     with ArrayStoreWriter(dst_path, (n, n_ch) if src_mm.ndim > 1 else (n,), np.float32, info) as w:
         scratch_path = w.tmp / "forward.scratch"
         longest = max(b - a for a, b in bounds)
-        scratch = np.lib.format.open_memmap(
-            scratch_path, mode="w+", dtype=np.float32, shape=(longest + filt.padlen, n_ch)
-        )
+        if plan is None:
+            shape, kind = (longest + filt.padlen, n_ch), np.float32
+        else:  # the low-rate signal in float64 (it is 1/factor the size)
+            shape, kind = (low_length(longest, filt.padlen, plan.factor), n_ch), np.float64
+        scratch = np.lib.format.open_memmap(scratch_path, mode="w+", dtype=kind, shape=shape)
         dst = w.array
 
         def read(a: int, b: int) -> np.ndarray:
-            block = np.array(src_mm[a:b], dtype=np.float64)
-            release_pages(src_mm, scratch)
+            if plan is None:
+                block = np.array(src_mm[a:b], dtype=np.float64)
+                release_pages(src_mm, scratch)
+            else:  # a view, used before the next read releases its pages
+                release_pages(src_mm, scratch)
+                block = src_mm[a:b]
             if progress is not None:
                 progress(b - a)
             return block[:, None] if block.ndim == 1 else block
 
-        def write(a: int, block: np.ndarray) -> None:
-            dst[a : a + block.shape[0]] = block[:, 0] if dst.ndim == 1 else block
-            release_pages(dst, scratch)
+        rows = RowFile(dst)  # written through the file: see ace_assets.io.row_file
 
-        for s0, s1 in bounds:
-            filtfilt_stream(filt, read, write, s0, s1, scratch, chunk_samples=chunk_samples)
+        def write(a: int, block: np.ndarray) -> None:
+            rows.write(a, block[:, 0] if dst.ndim == 1 else block)
+            release_pages(scratch)
+
+        with rows:
+            for s0, s1 in bounds:
+                if plan is not None:
+                    filtfilt_decimated(
+                        plan, read, write, s0, s1, scratch,
+                        pad=filt.padlen, chunk_samples=chunk_samples,
+                    )  # fmt: skip
+                else:
+                    filtfilt_stream(filt, read, write, s0, s1, scratch, chunk_samples=chunk_samples)
         scratch_path.unlink()  # its mapping goes when this function returns
         copy_sidecars(store.path, w.tmp)
         return w.commit()

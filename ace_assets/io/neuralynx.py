@@ -56,7 +56,7 @@ from ace_assets.io.neuralynx_grid import (
     load_clock,
 )
 from ace_assets.io.neuralynx_records import ChannelRecords, record_index
-from ace_assets.io.pages import release_pages
+from ace_assets.io.row_file import RowFile
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 
 __all__ = [
@@ -625,11 +625,13 @@ def _write_grid_store(
     """Stream a grid reader into a store; ``finish(meta)`` may add what writing measured."""
     n, n_ch = reader.n_samples, len(reader.sources)
     with ArrayStoreWriter(path, (n, n_ch), np.float32, meta) as writer:
-        for s0, s1 in reader.grid.segments:
-            for a in range(s0, s1, chunk_samples):
-                b = min(s1, a + chunk_samples)
-                writer.write(a, reader.read(a, b))
-                release_pages(writer.array)
+        block = np.empty((min(chunk_samples, n), n_ch), dtype=np.float32)
+        with RowFile(writer.array) as rows:  # through the file: see ace_assets.io.row_file
+            for s0, s1 in reader.grid.segments:
+                for a in range(s0, s1, chunk_samples):
+                    b = min(s1, a + chunk_samples)
+                    reader.read_into(a, b, block[: b - a])
+                    rows.write(a, block[: b - a])
         reader.grid.clock.save(writer.tmp / "clock.npz")
         if finish is not None:
             finish(writer.meta)
@@ -640,7 +642,7 @@ def write_session_store(
     session: NeuralynxSession,
     path: str | Path,
     *,
-    chunk_samples: int = 1 << 16,
+    chunk_samples: int = 1 << 17,
     meta: dict[str, Any] | None = None,
 ) -> ArrayStore:
     """Write all channels as volts on the analysis grid: ``(n_samples, n_channels)`` float32.

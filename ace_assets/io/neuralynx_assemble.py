@@ -37,6 +37,7 @@ class GridReader:
         # a fill needs its run and the context each side; nothing is filled when max_fill is 0
         self.margin = int(max_fill) + CONTEXT + 1 if max_fill > 0 else 0
         self._seg_starts = np.array([a for a, _ in grid.segments], dtype=np.int64)
+        self._scaled: np.ndarray | None = None  # read_into's float64 buffer, reused
 
     @property
     def n_samples(self) -> int:
@@ -57,7 +58,46 @@ class GridReader:
             end = min(b, s1)
             out[pos - a : end - a] = self._read_in_segment(pos, end, s0, s1)
             pos = end
+        self._release()
         return out
+
+    def read_into(self, a: int, b: int, out: np.ndarray) -> None:
+        """Grid samples ``a:b`` into ``out`` (``(b - a, n_sources)``, any float dtype).
+
+        Where every source is a channel whose full records cover ``a:b`` back to back, the
+        int16 counts go straight from the memmap into ``out`` (scaled in float64 and cast
+        on assignment: the same values as :meth:`read`, without its per-block buffers);
+        anything else (pauses, partial records, fills, resampled channels) takes
+        :meth:`read`."""
+        views = []
+        for source in self.sources:
+            fast = getattr(source, "contiguous_records", None)
+            got = fast(a, b) if fast is not None else None
+            if got is None:
+                out[...] = self.read(a, b)
+                return
+            views.append((source.volts_per_count, *got))
+        for k, (scale, samples, offset) in enumerate(views):
+            column = out[:, k]
+            if offset == 0 and samples.size == b - a:  # the block is whole records
+                by_record = column.view()
+                by_record.shape = samples.shape  # a view, or an error: never a copy
+                # float64 product, cast to the store's dtype on the way out
+                np.multiply(samples, scale, out=by_record, casting="unsafe")
+                continue
+            if self._scaled is None or self._scaled.size < samples.size:
+                self._scaled = np.empty(samples.size)
+            scaled = self._scaled[: samples.size]
+            np.multiply(samples, scale, out=scaled.reshape(samples.shape))
+            column[:] = scaled[offset : offset + b - a]
+        self._release()
+
+    def _release(self) -> None:
+        """Unmap the channel files' pages this block touched (see :mod:`ace_assets.io.pages`)."""
+        for source in self.sources:
+            release = getattr(source, "release", None)
+            if release is not None:
+                release()
 
     def _read_in_segment(self, a: int, b: int, s0: int, s1: int) -> np.ndarray:
         lo, hi = max(s0, a - self.margin), min(s1, b + self.margin)

@@ -1,39 +1,53 @@
 """One ``.ncs`` file's records: the per-record index, and its samples read a block at a time.
 
-Samples are read with plain file reads of whole records (no memory map), so a long read
-never grows the resident set and no page-release tricks are needed. Counts are scaled by
-the header's signed ``ADBitVolts`` (negated for inverted inputs), exactly as the vendor's
-``Nlx2MatCSC`` counts times the header scale.
+The body after the 16384-byte header is a fixed array of 1044-byte records, so it is read
+as one ``np.memmap`` with the structured record dtype (:data:`NCS_DTYPE`): no parsing, no
+per-record Python, and a block of records is a strided view. The header stays neo's and
+:func:`~ace_assets.io.neuralynx.read_ncs_header`'s business; the tests cross-check these
+samples and timestamps against neo. Mapped pages are released after each block
+(:func:`~ace_assets.io.pages.release_pages`), so a long read never grows the resident set.
+Counts are scaled by the header's signed ``ADBitVolts`` (negated for inverted inputs),
+exactly as the vendor's ``Nlx2MatCSC`` counts times the header scale.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from ace_assets.errors import AceInputError
-from ace_assets.io.neuralynx_format import HEADER_SIZE, NCS_DTYPE, NCS_RECORD_SIZE
+from ace_assets.io.neuralynx_format import HEADER_SIZE, NCS_DTYPE
 from ace_assets.io.neuralynx_format import SAMPLES_PER_RECORD as REC
+from ace_assets.io.pages import release_pages
 
 
-def record_index(path, n_records: int, block: int = 8192) -> tuple[np.ndarray, np.ndarray]:
-    """Timestamps and valid-sample counts of every record, read in blocks."""
+def map_records(path, n_records: int) -> np.ndarray:
+    """The file's records as a read-only structured memmap (``n_records`` of NCS_DTYPE)."""
+    if n_records == 0:
+        return np.zeros(0, dtype=NCS_DTYPE)
+    return np.memmap(path, dtype=NCS_DTYPE, mode="r", offset=HEADER_SIZE, shape=(n_records,))
+
+
+def record_index(path, n_records: int, block: int = 1 << 16) -> tuple[np.ndarray, np.ndarray]:
+    """Timestamps and valid-sample counts of every record, read in blocks of the memmap."""
     ts = np.empty(n_records, dtype=np.int64)
     nv = np.empty(n_records, dtype=np.int16)  # at most 512: a quarter of int64's memory
-    with open(path, "rb") as fh:
-        fh.seek(HEADER_SIZE)
-        for a in range(0, n_records, block):
-            rec = np.fromfile(fh, dtype=NCS_DTYPE, count=min(block, n_records - a))
-            bad = np.flatnonzero(rec["nb_valid"] > REC)
-            if bad.size:
-                r = a + int(bad[0])
-                raise AceInputError(
-                    f"record {r} claims {int(rec['nb_valid'][bad[0]])} valid samples (max {REC})",
-                    file=path,
-                )
-            ts[a : a + rec.size] = rec["timestamp"]
-            nv[a : a + rec.size] = rec["nb_valid"]
+    records = map_records(path, n_records)
+    for a in range(0, n_records, block):
+        rec = records[a : a + block]
+        counts = rec["nb_valid"]
+        bad = np.flatnonzero(counts > REC)
+        if bad.size:
+            r = a + int(bad[0])
+            raise AceInputError(
+                f"record {r} claims {int(counts[bad[0]])} valid samples (max {REC})",
+                file=path,
+            )
+        ts[a : a + rec.size] = rec["timestamp"]
+        nv[a : a + rec.size] = counts
+        release_pages(records)
+    del records
     return ts, nv
 
 
@@ -51,6 +65,7 @@ class ChannelRecords:
     timestamps_us: np.ndarray
     nb_valid: np.ndarray
     grid_start: np.ndarray | None = None
+    _mapped: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def scan(cls, path, fs: float, volts_per_count: float, n_records: int) -> ChannelRecords:
@@ -69,11 +84,38 @@ class ChannelRecords:
     def n_records(self) -> int:
         return int(self.timestamps_us.size)
 
+    def records(self) -> np.ndarray:
+        """The structured memmap of this file's records, opened on first use."""
+        if self._mapped is None:
+            self._mapped = map_records(self.path, self.n_records)
+        return self._mapped
+
     def read_records(self, r0: int, r1: int) -> np.ndarray:
-        """Raw records ``r0:r1`` (structured array)."""
-        with open(self.path, "rb") as fh:
-            fh.seek(HEADER_SIZE + r0 * NCS_RECORD_SIZE)
-            return np.fromfile(fh, dtype=NCS_DTYPE, count=r1 - r0)
+        """Raw records ``r0:r1`` (structured, a view of the memmap)."""
+        return self.records()[r0:r1]
+
+    def release(self) -> None:
+        """Drop this process's mapped pages of the file (they stay in the page cache)."""
+        if self._mapped is not None:
+            release_pages(self._mapped)
+
+    def contiguous_records(self, a: int, b: int) -> tuple[np.ndarray, int] | None:
+        """Where full, back-to-back records cover grid ``a:b`` (the common case): their
+        ``(records, 512)`` int16 samples (a strided view of the memmap) and the offset of
+        grid sample ``a`` in them. None otherwise (gaps, partial records, or samples
+        missing in the range: :meth:`place` handles those)."""
+        starts = self.grid_start
+        assert starts is not None, "grid_start is set by SampleGrid"
+        r0 = int(np.searchsorted(starts, a, side="right")) - 1
+        r1 = int(np.searchsorted(starts, b, side="left"))
+        if r0 < 0 or r1 <= r0:
+            return None
+        g = starts[r0:r1]
+        if int(g[-1]) + REC < b or np.any(self.nb_valid[r0:r1] != REC):
+            return None
+        if r1 - r0 > 1 and np.any(np.diff(g) != REC):
+            return None
+        return self.read_records(r0, r1)["samples"], a - int(g[0])
 
     def place(self, a: int, b: int, out: np.ndarray, present: np.ndarray) -> None:
         """Write this channel's volts for grid indices ``a:b`` into ``out`` (length b - a),

@@ -224,6 +224,9 @@ def filtered_ephys(
                 f"{params['filter_type']} {low}-{high} Hz, order {params['filter_order']}, zero-phase"
             ),
             "reflection_pad_s": round(filt.padlen / fs, 3),
+            "computed_at": dg.MetadataValue.json(  # the band's internal rate (output: fs)
+                filtered.meta["filter"].get("decimated") or {"factor": 1, "internal_rate_hz": fs}
+            ),
             "artifact_intervals": n_artifacts,
             "segments_filtered_separately": len(segments),
             **progress.throughput(),

@@ -1,0 +1,53 @@
+"""Fill a freshly created store's rows through its file (``pwrite``), not its memory map.
+
+Why: storing into a new file's mapping faults every page in first, and the kernel reads the
+file's holes to do so (large-folio readahead, zero-filled): measured here, writing 614 MB
+that way cost 1-1.9 s of system time against 0.14-0.3 s for the same bytes written with
+``pwrite``, and the gap grows with the recording. The bytes land in the same page cache the
+store's mapping uses, and the writer's commit (``msync``) syncs them all the same.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+class RowFile:
+    """Rows of an ``np.memmap`` (a store being written), written with ``os.pwrite``.
+
+    Falls back to assigning through the array where ``pwrite`` or a file is missing."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.dtype = array.dtype
+        self.row_bytes = int(array.dtype.itemsize * np.prod(array.shape[1:], dtype=np.int64))
+        filename = getattr(array, "filename", None)
+        self._fd: int | None = None
+        if filename is not None and hasattr(os, "pwrite"):
+            self._fd = os.open(filename, os.O_WRONLY)
+            self.offset = int(array.offset)
+
+    def write(self, start: int, block: np.ndarray) -> None:
+        """Rows ``start : start + len(block)``, cast to the array's dtype as assignment would."""
+        if self._fd is None:
+            self.array[start : start + block.shape[0]] = block
+            return
+        data = np.ascontiguousarray(block, dtype=self.dtype).reshape(-1)
+        view = memoryview(data).cast("B")
+        position = self.offset + start * self.row_bytes
+        done = 0
+        while done < view.nbytes:
+            done += os.pwrite(self._fd, view[done:], position + done)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RowFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
