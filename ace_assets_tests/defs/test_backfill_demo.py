@@ -45,6 +45,7 @@ concurrency:
 """
 
 
+@pytest.mark.timeout(1800)  # six lines, heavy steps one at a time, on a shared 2-core machine
 def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
     demo_project: Path, demo_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,7 +94,7 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
     }
     windows: dict[str, dict[str, tuple[float, float, int]]] = {}
     for line, proc in launched.items():
-        out, err = proc.communicate(timeout=800)
+        out, err = proc.communicate(timeout=1700)
         assert proc.returncode == 0, f"line {line}:\n{out[-3000:]}\n{err[-3000:]}"
         run = json.loads(out.strip().splitlines()[-1])
         assert run["success"] and run["line"] == line
