@@ -182,14 +182,7 @@ def align_frames_to_ttl(
             f"{cam_ms.size} camera timestamps for {n_frames} frames; timeStamps.csv must have "
             "one row per frame"
         )
-    delete = sorted({int(i) for i in (delete_indices or [])})
-    bad = [i for i in delete if not 0 <= i < raw.size]
-    if bad:
-        raise AceInputError(
-            f"TTL indices {bad} to delete are outside 0..{raw.size - 1} ({raw.size} TTL events)",
-            column="indices of TTL events to delete",
-        )
-    ttl = np.delete(raw, delete)
+    ttl, delete = _delete_pulses(raw, delete_indices)
     if ttl.size > 1 and np.any(np.diff(ttl) <= 0):
         raise AceInputError("TTL times are not strictly increasing")
     if n_frames == 0:
@@ -235,6 +228,18 @@ def align_frames_to_ttl(
     return times - float(zero_time_s), report
 
 
+def _delete_pulses(raw: np.ndarray, indices: list[int] | None) -> tuple[np.ndarray, list[int]]:
+    """The pulses left once the user's ``indices of TTL events to delete`` are removed."""
+    delete = sorted({int(i) for i in (indices or [])})
+    bad = [i for i in delete if not 0 <= i < raw.size]
+    if bad:
+        raise AceInputError(
+            f"TTL indices {bad} to delete are outside 0..{raw.size - 1} ({raw.size} TTL events)",
+            column="indices of TTL events to delete",
+        )
+    return np.delete(raw, delete), delete
+
+
 def _align_segments(
     ttl_times_s: np.ndarray,
     n_frames: int,
@@ -249,14 +254,7 @@ def _align_segments(
     """Split the pulses at the pauses between parts; align each part alone; join."""
     raw = np.asarray(ttl_times_s, dtype=np.float64).reshape(-1)
     cam_ms = np.asarray(frame_timestamps_ms, dtype=np.float64).reshape(-1)
-    delete = sorted({int(i) for i in (delete_indices or [])})
-    bad = [i for i in delete if not 0 <= i < raw.size]
-    if bad:
-        raise AceInputError(
-            f"TTL indices {bad} to delete are outside 0..{raw.size - 1} ({raw.size} TTL events)",
-            column="indices of TTL events to delete",
-        )
-    ttl = np.delete(raw, delete)
+    ttl, delete = _delete_pulses(raw, delete_indices)
     bounds = [*sorted(int(b) for b in segment_starts), n_frames]
     k = len(bounds) - 1
     gaps = np.diff(ttl)
