@@ -76,25 +76,31 @@ def test_backfill_of_all_demo_lines_with_the_multiprocess_executor(
     assert prepare_pools(instance) == {HEAVY_POOL: 1}
 
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    launched = {
-        line: subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ace_assets_tests.helpers.partition_run",
-                line,
-                json.dumps(paths),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for line in lines
-    }
+    # each run's output goes to files, not pipes: a pipe nobody is reading yet fills up,
+    # and a run blocked writing its logs would hold the heavy slot the others wait for
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    launched = {}
+    for line in lines:
+        with (logs / f"{line}.out").open("w") as out, (logs / f"{line}.err").open("w") as err:
+            launched[line] = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "ace_assets_tests.helpers.partition_run",
+                    line,
+                    json.dumps(paths),
+                ],
+                env=env,
+                stdout=out,
+                stderr=err,
+                text=True,
+            )
     windows: dict[str, dict[str, tuple[float, float, int]]] = {}
     for line, proc in launched.items():
-        out, err = proc.communicate(timeout=1700)
+        proc.wait(timeout=1700)
+        out = (logs / f"{line}.out").read_text()
+        err = (logs / f"{line}.err").read_text()
         assert proc.returncode == 0, f"line {line}:\n{out[-3000:]}\n{err[-3000:]}"
         run = json.loads(out.strip().splitlines()[-1])
         assert run["success"] and run["line"] == line
