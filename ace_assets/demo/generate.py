@@ -38,6 +38,7 @@ data are written once.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -47,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from ace_assets.demo.ephys_synth import EphysSynthConfig, SyntheticEphys
-from ace_assets.demo.group_lines import ISOFLURANE_OSC_AMPLITUDE, group_truth
+from ace_assets.demo.group_lines import group_truth, osc_power_factor
 from ace_assets.demo.miniscope_synth import MiniscopeSynthConfig, SyntheticMiniscope
 from ace_assets.demo.miniscope_writer import write_v4_session
 from ace_assets.demo.neuralynx_writer import NcsWriter, ttl_event_string, write_nev
@@ -343,48 +344,53 @@ def _line_2(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
 
 
 def _line_3(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
-    ls = _line_seed(seed, 3)
     n = _ephys_samples(size)
     gap_index = max(512, int(round(0.4 * n / 512)) * 512)
-    gap_s = 0.25
+    return _ephys_only_line(out, size, seed, 3, pause=(gap_index, 0.25))
+
+
+def _ephys_only_line(
+    out: Path, size: DemoSize, seed: int, line: int, pause: tuple[int, float] | None
+) -> dict[str, Any]:
+    """An ephys-only line; ``pause`` (sample index, seconds) stops and restarts recording.
+
+    Its oscillation carries the power factor of the line's drug group (``group_lines``).
+    """
+    ls = _line_seed(seed, line)
+    n = _ephys_samples(size)
+    amplitude = EphysSynthConfig.osc_amplitude * math.sqrt(osc_power_factor(line))
     ephys = SyntheticEphys(
         EphysSynthConfig(
             fs=size.ephys_fs,
             duration_s=n / size.ephys_fs,
             seed=ls,
-            gaps=((gap_index, gap_s),),
-            osc_amplitude=ISOFLURANE_OSC_AMPLITUDE,  # line 3 is in the isoflurane group
+            gaps=(pause,) if pause else (),
+            osc_amplitude=amplitude,
         )
     )
-    edir = out / LINE_DIRS[3]["ephys"]
-    nlx = write_ephys_session(edir, ephys, time_created=LINE_START[3])
-    before = EPHYS_START_US + int(round(1e6 * ephys.times(gap_index - 1)[0]))
-    after = EPHYS_START_US + int(round(1e6 * ephys.times(gap_index)[0]))
-    _write_events(
-        edir / EVENTS_FILE,
-        np.zeros(0, dtype=np.int64),
-        [
-            (EPHYS_START_US, "Starting Recording"),
-            (before, "Stopping Recording"),
-            (after, "Starting Recording"),
-            (_end_us(ephys, EPHYS_START_US), "Stopping Recording"),
-        ],
-        LINE_START[3],
-    )
+    edir = out / LINE_DIRS[line]["ephys"]
+    nlx = write_ephys_session(edir, ephys, time_created=LINE_START[line])
+    marks = [(EPHYS_START_US, "Starting Recording")]
+    if pause:
+        before = EPHYS_START_US + int(round(1e6 * ephys.times(pause[0] - 1)[0]))
+        after = EPHYS_START_US + int(round(1e6 * ephys.times(pause[0])[0]))
+        marks += [(before, "Stopping Recording"), (after, "Starting Recording")]
+    marks.append((_end_us(ephys, EPHYS_START_US), "Stopping Recording"))
+    _write_events(edir / EVENTS_FILE, np.zeros(0, dtype=np.int64), marks, LINE_START[line])
     truth = dict(ephys.truth())
-    truth.update(_scalar_truth(3, seed, size == FULL_SIZE, size))
+    truth.update(_scalar_truth(line, seed, size == FULL_SIZE, size))
     truth["ephys_start_us"] = np.array(EPHYS_START_US)
     truth["ephys_clipped_samples"] = nlx["clipped_samples"]
-    return {
-        "truth": truth,
-        "summary": {
-            "ephys_dir": str(edir),
-            "ephys_channels": list(ephys.channel_names),
-            "ephys_samples": ephys.n_samples,
-            "ephys_fs": ephys.fs,
-            "gap": [gap_index, gap_s],
-        },
+    summary: dict[str, Any] = {
+        "ephys_dir": str(edir),
+        "ephys_channels": list(ephys.channel_names),
+        "ephys_samples": ephys.n_samples,
+        "ephys_fs": ephys.fs,
+        "osc_power_factor": osc_power_factor(line),
     }
+    if pause:
+        summary["gap"] = list(pause)
+    return {"truth": truth, "summary": summary}
 
 
 def _line_4(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
@@ -400,9 +406,8 @@ def _line_5(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
 
 
 def _line_6(out: Path, size: DemoSize, seed: int) -> dict[str, Any]:
-    from ace_assets.demo.group_lines import isoflurane_line
-
-    return isoflurane_line(out, size, seed)
+    """Line 3's channels and length in the same drug group, without the pause."""
+    return _ephys_only_line(out, size, seed, 6, pause=None)
 
 
 _LINES = {1: _line_1, 2: _line_2, 3: _line_3, 4: _line_4, 5: _line_5, 6: _line_6}

@@ -1,4 +1,4 @@
-"""The demo's two groups and their known effect; demo line 6 (ephys only, isoflurane).
+"""The demo's two groups and their known effect (lines 3 and 6 are given isoflurane).
 
 Why: ``cohort_comparisons`` must be shown to recover a between-group effect the generator
 put there. The demo's lines fall into two groups by ``systemic drug``: isoflurane (lines 3
@@ -18,13 +18,7 @@ on every line) and ``true_channel_osc_power_uV2`` per channel of the truth's own
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
-from typing import Any
-
 import numpy as np
-
-from ace_assets.demo.ephys_synth import EphysSynthConfig, SyntheticEphys
 
 #: band power (the oscillation's) in the isoflurane lines over that of the lines without drug
 ISOFLURANE_OSC_POWER_FACTOR = 4.0
@@ -32,7 +26,6 @@ DRUG = "isoflurane"
 NO_DRUG = "none"
 #: demo lines given a drug (experiments.csv says the same in ``systemic drug``)
 DRUG_LINES: dict[int, str] = {3: DRUG, 6: DRUG}
-ISOFLURANE_OSC_AMPLITUDE = EphysSynthConfig.osc_amplitude * math.sqrt(ISOFLURANE_OSC_POWER_FACTOR)
 
 
 def osc_power_factor(line: int) -> float:
@@ -53,44 +46,3 @@ def group_truth(line: int, truth: dict[str, np.ndarray]) -> dict[str, np.ndarray
         out["true_osc_power_uV2"] = np.array(unit)
         out["true_channel_osc_power_uV2"] = gain**2 * unit
     return out
-
-
-def isoflurane_line(out: Path, size: Any, seed: int) -> dict[str, Any]:
-    """Line 6: line 3's channels and length, isoflurane's oscillation power, no pause."""
-    from ace_assets.demo import generate as g
-
-    ls = g._line_seed(seed, 6)
-    n = g._ephys_samples(size)
-    ephys = SyntheticEphys(
-        EphysSynthConfig(
-            fs=size.ephys_fs,
-            duration_s=n / size.ephys_fs,
-            seed=ls,
-            osc_amplitude=ISOFLURANE_OSC_AMPLITUDE,
-        )
-    )
-    edir = out / g.LINE_DIRS[6]["ephys"]
-    nlx = g.write_ephys_session(edir, ephys, time_created=g.LINE_START[6])
-    g._write_events(
-        edir / g.EVENTS_FILE,
-        np.zeros(0, dtype=np.int64),
-        [
-            (g.EPHYS_START_US, "Starting Recording"),
-            (g._end_us(ephys, g.EPHYS_START_US), "Stopping Recording"),
-        ],
-        g.LINE_START[6],
-    )
-    truth = dict(ephys.truth())
-    truth.update(g._scalar_truth(6, seed, size == g.FULL_SIZE, size))
-    truth["ephys_start_us"] = np.array(g.EPHYS_START_US)
-    truth["ephys_clipped_samples"] = nlx["clipped_samples"]
-    return {
-        "truth": truth,
-        "summary": {
-            "ephys_dir": str(edir),
-            "ephys_channels": list(ephys.channel_names),
-            "ephys_samples": ephys.n_samples,
-            "ephys_fs": ephys.fs,
-            "osc_power_factor": ISOFLURANE_OSC_POWER_FACTOR,
-        },
-    }
