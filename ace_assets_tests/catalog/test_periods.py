@@ -17,19 +17,7 @@ from ace_assets.catalog.periods import (
     to_ephys_clock,
 )
 from ace_assets.errors import AceInputError
-
-HIGH, CONTROL = "periods of high slow wave power (s)", "control periods (s)"
-
-
-def _params(**cells: object) -> dict[str, object]:
-    values: dict[str, object] = {
-        "zero time (s)": 0.0,
-        "baseline period (min)": None,
-        HIGH: [],
-        CONTROL: [],
-    }
-    values.update(cells)
-    return values
+from ace_assets_tests.helpers.periods import CONTROL, HIGH, period_values
 
 
 def test_periods_from_a_catalog_row(tmp_path) -> None:
@@ -71,14 +59,14 @@ def test_no_periods_by_default() -> None:
 )
 def test_bad_periods_name_file_row_line_and_column(cells, column, said) -> None:
     with pytest.raises(AceInputError) as info:
-        line_periods(_params(**cells), file="analysis_parameters.csv", row=7, line=3)
+        line_periods(period_values(**cells), file="analysis_parameters.csv", row=7, line=3)
     err = info.value
     assert (err.file, err.row, err.line, err.column) == ("analysis_parameters.csv", 7, 3, column)
     assert said in str(err)
 
 
 def test_frame_clock_mapping_is_half_open() -> None:
-    periods = line_periods(_params(**{HIGH: [[1.0, 2.0]], CONTROL: [[2.0, 3.0]]}))
+    periods = line_periods(period_values(**{HIGH: [[1.0, 2.0]], CONTROL: [[2.0, 3.0]]}))
     frames = np.arange(0, 4, 0.5)  # 0, 0.5, ..., 3.5 s on the session clock
     high = frame_mask(periods, frames, "high_slow_wave")
     control = frame_mask(periods, frames, "control")
@@ -89,7 +77,7 @@ def test_frame_clock_mapping_is_half_open() -> None:
 
 def test_ephys_clock_mapping_adds_zero_time() -> None:
     zero = 100.0
-    periods = line_periods(_params(**{"zero time (s)": zero, "baseline period (min)": 0.5}))
+    periods = line_periods(period_values(**{"zero time (s)": zero, "baseline period (min)": 0.5}))
     fs = 10.0
     samples = np.arange(0, 200, 1 / fs)  # ephys clock: seconds from the first sample's origin
     mask = sample_mask(periods, samples, name="baseline")

@@ -13,24 +13,12 @@ from ace_assets.catalog.periods import (
     period_rows,
 )
 from ace_assets.errors import AceInputError
-
-HIGH, CONTROL = "periods of high slow wave power (s)", "control periods (s)"
-
-
-def _params(**cells: object) -> dict[str, object]:
-    values: dict[str, object] = {
-        "zero time (s)": 0.0,
-        "baseline period (min)": None,
-        HIGH: [],
-        CONTROL: [],
-    }
-    values.update(cells)
-    return values
+from ace_assets_tests.helpers.periods import CONTROL, HIGH, period_values
 
 
 def _refused(**cells: object) -> AceInputError:
     with pytest.raises(AceInputError) as info:
-        line_periods(_params(**cells), file="analysis_parameters.csv", row=4, line=3)
+        line_periods(period_values(**cells), file="analysis_parameters.csv", row=4, line=3)
     err = info.value
     assert (err.file, err.row, err.line) == ("analysis_parameters.csv", 4, 3)
     return err
@@ -62,7 +50,7 @@ def test_reversed_and_malformed_intervals_are_refused(cells, column, said) -> No
 
 
 def test_touching_periods_and_overlaps_within_one_column_are_accepted() -> None:
-    periods = line_periods(_params(**{HIGH: [[0, 10], [5, 12]], CONTROL: [[12, 20]]}))
+    periods = line_periods(period_values(**{HIGH: [[0, 10], [5, 12]], CONTROL: [[12, 20]]}))
     assert periods.duration_s("high_slow_wave") == 12.0
     assert periods.duration_s("control") == 8.0
 
@@ -88,7 +76,7 @@ def test_beyond_recording_names_each_column_sticking_out() -> None:
 
 def test_period_rows_give_both_clocks() -> None:
     periods = line_periods(
-        _params(**{"zero time (s)": 100.0, "baseline period (min)": 1.0, CONTROL: [[0, 30]]})
+        period_values(**{"zero time (s)": 100.0, "baseline period (min)": 1.0, CONTROL: [[0, 30]]})
     )
     rows = {r["period"]: r for r in period_rows(periods)}
     assert rows["baseline"]["column"] == "baseline period (min)"
