@@ -82,12 +82,10 @@ def join_segments(parts: Sequence[Any]) -> Any:
                     column=COLUMN,
                 )
     starts = [recording_start_ms(Path(p.folder)) for p in parts]
-    if all(s is not None for s in starts):
+    if all(s is not None for s in starts):  # recording order, whatever the cell's order
         order = sorted(range(len(parts)), key=lambda i: starts[i])
-        if order != list(range(len(parts))):
-            parts = [parts[i] for i in order]
-            starts = [starts[i] for i in order]
-            first = parts[0]
+        parts, starts = [parts[i] for i in order], [starts[i] for i in order]
+        first = parts[0]
     issues: list[str] = []
     segments: list[Segment] = []
     times: list[np.ndarray] = []
