@@ -78,9 +78,9 @@ def resolve_session(data_path: str | Path, experiment: dict[str, Any], source: s
         with _located(line, column):
             try:
                 miniscope = _miniscope(folders, data_path)
-            except AceInputError as exc:
-                if exc.line is not None or len(folders) == 1:
-                    raise
+            except AceInputError as exc:  # the reader names the file; say which line led there
+                if exc.line is not None or isinstance(exc, OutsideDataPathError):
+                    raise  # (a link out of data_path: _located names the line)
                 raise AceInputError(
                     exc.reason, file=exc.file, line=line, column=exc.column or column
                 ) from None

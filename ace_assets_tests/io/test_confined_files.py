@@ -113,6 +113,12 @@ def test_refused_before_the_reader_looks_at_the_file(data: Path, tmp_path: Path)
     avi.symlink_to(outside / "secret.txt")
     with pytest.raises(OutsideDataPathError, match="secret.txt"):
         open_miniscope(data / "ms/s1", confine_to=data)
+    # a session split across two folders: still the link, and the line that led to it
+    shutil.copytree(data / "ms/s1", data / "ms/s2", symlinks=True)
+    split = {**EXPERIMENT, "calcium_dir": "ms/s2;ms/s1"}
+    with pytest.raises(OutsideDataPathError, match="secret.txt") as err:
+        resolve_session(data, split, "experiments.csv")
+    assert err.value.line == LINE and err.value.column == "calcium imaging directory"
     ncs = data / "ep/s1/CSC1.ncs"
     ncs.unlink()
     ncs.symlink_to(outside / "secret.txt")
