@@ -370,7 +370,12 @@ ENGINE_SPECS: dict[str, ParamSpec] = {
     "thresh_init": P(2.0, "float", "extraction", "seed pixel threshold in noise SDs"),
     "min_pixel": P(3, "int", "extraction", "fewest pixels of a seeded footprint"),
     "nan_policy": P("error", "str", "extraction", "NaN pixels: error, or fill"),
-    "tile_size": P(128, "int", "extraction", "pixels per side of a cached tile"),
+    "tile_size": P(
+        128,
+        "int",
+        "extraction",
+        "pixels per side of a spatial tile in the passes (largest init-cache tile)",
+    ),
 }
 
 #: spellings seen in the wild -> canonical name

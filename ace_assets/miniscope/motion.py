@@ -40,6 +40,7 @@ import numpy as np
 
 from ace_assets.errors import AceInputError
 from ace_assets.io.pages import release_pages
+from ace_assets.io.threads import frame_pool
 from ace_assets.miniscope.chunks import FrameSink, MovieSource, background, chunk_factory
 from ace_assets.miniscope.motion_template import TemplateInfo, build_template, estimate_template
 from ace_assets.miniscope.registrar import Measurement, MotionParams, Registrar
@@ -183,13 +184,16 @@ def motion_correct(
     chunk_frames: int = 16,
     prefetch: bool = True,
     scratch_dir: str | Path | None = None,
+    threads: int | None = None,
 ) -> MotionReport:
     """Register every frame to the template and write float32 corrected frames.
 
     ``patch_shift_writer`` (optional) receives per-patch shifts ``(k, ny, nx, 2)``;
     the report keeps only per-frame summaries so it does not grow with the grid.
     Correlation windows and patch measurements wait for the second pass in scratch
-    files under ``scratch_dir`` (~4.4 KB and ~1.7 KB per 608 x 608 frame).
+    files under ``scratch_dir`` (~4.4 KB and ~1.7 KB per 608 x 608 frame). ``threads``
+    (default: :func:`~ace_assets.io.threads.compute_threads`) measure and warp the frames
+    of a chunk in parallel; results do not depend on it.
 
     Returns the :class:`MotionReport`.
     """
@@ -198,14 +202,19 @@ def motion_correct(
     p.validate(shape)
     info: TemplateInfo | None = None
     if template is None:
-        template, info = build_template(source, n_frames, shape, p, prefetch=prefetch)
+        template, info = build_template(
+            source, n_frames, shape, p, prefetch=prefetch, scratch_dir=scratch_dir, threads=threads
+        )
     template = np.asarray(template, np.float32)
     if template.shape != shape:
         raise AceInputError(f"template is {template.shape}, frames are {shape}")
     reg = Registrar(template, p)
     frames = _Frames(source, n_frames, shape, chunk_frames, prefetch)
-    with tempfile.TemporaryDirectory(dir=scratch_dir, prefix="motion-scratch-") as tmp:
-        measured = _measure(frames, reg, n_frames, Path(tmp))
+    with (
+        tempfile.TemporaryDirectory(dir=scratch_dir, prefix="motion-scratch-") as tmp,
+        frame_pool(threads) as pool,
+    ):
+        measured = _measure(frames, reg, n_frames, Path(tmp), pool)
         tr = track(measured.windows, reg.limit, p.min_registration_confidence)
         smoothed = tr.smoothed
         # patches were searched around each frame's highest peak: they hold only where the
@@ -219,6 +228,7 @@ def motion_correct(
             smoothed.used & kept_peak,
             writer,
             patch_shift_writer,
+            pool,
         )
         measured.close()
     interpolated = ~smoothed.used
@@ -281,11 +291,11 @@ class _Measured:
         self.windows = self.patch_lags = self.patch_confidence = None  # type: ignore[assignment]
 
 
-def _measure(frames: _Frames, reg: Registrar, n: int, scratch: Path) -> _Measured:
+def _measure(frames: _Frames, reg: Registrar, n: int, scratch: Path, pool: Any) -> _Measured:
     out = _Measured(n, reg, scratch)
     for start, block in frames:
-        for i, frame in enumerate(block):
-            out.store(start + i, reg.measure(frame))
+        for i, m in enumerate(pool.map(reg.measure, block)):
+            out.store(start + i, m)
         release_pages(out.windows, out.patch_lags, out.patch_confidence)
     return out
 
@@ -298,9 +308,11 @@ def _apply(
     used: np.ndarray,
     writer: FrameSink,
     patch_shift_writer: FrameSink | None,
+    pool: Any,
 ) -> dict[str, Any]:
     """Pass 2: warp each frame by its smoothed shift; QC accumulated on the way.
 
+    Frames are warped on ``pool``'s threads; sums are accumulated here, in frame order.
     Returns the :class:`MotionReport` fields it measures, by name.
     """
     p = reg.params
@@ -324,26 +336,33 @@ def _apply(
     sum_before = np.zeros(shape, np.float64)
     sum_after = np.zeros(shape, np.float64)
     count_after = np.zeros(shape, np.int64)
+
+    def correct(item: tuple[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None, int]:
+        t, frame = item
+        patch_shifts, n_low = None, 0
+        if pw:
+            patch_shifts, n_low = _patch_shifts(measured, t, lags[t], bool(used[t]), p)
+        corrected = reg.apply(frame, shifts[t], patch_shifts)
+        corr_before[t] = _correlation(frame, ref, inner)
+        corr_after[t] = _correlation(corrected, ref, inner)
+        return corrected, patch_shifts, n_low
+
     for start, block in frames:
         out = np.empty_like(block)
         patch_block = None
         if pw and patch_shift_writer is not None:
             patch_block = np.empty((len(block), *reg.grid.grid_shape, 2), np.float32)  # type: ignore[union-attr]
-        for i, frame in enumerate(block):
+        items = ((start + i, frame) for i, frame in enumerate(block))
+        for i, (corrected, patch_shifts, n_low) in enumerate(pool.map(correct, items)):
             t = start + i
-            patch_shifts = None
             if pw:
-                patch_shifts, n_low = _patch_shifts(measured, t, lags[t], bool(used[t]), p)
                 patch_low += n_low
-                pw_max_dev[t] = np.abs(patch_shifts - shifts[t]).max()  # type: ignore[index]
-                pw_max_abs[t] = np.abs(patch_shifts).max()  # type: ignore[index]
+                pw_max_dev[t] = np.abs(patch_shifts - shifts[t]).max()  # type: ignore[index,operator]
+                pw_max_abs[t] = np.abs(patch_shifts).max()  # type: ignore[index,arg-type]
                 if patch_block is not None:
                     patch_block[i] = patch_shifts
-            corrected = reg.apply(frame, shifts[t], patch_shifts)
             out[i] = corrected
-            corr_before[t] = _correlation(frame, ref, inner)
-            corr_after[t] = _correlation(corrected, ref, inner)
-            cv2.accumulate(frame, sum_before)
+            cv2.accumulate(block[i], sum_before)
             if nan_borders:
                 finite = np.isfinite(corrected)
                 cv2.accumulate(np.nan_to_num(corrected), sum_after)

@@ -23,12 +23,17 @@ replicated border stripes never enter the template.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ace_assets.io.pages import release_pages
+from ace_assets.io.threads import frame_pool
 from ace_assets.miniscope.chunks import MovieSource, background, chunk_factory
 from ace_assets.miniscope.registrar import MotionParams, Registrar
 from ace_assets.miniscope.shift_tracking import track
@@ -127,8 +132,16 @@ def build_template(
     *,
     chunk_frames: int = 16,
     prefetch: bool = True,
+    scratch_dir: str | Path | None = None,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, TemplateInfo]:
-    """Template (float32, raw intensities) and which frames made it."""
+    """Template (float32, raw intensities) and which frames made it.
+
+    The movie is read once: the template images (``template_frames`` of them, each a mean
+    of up to ``template_bin`` frames) go to a scratch file under ``scratch_dir`` that the
+    refinement passes read back (608 x 608: 1.5 MB per image), and each pass measures
+    and warps them on ``threads`` threads.
+    """
     p = params if isinstance(params, MotionParams) else MotionParams.from_mapping(params)
     shape = (int(shape[0]), int(shape[1]))
     p.validate(shape)
@@ -143,32 +156,63 @@ def build_template(
         block_len = max(1, n_images // 20)
         half_of = (np.arange(n_images) // block_len) % 2
     rigid = p.rigid(border=True)
+    with (
+        tempfile.TemporaryDirectory(dir=scratch_dir, prefix="motion-template-") as tmp,
+        frame_pool(threads) as pool,
+    ):
+        stack = np.lib.format.open_memmap(
+            Path(tmp) / "images.npy", "w+", np.float32, (max(n_images, 1), *shape)
+        )
+        for i, img in _images(source, ranges, k, chunk_frames, prefetch):
+            stack[i] = img
+            if i % chunk_frames == chunk_frames - 1:
+                release_pages(stack)
 
-    def images() -> Iterator[tuple[int, np.ndarray]]:
-        return _images(source, ranges, k, chunk_frames, prefetch)
+        def images() -> Iterator[tuple[int, np.ndarray]]:
+            return _stored_images(stack, n_images, chunk_frames)
 
-    used = np.ones(n_images, bool)
-    halves = _plain_halves(images(), half_of, shape)
-    for _ in range(p.template_iterations):
-        regs = [Registrar(h, rigid) for h in halves]
-        windows = np.zeros((n_images, *regs[0].window_shape), np.float32)
-        for i, img in images():
-            windows[i] = regs[1 - half_of[i]].measure(img, pw=False).window
-        tr = track(windows, regs[0].limit, p.min_registration_confidence, starts)
-        used = tr.smoothed.used & ~tr.pooled  # the image's own peak, not its neighbours'
-        shifts = -tr.smoothed.lags
-        sums = np.zeros((2, *shape), np.float64)
-        seen = np.zeros((2, *shape), np.int32)
-        for i, img in images():
-            if not used[i]:
-                continue
-            warped = regs[0].apply(img, shifts[i])
-            valid = np.isfinite(warped)
-            sums[half_of[i]] += np.where(valid, warped, 0.0)
-            seen[half_of[i]] += valid
-        halves = _aligned_halves(sums, seen, halves, rigid)
+        used = np.ones(n_images, bool)
+        halves = _plain_halves(images(), half_of, shape)
+        for _ in range(p.template_iterations):
+            regs = [Registrar(h, rigid) for h in halves]
+            windows = np.zeros((n_images, *regs[0].window_shape), np.float32)
+            measure = partial(_window, regs, half_of)
+            for i, win in enumerate(pool.map(measure, images())):
+                windows[i] = win
+            tr = track(windows, regs[0].limit, p.min_registration_confidence, starts)
+            used = tr.smoothed.used & ~tr.pooled  # the image's own peak, not its neighbours'
+            warp = partial(_warp, regs[0], -tr.smoothed.lags)
+            sums = np.zeros((2, *shape), np.float64)
+            seen = np.zeros((2, *shape), np.int32)
+            for i, warped in pool.map(warp, ((i, img) for i, img in images() if used[i])):
+                valid = np.isfinite(warped)
+                sums[half_of[i]] += np.where(valid, warped, 0.0)
+                seen[half_of[i]] += valid
+            halves = _aligned_halves(sums, seen, halves, rigid)
     template = ((halves[0] + halves[1]) / 2).astype(np.float32)
     return template, TemplateInfo(frames, k, used)
+
+
+def _stored_images(
+    stack: np.ndarray, n_images: int, chunk: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    for a in range(0, n_images, chunk):
+        block = np.array(stack[a : a + chunk])
+        release_pages(stack)
+        yield from enumerate(block, start=a)
+
+
+def _window(regs: list[Registrar], half_of: np.ndarray, item: tuple[int, np.ndarray]) -> np.ndarray:
+    """An image's correlation window against the other half's template."""
+    i, img = item
+    return regs[1 - half_of[i]].measure(img, pw=False).window
+
+
+def _warp(
+    reg: Registrar, shifts: np.ndarray, item: tuple[int, np.ndarray]
+) -> tuple[int, np.ndarray]:
+    i, img = item
+    return i, reg.apply(img, shifts[i])
 
 
 def _plain_halves(

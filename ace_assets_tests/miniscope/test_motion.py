@@ -219,20 +219,28 @@ def test_border_modes(border: object, check: str) -> None:
         assert (edge == 0).all()
 
 
-def test_streams_store_to_store_independent_of_chunking(tmp_path: Path) -> None:
+def test_streams_store_to_store_independent_of_chunking_and_threads(tmp_path: Path) -> None:
     frames, _, _ = rigid_movie(n=40, seed=7)
     with ArrayStoreWriter(tmp_path / "in.npyd", frames.shape, np.float32) as w:
         w.write(0, frames)
         w.commit()
     source = ArrayStore(tmp_path / "in.npyd")
     template = estimate_template(source, 40, (H, W), PW)
-    outs = []
-    for chunk in (7, 40):
-        with ArrayStoreWriter(tmp_path / f"out{chunk}.npyd", frames.shape, np.float32) as w:
-            motion_correct(source, 40, (H, W), PW, w, template=template, chunk_frames=chunk)
+    outs, reports = [], []
+    for chunk, threads in ((7, 1), (40, 1), (7, 3)):
+        name = f"out{chunk}_{threads}.npyd"
+        with ArrayStoreWriter(tmp_path / name, frames.shape, np.float32) as w:
+            rep = motion_correct(
+                source, 40, (H, W), PW, w, template=template, chunk_frames=chunk, threads=threads
+            )
             w.commit()
-        outs.append(ArrayStore(tmp_path / f"out{chunk}.npyd").read())
+        outs.append(ArrayStore(tmp_path / name).read())
+        reports.append(rep)
     np.testing.assert_array_equal(outs[0], outs[1])
+    # frames measured and warped on several threads: the same movie and QC, in frame order
+    np.testing.assert_array_equal(outs[0], outs[2])
+    for field in ("shifts_rigid", "corr_before", "corr_after", "mean_after", "pw_max_deviation"):
+        np.testing.assert_array_equal(getattr(reports[0], field), getattr(reports[2], field))
 
 
 def test_params_from_csv_values() -> None:

@@ -27,6 +27,8 @@ import numpy as np
 import scipy.fft as sfft
 import scipy.sparse as sp
 
+from ace_assets.io.threads import compute_threads
+
 from .movie import block_reduce_mean
 
 
@@ -78,18 +80,29 @@ class RingFeatures:
         )
         self.kernel_fft = sfft.rfft2(self.kernels, s=self.fft_shape, axes=(-2, -1))
 
-    def __call__(self, x: np.ndarray, block: int = 64) -> np.ndarray:
-        """(n, hb, wb) -> (n, J, hb, wb) float32 ring features (zero outside the frame)."""
+    def __call__(self, x: np.ndarray, block: int = 16) -> np.ndarray:
+        """(n, hb, wb) -> (n, J, hb, wb) float32 ring features (zero outside the frame).
+
+        All J products of a block go through one batched inverse transform on every core
+        (:func:`~ace_assets.io.threads.compute_threads`); the result does not depend on
+        the thread count.
+        """
         hb, wb = self.bg_dims
         h0 = self.half
+        workers = compute_threads()
         out = np.empty((x.shape[0], len(self.kernels), hb, wb), dtype=np.float32)
         for a in range(0, x.shape[0], block):
             xf = sfft.rfft2(
-                x[a : a + block].astype(np.float32, copy=False), s=self.fft_shape, axes=(-2, -1)
+                x[a : a + block].astype(np.float32, copy=False),
+                s=self.fft_shape,
+                axes=(-2, -1),
+                workers=workers,
             )
-            for j in range(len(self.kernels)):
-                full = sfft.irfft2(xf * self.kernel_fft[j], s=self.fft_shape, axes=(-2, -1))
-                out[a : a + block, j] = full[:, h0 : h0 + hb, h0 : h0 + wb]
+            prod = xf[:, None] * self.kernel_fft[None]
+            full = sfft.irfft2(
+                prod, s=self.fft_shape, axes=(-2, -1), workers=workers, overwrite_x=True
+            )
+            out[a : a + block] = full[..., h0 : h0 + hb, h0 : h0 + wb]
         return out
 
 

@@ -40,6 +40,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ace_assets.errors import AceInputError
+from ace_assets.io.prefetch import prefetched
+from ace_assets.io.threads import ordered_map
 
 from .background import RingGeometry, RingModel, fit_ring_model
 from .deconvolution import ar_from_decay, deconvolve
@@ -53,6 +55,7 @@ from .movie import (
     build_init_cache,
     describe_frames,
     movie_fps,
+    patch_cache_tile,
     scan_movie,
 )
 from .params import ExtractionParams
@@ -415,7 +418,7 @@ def extract(
         tsub=tsub,
         ssub=ssub,
         chunk=chunk,
-        tile=prm.tile_size,
+        tile=patch_cache_tile((-(-n_frames // tsub), hs, ws), windows, chunk, prm.tile_size),
         workdir=workdir,
         kernel=center_psf_kernel(gsig_s, prm.center_psf),
     )
@@ -484,8 +487,9 @@ def _run(
     cols: list[sp.csc_matrix] = []
     traces: list[np.ndarray] = []
     traces_raw: list[np.ndarray] = []
-    for pi, (y0, y1, x0, x1, cy0, cy1, cx0, cx1) in enumerate(windows):
-        log(f"seeding patch {pi + 1}/{len(windows)}")
+
+    def seed_window(window: tuple[int, ...]) -> Any:
+        y0, y1, x0, x1, cy0, cy1, cx0, cx1 = window
         block = cache.read_patch(y0, y1, x0, x1)
         fblock = fcache.read_patch(y0, y1, x0, x1) if fcache is not None else None
         allowed = np.zeros((y1 - y0, x1 - x0), dtype=bool)
@@ -495,7 +499,7 @@ def _run(
             gy = np.arange(y0, y1)[:, None]
             gx = np.arange(x0, x1)[None, :]
             excluded = ~((gy >= border) & (gy < hs - border) & (gx >= border) & (gx < ws - border))
-        res = seed_patch(
+        return seed_patch(
             block,
             gSig=gsig_s,
             gSiz=gsiz_s,
@@ -512,7 +516,12 @@ def _run(
             s_min_sd=prm.s_min_sd,
             filtered=fblock,
         )
-        del block, fblock
+
+    # patches are seeded independently (each reads its own window), on every core; the
+    # results are taken in patch order, so seeds and their ids do not depend on threads
+    log(f"seeding {len(windows)} patches")
+    for window, res in zip(windows, ordered_map(seed_window, windows), strict=True):
+        y0, y1, x0, x1, cy0, cy1, cx0, cx1 = window
         core = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
         cn_img[cy0:cy1, cx0:cx1] = res.cn[core]
         pnr_img[cy0:cy1, cx0:cx1] = res.pnr[core]
@@ -556,7 +565,7 @@ def _run(
 
     def fit_ring(a_s: sp.csc_matrix, c_s: np.ndarray) -> RingModel:
         b0 = mean_init - np.asarray(a_s @ c_s.mean(axis=1)).reshape(hs, ws)
-        return fit_ring_model(cache.chunks(chunk), geom_init, a_s, c_s, b0)
+        return fit_ring_model(prefetched(cache.chunks(chunk)), geom_init, a_s, c_s, b0)
 
     log("fitting ring background on the initialisation movie")
     ring = fit_ring(state.a, state.c)
@@ -564,7 +573,7 @@ def _run(
         log(f"initialisation iteration {it + 1}/{prm.n_init_iter} ({state.n} components)")
         _iterate(
             state,
-            lambda: cache.chunks(chunk),
+            lambda: prefetched(cache.chunks(chunk)),
             t_init,
             ring,
             prm,
@@ -605,7 +614,7 @@ def _run(
         log(f"full-resolution pass {it + 1}/{prm.n_iter} ({full.n} components)")
         r, bg_mean = _iterate(
             full,
-            lambda: frames.chunks(chunk),
+            lambda: prefetched(frames.chunks(chunk)),
             n_frames,
             ring_full,
             prm,

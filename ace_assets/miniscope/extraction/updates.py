@@ -27,6 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import ndimage
 
+from ace_assets.io.prefetch import prefetched
+
 from .background import RingModel, decimation_matrix, to_frames_major, upsample
 from .deconvolution import deconvolve
 from .movie import block_reduce_mean
@@ -228,18 +230,27 @@ def run_pass(
         else None
     )
     bg_mean = np.zeros(n_frames, dtype=np.float32)
-    for t0, frames in chunks:
+
+    def residual(item: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
+        """``Y - B`` of one chunk (the background model's share of the pass)."""
+        t0, frames = item
         m = frames.shape[0]
         t1 = t0 + m
-        cc = c_prev[:, t0:t1]
         xd = block_reduce_mean(frames, geom.factor).reshape(m, hb * wb) - b0_ds
         if n:
-            xd -= to_frames_major(np.asarray(a_ds @ cc, dtype=np.float32))
+            xd -= to_frames_major(np.asarray(a_ds @ c_prev[:, t0:t1], dtype=np.float32))
         bfd = ring.fluctuation_ds(xd.reshape(m, hb, wb))
         bg_mean[t0:t1] = bfd.reshape(m, -1).mean(axis=1) + b0_mean
         bf = upsample(bfd, (h, w))
         bf += b0
-        r3 = np.subtract(frames, bf, out=bf)  # Y - B
+        return t0, np.subtract(frames, bf, out=bf)
+
+    # the next chunk's background is computed in a thread while this one's tile products
+    # run here (one chunk ahead: memory stays a few chunks)
+    for t0, r3 in prefetched(map(residual, chunks)):
+        m = r3.shape[0]
+        t1 = t0 + m
+        cc = c_prev[:, t0:t1]
         for ti, tile in enumerate(tiles):
             if len(tile.comps) == 0:
                 continue
@@ -248,6 +259,7 @@ def run_pass(
             u_c[tile.comps, t0:t1] += (rt @ a_tiles[ti]).T
             if r_act is not None and active is not None:
                 r_act[ti] += np.ascontiguousarray(active[tile.comps, t0:t1]) @ rt
+        del r3
         if progress:
             progress(t1)
     return PassResult(u_c, u_a, r_act, bg_mean)

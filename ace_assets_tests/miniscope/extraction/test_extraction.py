@@ -103,17 +103,24 @@ def test_curation_keeps_ids_stable(result):
         apply_rejections(result, [max(ids) + 1000])
 
 
-def test_patches_and_array_store_input(tmp_path):
+def test_patches_and_array_store_input(tmp_path, monkeypatch):
     syn = make_movie(
         height=96, width=96, n_frames=500, n_neurons=30, seed=5, amplitude_range=(10.0, 25.0)
     )
     store = write_array(tmp_path / "mc.npyd", syn.movie, {"fps": syn.fps})
     prm = ExtractionParams.from_dict({**PARAMS, "rf": 24, "stride": 12, "fps": None})
+    monkeypatch.setenv("ACE_THREADS", "3")
     res = extract(store, prm)  # fps from the store's metadata
     assert res.info["n_patches"] > 1 and res.fps == syn.fps
     m = evaluate_against_truth(res, syn.centers, syn.C, syn.S)
     assert m["recall"] >= 0.9 and m["precision"] >= 0.9, m
     assert m["median_trace_corr"] >= 0.9, m
+    # patches seeded and ring features transformed on several threads: the same result
+    monkeypatch.setenv("ACE_THREADS", "1")
+    one = extract(store, prm)
+    np.testing.assert_array_equal(one.ids, res.ids)
+    assert (one.A != res.A).nnz == 0
+    np.testing.assert_array_equal(one.C, res.C)
 
 
 def test_movie_without_cells_gives_empty_result_with_warning():

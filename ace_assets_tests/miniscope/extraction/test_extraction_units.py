@@ -26,7 +26,7 @@ from ace_assets.miniscope.extraction.deconvolution import (
     oasis_ar1,
 )
 from ace_assets.miniscope.extraction.evaluation import event_exceptionality_snr, match_centers
-from ace_assets.miniscope.extraction.movie import TiledCache, block_reduce_mean
+from ace_assets.miniscope.extraction.movie import TiledCache, block_reduce_mean, patch_cache_tile
 from ace_assets.miniscope.extraction.pipeline import patch_windows
 from ace_assets.miniscope.extraction.summary_images import pixel_noise_robust
 from ace_assets_tests.helpers.paths import TEMPLATES
@@ -227,6 +227,28 @@ def test_tiled_cache_and_decimation(tmp_path):
     k = ring_kernels(5, 2)
     assert k.shape == (5, 13, 13) and abs(k[0].sum() - 1) < 1e-6
     assert abs(k[1].sum()) < 1e-5  # harmonics are zero-mean around the ring
+
+
+@pytest.mark.parametrize(
+    ("dims", "rf", "stride"), [((608, 608), 40, 20), ((480, 752), 40, 20), ((250, 250), 24, 12)]
+)
+def test_init_cache_tiles_fit_the_patches(dims, rf, stride):
+    """Patches read from the cache touch little more than their own pixels, at any frame size
+    (128 px tiles under 80 px patches read each pixel ~6.5 times)."""
+    wins = patch_windows(dims, rf, stride)
+
+    def overread(side: int) -> float:
+        read = sum(
+            (-(-y1 // side) - y0 // side) * (-(-x1 // side) - x0 // side) * side * side
+            for y0, y1, x0, x1, *_ in wins
+        )
+        return read / sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1, *_ in wins)
+
+    side = patch_cache_tile((500, *dims), wins, 100, 128)
+    assert 8 <= side <= 128
+    assert overread(side) < 1.5 < overread(128), (side, overread(side), overread(128))
+    # one window covering the frame: whole-frame tiles are as good as any
+    assert patch_cache_tile((500, 112, 112), patch_windows((112, 112), None, None), 100, 128) > 64
 
 
 def test_patch_cores_tile_the_field():

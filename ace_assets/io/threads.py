@@ -1,0 +1,88 @@
+"""Use every core a heavy step has, through threads.
+
+The movie stages run one at a time (the ``ace_heavy`` pool has one slot), and their
+per-frame work (OpenCV filters, warps and DFTs; numpy and scipy.fft on whole frames)
+releases the GIL, so a few threads working on different frames or tiles use the machine's
+cores without copying the movie into other processes. ``ACE_THREADS`` caps the count (for
+a server shared with other work); the default is every core this process may run on.
+It lives in ``io`` beside :mod:`~ace_assets.io.prefetch`, the other thread helper every
+stage already imports.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Threads beyond this gain nothing for frame-sized work and cost memory.
+MAX_THREADS = 8
+ENV = "ACE_THREADS"
+
+
+def compute_threads() -> int:
+    """Threads a heavy step uses: ``ACE_THREADS`` if set, else the cores available."""
+    raw = os.environ.get(ENV, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{ENV}={raw!r} must be a whole number of threads, e.g. 2") from None
+        if value < 1:
+            raise ValueError(f"{ENV}={raw!r} must be at least 1")
+        return min(value, MAX_THREADS)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, MAX_THREADS))
+
+
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], threads: int | None = None
+) -> Iterator[R]:
+    """``map(fn, items)`` in threads, results in input order.
+
+    At most ``2 x threads`` items are in flight, so memory stays bounded however long
+    ``items`` is. With one thread it is plain ``map`` (no pool, tracebacks unchanged).
+    """
+    n = compute_threads() if threads is None else max(1, int(threads))
+    if n == 1:
+        yield from map(fn, items)
+        return
+    pending: deque[Future[R]] = deque()
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="ace") as pool:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * n:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+class _Serial:
+    """The executor of one thread: plain calls, tracebacks unchanged."""
+
+    def map(self, fn: Callable[..., R], *iterables: Iterable[Any]) -> Iterator[R]:
+        return map(fn, *iterables)
+
+
+@contextmanager
+def frame_pool(threads: int | None = None) -> Iterator[Executor | _Serial]:
+    """An executor whose ``map`` runs a chunk's frames on ``threads`` threads, in order."""
+    n = compute_threads() if threads is None else max(1, int(threads))
+    if n == 1:
+        yield _Serial()
+        return
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="ace") as pool:
+        yield pool
