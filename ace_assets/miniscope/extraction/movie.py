@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from ace_assets.errors import AceInputError
+from ace_assets.io.threads import ordered_map
 
 
 class NpyFrames:
@@ -292,14 +293,15 @@ class TiledCache:
         stop = min(stop, t)
         n = stop - start
         s = self.tile
-        out = np.empty((n, self.nty * s, self.ntx * s), dtype=np.float32)
+        out = np.empty((n, h, w), dtype=np.float32)  # contiguous: callers reshape it freely
         with open(self.path, "rb") as fh:
             for i in range(self.nty):
                 for j in range(self.ntx):
                     fh.seek(self._tile_offset(i, j, start))
-                    data = np.fromfile(fh, dtype=np.float32, count=n * s * s)
-                    out[:, i * s : (i + 1) * s, j * s : (j + 1) * s] = data.reshape(n, s, s)
-        return out[:, :h, :w]
+                    data = np.fromfile(fh, dtype=np.float32, count=n * s * s).reshape(n, s, s)
+                    yb, xb = min(s, h - i * s), min(s, w - j * s)
+                    out[:, i * s : i * s + yb, j * s : j * s + xb] = data[:, :yb, :xb]
+        return out
 
     def chunks(self, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
         for a in range(0, self.n_frames, chunk):
@@ -381,9 +383,11 @@ def build_init_cache(
             binned = np.concatenate(parts, axis=0).astype(np.float32, copy=False)
             cache.write(a // tsub, binned)
             if fcache is not None and kernel is not None:
-                filt = np.empty_like(binned)
-                for i in range(binned.shape[0]):
-                    filt[i] = cv2.filter2D(binned[i], -1, kernel, borderType=cv2.BORDER_REPLICATE)
+
+                def smooth(frame: np.ndarray) -> np.ndarray:
+                    return cv2.filter2D(frame, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+
+                filt = np.stack(list(ordered_map(smooth, binned)))
                 fcache.write(a // tsub, filt)
     except BaseException:
         cache.close()

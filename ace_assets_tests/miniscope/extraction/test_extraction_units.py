@@ -7,6 +7,7 @@ import csv
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.sparse as sp
 from scipy.optimize import nnls
 from scipy.signal import lfilter
 
@@ -276,3 +277,44 @@ def test_evaluate_against_truth_matching():
     assert m["event_f1"] == 1.0 and m["median_trace_corr"] > 0.9
     ti, fi = match_centers(np.array([[0.0, 0.0]]), np.array([[0.0, 5.0]]), 4.0)
     assert len(ti) == 0
+
+
+def test_streamed_ring_fit_equals_least_squares_despite_a_large_offset():
+    """The chunked, shifted-moment fit gives each pixel's ridge least-squares ring weights,
+    computed here in float64 in memory, on frames at ~1000 whose fluctuations are ~1 (a
+    one-photon baseline: sums of raw products in float32 would cancel catastrophically)."""
+    from ace_assets.miniscope.extraction.background import (
+        RingFeatures,
+        RingGeometry,
+        fit_ring_model,
+    )
+
+    rng = np.random.default_rng(3)
+    t, h, w = 90, 24, 28
+    slow = rng.normal(size=(t, 1, 1)) * np.exp(
+        -((np.arange(h)[:, None] - 12.0) ** 2 + (np.arange(w)[None, :] - 14.0) ** 2) / 80.0
+    )
+    frames = (1000.0 + slow + 0.3 * rng.normal(size=(t, h, w))).astype(np.float32)
+    geom = RingGeometry((h, w), 1, 4, 1)
+    a = sp.csc_matrix((h * w, 0), dtype=np.float32)
+    chunks = [(i, frames[i : i + 16]) for i in range(0, t, 16)]
+    ring = fit_ring_model(chunks, geom, a, np.zeros((0, t), np.float32), np.zeros((h, w)))
+
+    feats = RingFeatures((h, w), 4, 1)(frames).astype(np.float64).reshape(t, 3, -1)
+    x = frames.reshape(t, -1).astype(np.float64)
+    feats -= feats.mean(axis=0)
+    x -= x.mean(axis=0)
+    for pix in range(h * w):
+        f = feats[:, :, pix]
+        cov = f.T @ f / t
+        cov[np.diag_indices(3)] += 1e-4 * np.trace(cov) / 3
+        want = np.linalg.solve(cov, f.T @ x[:, pix] / t)
+        got = ring.weights.reshape(3, -1)[:, pix].astype(np.float64)
+        # what the weights are for: the background they explain. A corner pixel's ring is
+        # mostly outside the frame, its features nearly collinear and its weights
+        # ill-determined, but the fit still leaves no more residual than least squares
+        left = np.mean((x[:, pix] - f @ got) ** 2)
+        best = np.mean((x[:, pix] - f @ want) ** 2)
+        assert left <= best * 1.01 + 1e-9, (pix, left, best)
+        if 8 <= pix // w < h - 8 and 8 <= pix % w < w - 8:
+            np.testing.assert_allclose(got, want, rtol=0.01, atol=1e-3)

@@ -1,0 +1,67 @@
+"""The movie chain as the assets call it: denoise -> preprocess -> motion -> extraction.
+
+Shared by the benches that time the whole chain on a Miniscope folder, with the defaults
+an empty analysis_parameters.csv row gives. Imports ``ace_assets`` when called, so a bench
+can run it against another checkout (a directory put first on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def run_chain(folder: str, workdir: str, out_npz: str) -> dict[str, float]:
+    """Stage wall and CPU seconds; sources, traces and shifts saved to ``out_npz`` (npz)."""
+    from ace_assets.catalog.stage_params import group_defaults
+    from ace_assets.io.miniscope import open_miniscope
+    from ace_assets.io.store import ArrayStoreWriter
+    from ace_assets.miniscope.denoise import denoise_movie
+    from ace_assets.miniscope.extraction import extract
+    from ace_assets.miniscope.motion import motion_correct
+    from ace_assets.miniscope.preprocess import output_shape, preprocess_movie
+
+    rec = open_miniscope(folder)
+    n, (h, w), fps = rec.n_frames, rec.frame_shape, rec.frame_rate
+    work = Path(workdir)
+    times: dict[str, float] = {}
+    clock = [time.perf_counter(), time.process_time()]
+
+    def lap(stage: str) -> None:
+        now = [time.perf_counter(), time.process_time()]
+        times[f"{stage}_s"] = now[0] - clock[0]
+        times[f"{stage}_cpu_s"] = now[1] - clock[1]
+        clock[:] = now
+
+    with ArrayStoreWriter(work / "denoised.npyd", (n, h, w), np.uint8, {"fps": fps}) as wr:
+        den = denoise_movie(rec, n, (h, w), fps, group_defaults("denoise"), wr)
+        denoised = wr.commit()
+    lap("denoise")
+    shape = output_shape(n, (h, w))
+    with ArrayStoreWriter(work / "pre.npyd", shape, np.float32, {"fps": fps}, compact=True) as wr:
+        preprocess_movie(
+            denoised, n, (h, w), fps, group_defaults("preprocess"), wr, scratch_dir=work
+        )
+        pre = wr.commit()
+    lap("preprocess")
+    with ArrayStoreWriter(work / "mc.npyd", shape, np.float32, {"fps": fps}, compact=True) as wr:
+        mot = motion_correct(pre, n, (h, w), group_defaults("motion"), wr, scratch_dir=work)
+        corrected = wr.commit()
+    lap("motion")
+    res = extract(
+        corrected,
+        group_defaults("extraction"),
+        fps=fps,
+        workdir=work,
+        stripe_frequencies_hz=den.stripe_frequencies_hz or None,
+    )
+    lap("extraction")
+    np.savez(
+        out_npz,
+        centers=np.asarray(res.centers, dtype=np.float64),
+        C=np.asarray(res.C, dtype=np.float32),
+        shifts=np.asarray(mot.shifts_rigid, dtype=np.float64),
+    )
+    return times
