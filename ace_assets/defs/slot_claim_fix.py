@@ -31,6 +31,7 @@ from typing import Any
 import sqlalchemy as db
 import sqlalchemy.exc as db_exc
 from dagster._core.storage.event_log.schema import ConcurrencySlotsTable, PendingStepsTable
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.event_log.sqlite.consolidated_sqlite_event_log import (
     ConsolidatedSqliteEventLogStorage,
 )
@@ -43,13 +44,14 @@ from sqlalchemy.pool import NullPool
 SQLITE_STORAGES: tuple[type, ...] = (SqliteEventLogStorage, ConsolidatedSqliteEventLogStorage)
 CLAIM = "_claim_concurrency_slot"
 ASSIGN = ("add_pending_step", "assign_pending_steps")
-#: A claimer that keeps losing races for free rows gives up (BLOCKED) and is re-checked later.
-MAX_CLAIM_ATTEMPTS = 8
+#: Free rows a claim tries. A lost compare-and-set leaves the connection holding SQLite's
+#: write lock, so the next try cannot lose again; the bound only guards against surprises.
+MAX_CLAIM_ATTEMPTS = 3
 PROBE_POOL = "slot_claim_probe"
 
-#: Dagster's own methods, captured before any patch, for the probes and for tests.
+#: Dagster's own methods (the SQLite storages inherit them; only those get patched).
 ORIGINAL: dict[str, Callable[..., Any]] = {
-    name: getattr(SqliteEventLogStorage, name) for name in (CLAIM, *ASSIGN)
+    name: getattr(SqlEventLogStorage, name) for name in (CLAIM, *ASSIGN)
 }
 
 
