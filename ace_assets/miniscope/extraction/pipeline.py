@@ -62,7 +62,7 @@ from .params import ExtractionParams
 from .quality import Quality, Rules, assess, describe
 from .result import ExtractionResult, compute_contours, empty_result
 from .seeding import seed_patch
-from .summary_images import center_psf_kernel
+from .summary_images import center_psf_kernel, pixel_noise_robust
 from .updates import (
     TemporalResult,
     active_weights,
@@ -488,6 +488,23 @@ def _run(
     traces: list[np.ndarray] = []
     traces_raw: list[np.ndarray] = []
 
+    # each pixel's noise depends on its own filtered trace only: computed once here, in
+    # blocks of the patch cores, rather than again in every overlapping patch (~1.8x the
+    # pixels at rf=40, stride=20)
+    noise_img = None
+    if fcache is not None:
+        noise_img = np.zeros((hs, ws), np.float32)
+
+        def core_noise(window: tuple[int, ...]) -> np.ndarray:
+            _, _, _, _, cy0, cy1, cx0, cx1 = window
+            block = fcache.read_patch(cy0, cy1, cx0, cx1)
+            block -= block.mean(axis=0)
+            return pixel_noise_robust(block).astype(np.float32)
+
+        for window, noise_core in zip(windows, ordered_map(core_noise, windows), strict=True):
+            _, _, _, _, cy0, cy1, cx0, cx1 = window
+            noise_img[cy0:cy1, cx0:cx1] = noise_core
+
     def seed_window(window: tuple[int, ...]) -> Any:
         y0, y1, x0, x1, cy0, cy1, cx0, cx1 = window
         block = cache.read_patch(y0, y1, x0, x1)
@@ -515,6 +532,7 @@ def _run(
             g=g_init,
             s_min_sd=prm.s_min_sd,
             filtered=fblock,
+            noise=None if noise_img is None else noise_img[y0:y1, x0:x1],
         )
 
     # patches are seeded independently (each reads its own window), on every core; the

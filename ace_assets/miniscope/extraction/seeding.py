@@ -142,17 +142,19 @@ def seed_patch(
     g: np.ndarray | None = None,
     s_min_sd: float = 3.0,
     filtered: np.ndarray | None = None,
+    noise: np.ndarray | None = None,
 ) -> PatchSeeds:
     """Greedy CNMF-E initialisation of one (T, h, w) block; ``data`` is modified in place.
 
     ``allowed`` (bool (h, w)) marks pixels that may be seeds (the patch core): a neuron
     whose peak lies outside it belongs to another patch. ``excluded`` (bool (h, w)) marks
     pixels that are no data at all (the frame border, ``border_pix``). ``filtered``: the
-    block already spatially filtered (modified in place).
+    block already spatially filtered (modified in place). ``noise``: its per-pixel noise SD,
+    when computed once for the whole field (overlapping patches then skip it).
     """
     t, h, w = data.shape
     cn, pnr, filtered, noise = correlation_pnr(
-        data, gSig, center_psf=center_psf, thresh_init=thresh_init, filtered=filtered
+        data, gSig, center_psf=center_psf, thresh_init=thresh_init, filtered=filtered, noise=noise
     )
     cn_out, pnr_out = cn.copy(), pnr.copy()
     kernel = center_psf_kernel(gSig, center_psf)

@@ -117,18 +117,23 @@ def correlation_pnr(
     center_psf: bool = True,
     thresh_init: float = 2.0,
     filtered: np.ndarray | None = None,
+    noise: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(cn, pnr, filtered, noise)`` for an in-memory (T, h, w) block.
 
     ``filtered`` is the spatially filtered, time-centred data (float32, same shape), reused
     by seeding; ``noise`` is the per-pixel noise SD of ``filtered``. Pass ``filtered`` when
     the block was already filtered (e.g. whole frames, before cutting patches); it is then
-    centred in place.
+    centred in place. ``noise``: the per-pixel noise SD when it is already known (it
+    depends on each pixel's own trace only, so whole-frame values equal a block's).
     """
     if filtered is None:
         filtered = spatial_filter(data, center_psf_kernel(gSig, center_psf))
     filtered -= filtered.mean(axis=0)
-    noise = pixel_noise_robust(filtered).astype(np.float32)
+    if noise is None:
+        noise = pixel_noise_robust(filtered).astype(np.float32)
+    else:
+        noise = np.array(noise, dtype=np.float32)
     noise[noise <= 0] = np.inf
     pnr = filtered.max(axis=0) / noise
     pnr[~np.isfinite(pnr) | (pnr < 0)] = 0
