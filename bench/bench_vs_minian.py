@@ -7,10 +7,14 @@ each in its own process tree, and are scored against the generator's truth by th
   the defaults of ``ace_assets.catalog.parameter_specs`` (an empty analysis_parameters row);
 * minian: its ``pipeline.ipynb`` run headless (glow removal, median denoise, tophat,
   motion, seeds, PNR/KS refinement, merge, init, two spatial/temporal updates with a merge
-  between), notebook parameters, window sizes scaled to the neuron size, on a dask
-  ``LocalCluster`` of ``--workers`` single-threaded workers. ``update_background``'s
-  one-column ``lstsq`` is written out as the same least squares (its dask graph fails to
-  store under the dask releases minian 2.0.2 installs with).
+  between), minian's own functions with the notebook's parameters (float32 movie, 1 GB
+  rechunk limit, workers spill rather than die at their 4 GB limit), window sizes scaled to
+  the neuron size (the median denoise keeps the notebook's 7 px: smaller leaves too much
+  noise: 1,574 initial units on the quick movie), on a dask ``LocalCluster`` of ``--workers``
+  single-threaded workers. The notebook's ``TaskAnnotation`` scheduler plugin is left out:
+  under distributed 2026 it raises on every graph (the scheduler logs it and goes on), so
+  it annotates nothing in the notebook either, and with one thread per worker its ``MEM``
+  resources could not change the schedule.
 
 Reported per tool: stage times; peak RSS of the whole process tree (the process and every
 descendant, summed, sampled every 0.2 s: dask workers are separate processes; shared pages
@@ -20,10 +24,10 @@ matched traces with the true calcium; motion error (median and 95th percentile, 
 removing the constant offset between the tools' reference frame and the generator's).
 
 The ratio ``minian / ace_assets`` of total time is measured in the same run. minian is never
-a runtime dependency: install it into a separate environment (the ``bench-minian`` extra)
-and name that interpreter:
+a runtime dependency: install it into a separate Python 3.11 environment (the
+``bench-minian`` extra; ``ffmpeg`` on PATH) and name that interpreter:
 
-    python -m venv .venv-minian && .venv-minian/bin/pip install -e '.[bench-minian]'
+    python3.11 -m venv .venv-minian && .venv-minian/bin/pip install -e '.[bench-minian]'
     python bench/bench_vs_minian.py --minian-python .venv-minian/bin/python --quick
     python bench/bench_vs_minian.py --minian-python .venv-minian/bin/python \\
         --frames 1000 8000 --kinds demo highfreq_608
@@ -31,7 +35,19 @@ and name that interpreter:
 ``--kinds``: ``demo`` (608 x 608, 300 neurons, the demo's kind) and/or members of the
 harder synthetic family (``ace_assets.demo.families``; ``highfreq_608`` has stripes, vessels
 and dim neurons). ``--quick``: 200 x 200, 300 frames, both kinds at that size.
-Last line: one JSON object with every number.
+Last line: one JSON object with every number (NaN as null).
+
+The extra pins minian's computing stack to minian 2.0.2's own ``pdm.lock`` for Python < 3.12:
+dask and distributed 2026.6.0, xarray 2025.6.1, zarr 2.18.3, numcodecs 0.13.1, rechunker
+0.5.4, numpy 2.2.6, pandas 2.3.3, scipy 1.15.3, sparse 0.17.0, numba 0.65.1, cvxpy 1.7.5.
+minian 2.0.2 requires dask >= 2025.1; with dask 2025.1 and xarray 2024.11 its
+``update_background`` failed to store its result. If minian fails, the end of its traceback
+goes to stderr, its row carries ``error``, the ace_assets row, the table and the JSON line
+are still printed, and the exit status is 1.
+
+At ``--quick`` size (200 x 200, cells of 3.5 px radius) minian's motion estimate slips at
+some chunk boundaries of its recursive template (median error about 1.5 px, a few frames
+off by tens of px), which costs it precision; its 608 x 608 numbers are in issue 18.
 """
 
 from __future__ import annotations
