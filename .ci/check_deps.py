@@ -32,6 +32,9 @@ TOOLS = {
     "pyarrow": "pandas' Parquet engine (cohort_table.parquet), loaded by pandas",
 }
 
+#: extras installed into another interpreter (minian's pinned stack): nothing here imports them
+OTHER_INTERPRETER = {"bench-minian"}
+
 
 def norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
@@ -70,7 +73,10 @@ def main() -> int:
     project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
     main_deps = {requirement_name(s) for s in project["dependencies"]}
     extras = {
-        requirement_name(s) for specs in project["optional-dependencies"].values() for s in specs
+        requirement_name(s)
+        for extra, specs in project["optional-dependencies"].items()
+        if extra not in OTHER_INTERPRETER
+        for s in specs
     }
     dists = {mod: {norm(d) for d in ds} for mod, ds in packages_distributions().items()}
     problems: list[str] = []
