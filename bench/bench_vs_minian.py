@@ -122,53 +122,10 @@ def write_movie(cfg: Any, folder: Path) -> dict[str, np.ndarray]:
 
 
 def run_ace(folder: str, workdir: str, out_npz: str) -> dict[str, float]:
-    """The movie chain as the assets call it (runs in a child process)."""
-    from ace_assets.catalog.stage_params import group_defaults
-    from ace_assets.io.miniscope import open_miniscope
-    from ace_assets.io.store import ArrayStoreWriter
-    from ace_assets.miniscope.denoise import denoise_movie
-    from ace_assets.miniscope.extraction import extract
-    from ace_assets.miniscope.motion import motion_correct
-    from ace_assets.miniscope.preprocess import output_shape, preprocess_movie
+    """The movie chain as the assets call it (``bench/_chain.py``; runs in a child process)."""
+    from _chain import run_chain
 
-    rec = open_miniscope(folder)
-    n, (h, w), fps = rec.n_frames, rec.frame_shape, rec.frame_rate
-    work = Path(workdir)
-    times: dict[str, float] = {}
-    t0 = time.perf_counter()
-    with ArrayStoreWriter(work / "denoised.npyd", (n, h, w), np.uint8, {"fps": fps}) as wr:
-        den = denoise_movie(rec, n, (h, w), fps, group_defaults("denoise"), wr)
-        denoised = wr.commit()
-    times["denoise_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    shape = output_shape(n, (h, w))
-    with ArrayStoreWriter(work / "pre.npyd", shape, np.float32, {"fps": fps}, compact=True) as wr:
-        preprocess_movie(
-            denoised, n, (h, w), fps, group_defaults("preprocess"), wr, scratch_dir=work
-        )
-        pre = wr.commit()
-    times["preprocess_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    with ArrayStoreWriter(work / "mc.npyd", shape, np.float32, {"fps": fps}, compact=True) as wr:
-        mot = motion_correct(pre, n, (h, w), group_defaults("motion"), wr)
-        corrected = wr.commit()
-    times["motion_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    res = extract(
-        corrected,
-        group_defaults("extraction"),
-        fps=fps,
-        workdir=work,
-        stripe_frequencies_hz=den.stripe_frequencies_hz or None,
-    )
-    times["extraction_s"] = time.perf_counter() - t0
-    np.savez(
-        out_npz,
-        centers=np.asarray(res.centers, dtype=np.float64),
-        C=np.asarray(res.C, dtype=np.float32),
-        shifts=np.asarray(mot.shifts_rigid, dtype=np.float64),
-    )
-    return times
+    return run_chain(folder, workdir, out_npz)
 
 
 # ----------------------------------------------------------------------------- minian
