@@ -13,8 +13,20 @@ from pathlib import Path
 import numpy as np
 
 
+def phase_of(message: str) -> str:
+    """Extraction's progress message without its counters ("seeding patch 3/100" ->
+    "seeding patch", "full-resolution pass 1/2 (300 components)" -> "full-resolution pass")."""
+    head = message.split(" (")[0]
+    if head.startswith("seeding"):  # "seeding patch i/N" before 2026-11, "seeding N patches"
+        return "seeding"
+    words = [w for w in head.split() if not any(ch.isdigit() for ch in w)]
+    return " ".join(words)
+
+
 def run_chain(folder: str, workdir: str, out_npz: str) -> dict[str, float]:
-    """Stage wall and CPU seconds; sources, traces and shifts saved to ``out_npz`` (npz)."""
+    """Stage wall and CPU seconds, and extraction's by phase (``phase:<name>_s`` and
+    ``phase:<name>_cpu_s``, from its progress messages); sources, traces and shifts saved
+    to ``out_npz`` (npz)."""
     from ace_assets.catalog.stage_params import group_defaults
     from ace_assets.io.miniscope import open_miniscope
     from ace_assets.io.store import ArrayStoreWriter
@@ -50,13 +62,24 @@ def run_chain(folder: str, workdir: str, out_npz: str) -> dict[str, float]:
         mot = motion_correct(pre, n, (h, w), group_defaults("motion"), wr, scratch_dir=work)
         corrected = wr.commit()
     lap("motion")
+    marks: list[tuple[str, float, float]] = []
+
+    def progress(message: str) -> None:
+        marks.append((phase_of(message), time.perf_counter(), time.process_time()))
+
+    progress("start")
     res = extract(
         corrected,
         group_defaults("extraction"),
         fps=fps,
         workdir=work,
         stripe_frequencies_hz=den.stripe_frequencies_hz or None,
+        progress=progress,
     )
+    progress("end")
+    for (name, w0, c0), (_, w1, c1) in zip(marks, marks[1:], strict=False):
+        for key, value in ((f"phase:{name}_s", w1 - w0), (f"phase:{name}_cpu_s", c1 - c0)):
+            times[key] = times.get(key, 0.0) + value
     lap("extraction")
     np.savez(
         out_npz,

@@ -153,6 +153,21 @@ def main() -> None:
     print(" | ".join(c for c, _ in cols))
     for row in rows:
         print(" | ".join(f.format(row[c]) for c, f in cols))
+    phases: list[str] = []  # in the order the phases ran
+    for row in rows:
+        for key in row:
+            name = key[len("phase:") : -len("_s")]
+            if key.startswith("phase:") and not name.endswith("_cpu") and name not in phases:
+                phases.append(name)
+    print("\nextraction by phase, wall / CPU s")
+    print(" | ".join(["phase", *(r["variant"] for r in rows)]))
+    for name in phases:
+        cells = [
+            f"{r.get(f'phase:{name}_s', float('nan')):.1f} / "
+            f"{r.get(f'phase:{name}_cpu_s', float('nan')):.1f}"
+            for r in rows
+        ]
+        print(" | ".join([name, *cells]))
     load = os.getloadavg()
     print(json.dumps({"bench": "chain", "load": [round(v, 2) for v in load], "rows": rows}))
 
