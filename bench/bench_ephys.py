@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -297,6 +298,7 @@ def main() -> None:
             rec = root / f"rec_{m:g}min"
             t0 = time.perf_counter()
             n = make_recording(rec, m, args.channels, args.fs)
+            os.sync()  # no approach pays for writing back the generator's files
             gen_s = time.perf_counter() - t0
             work = root / f"work_{m:g}min"
             work.mkdir()

@@ -43,6 +43,7 @@ from scipy import signal
 from threadpoolctl import threadpool_limits
 
 from ace_assets.ephys.filters import ZeroPhaseFilter, bridge_nans, design_filter, mirror_indices
+from ace_assets.io.row_file import RowFile
 
 Reader = Callable[[int, int], np.ndarray]
 Writer = Callable[[int, np.ndarray], None]
@@ -55,6 +56,9 @@ RIPPLE_DB = 100.0
 MIN_RATE_OVER_EDGE = 128.0
 #: below this factor the full-rate filter is about as fast: not worth the approximation
 MIN_FACTOR = 4
+#: input bytes per block: every work array of a block then fits in a core's L2 cache
+#: (4 MiB here); 8 MiB blocks cost 20-30% more CPU, most of it in copies
+BLOCK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -232,7 +236,8 @@ def _filtfilt_decimated(
     n_ch = scratch.shape[1]
     ker = _Kernels(plan)
     n_low = low_length(n, pad, d)
-    kb = max(8 * max(ker.n_s, ker.n_u), chunk_samples // d)
+    fit = BLOCK_BYTES // (4 * d * n_ch)  # low-rate samples per cache-sized block
+    kb = max(8 * max(ker.n_s, ker.n_u), min(chunk_samples // d, fit))
     nan_ranges: list[tuple[int, int]] = []
 
     def virtual(i0: int, i1: int, bridge: bool) -> np.ndarray:
@@ -255,6 +260,7 @@ def _filtfilt_decimated(
     assert sos is not None
     zi0 = signal.sosfilt_zi(sos)
     state = None
+    forward = RowFile(scratch)  # a fresh file's pages are cheaper written than faulted in
     for ka in range(0, n_low, kb):
         kz = min(n_low, ka + kb)
         r0, r1 = ka + ker.s_lo, kz + ker.s_hi  # rows of d input samples
@@ -266,7 +272,9 @@ def _filtfilt_decimated(
                 nan_ranges.append((max(i0, 0), min(i1, n)))
         if state is None:
             state = zi0[:, :, None] * z[0][None, None, :]
-        scratch[ka:kz], state = signal.sosfilt(sos, z, axis=0, zi=state)
+        low, state = signal.sosfilt(sos, z, axis=0, zi=state)
+        forward.write(ka, low)
+    forward.close()
     # 2: backward, in place, from the steady state of the last forward output
     state = zi0[:, :, None] * np.asarray(scratch[n_low - 1])[None, None, :]
     for kz in range(n_low, 0, -kb):

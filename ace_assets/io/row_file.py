@@ -5,6 +5,10 @@ file's holes to do so (large-folio readahead, zero-filled): measured here, writi
 that way cost 1-1.9 s of system time against 0.14-0.3 s for the same bytes written with
 ``pwrite``, and the gap grows with the recording. The bytes land in the same page cache the
 store's mapping uses, and the writer's commit (``msync``) syncs them all the same.
+
+Each ``pwrite`` carries at most :data:`PIECE_BYTES`: one 8 MiB call cost 0.3-1.1 s of system
+time per 614 MB, 1 MiB calls 0.13-0.17 s (measured here, same bytes; the source stays in the
+core's cache and the kernel's page-cache bookkeeping per call stays small).
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
+
+#: largest single ``pwrite``; bigger blocks are written in pieces of this size
+PIECE_BYTES = 1 << 20
 
 
 class RowFile:
@@ -39,7 +46,8 @@ class RowFile:
         position = self.offset + start * self.row_bytes
         done = 0
         while done < view.nbytes:
-            done += os.pwrite(self._fd, view[done:], position + done)
+            piece = view[done : done + PIECE_BYTES]
+            done += os.pwrite(self._fd, piece, position + done)
 
     def close(self) -> None:
         if self._fd is not None:
