@@ -277,8 +277,9 @@ def _filtfilt_decimated(
     forward.close()
     # 2: backward, in place, from the steady state of the last forward output
     state = zi0[:, :, None] * np.asarray(scratch[n_low - 1])[None, None, :]
-    for kz in range(n_low, 0, -kb):
-        ka = max(0, kz - kb)
+    kb_low = max(kb, 2 * BLOCK_BYTES // (8 * n_ch))  # low-rate only: fewer, larger calls
+    for kz in range(n_low, 0, -kb_low):
+        ka = max(0, kz - kb_low)
         rev = np.asarray(scratch[ka:kz])[::-1]
         out, state = signal.sosfilt(sos, rev, axis=0, zi=state)
         scratch[ka:kz] = out[::-1]

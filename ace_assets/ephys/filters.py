@@ -418,7 +418,7 @@ def filter_store(
                 progress(b - a)
             return block[:, None] if block.ndim == 1 else block
 
-        rows = RowFile(dst)  # written through the file: see ace_assets.io.row_file
+        rows = RowFile(dst, writeback=True)  # written through the file: see ace_assets.io.row_file
 
         def write(a: int, block: np.ndarray) -> None:
             rows.write(a, block[:, 0] if dst.ndim == 1 else block)

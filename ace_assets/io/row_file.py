@@ -9,6 +9,9 @@ store's mapping uses, and the writer's commit (``msync``) syncs them all the sam
 Each ``pwrite`` carries at most :data:`PIECE_BYTES`: one 8 MiB call cost 0.3-1.1 s of system
 time per 614 MB, 1 MiB calls 0.13-0.17 s (measured here, same bytes; the source stays in the
 core's cache and the kernel's page-cache bookkeeping per call stays small).
+
+``writeback=True`` (stores, not scratch files) starts the disk writing each few MiB as soon as
+they are written (:mod:`ace_assets.io.writeback`), so the commit's sync waits for little.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import os
 
 import numpy as np
 
+from ace_assets.io.writeback import Writeback
+
 #: largest single ``pwrite``; bigger blocks are written in pieces of this size
 PIECE_BYTES = 1 << 20
 
@@ -24,17 +29,21 @@ PIECE_BYTES = 1 << 20
 class RowFile:
     """Rows of an ``np.memmap`` (a store being written), written with ``os.pwrite``.
 
-    Falls back to assigning through the array where ``pwrite`` or a file is missing."""
+    Falls back to assigning through the array where ``pwrite`` or a file is missing.
+    ``array`` must be a whole memmap (a slice's ``offset`` is its parent's)."""
 
-    def __init__(self, array: np.ndarray) -> None:
+    def __init__(self, array: np.ndarray, *, writeback: bool = False) -> None:
         self.array = array
         self.dtype = array.dtype
         self.row_bytes = int(array.dtype.itemsize * np.prod(array.shape[1:], dtype=np.int64))
         filename = getattr(array, "filename", None)
         self._fd: int | None = None
+        self._writeback: Writeback | None = None
         if filename is not None and hasattr(os, "pwrite"):
             self._fd = os.open(filename, os.O_WRONLY)
             self.offset = int(array.offset)
+            if writeback:
+                self._writeback = Writeback(self._fd)
 
     def write(self, start: int, block: np.ndarray) -> None:
         """Rows ``start : start + len(block)``, cast to the array's dtype as assignment would."""
@@ -48,9 +57,13 @@ class RowFile:
         while done < view.nbytes:
             piece = view[done : done + PIECE_BYTES]
             done += os.pwrite(self._fd, piece, position + done)
+        if self._writeback is not None:
+            self._writeback.wrote(position, view.nbytes)
 
     def close(self) -> None:
         if self._fd is not None:
+            if self._writeback is not None:
+                self._writeback.start()
             os.close(self._fd)
             self._fd = None
 
