@@ -418,7 +418,8 @@ def filter_store(
                 progress(b - a)
             return block[:, None] if block.ndim == 1 else block
 
-        rows = RowFile(dst, writeback=True)  # written through the file: see ace_assets.io.row_file
+        # written through the file by a second thread, writeback started early: see row_file
+        rows = RowFile(dst, writeback=True, background=True)
 
         def write(a: int, block: np.ndarray) -> None:
             rows.write(a, block[:, 0] if dst.ndim == 1 else block)

@@ -626,8 +626,8 @@ def _write_grid_store(
     n, n_ch = reader.n_samples, len(reader.sources)
     with ArrayStoreWriter(path, (n, n_ch), np.float32, meta) as writer:
         block = np.empty((min(chunk_samples, n), n_ch), dtype=np.float32)
-        # written through the file, its disk writeback started early: see ace_assets.io.row_file
-        with RowFile(writer.array, writeback=True) as rows:
+        # written through the file by a second thread, writeback started early: see row_file
+        with RowFile(writer.array, writeback=True, background=True) as rows:
             for s0, s1 in reader.grid.segments:
                 for a in range(s0, s1, chunk_samples):
                     b = min(s1, a + chunk_samples)
