@@ -31,6 +31,7 @@ linear interpolation inside the chunk before filtering and set back to NaN after
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -407,6 +408,8 @@ def filter_store(
         scratch = np.lib.format.open_memmap(scratch_path, mode="w+", dtype=kind, shape=shape)
         dst = w.array
 
+        progress_lock = threading.Lock()
+
         def read(a: int, b: int) -> np.ndarray:
             if plan is None:
                 block = np.array(src_mm[a:b], dtype=np.float64)
@@ -415,7 +418,8 @@ def filter_store(
                 release_pages(src_mm, scratch)
                 block = src_mm[a:b]
             if progress is not None:
-                progress(b - a)
+                with progress_lock:  # the decimated path reads from worker threads
+                    progress(b - a)
             return block[:, None] if block.ndim == 1 else block
 
         # written through the file by a second thread, writeback started early: see row_file
