@@ -3,8 +3,10 @@
 Ours: ``NeuralynxSession`` -> ``write_session_store`` (records read from a structured
 memmap onto the sample grid, volts) -> ``filter_store`` (the 0.5-30 Hz band: decimated
 by a polyphase FIR, forward-backward Butterworth at the low rate, interpolated back onto
-every sample; see ``ace_assets.ephys.decimated``), both stores on disk. Baseline: neo reads
-the whole recording into memory, then one ``scipy.signal.sosfiltfilt`` call. Floor: the
+every sample; see ``ace_assets.ephys.decimated``), both stores on disk and synced at commit.
+Ours uses both cores (blocks decimated / interpolated on two threads, stores written by a
+third); its CPU time counts every thread. Baseline: neo reads the whole recording into
+memory, then one ``scipy.signal.sosfiltfilt`` call. Floor: the
 time to only read the int16 samples (a memmap of the records, summed), i.e. disk / page
 cache speed; nothing reads a recording faster. ``max_rel_diff_vs_baseline`` compares the
 interior (the padding differs at the ends).
@@ -15,8 +17,8 @@ and CPU time (user + system, all threads), the latter steadier on a shared machi
 ``--repeat`` each is the median over the runs (the stage columns are the median-wall run). The
 baseline is skipped above ``--baseline-max-minutes`` (it needs ~3x the float64 recording
 in RAM) and its time extrapolated linearly from a run at ``--baseline-max-minutes`` (added
-when both lengths are longer). The recording was just written, so every approach reads it
-from the page cache.
+when both lengths are longer). The recording was just written (and synced, so no approach
+pays for its writeback), so every approach reads it from the page cache.
 
     python bench/bench_ephys.py --quick          # 1.5 and 3 min, < 1 min total
     python bench/bench_ephys.py --quick --repeat 3   # median of 3 (a shared machine)
