@@ -39,6 +39,7 @@ fit a core's L2 cache (:data:`BLOCK_BYTES`).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import threading
@@ -50,7 +51,7 @@ from typing import TypeVar
 
 import numpy as np
 from scipy import signal
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from ace_assets.ephys.filters import ZeroPhaseFilter, bridge_nans, design_filter, mirror_indices
 from ace_assets.io.row_file import RowFile
@@ -232,7 +233,7 @@ def filtfilt_decimated(
         return
     # The products are many and small: BLAS threads spin more than they help (on a
     # shared 2-core machine they doubled the wall time), so one thread.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _blas_controller().limit(limits=1, user_api="blas"):
         _filtfilt_decimated(plan, read, write, start, stop, scratch, pad, chunk_samples)
 
 
@@ -339,6 +340,14 @@ def _filtfilt_decimated(
         q_first, q_last = pad // d, (n - 1 + pad) // d
         for _ in _in_order(pool, interpolated, range(q_first, q_last + 1, kb)):
             pass
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """The process's thread pools, found once: the search takes 1-40 ms (more with more
+    shared libraries loaded), once per segment otherwise. NumPy's and SciPy's BLAS are
+    loaded by this module's imports, so none is missed."""
+    return ThreadpoolController()
 
 
 def _in_order(pool: ThreadPoolExecutor, fn: Callable[[int], T], items: range) -> Iterator[T]:
