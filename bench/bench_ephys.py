@@ -18,7 +18,8 @@ and CPU time (user + system, all threads), the latter steadier on a shared machi
 baseline is skipped above ``--baseline-max-minutes`` (it needs ~3x the float64 recording
 in RAM) and its time extrapolated linearly from a run at ``--baseline-max-minutes`` (added
 when both lengths are longer). The recording was just written (and synced, so no approach
-pays for its writeback), so every approach reads it from the page cache.
+pays for its writeback), so every approach reads it from the page cache; each run of ours
+writes its stores afresh (the previous run's are deleted before, outside the timing).
 
     python bench/bench_ephys.py --quick          # 1.5 and 3 min, < 1 min total
     python bench/bench_ephys.py --quick --repeat 3   # median of 3 (a shared machine)
@@ -311,6 +312,8 @@ def main() -> None:
             runs: dict[str, list[dict]] = {name: [] for name in stages}
             for _ in range(args.repeat):  # interleaved, so load changes hit every approach
                 for name in stages:
+                    for old in work.glob("*.npyd"):  # every run writes new stores, none
+                        shutil.rmtree(old)  # replaces (and pays to delete) the last run's
                     runs[name].append(run_stage(name, rec, work))
             for name in stages:
                 row[name] = _median_run(runs[name])
