@@ -54,6 +54,7 @@ from scipy import signal
 from threadpoolctl import ThreadpoolController
 
 from ace_assets.ephys.filters import ZeroPhaseFilter, bridge_nans, design_filter, mirror_indices
+from ace_assets.io.page_range import release_rows
 from ace_assets.io.row_file import RowFile
 
 Reader = Callable[[int, int], np.ndarray]
@@ -303,6 +304,7 @@ def _filtfilt_decimated(
         else:  # only when the pad is shorter than the FIR: hold the end values
             y = scratch[np.clip(np.arange(lo, hi), 0, n_low - 1)]
         full = ker.interpolate(y, qz - qa)
+        release_rows(scratch, lo, hi)  # only these rows: see ace_assets.io.page_range
         p0 = -pad + qa * d  # segment position of full[0]
         a, b = max(0, p0), min(n, p0 + full.shape[0])
         block = full[a - p0 : b - p0]
@@ -336,6 +338,7 @@ def _filtfilt_decimated(
             rev = np.asarray(scratch[ka:kz])[::-1]
             out, state = signal.sosfilt(sos, rev, axis=0, zi=state)
             scratch[ka:kz] = out[::-1]
+            release_rows(scratch, ka, kz)
         # 3: interpolate onto every input sample of the segment and write (blocks in parallel)
         q_first, q_last = pad // d, (n - 1 + pad) // d
         for _ in _in_order(pool, interpolated, range(q_first, q_last + 1, kb)):
