@@ -3,19 +3,23 @@
 Ours: ``NeuralynxSession`` -> ``write_session_store`` (records read from a structured
 memmap onto the sample grid, volts) -> ``filter_store`` (the 0.5-30 Hz band: decimated
 by a polyphase FIR, forward-backward Butterworth at the low rate, interpolated back onto
-every sample; see ``ace_assets.ephys.decimated``), both stores on disk. Baseline: neo reads
-the whole recording into memory, then one ``scipy.signal.sosfiltfilt`` call. Floor: the
+every sample; see ``ace_assets.ephys.decimated``), both stores on disk and synced at commit.
+Ours uses both cores (blocks decimated / interpolated on two threads, stores written by a
+third); its CPU time counts every thread. Baseline: neo reads the whole recording into
+memory, then one ``scipy.signal.sosfiltfilt`` call. Floor: the
 time to only read the int16 samples (a memmap of the records, summed), i.e. disk / page
 cache speed; nothing reads a recording faster. ``max_rel_diff_vs_baseline`` compares the
 interior (the padding differs at the ends).
 
 Each approach runs in its own subprocess at two recording lengths; peak RSS is that
 subprocess's ``ru_maxrss``. Ratios are taken within one run (same machine load): wall time
-and CPU time (user + system, all threads), the latter steadier on a shared machine. The
+and CPU time (user + system, all threads), the latter steadier on a shared machine; with
+``--repeat`` each is the median over the runs (the stage columns are the median-wall run). The
 baseline is skipped above ``--baseline-max-minutes`` (it needs ~3x the float64 recording
 in RAM) and its time extrapolated linearly from a run at ``--baseline-max-minutes`` (added
-when both lengths are longer). The recording was just written, so every approach reads it
-from the page cache.
+when both lengths are longer). The recording was just written (and synced, so no approach
+pays for its writeback), so every approach reads it from the page cache; each run of ours
+writes its stores afresh (the previous run's are deleted before, outside the timing).
 
     python bench/bench_ephys.py --quick          # 1.5 and 3 min, < 1 min total
     python bench/bench_ephys.py --quick --repeat 3   # median of 3 (a shared machine)
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -195,7 +200,8 @@ STAGES = {"ours": stage_ours, "baseline": stage_baseline, "floor": stage_floor}
 
 
 def _median_run(runs: list[dict]) -> dict:
-    """The run of median wall time (its CPU time and memory go with it)."""
+    """The run of median wall time (its stage times and memory go with it; the CPU-time
+    ratio uses the median CPU time over the runs, ``median_total_cpu_s``)."""
     return dict(sorted(runs, key=lambda r: r["total_s"])[(len(runs) - 1) // 2])
 
 
@@ -205,7 +211,7 @@ def _row_summary(r: dict, channels: int, per_sample: dict[str, float]) -> dict:
     ours, floor = r["ours"], r["floor"]
     if "baseline" in r:
         base = r["baseline"]
-        base_wall, base_cpu = base["total_s"], base["total_cpu_s"]
+        base_wall, base_cpu = base["total_s"], base["median_total_cpu_s"]
     else:
         base = None
         base_wall = per_sample["wall"] * r["n_samples"]
@@ -217,9 +223,9 @@ def _row_summary(r: dict, channels: int, per_sample: dict[str, float]) -> dict:
         "baseline_samples_per_s": total / base_wall,
         "floor_samples_per_s": total / floor["total_s"],
         "ratio_vs_baseline_wall": base_wall / ours["total_s"],
-        "ratio_vs_baseline_cpu": base_cpu / ours["total_cpu_s"],
+        "ratio_vs_baseline_cpu": base_cpu / ours["median_total_cpu_s"],
         "ours_time_over_floor_wall": ours["total_s"] / floor["total_s"],
-        "ours_time_over_floor_cpu": ours["total_cpu_s"] / floor["total_cpu_s"],
+        "ours_time_over_floor_cpu": ours["median_total_cpu_s"] / floor["median_total_cpu_s"],
         "baseline_extrapolated": base is None,
         "ours": {k: v for k, v in ours.items()},
         "baseline": base,
@@ -242,7 +248,7 @@ def _print_table(rows: list[dict], summary: list[dict], channels: int) -> None:
                       f"{total / est / 1e6:>7.2f}* {'(not run)':>9}")  # fmt: skip
                 continue
             print(f"{r['minutes']:>8g} {name:>9} {s['read_s']:>7.2f} {s['filter_s']:>8.2f} "
-                  f"{s['total_s']:>8.2f} {s['total_cpu_s']:>7.2f} "
+                  f"{s['total_s']:>8.2f} {s['median_total_cpu_s']:>7.2f} "
                   f"{total / s['total_s'] / 1e6:>8.1f} {s['peak_rss_mb']:>9.0f} "
                   f"{s['peak_anon_mb']:>8.0f}")  # fmt: skip
     print()
@@ -297,6 +303,7 @@ def main() -> None:
             rec = root / f"rec_{m:g}min"
             t0 = time.perf_counter()
             n = make_recording(rec, m, args.channels, args.fs)
+            os.sync()  # no approach pays for writing back the generator's files
             gen_s = time.perf_counter() - t0
             work = root / f"work_{m:g}min"
             work.mkdir()
@@ -305,10 +312,15 @@ def main() -> None:
             runs: dict[str, list[dict]] = {name: [] for name in stages}
             for _ in range(args.repeat):  # interleaved, so load changes hit every approach
                 for name in stages:
+                    for old in work.glob("*.npyd"):  # every run writes new stores, none
+                        shutil.rmtree(old)  # replaces (and pays to delete) the last run's
                     runs[name].append(run_stage(name, rec, work))
             for name in stages:
                 row[name] = _median_run(runs[name])
                 row[name]["repeats_total_s"] = [r["total_s"] for r in runs[name]]
+                cpu = [r["total_cpu_s"] for r in runs[name]]
+                row[name]["repeats_total_cpu_s"] = cpu
+                row[name]["median_total_cpu_s"] = float(np.median(cpu))
             if "baseline" in row:
                 row["max_rel_diff"] = _probe_diff(work)
             rows.append(row)
@@ -322,7 +334,7 @@ def main() -> None:
         key: float(np.mean([r["baseline"][f] / r["n_samples"] for r in measured]))
         if measured
         else float("nan")
-        for key, f in (("wall", "total_s"), ("cpu", "total_cpu_s"))
+        for key, f in (("wall", "total_s"), ("cpu", "median_total_cpu_s"))
     }
     summary = [_row_summary(r, args.channels, per_sample) for r in rows]
     _print_table(rows, summary, args.channels)

@@ -31,6 +31,7 @@ linear interpolation inside the chunk before filtering and set back to NaN after
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ import numpy as np
 from scipy import signal
 
 from ace_assets.ephys.sidecars import copy_sidecars, segments_from_meta
-from ace_assets.io.pages import release_pages
+from ace_assets.io.page_range import release_rows
 from ace_assets.io.row_file import RowFile
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 
@@ -282,9 +283,11 @@ def filtfilt_stream(
         if mask is not None:
             nan_ranges.append((a, b))
         scratch[a:b] = step.step(block)
+        release_rows(scratch, a, b)  # see ace_assets.io.page_range (a no-op in memory)
     for a in range(n, n + pad, chunk):
         b = min(n + pad, a + chunk)
         scratch[a:b] = step.step(mirrored(a, b))
+        release_rows(scratch, a, b)
     # backward (anti-causal) pass from the end of the post pad
     step.reset(np.asarray(scratch[n + pad - 1], dtype=np.float64))
     for b in range(n + pad, 0, -chunk):
@@ -293,8 +296,10 @@ def filtfilt_stream(
         if b > lo:  # post pad: advance the state only
             step.step(np.asarray(scratch[lo:b], dtype=np.float64)[::-1])
         if lo == a:
+            release_rows(scratch, a, b)
             continue
         rev = np.asarray(scratch[a:lo], dtype=np.float64)[::-1]
+        release_rows(scratch, a, b)
         out = step.step(rev)[::-1]
         if any(r0 < lo and a < r1 for r0, r1 in nan_ranges):
             raw = np.asarray(read(start + a, start + lo))
@@ -407,22 +412,27 @@ def filter_store(
         scratch = np.lib.format.open_memmap(scratch_path, mode="w+", dtype=kind, shape=shape)
         dst = w.array
 
+        progress_lock = threading.Lock()
+        last = threading.local()  # the rows this thread read before (decimated path)
+
         def read(a: int, b: int) -> np.ndarray:
             if plan is None:
                 block = np.array(src_mm[a:b], dtype=np.float64)
-                release_pages(src_mm, scratch)
-            else:  # a view, used before the next read releases its pages
-                release_pages(src_mm, scratch)
+                release_rows(src_mm, a, b)
+            else:  # a view, used before this thread's next read releases its pages
+                release_rows(src_mm, *getattr(last, "rows", (0, 0)))
+                last.rows = (a, b)
                 block = src_mm[a:b]
             if progress is not None:
-                progress(b - a)
+                with progress_lock:  # the decimated path reads from worker threads
+                    progress(b - a)
             return block[:, None] if block.ndim == 1 else block
 
-        rows = RowFile(dst)  # written through the file: see ace_assets.io.row_file
+        # written through the file by a second thread, writeback started early: see row_file
+        rows = RowFile(dst, writeback=True, background=True)
 
         def write(a: int, block: np.ndarray) -> None:
             rows.write(a, block[:, 0] if dst.ndim == 1 else block)
-            release_pages(scratch)
 
         with rows:
             for s0, s1 in bounds:

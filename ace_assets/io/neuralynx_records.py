@@ -4,8 +4,9 @@ The body after the 16384-byte header is a fixed array of 1044-byte records, so i
 as one ``np.memmap`` with the structured record dtype (:data:`NCS_DTYPE`): no parsing, no
 per-record Python, and a block of records is a strided view. The header stays neo's and
 :func:`~ace_assets.io.neuralynx.read_ncs_header`'s business; the tests cross-check these
-samples and timestamps against neo. Mapped pages are released after each block
-(:func:`~ace_assets.io.pages.release_pages`), so a long read never grows the resident set.
+samples and timestamps against neo. The mapped pages of the records a block read are released
+after it (:func:`~ace_assets.io.page_range.release_rows`), so a long read never grows the
+resident set.
 Counts are scaled by the header's signed ``ADBitVolts`` (negated for inverted inputs),
 exactly as the vendor's ``Nlx2MatCSC`` counts times the header scale.
 """
@@ -19,7 +20,10 @@ import numpy as np
 from ace_assets.errors import AceInputError
 from ace_assets.io.neuralynx_format import HEADER_SIZE, NCS_DTYPE
 from ace_assets.io.neuralynx_format import SAMPLES_PER_RECORD as REC
+from ace_assets.io.page_range import release_rows
 from ace_assets.io.pages import release_pages
+
+_NONE = 1 << 62  # no record read since the last release
 
 
 def map_records(path, n_records: int) -> np.ndarray:
@@ -66,6 +70,7 @@ class ChannelRecords:
     nb_valid: np.ndarray
     grid_start: np.ndarray | None = None
     _mapped: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _read: tuple[int, int] = field(default=(_NONE, 0), repr=False, compare=False)
 
     @classmethod
     def scan(cls, path, fs: float, volts_per_count: float, n_records: int) -> ChannelRecords:
@@ -92,12 +97,15 @@ class ChannelRecords:
 
     def read_records(self, r0: int, r1: int) -> np.ndarray:
         """Raw records ``r0:r1`` (structured, a view of the memmap)."""
+        self._read = (min(r0, self._read[0]), max(r1, self._read[1]))
         return self.records()[r0:r1]
 
     def release(self) -> None:
-        """Drop this process's mapped pages of the file (they stay in the page cache)."""
-        if self._mapped is not None:
-            release_pages(self._mapped)
+        """Drop this process's mapped pages of the records read since the last release (they
+        stay in the page cache); only those, see :mod:`ace_assets.io.page_range`."""
+        if self._mapped is not None and self._read[1] > self._read[0]:
+            release_rows(self._mapped, *self._read)
+        self._read = (_NONE, 0)
 
     def contiguous_records(self, a: int, b: int) -> tuple[np.ndarray, int] | None:
         """Where full, back-to-back records cover grid ``a:b`` (the common case): their

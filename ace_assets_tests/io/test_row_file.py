@@ -27,3 +27,33 @@ def test_an_array_without_a_file_is_assigned() -> None:
     out = np.zeros((10, 2), dtype=np.float32)
     RowFile(out).write(4, np.ones((3, 2)))
     assert out[4:7].sum() == 6 and out.sum() == 6
+
+
+def test_a_background_writer_writes_every_row_before_close_returns(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(20_000, 4))
+    with ArrayStoreWriter(tmp_path / "s.npyd", data.shape, np.float32) as writer:
+        block = np.empty((900, 4))
+        with RowFile(writer.array, background=True, writeback=True) as rows:
+            for a in range(0, 20_000, 900):  # the caller reuses its block: rows must copy it
+                b = min(20_000, a + 900)
+                block[: b - a] = data[a:b]
+                rows.write(a, block[: b - a])
+        writer.commit()
+    assert np.array_equal(ArrayStore(tmp_path / "s.npyd").read(0, 20_000), data.astype(np.float32))
+
+
+def test_a_background_write_failure_is_raised_to_the_caller(tmp_path: Path) -> None:
+    import pytest
+
+    with ArrayStoreWriter(tmp_path / "s.npyd", (100, 2), np.float32) as writer:
+        with pytest.raises(OSError, match="disk full"):
+            with RowFile(writer.array, background=True) as rows:
+                rows._pwrite = _failing  # type: ignore[method-assign]
+                for _ in range(10):  # the failure surfaces at a later write or at close
+                    rows.write(10, np.ones((10, 2)))
+        assert rows._fd is None  # closed all the same
+
+
+def _failing(position: int, data: np.ndarray) -> None:
+    raise OSError("disk full")
