@@ -266,7 +266,7 @@ class TiledCache:
             for i in range(self.nty):
                 for j in range(self.ntx):
                     fh.seek(self._tile_offset(i, j, t0))
-                    fh.write(np.ascontiguousarray(tiles[i, j]).tobytes())
+                    fh.write(memoryview(np.ascontiguousarray(tiles[i, j])))  # no extra copy
 
     def read_patch(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """All frames of the rectangle ``[y0:y1, x0:x1]`` as (T, y1-y0, x1-x0) float32."""
