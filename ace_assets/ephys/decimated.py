@@ -31,8 +31,8 @@ products run in float32, the partial sums and the Butterworth in float64: roundi
 about 1e-7 of the input's amplitude, like the float32 stores' own (under a 5 mV offset a
 20 µV band keeps it within the 2e-4 above).
 
-Threads. Blocks are decimated, and later interpolated, on :data:`WORKERS` threads (NumPy and
-BLAS release the GIL), while the calling thread runs the Butterworth over them in order; at
+Threads. Blocks are decimated, and later interpolated, on :data:`MAX_WORKERS` threads
+(fewer if ``ACE_THREADS`` says so; NumPy and BLAS release the GIL), while the calling thread runs the Butterworth over them in order; at
 most a few blocks are in flight, so memory stays flat. Each block's input and work arrays
 fit a core's L2 cache (:data:`BLOCK_BYTES`).
 """
@@ -41,13 +41,10 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
 
 import numpy as np
 from scipy import signal
@@ -56,10 +53,10 @@ from threadpoolctl import ThreadpoolController
 from ace_assets.ephys.filters import ZeroPhaseFilter, bridge_nans, design_filter, mirror_indices
 from ace_assets.io.page_range import release_rows
 from ace_assets.io.row_file import RowFile
+from ace_assets.io.threads import compute_threads, ordered_map
 
 Reader = Callable[[int, int], np.ndarray]
 Writer = Callable[[int, np.ndarray], None]
-T = TypeVar("T")
 
 #: forward-backward Butterworth amplitude at ``pass_hz``: beyond it the FIR may differ
 BAND_EPS = 1e-5
@@ -74,7 +71,7 @@ MIN_FACTOR = 4
 BLOCK_BYTES = 1 << 20
 #: threads decimating / interpolating blocks (the IIR runs in order on the calling thread);
 #: ``read`` and ``write`` must allow calls from several threads for disjoint ranges
-WORKERS = min(2, os.cpu_count() or 1)
+MAX_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -316,13 +313,16 @@ def _filtfilt_decimated(
     sos = plan.low.sos
     assert sos is not None
     zi0 = signal.sosfilt_zi(sos)
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+    workers = min(MAX_WORKERS, compute_threads())
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         # 1: decimate (blocks in parallel) and filter forward (in order); low sample k sits
         # at segment position p_k = -pad + k*d
         state = None
         with RowFile(scratch) as forward:  # a fresh file's pages: cheaper written than faulted
             for ka, (z, bridged) in zip(
-                range(0, n_low, kb), _in_order(pool, decimated, range(0, n_low, kb)), strict=True
+                range(0, n_low, kb),
+                ordered_map(decimated, range(0, n_low, kb), workers, pool=pool),
+                strict=True,
             ):
                 if bridged is not None:
                     nan_ranges.append(bridged)
@@ -341,7 +341,7 @@ def _filtfilt_decimated(
             release_rows(scratch, ka, kz)
         # 3: interpolate onto every input sample of the segment and write (blocks in parallel)
         q_first, q_last = pad // d, (n - 1 + pad) // d
-        for _ in _in_order(pool, interpolated, range(q_first, q_last + 1, kb)):
+        for _ in ordered_map(interpolated, range(q_first, q_last + 1, kb), workers, pool=pool):
             pass
 
 
@@ -351,18 +351,6 @@ def _blas_controller() -> ThreadpoolController:
     shared libraries loaded), once per segment otherwise. NumPy's and SciPy's BLAS are
     loaded by this module's imports, so none is missed."""
     return ThreadpoolController()
-
-
-def _in_order(pool: ThreadPoolExecutor, fn: Callable[[int], T], items: range) -> Iterator[T]:
-    """``fn`` over ``items`` on the pool, results in order, at most ``2 * WORKERS`` pending
-    (so memory stays a few blocks however long the segment)."""
-    pending: deque[Future[T]] = deque()
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        if len(pending) >= 2 * WORKERS:
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
 
 
 def low_length(n: int, pad: int, factor: int) -> int:

@@ -45,29 +45,43 @@ def compute_threads() -> int:
 
 
 def ordered_map(
-    fn: Callable[[T], R], items: Iterable[T], threads: int | None = None
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    threads: int | None = None,
+    *,
+    pool: Executor | None = None,
 ) -> Iterator[R]:
     """``map(fn, items)`` in threads, results in input order.
 
     At most ``2 x threads`` items are in flight, so memory stays bounded however long
-    ``items`` is. With one thread it is plain ``map`` (no pool, tracebacks unchanged).
+    ``items`` is. ``pool``: an executor to share across calls (else one is made for this
+    call). With one thread and no pool it is plain ``map`` (tracebacks unchanged).
     """
     n = compute_threads() if threads is None else max(1, int(threads))
+    if pool is not None:
+        yield from _bounded(pool, fn, items, 2 * n)
+        return
     if n == 1:
         yield from map(fn, items)
         return
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="ace") as own:
+        yield from _bounded(own, fn, items, 2 * n)
+
+
+def _bounded(
+    pool: Executor, fn: Callable[[T], R], items: Iterable[T], in_flight: int
+) -> Iterator[R]:
     pending: deque[Future[R]] = deque()
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="ace") as pool:
-        try:
-            for item in items:
-                pending.append(pool.submit(fn, item))
-                if len(pending) >= 2 * n:
-                    yield pending.popleft().result()
-            while pending:
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= in_flight:
                 yield pending.popleft().result()
-        finally:
-            for fut in pending:
-                fut.cancel()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
 
 
 class _Serial:
