@@ -491,6 +491,7 @@ def _run(
     # each pixel's noise depends on its own filtered trace only: computed once here, in
     # blocks of the patch cores, rather than again in every overlapping patch (~1.8x the
     # pixels at rf=40, stride=20)
+    log(f"seeding {len(windows)} patches")
     noise_img = None
     if fcache is not None:
         noise_img = np.zeros((hs, ws), np.float32)
@@ -537,8 +538,9 @@ def _run(
 
     # patches are seeded independently (each reads its own window), on every core; the
     # results are taken in patch order, so seeds and their ids do not depend on threads
-    log(f"seeding {len(windows)} patches")
-    for window, res in zip(windows, ordered_map(seed_window, windows), strict=True):
+    seeded = zip(windows, ordered_map(seed_window, windows), strict=True)
+    for pi, (window, res) in enumerate(seeded):
+        log(f"seeding patch {pi + 1}/{len(windows)} done")
         y0, y1, x0, x1, cy0, cy1, cx0, cx1 = window
         core = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
         cn_img[cy0:cy1, cx0:cx1] = res.cn[core]
