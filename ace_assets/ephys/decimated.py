@@ -43,7 +43,6 @@ import functools
 import math
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,7 +52,7 @@ from threadpoolctl import ThreadpoolController
 from ace_assets.ephys.filters import ZeroPhaseFilter, bridge_nans, design_filter, mirror_indices
 from ace_assets.io.page_range import release_rows
 from ace_assets.io.row_file import RowFile
-from ace_assets.io.threads import compute_threads, ordered_map
+from ace_assets.io.threads import compute_threads, frame_pool
 
 Reader = Callable[[int, int], np.ndarray]
 Writer = Callable[[int, np.ndarray], None]
@@ -314,14 +313,14 @@ def _filtfilt_decimated(
     assert sos is not None
     zi0 = signal.sosfilt_zi(sos)
     workers = min(MAX_WORKERS, compute_threads())
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with frame_pool(workers) as pool:
         # 1: decimate (blocks in parallel) and filter forward (in order); low sample k sits
         # at segment position p_k = -pad + k*d
         state = None
         with RowFile(scratch) as forward:  # a fresh file's pages: cheaper written than faulted
             for ka, (z, bridged) in zip(
                 range(0, n_low, kb),
-                ordered_map(decimated, range(0, n_low, kb), workers, pool=pool),
+                pool.map(decimated, range(0, n_low, kb)),
                 strict=True,
             ):
                 if bridged is not None:
@@ -341,7 +340,7 @@ def _filtfilt_decimated(
             release_rows(scratch, ka, kz)
         # 3: interpolate onto every input sample of the segment and write (blocks in parallel)
         q_first, q_last = pad // d, (n - 1 + pad) // d
-        for _ in ordered_map(interpolated, range(q_first, q_last + 1, kb), workers, pool=pool):
+        for _ in pool.map(interpolated, range(q_first, q_last + 1, kb)):
             pass
 
 

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -44,28 +44,42 @@ def compute_threads() -> int:
     return max(1, min(cores, MAX_THREADS))
 
 
-def ordered_map(
-    fn: Callable[[T], R],
-    items: Iterable[T],
-    threads: int | None = None,
-    *,
-    pool: Executor | None = None,
-) -> Iterator[R]:
-    """``map(fn, items)`` in threads, results in input order.
+class FramePool:
+    """Threads shared by several maps of one step: :meth:`map` is ordered and bounded.
 
-    At most ``2 x threads`` items are in flight, so memory stays bounded however long
-    ``items`` is. ``pool``: an executor to share across calls (else one is made for this
-    call). With one thread and no pool it is plain ``map`` (tracebacks unchanged).
+    ``concurrent.futures.Executor.map`` submits every item at once, so mapping a long
+    iterator of frames would hold all of them (and their results); here at most
+    ``2 x threads`` items are in flight. One thread: plain ``map`` (tracebacks unchanged).
     """
+
+    def __init__(self, executor: Executor | None, threads: int) -> None:
+        self._executor = executor
+        self.threads = threads
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+        if self._executor is None:
+            return map(fn, items)
+        return _bounded(self._executor, fn, items, 2 * self.threads)
+
+
+@contextmanager
+def frame_pool(threads: int | None = None) -> Iterator[FramePool]:
+    """A :class:`FramePool` of ``threads`` threads (default :func:`compute_threads`)."""
     n = compute_threads() if threads is None else max(1, int(threads))
-    if pool is not None:
-        yield from _bounded(pool, fn, items, 2 * n)
-        return
     if n == 1:
-        yield from map(fn, items)
+        yield FramePool(None, 1)
         return
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="ace") as own:
-        yield from _bounded(own, fn, items, 2 * n)
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="ace") as executor:
+        yield FramePool(executor, n)
+
+
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], threads: int | None = None
+) -> Iterator[R]:
+    """``map(fn, items)`` on a pool of its own (:class:`FramePool`): in input order, at most
+    ``2 x threads`` items in flight, so memory stays bounded however long ``items`` is."""
+    with frame_pool(threads) as pool:
+        yield from pool.map(fn, items)
 
 
 def _bounded(
@@ -82,21 +96,3 @@ def _bounded(
     finally:
         for fut in pending:
             fut.cancel()
-
-
-class _Serial:
-    """The executor of one thread: plain calls, tracebacks unchanged."""
-
-    def map(self, fn: Callable[..., R], *iterables: Iterable[Any]) -> Iterator[R]:
-        return map(fn, *iterables)
-
-
-@contextmanager
-def frame_pool(threads: int | None = None) -> Iterator[Executor | _Serial]:
-    """An executor whose ``map`` runs a chunk's frames on ``threads`` threads, in order."""
-    n = compute_threads() if threads is None else max(1, int(threads))
-    if n == 1:
-        yield _Serial()
-        return
-    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="ace") as pool:
-        yield pool

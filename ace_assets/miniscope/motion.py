@@ -40,7 +40,7 @@ import numpy as np
 
 from ace_assets.errors import AceInputError
 from ace_assets.io.pages import release_pages
-from ace_assets.io.threads import frame_pool
+from ace_assets.io.threads import FramePool, frame_pool
 from ace_assets.miniscope.chunks import FrameSink, MovieSource, background, chunk_factory
 from ace_assets.miniscope.motion_template import TemplateInfo, build_template, estimate_template
 from ace_assets.miniscope.registrar import Measurement, MotionParams, Registrar
@@ -291,7 +291,7 @@ class _Measured:
         self.windows = self.patch_lags = self.patch_confidence = None  # type: ignore[assignment]
 
 
-def _measure(frames: _Frames, reg: Registrar, n: int, scratch: Path, pool: Any) -> _Measured:
+def _measure(frames: _Frames, reg: Registrar, n: int, scratch: Path, pool: FramePool) -> _Measured:
     out = _Measured(n, reg, scratch)
     for start, block in frames:
         for i, m in enumerate(pool.map(reg.measure, block)):
@@ -308,7 +308,7 @@ def _apply(
     used: np.ndarray,
     writer: FrameSink,
     patch_shift_writer: FrameSink | None,
-    pool: Any,
+    pool: FramePool,
 ) -> dict[str, Any]:
     """Pass 2: warp each frame by its smoothed shift; QC accumulated on the way.
 

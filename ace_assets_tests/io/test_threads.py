@@ -61,3 +61,17 @@ def test_ordered_map_raises_the_workers_error() -> None:
 def test_frame_pool_maps_in_order(threads: int) -> None:
     with frame_pool(threads) as pool:
         assert list(pool.map(lambda v: v + 1, range(10))) == list(range(1, 11))
+
+
+def test_frame_pool_map_does_not_take_the_whole_iterator() -> None:
+    """Executor.map would submit (and hold) every frame of a long movie at once."""
+    taken = []
+
+    def frames():
+        for i in range(1000):
+            taken.append(i)
+            yield i
+
+    with frame_pool(2) as pool:
+        first = next(iter(pool.map(lambda v: v, frames())))
+        assert first == 0 and len(taken) <= 2 * 2 + 1
