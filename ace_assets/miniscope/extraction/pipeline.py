@@ -19,10 +19,12 @@ Stages (each a pass over frames read in ``chunk_frames`` blocks; the movie is ne
 
 Memory bound (float32): initialisation ``~4 x patch_pixels x T_init`` (T_init <=
 ``max_init_frames``, and limited by ``init_memory_mb``); a full-resolution pass
-``~3 x H x W x chunk_frames`` (frames, background, one tile cut) plus ring features on the
-background grid (``(1 + 2 ring_harmonics) x H/ssub_B x W/ssub_B x 64``) and per-tile
-accumulators ``~pixels x components nearby``; outputs ``C, S, C_raw`` and the pass's
-``A^T (Y - B)`` are ``N x T`` each — the only terms that grow with the movie. Measured:
+``~3 x H x W x chunk_frames`` (frames read ahead, one tile cut), per-component box sums on
+the background grid (``N x`` a box of the footprint's reach plus twice the ring radius,
+float64, one or two per pass) and per-tile accumulators ``~pixels x components nearby``;
+the ring fit, ring features on the background grid (``(1 + 2 ring_harmonics) x
+H/ssub_B x W/ssub_B x 64``); outputs ``C, S, C_raw`` and the pass's ``A^T (Y - B)`` and
+``G^T X`` are ``N x T`` each — the only terms that grow with the movie. Measured:
 608 x 608, 350 neurons, 1000 and 2000 frames, chunk_frames=200: peak RSS 1.57 GB both.
 Disk: the initialisation movie twice (raw and filtered), ``2 x T_init x H/ssub x W/ssub x 4``
 bytes in ``workdir`` (removed at the end).
@@ -226,7 +228,7 @@ def _iterate(
     tiles = make_tiles(mask, dims, prm.tile_size)
     active = active_weights(state.c) if want_r else None
     c_prev = state.c
-    pres = run_pass(chunks_fn(), n_frames, state.a, c_prev, ring, tiles, active=active)
+    pres = run_pass(chunks_fn(), n_frames, state.a, c_prev, ring, tiles, mask=mask, active=active)
     tr = update_temporal(
         pres.u_c, state.a, c_prev, p=p, g=g, s_min=prm.s_min, s_min_sd=prm.s_min_sd
     )

@@ -3,7 +3,9 @@
 A pass reads the movie in chunks of frames (all pixels x one chunk in memory). For each
 chunk with the previous traces ``C``:
 
-- background ``B = b0 + W (Y - A C - b0)`` (ring model), data ``R = Y - B``;
+- background ``B = b0 + W (Y - A C - b0)`` (ring model), data ``R = Y - B``, never formed:
+  the products are taken with ``Y - b0`` and the ring's share is subtracted through
+  per-component box sums (:mod:`.pass_terms`);
 - ``U_c[:, chunk] = A^T R`` — the temporal update needs only this (N x T, the size of the
   output traces) and ``A^T A``;
 - for each spatial tile, ``U_a += R_tile^T C_local^T`` for the components allowed in the
@@ -29,9 +31,10 @@ from scipy import ndimage
 
 from ace_assets.io.prefetch import prefetched
 
-from .background import RingModel, decimation_matrix, to_frames_major, upsample
+from .background import RingModel
 from .deconvolution import deconvolve
 from .movie import block_reduce_mean
+from .pass_terms import PassTerms
 
 # ------------------------------------------------------------------ footprints
 
@@ -183,6 +186,55 @@ class PassResult:
     info: dict = field(default_factory=dict)
 
 
+def component_regions(
+    a: sp.csc_matrix, tiles: list[Tile], dims: tuple[int, int], mask: sp.csc_matrix | None
+) -> np.ndarray:
+    """(N, 4) full-resolution boxes ``(y0, y1, x0, x1)`` where a pass delivers each
+    component's rows of ``C R^T``: its allowed pixels (``mask``) and its support, or, with
+    no mask, every tile it is accumulated in."""
+    h, w = dims
+    n = a.shape[1]
+    out = np.zeros((n, 4), dtype=np.int64)
+    out[:, 0] = h
+    out[:, 2] = w
+    if mask is None:
+        for t in tiles:
+            k = t.comps
+            out[k, 0] = np.minimum(out[k, 0], t.y0)
+            out[k, 1] = np.maximum(out[k, 1], t.y1)
+            out[k, 2] = np.minimum(out[k, 2], t.x0)
+            out[k, 3] = np.maximum(out[k, 3], t.x1)
+        return out
+    both = sp.csc_matrix(sp.csc_matrix(mask, dtype=bool) + sp.csc_matrix(a != 0))
+    for k in range(n):
+        rows = both.indices[both.indptr[k] : both.indptr[k + 1]]
+        if len(rows):
+            ys, xs = rows // w, rows % w
+            out[k] = (ys.min(), ys.max() + 1, xs.min(), xs.max() + 1)
+        else:
+            out[k] = (0, 0, 0, 0)
+    return out
+
+
+def _tile_covered(a: sp.csc_matrix, tiles: list[Tile], w: int) -> sp.csc_matrix:
+    """``a`` without the pixels the tile products never see (outside every tile that lists
+    the component), so the background terms subtract exactly what was accumulated."""
+    a = sp.csc_matrix(a, dtype=np.float32, copy=True)
+    rects: dict[int, list[Tile]] = {}
+    for t in tiles:
+        for k in t.comps:
+            rects.setdefault(int(k), []).append(t)
+    for k in range(a.shape[1]):
+        lo, hi = a.indptr[k], a.indptr[k + 1]
+        ys, xs = a.indices[lo:hi] // w, a.indices[lo:hi] % w
+        seen = np.zeros(hi - lo, dtype=bool)
+        for t in rects.get(k, []):
+            seen |= (ys >= t.y0) & (ys < t.y1) & (xs >= t.x0) & (xs < t.x1)
+        a.data[lo:hi][~seen] = 0
+    a.eliminate_zeros()
+    return a
+
+
 def run_pass(
     chunks: Iterable[tuple[int, np.ndarray]],
     n_frames: int,
@@ -191,25 +243,30 @@ def run_pass(
     ring: RingModel,
     tiles: list[Tile],
     *,
+    mask: sp.csc_matrix | None = None,
     active: np.ndarray | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> PassResult:
     """Stream the frames once; see the module docstring for what is accumulated.
 
-    Full-resolution work per chunk is a handful of array passes: block-mean the frames to
-    the background grid (where ``A C`` is subtracted through ``Down(A)``), upsample the
-    background, subtract it in place, and cut each tile once for dense products.
+    The background ``B`` is never formed: the tile products take ``Z = Y - b0`` and the
+    ring's share is folded into per-component box sums (:mod:`.pass_terms`), taken in a
+    thread on the next chunk while this chunk's tile products run here. ``u_a`` and
+    ``r_act`` hold each component's rows only inside its region
+    (:func:`component_regions`: where it may grow, and its support); elsewhere NaN.
     """
     geom = ring.geometry
     h, w = geom.dims
-    hb, wb = geom.bg_dims
     n = a.shape[1]
     a = sp.csc_matrix(a, dtype=np.float32)
-    a_ds = sp.csr_matrix(decimation_matrix((h, w), geom.factor) @ a)
     a_csr = sp.csr_matrix(a)
     b0 = ring.b0.astype(np.float32)
-    b0_ds = block_reduce_mean(b0[None], geom.factor)[0].reshape(-1)
-    b0_mean = float(b0.mean())
+    b0_ds = block_reduce_mean(b0[None], geom.factor)[0]
+    regions = component_regions(a, tiles, (h, w), mask)
+    weights_of = [c_prev] + ([active] if active is not None else [])
+    terms = PassTerms(
+        ring, a, regions, n_frames, len(weights_of), a_seen=_tile_covered(a, tiles, w)
+    )
     tile_pix = [t.pixels(w) for t in tiles]
     a_tiles = [
         a_csr[pix][:, t.comps].toarray().astype(np.float32) if len(t.comps) else None
@@ -229,40 +286,73 @@ def run_pass(
         if active is not None
         else None
     )
-    bg_mean = np.zeros(n_frames, dtype=np.float32)
 
-    def residual(item: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
-        """``Y - B`` of one chunk (the background model's share of the pass)."""
+    def box_sums(item: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
         t0, frames = item
         m = frames.shape[0]
-        t1 = t0 + m
-        xd = block_reduce_mean(frames, geom.factor).reshape(m, hb * wb) - b0_ds
-        if n:
-            xd -= to_frames_major(np.asarray(a_ds @ c_prev[:, t0:t1], dtype=np.float32))
-        bfd = ring.fluctuation_ds(xd.reshape(m, hb, wb))
-        bg_mean[t0:t1] = bfd.reshape(m, -1).mean(axis=1) + b0_mean
-        bf = upsample(bfd, (h, w))
-        bf += b0
-        return t0, np.subtract(frames, bf, out=bf)
+        dz = block_reduce_mean(frames, geom.factor) - b0_ds
+        terms.accumulate(t0, dz, [wm[:, t0 : t0 + m] for wm in weights_of])
+        return t0, frames
 
-    # the next chunk's background is computed in a thread while this one's tile products
-    # run here (one chunk ahead: memory stays a few chunks)
-    for t0, r3 in prefetched(map(residual, chunks)):
-        m = r3.shape[0]
+    buf: np.ndarray | None = None
+    for t0, frames in prefetched(map(box_sums, chunks)):
+        m = frames.shape[0]
         t1 = t0 + m
         cc = c_prev[:, t0:t1]
         for ti, tile in enumerate(tiles):
             if len(tile.comps) == 0:
                 continue
-            rt = r3[:, tile.y0 : tile.y1, tile.x0 : tile.x1].reshape(m, -1)
-            u_a[ti] += np.ascontiguousarray(cc[tile.comps]) @ rt
-            u_c[tile.comps, t0:t1] += (rt @ a_tiles[ti]).T
+            th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
+            if buf is None or buf.size < m * th * tw:
+                buf = np.empty(m * th * tw, dtype=np.float32)
+            zt = buf[: m * th * tw].reshape(m, th, tw)
+            np.subtract(
+                frames[:, tile.y0 : tile.y1, tile.x0 : tile.x1],
+                b0[tile.y0 : tile.y1, tile.x0 : tile.x1],
+                out=zt,
+            )
+            zt = zt.reshape(m, -1)
+            u_a[ti] += np.ascontiguousarray(cc[tile.comps]) @ zt
+            u_c[tile.comps, t0:t1] += (zt @ a_tiles[ti]).T
             if r_act is not None and active is not None:
-                r_act[ti] += np.ascontiguousarray(active[tile.comps, t0:t1]) @ rt
-        del r3
+                r_act[ti] += np.ascontiguousarray(active[tile.comps, t0:t1]) @ zt
         if progress:
             progress(t1)
+    u_c -= terms.trace_terms(c_prev)
+    for i, acc in enumerate([u_a] + ([r_act] if r_act is not None else [])):
+        _subtract_pixel_terms(acc, terms, i, weights_of[i], c_prev, tiles, regions)
+    bg_mean = (terms.background_mean(c_prev) + float(b0.mean())).astype(np.float32)
     return PassResult(u_c, u_a, r_act, bg_mean)
+
+
+def _subtract_pixel_terms(
+    acc: list[np.ndarray],
+    terms: PassTerms,
+    i: int,
+    weights: np.ndarray,
+    c_prev: np.ndarray,
+    tiles: list[Tile],
+    regions: np.ndarray,
+) -> None:
+    """``acc`` holds ``W Z^T`` per tile; make it ``W R^T`` inside each region, NaN outside."""
+    cw = c_prev.astype(np.float64) @ weights.T.astype(np.float64)  # (N, N): C w_j^T by column
+    cache: dict[int, np.ndarray] = {}
+    for ti, tile in enumerate(tiles):
+        th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
+        for loc, k in enumerate(tile.comps):
+            k = int(k)
+            if k not in cache:
+                cache[k] = terms.pixel_terms(i, k, cw[:, k])
+            ry0, ry1, rx0, rx1 = (int(v) for v in regions[k])
+            y0, y1 = max(ry0, tile.y0), min(ry1, tile.y1)
+            x0, x1 = max(rx0, tile.x0), min(rx1, tile.x1)
+            row = acc[ti][loc].reshape(th, tw)
+            out = np.full((th, tw), np.nan)
+            if y0 < y1 and x0 < x1:
+                ts = (slice(y0 - tile.y0, y1 - tile.y0), slice(x0 - tile.x0, x1 - tile.x0))
+                rs = (slice(y0 - ry0, y1 - ry0), slice(x0 - rx0, x1 - rx0))
+                out[ts] = row[ts] - cache[k][rs]
+            row[:] = out
 
 
 # ------------------------------------------------------------------ temporal update
