@@ -188,6 +188,12 @@ SPECS: dict[str, ParamSpec] = {
     "tsub": P(2, "int", "extraction", "temporal downsampling for initialisation"),
     "ssub": P(1, "int", "extraction", "spatial downsampling for initialisation"),
     "ssub_B": P(2, "int", "extraction", "extra spatial downsampling of the ring background"),
+    "tsub_B": P(
+        2,
+        "int",
+        "extraction",
+        "frames averaged for the ring background fit (CaImAn compute_W tsub)",
+    ),
     "ring_size_factor": P(1.4, "float", "extraction", "background ring radius, x gSiz"),
     "min_corr": P(0.8, "float", "extraction", "seed pixels: least local correlation"),
     "min_pnr": P(10.0, "float", "extraction", "seed pixels: least peak-to-noise ratio"),

@@ -182,6 +182,14 @@ def upsample(frames: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def _bin_frames(x: np.ndarray, k: int) -> np.ndarray:
+    """Means of ``k`` consecutive rows (the last group may be shorter), float32."""
+    starts = np.arange(0, x.shape[0], k)
+    counts = np.diff(np.append(starts, x.shape[0])).astype(np.float32)
+    sums = np.add.reduceat(np.asarray(x, np.float32), starts, axis=0)
+    return sums / counts.reshape((-1,) + (1,) * (x.ndim - 1))
+
+
 def fit_ring_model(
     chunks: Iterable[tuple[int, np.ndarray]],
     geometry: RingGeometry,
@@ -190,8 +198,14 @@ def fit_ring_model(
     b0: np.ndarray,
     *,
     ridge: float = 1e-4,
+    tsub: int = 1,
 ) -> RingModel:
     """Least-squares ring weights from streamed residuals ``Down(Y - A C)``, centred per pixel.
+
+    ``tsub``: consecutive frames of a chunk are averaged before the fit (CaImAn's
+    ``compute_W(tsub=)``). ``B = W X`` holds for the averages as for the frames, and the
+    out-of-focus background it models is slow, so the weights barely move while the ring
+    features, most of the fit's cost, are computed ``tsub`` times less often.
 
     Moments are taken about the first chunk's per-pixel means (a shift that leaves the
     covariances unchanged), so products of small numbers can be summed in float32 within a
@@ -211,10 +225,13 @@ def fit_ring_model(
     shift_x: np.ndarray | None = None
     n_total = 0
     for t0, frames in chunks:
+        cc = c[:, t0 : t0 + frames.shape[0]]
+        if tsub > 1:
+            frames, cc = _bin_frames(frames, tsub), _bin_frames(cc.T, tsub).T
         m = frames.shape[0]
         xd = block_reduce_mean(frames, geometry.factor).reshape(m, p)
         if a_ds.shape[1]:
-            xd -= to_frames_major(np.asarray(a_ds @ c[:, t0 : t0 + m], dtype=np.float32))
+            xd -= to_frames_major(np.asarray(a_ds @ cc, dtype=np.float32))
         feats = feats_of(xd.reshape(m, hb, wb)).reshape(m, j, p)
         if shift_f is None or shift_x is None:
             shift_f, shift_x = feats.mean(axis=0), xd.mean(axis=0)

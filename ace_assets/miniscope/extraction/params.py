@@ -50,6 +50,7 @@ class ExtractionParams(StageParams):
     tsub: int
     ssub: int
     ssub_B: int
+    tsub_B: int
     ring_size_factor: float
     min_corr: float
     min_pnr: float
@@ -157,7 +158,15 @@ class ExtractionParams(StageParams):
                 f"ring_size_factor must be > 1 (ring outside the neuron), got "
                 f"{self.ring_size_factor}",
             )
-        for name in ("tsub", "ssub", "ssub_B", "chunk_frames", "max_init_frames", "tile_size"):
+        for name in (
+            "tsub",
+            "ssub",
+            "ssub_B",
+            "tsub_B",
+            "chunk_frames",
+            "max_init_frames",
+            "tile_size",
+        ):
             val = getattr(self, name)
             if not isinstance(val, int) or val < 1:
                 fail(name, f"{name} must be a positive integer, got {val!r}")

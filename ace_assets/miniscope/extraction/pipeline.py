@@ -587,7 +587,9 @@ def _run(
 
     def fit_ring(a_s: sp.csc_matrix, c_s: np.ndarray) -> RingModel:
         b0 = mean_init - np.asarray(a_s @ c_s.mean(axis=1)).reshape(hs, ws)
-        return fit_ring_model(prefetched(cache.chunks(chunk)), geom_init, a_s, c_s, b0)
+        return fit_ring_model(
+            prefetched(cache.chunks(chunk)), geom_init, a_s, c_s, b0, tsub=prm.tsub_B
+        )
 
     log("fitting ring background on the initialisation movie")
     ring = fit_ring(state.a, state.c)

@@ -91,15 +91,24 @@ def connectivity_constraint(img: np.ndarray, thr: float = 0.01) -> np.ndarray:
 def extract_ac(
     filtered_box: np.ndarray, raw_box: np.ndarray, ind_ctr: int, dims: tuple[int, int]
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Footprint and raw trace of the neuron at ``ind_ctr`` of a (T, pixels) box."""
-    f = filtered_box - filtered_box.mean(axis=0)
-    norm = np.sqrt(np.einsum("tp,tp->p", f, f))
+    """Footprint and raw trace of the neuron at ``ind_ctr`` of a (T, pixels) box.
+
+    The correlations with the centre come from one product with the uncentred box (the
+    centre's centred trace sums to zero) and each pixel's sum of squares, so the box is
+    never centred and normalised as a whole: only the neuron's own pixels are.
+    """
+    t = filtered_box.shape[0]
+    mean = filtered_box.mean(axis=0)
+    sq = np.einsum("tp,tp->p", filtered_box, filtered_box) - t * mean * mean
+    norm = np.sqrt(np.maximum(sq, 0.0))
     norm[norm == 0] = 1
-    f /= norm
-    corr = f[:, ind_ctr] @ f
+    fc = filtered_box[:, ind_ctr] - mean[ind_ctr]
+    corr = (fc @ filtered_box) / (norm * norm[ind_ctr])
     neuron = corr > MIN_CORR_NEURON
     bg = corr < MAX_CORR_BG
-    ci = f[:, neuron].mean(axis=1)
+    cols = np.flatnonzero(neuron)
+    f_neuron = (filtered_box[:, cols] - mean[cols]) / norm[cols]
+    ci = f_neuron.mean(axis=1).astype(np.float32) if len(cols) else np.zeros(t, np.float32)
     if not np.any(ci) or float(ci @ ci) == 0:
         return None, None
     if bg.any():

@@ -85,10 +85,11 @@ def pixel_noise_robust(data: np.ndarray, block: int = 4096, max_samples: int = 1
     return out.reshape(data.shape[1:])
 
 
-def local_correlations(data: np.ndarray) -> np.ndarray:
-    """Mean correlation of each pixel's trace with its 8 neighbours, for a (T, h, w) block."""
+def local_correlations(data: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
+    """Mean correlation of each pixel's trace with its 8 neighbours, for a (T, h, w) block
+    (``overwrite``: ``data``, float32, may be normalised in place)."""
     t, h, w = data.shape
-    x = data.astype(np.float32, copy=True)
+    x = data if overwrite and data.dtype == np.float32 else data.astype(np.float32, copy=True)
     x -= x.mean(axis=0)
     norm = np.sqrt((x * x).sum(axis=0))
     norm[norm == 0] = np.inf
@@ -144,7 +145,7 @@ def correlation_pnr(
 def thresholded_correlations(filtered: np.ndarray, noise: np.ndarray, thresh: float) -> np.ndarray:
     """Correlation image of ``filtered`` with values below ``thresh * noise`` set to 0."""
     tmp = np.where(filtered < thresh * noise, np.float32(0), filtered)
-    cn = local_correlations(tmp)
+    cn = local_correlations(tmp, overwrite=True)
     cn[~np.isfinite(cn) | (cn < 0)] = 0
     return cn
 

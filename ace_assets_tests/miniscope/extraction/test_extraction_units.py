@@ -318,3 +318,42 @@ def test_streamed_ring_fit_equals_least_squares_despite_a_large_offset():
         assert left <= best * 1.01 + 1e-9, (pix, left, best)
         if 8 <= pix // w < h - 8 and 8 <= pix % w < w - 8:
             np.testing.assert_allclose(got, want, rtol=0.01, atol=1e-3)
+
+
+def test_ring_fit_on_averaged_frames():
+    """``tsub`` averages consecutive frames before the fit: a movie whose frames come in
+    identical pairs gives the weights of the movie itself, with or without averaging; a
+    movie whose background is slow gives a background as good as the full fit's."""
+    from ace_assets.miniscope.extraction.background import RingGeometry, fit_ring_model
+
+    rng = np.random.default_rng(5)
+    t, h, w = 60, 24, 28
+    yy, xx = np.mgrid[0:h, 0:w]
+    blob = np.exp(-((yy - 12.0) ** 2 + (xx - 14.0) ** 2) / 80.0)
+    slow = np.convolve(rng.normal(size=t + 9), np.ones(10) / 10, "valid")[:, None, None] * blob
+    frames = (500 + 5 * slow + 0.3 * rng.normal(size=(t, h, w))).astype(np.float32)
+    geom = RingGeometry((h, w), 1, 4, 1)
+    a = sp.csc_matrix((h * w, 0), dtype=np.float32)
+
+    def fit(movie, tsub):
+        n = len(movie)
+        chunks = [(i, movie[i : i + 16]) for i in range(0, n, 16)]
+        return fit_ring_model(
+            chunks, geom, a, np.zeros((0, n), np.float32), movie.mean(0), tsub=tsub
+        )
+
+    pairs = np.repeat(frames, 2, axis=0)
+    w_orig = fit(frames, 1).weights
+    np.testing.assert_allclose(fit(pairs, 2).weights, w_orig, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(fit(pairs, 1).weights, w_orig, rtol=1e-3, atol=1e-4)
+
+    def explained(ring):  # share of the slow background the fitted ring explains
+        x = frames - frames.mean(axis=0)
+        b = ring.fluctuation(x)
+        truth = 5 * (slow - slow.mean(axis=0))
+        inner = (slice(6, -6), slice(6, -6))
+        resid = ((b - truth)[:, inner[0], inner[1]] ** 2).sum()
+        return 1 - resid / (truth[:, inner[0], inner[1]] ** 2).sum()
+
+    assert explained(fit(frames, 2)) > explained(fit(frames, 1)) - 0.02
+    assert explained(fit(frames, 2)) > 0.9
