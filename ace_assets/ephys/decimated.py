@@ -39,7 +39,6 @@ fit a core's L2 cache (:data:`BLOCK_BYTES`).
 
 from __future__ import annotations
 
-import functools
 import math
 import threading
 from collections.abc import Callable
@@ -47,12 +46,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal
-from threadpoolctl import ThreadpoolController
 
 from ace_assets.ephys.filters import ZeroPhaseFilter, bridge_nans, design_filter, mirror_indices
 from ace_assets.io.page_range import release_rows
 from ace_assets.io.row_file import RowFile
-from ace_assets.io.threads import compute_threads, frame_pool
+from ace_assets.io.threads import compute_threads, frame_pool, one_blas_thread
 
 Reader = Callable[[int, int], np.ndarray]
 Writer = Callable[[int, np.ndarray], None]
@@ -230,7 +228,7 @@ def filtfilt_decimated(
         return
     # The products are many and small: BLAS threads spin more than they help (on a
     # shared 2-core machine they doubled the wall time), so one thread.
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         _filtfilt_decimated(plan, read, write, start, stop, scratch, pad, chunk_samples)
 
 
@@ -342,14 +340,6 @@ def _filtfilt_decimated(
         q_first, q_last = pad // d, (n - 1 + pad) // d
         for _ in pool.map(interpolated, range(q_first, q_last + 1, kb)):
             pass
-
-
-@functools.cache
-def _blas_controller() -> ThreadpoolController:
-    """The process's thread pools, found once: the search takes 1-40 ms (more with more
-    shared libraries loaded), once per segment otherwise. NumPy's and SciPy's BLAS are
-    loaded by this module's imports, so none is missed."""
-    return ThreadpoolController()
 
 
 def low_length(n: int, pad: int, factor: int) -> int:

@@ -11,12 +11,15 @@ stage already imports.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
+
+from threadpoolctl import ThreadpoolController
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -96,3 +99,21 @@ def _bounded(
     finally:
         for fut in pending:
             fut.cancel()
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """The process's thread pools, found once: the search takes 1-40 ms (more with more
+    shared libraries loaded)."""
+    import numpy  # noqa: F401  (its BLAS must be loaded to be found)
+    import scipy.linalg  # noqa: F401
+
+    return ThreadpoolController()
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread while frame threads run: small products on a BLAS pool of their
+    own oversubscribe the cores (2-4x slower on a shared 2-core machine)."""
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield

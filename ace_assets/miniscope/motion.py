@@ -40,7 +40,7 @@ import numpy as np
 
 from ace_assets.errors import AceInputError
 from ace_assets.io.pages import release_pages
-from ace_assets.io.threads import FramePool, frame_pool
+from ace_assets.io.threads import FramePool, frame_pool, one_blas_thread
 from ace_assets.miniscope.chunks import FrameSink, MovieSource, background, chunk_factory
 from ace_assets.miniscope.motion_template import TemplateInfo, build_template, estimate_template
 from ace_assets.miniscope.registrar import Measurement, MotionParams, Registrar
@@ -213,6 +213,7 @@ def motion_correct(
     with (
         tempfile.TemporaryDirectory(dir=scratch_dir, prefix="motion-scratch-") as tmp,
         frame_pool(threads) as pool,
+        one_blas_thread(),  # the shift fields' thin products, one per frame thread
     ):
         measured = _measure(frames, reg, n_frames, Path(tmp), pool)
         tr = track(measured.windows, reg.limit, p.min_registration_confidence)
