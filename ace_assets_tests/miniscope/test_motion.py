@@ -202,6 +202,14 @@ def test_shift_field_interpolates_patch_centres() -> None:
     np.testing.assert_allclose(full[mid][cx], expected, atol=1e-5)
     np.testing.assert_allclose(full[0][cx], values[0], atol=1e-5)
     np.testing.assert_allclose(full[-1][cx], values[-1], atol=1e-5)
+    # exact bilinear everywhere (a remap of the grid rounded positions to 1/32 of a step)
+    rough = np.random.default_rng(0).normal(0, 3, (4, 4)).astype(np.float32)
+    rows = np.stack([np.interp(np.arange(H), grid.centres_y, rough[:, j]) for j in range(4)], 1)
+    want = np.stack([np.interp(np.arange(W), grid.centres_x, r) for r in rows])
+    np.testing.assert_allclose(field.full(rough), want, atol=1e-4)
+    map_x, map_y = field.maps(np.stack([rough, -rough], axis=-1))
+    np.testing.assert_allclose(map_x, field.base_x + want, atol=1e-4)
+    np.testing.assert_allclose(map_y, field.base_y - want, atol=1e-4)
 
 
 @pytest.mark.parametrize(("border", "check"), [("copy", "finite"), (True, "nan"), (False, "zero")])
