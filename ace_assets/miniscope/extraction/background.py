@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from ace_assets.io.threads import compute_threads
 
-from .movie import block_reduce_mean
+from .movie import bin_mean, block_reduce_mean
 
 
 def ring_kernels(radius: int, harmonics: int) -> np.ndarray:
@@ -182,14 +182,6 @@ def upsample(frames: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _bin_frames(x: np.ndarray, k: int) -> np.ndarray:
-    """Means of ``k`` consecutive rows (the last group may be shorter), float32."""
-    starts = np.arange(0, x.shape[0], k)
-    counts = np.diff(np.append(starts, x.shape[0])).astype(np.float32)
-    sums = np.add.reduceat(np.asarray(x, np.float32), starts, axis=0)
-    return sums / counts.reshape((-1,) + (1,) * (x.ndim - 1))
-
-
 def fit_ring_model(
     chunks: Iterable[tuple[int, np.ndarray]],
     geometry: RingGeometry,
@@ -227,7 +219,7 @@ def fit_ring_model(
     for t0, frames in chunks:
         cc = c[:, t0 : t0 + frames.shape[0]]
         if tsub > 1:
-            frames, cc = _bin_frames(frames, tsub), _bin_frames(cc.T, tsub).T
+            frames, cc = bin_mean(frames, tsub), bin_mean(cc, tsub, axis=1)
         m = frames.shape[0]
         xd = block_reduce_mean(frames, geometry.factor).reshape(m, p)
         if a_ds.shape[1]:

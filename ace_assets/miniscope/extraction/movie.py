@@ -228,6 +228,21 @@ def block_reduce_mean(block: np.ndarray, f: int) -> np.ndarray:
     return out.reshape(*lead, hp // f, wp // f)
 
 
+def bin_mean(x: np.ndarray, k: int, axis: int = 0) -> np.ndarray:
+    """Means of ``k`` consecutive entries along ``axis`` (the last group may be shorter),
+    float32: the initialisation movie's frames, its traces, the ring fit's frames."""
+    y = np.moveaxis(np.asarray(x), axis, 0)
+    n = y.shape[0]
+    full = n // k
+    parts = []
+    if full:
+        parts.append(y[: full * k].reshape(full, k, *y.shape[1:]).mean(axis=1))
+    if n % k:
+        parts.append(y[full * k :].mean(axis=0, keepdims=True))
+    out = np.concatenate(parts, axis=0) if parts else np.zeros((0, *y.shape[1:]))
+    return np.moveaxis(out.astype(np.float32, copy=False), 0, axis)
+
+
 class TiledCache:
     """A (T, H, W) float32 movie on disk in tiles: fast patch-over-time and frame-range reads.
 
@@ -372,15 +387,7 @@ def build_init_cache(
     try:
         for a in range(0, t, step):
             b = min(a + step, t)
-            block = block_reduce_mean(frames.read(a, b), ssub)
-            n = b - a
-            full = n // tsub
-            parts = []
-            if full:
-                parts.append(block[: full * tsub].reshape(full, tsub, hs, ws).mean(axis=1))
-            if n % tsub:
-                parts.append(block[full * tsub :].mean(axis=0, keepdims=True))
-            binned = np.concatenate(parts, axis=0).astype(np.float32, copy=False)
+            binned = bin_mean(block_reduce_mean(frames.read(a, b), ssub), tsub)
             cache.write(a // tsub, binned)
             if fcache is not None and kernel is not None:
 

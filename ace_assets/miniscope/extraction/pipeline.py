@@ -53,6 +53,7 @@ from .movie import (
     FloatFrames,
     TiledCache,
     as_movie,
+    bin_mean,
     block_reduce_mean,
     build_init_cache,
     describe_frames,
@@ -141,15 +142,7 @@ def _pnr_scale(ssub: int, tsub_user: int, tsub_eff: int) -> float:
 def _bin_traces(c: np.ndarray, k: int, n_out: int) -> np.ndarray:
     if k == 1:
         return c[:, :n_out].astype(np.float32)
-    n, t = c.shape
-    full = t // k
-    parts = []
-    if full:
-        parts.append(c[:, : full * k].reshape(n, full, k).mean(axis=2))
-    if t % k:
-        parts.append(c[:, full * k :].mean(axis=1, keepdims=True))
-    out = np.concatenate(parts, axis=1) if parts else np.zeros((n, 0))
-    return out[:, :n_out].astype(np.float32)
+    return bin_mean(c, k, axis=1)[:, :n_out]
 
 
 def _resample_footprints(
