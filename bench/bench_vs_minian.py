@@ -414,6 +414,12 @@ def run_case(kind: str, frames: int, quick: bool, minian_python: str | None, wor
             {"tool": "ace_assets", "total_s": wall, "peak_tree_mb": peak, **times}
             | score(dict(np.load(ace_out)), truth)
         )
+        # minian may run for hours: ace_assets' row is on record before it starts
+        print(
+            f"ace_assets on {kind} {frames} frames: {json.dumps(_json_safe(rows[0]))}",
+            file=sys.stderr,
+            flush=True,
+        )
         # ace_assets' stores (27 GB at 8000 frames) must not share the disk with minian's
         shutil.rmtree(root / "ace")
         if minian_python:
