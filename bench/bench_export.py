@@ -30,11 +30,12 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from _memory import measure  # noqa: E402
 
+from ace_assets.ephys.band_store import open_signal_store  # noqa: E402
 from ace_assets.export.nwb import write_nwb  # noqa: E402
 from ace_assets.export.nwb_ephys import EphysData  # noqa: E402
 from ace_assets.export.nwb_imaging import ImagingData  # noqa: E402
 from ace_assets.io.neuralynx_grid import load_clock  # noqa: E402
-from ace_assets.io.store import ArrayStore, atomic_save_npz, load_npz  # noqa: E402
+from ace_assets.io.store import atomic_save_npz, load_npz  # noqa: E402
 from ace_assets.miniscope.extraction.result import load_result, save_result  # noqa: E402
 from ace_assets_tests.helpers import nwb_synth  # noqa: E402
 
@@ -67,7 +68,7 @@ def write_stage(folder: str) -> dict:
     import pandas as pd
 
     root = Path(folder)
-    store = ArrayStore(root / "filtered.npyd")
+    store = open_signal_store(root / "filtered.npyd")
     names = store.meta["channel_names"]
     ephys = EphysData(
         store=store,

@@ -26,6 +26,7 @@ import pandas as pd
 from ace_assets.catalog.parameters import LineParameters
 from ace_assets.defs.manifests import MANIFEST, NotMaterializedError, asset_dir, staged_output
 from ace_assets.defs.resources import PathsResource
+from ace_assets.ephys.band_store import open_signal_store
 from ace_assets.errors import AceInputError
 from ace_assets.io.store import ArrayStore, load_npz
 
@@ -83,7 +84,7 @@ class Result:
                 file=manifest.get(self.STORE_KEY),
                 column="keep_intermediate_movies",
             )
-        return ArrayStore(manifest[self.STORE_KEY])
+        return open_signal_store(manifest[self.STORE_KEY])
 
 
 class Parameters(Result):

@@ -4,7 +4,9 @@ Why: a 0.5-30 Hz band of a 32 kHz recording asks a forward-backward IIR to run o
 samples a second whose content above ~130 Hz it throws away. Here the signal is low-passed
 and decimated by ``factor`` (polyphase FIR), the same Butterworth band is applied forward
 and backward at ``fs / factor``, and the result is interpolated back onto every input
-sample (the same FIR, polyphase), so stores, clocks and every consumer keep the input rate.
+sample (the same FIR, polyphase), so clocks and every consumer keep the input rate. A store
+keeps the band at ``fs / factor`` and interpolates on read (:mod:`ace_assets.ephys.band_store`,
+via :func:`filtfilt_low`); the in-memory path interpolates as it goes.
 
 Accuracy (the constants below; ``test_decimated_filter.py`` measures it). The FIR is a
 Kaiser low-pass flat (ripple ``10**(-RIPPLE_DB / 20)``) up to ``pass_hz``, where the
@@ -26,7 +28,7 @@ bridged before filtering and NaN again in the output, as in the full-rate path.
 
 Channels are processed together, with no per-channel loop: each block is one matrix
 product per direction (the polyphase table against all channels' samples, see
-:class:`_Kernels`) and one 2-D ``sosfilt`` over (samples, channels) at the low rate. The
+:class:`PolyphaseKernels`) and one 2-D ``sosfilt`` over (samples, channels) at the low rate. The
 products run in float32, the partial sums and the Butterworth in float64: rounding of
 about 1e-7 of the input's amplitude, like the float32 stores' own (under a 5 mV offset a
 20 µV band keeps it within the 2e-4 above).
@@ -129,8 +131,8 @@ def _polyphase(taps: np.ndarray, factor: int, lo: int, hi: int) -> np.ndarray:
     return np.where(ok, taps[np.clip(t, 0, taps.size - 1)], 0.0)
 
 
-class _Kernels:
-    """Polyphase tables, applied to time-major ``(samples, channels)`` float32 blocks.
+class PolyphaseKernels:
+    """Polyphase tables of one FIR, applied to time-major ``(samples, channels)`` float32 blocks.
 
     Decimating: the block, as rows of ``factor`` samples, is regrouped phase-major
     (``(factor, rows * channels)``, one copy of contiguous channel runs) so that one thin
@@ -140,18 +142,18 @@ class _Kernels:
     time-major. BLAS does the multiplications; no per-channel loop.
     """
 
-    def __init__(self, plan: DecimationPlan) -> None:
-        d, m = plan.factor, plan.half
+    def __init__(self, taps: np.ndarray, factor: int) -> None:
+        d, m = factor, (taps.size - 1) // 2
         self.factor = d
         # decimate: z[k] = sum_t h[t] x[p_k + t], t = s*D + e  ->  rows k+s, table (s, e)
         self.s_lo, self.s_hi = -math.ceil(m / d), m // d
-        self.dec = _polyphase(plan.taps, d, self.s_lo, self.s_hi).astype(np.float32)
+        self.dec = _polyphase(taps, d, self.s_lo, self.s_hi).astype(np.float32)
         # interpolate: y(p_q + e) = sum_s y_l[q + s] * D * h(e - s*D)
         self.u_lo, self.u_hi = -(m // d), (d - 1 + m) // d
         s = np.arange(self.u_lo, self.u_hi + 1)[:, None]
         t = np.arange(d)[None, :] - s * d + m
-        ok = (t >= 0) & (t < plan.taps.size)
-        table = np.where(ok, plan.taps[np.clip(t, 0, plan.taps.size - 1)], 0.0) * d
+        ok = (t >= 0) & (t < taps.size)
+        table = np.where(ok, taps[np.clip(t, 0, taps.size - 1)], 0.0) * d
         self.interp = np.ascontiguousarray(table.T, dtype=np.float32)  # (D, n_u)
         self._buffers: dict[str, np.ndarray] = {}
 
@@ -229,28 +231,56 @@ def filtfilt_decimated(
     # The products are many and small: BLAS threads spin more than they help (on a
     # shared 2-core machine they doubled the wall time), so one thread.
     with one_blas_thread():
-        _filtfilt_decimated(plan, read, write, start, stop, scratch, pad, chunk_samples)
+        _filtfilt_decimated(plan, read, write, start, stop, scratch, pad, chunk_samples, None)
+
+
+def filtfilt_low(
+    plan: DecimationPlan,
+    read: Reader,
+    start: int,
+    stop: int,
+    scratch: np.ndarray,
+    low_out: Writer,
+    *,
+    pad: int,
+    chunk_samples: int = 1 << 18,
+) -> list[tuple[int, int]]:
+    """As :func:`filtfilt_decimated`, but the band stays at the internal rate.
+
+    The ``low_length(stop - start, pad, plan.factor)`` low-rate samples (sample ``k`` at
+    segment position ``-pad + k * plan.factor``) are handed to ``low_out(k, block)``, last
+    block first; :class:`PolyphaseKernels` ``.interpolate`` gives any input sample back
+    from them, as :func:`filtfilt_decimated` does. Returns the input ranges (absolute) that
+    held a NaN: bridged here, so the band has values there; the caller marks them.
+    """
+    if stop <= start:
+        return []
+    with one_blas_thread():
+        return _filtfilt_decimated(
+            plan, read, None, start, stop, scratch, pad, chunk_samples, low_out
+        )
 
 
 def _filtfilt_decimated(
     plan: DecimationPlan,
     read: Reader,
-    write: Writer,
+    write: Writer | None,
     start: int,
     stop: int,
     scratch: np.ndarray,
     pad: int,
     chunk_samples: int,
-) -> None:
+    low_out: Writer | None,
+) -> list[tuple[int, int]]:
     n = stop - start
     d = plan.factor
     n_ch = scratch.shape[1]
     local = threading.local()
 
-    def kernels() -> _Kernels:  # one set of work arrays per thread
+    def kernels() -> PolyphaseKernels:  # one set of work arrays per thread
         ker = getattr(local, "ker", None)
         if ker is None:
-            ker = local.ker = _Kernels(plan)
+            ker = local.ker = PolyphaseKernels(plan.taps, plan.factor)
         return ker
 
     ker = kernels()
@@ -334,12 +364,19 @@ def _filtfilt_decimated(
             ka = max(0, kz - kb_low)
             rev = np.asarray(scratch[ka:kz])[::-1]
             out, state = signal.sosfilt(sos, rev, axis=0, zi=state)
-            scratch[ka:kz] = out[::-1]
+            if low_out is None:
+                scratch[ka:kz] = out[::-1]
+            else:
+                low_out(ka, out[::-1])
             release_rows(scratch, ka, kz)
+        if low_out is not None:
+            return [(start + a, start + b) for a, b in nan_ranges]
+        assert write is not None
         # 3: interpolate onto every input sample of the segment and write (blocks in parallel)
         q_first, q_last = pad // d, (n - 1 + pad) // d
         for _ in pool.map(interpolated, range(q_first, q_last + 1, kb)):
             pass
+    return []
 
 
 def low_length(n: int, pad: int, factor: int) -> int:

@@ -372,14 +372,16 @@ def filter_store(
 
     ``progress`` is called with the number of samples each read delivered. ``decimate``:
     a Butterworth band whose upper edge lies far below Nyquist is filtered at a reduced
-    internal rate and interpolated back (:mod:`ace_assets.ephys.decimated`; the store keeps
-    the input's rate and grid, ``meta['filter']['decimated']`` says how).
+    internal rate (:mod:`ace_assets.ephys.decimated`) and kept at that rate: the result is a
+    :class:`~ace_assets.ephys.band_store.BandStore`, read back at the input's rate and grid
+    (``meta['filter']['decimated']`` says how).
 
     ``fs`` defaults to ``src.meta['sampling_rate_hz']``; ``segments`` to
     ``src.meta['segments']`` (each filtered independently). The forward-pass scratch file
     lives in the new store's temporary directory and is deleted before the atomic commit.
     """
-    from ace_assets.ephys.decimated import filtfilt_decimated, low_length, plan_decimation
+    from ace_assets.ephys.band_store import write_band_store
+    from ace_assets.ephys.decimated import plan_decimation
 
     store = src if isinstance(src, ArrayStore) else ArrayStore(src)
     rate = float(fs if fs is not None else store.meta["sampling_rate_hz"])
@@ -402,31 +404,35 @@ def filter_store(
         **(meta or {}),
     }
     src_mm = store.mmap
+    progress_lock = threading.Lock()
+    last = threading.local()  # the rows this thread read before (decimated path)
+
+    def read(a: int, b: int) -> np.ndarray:
+        if plan is None:
+            block = np.array(src_mm[a:b], dtype=np.float64)
+            release_rows(src_mm, a, b)
+        else:  # a view, used before this thread's next read releases its pages
+            release_rows(src_mm, *getattr(last, "rows", (0, 0)))
+            last.rows = (a, b)
+            block = src_mm[a:b]
+        if progress is not None:
+            with progress_lock:  # the decimated path reads from worker threads
+                progress(b - a)
+        return block[:, None] if block.ndim == 1 else block
+
+    if plan is not None:
+        band = write_band_store(
+            plan, read, n, n_ch, bounds, dst_path, info,
+            pad=filt.padlen, one_d=src_mm.ndim == 1, chunk_samples=chunk_samples,
+            sidecars_from=store.path,
+        )  # fmt: skip
+        return band
     with ArrayStoreWriter(dst_path, (n, n_ch) if src_mm.ndim > 1 else (n,), np.float32, info) as w:
         scratch_path = w.tmp / "forward.scratch"
         longest = max(b - a for a, b in bounds)
-        if plan is None:
-            shape, kind = (longest + filt.padlen, n_ch), np.float32
-        else:  # the low-rate signal in float64 (it is 1/factor the size)
-            shape, kind = (low_length(longest, filt.padlen, plan.factor), n_ch), np.float64
-        scratch = np.lib.format.open_memmap(scratch_path, mode="w+", dtype=kind, shape=shape)
+        shape = (longest + filt.padlen, n_ch)
+        scratch = np.lib.format.open_memmap(scratch_path, mode="w+", dtype=np.float32, shape=shape)
         dst = w.array
-
-        progress_lock = threading.Lock()
-        last = threading.local()  # the rows this thread read before (decimated path)
-
-        def read(a: int, b: int) -> np.ndarray:
-            if plan is None:
-                block = np.array(src_mm[a:b], dtype=np.float64)
-                release_rows(src_mm, a, b)
-            else:  # a view, used before this thread's next read releases its pages
-                release_rows(src_mm, *getattr(last, "rows", (0, 0)))
-                last.rows = (a, b)
-                block = src_mm[a:b]
-            if progress is not None:
-                with progress_lock:  # the decimated path reads from worker threads
-                    progress(b - a)
-            return block[:, None] if block.ndim == 1 else block
 
         # written through the file by a second thread, writeback started early: see row_file
         rows = RowFile(dst, writeback=True, background=True)
@@ -436,13 +442,7 @@ def filter_store(
 
         with rows:
             for s0, s1 in bounds:
-                if plan is not None:
-                    filtfilt_decimated(
-                        plan, read, write, s0, s1, scratch,
-                        pad=filt.padlen, chunk_samples=chunk_samples,
-                    )  # fmt: skip
-                else:
-                    filtfilt_stream(filt, read, write, s0, s1, scratch, chunk_samples=chunk_samples)
+                filtfilt_stream(filt, read, write, s0, s1, scratch, chunk_samples=chunk_samples)
         scratch_path.unlink()  # its mapping goes when this function returns
         copy_sidecars(store.path, w.tmp)
         return w.commit()

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import fft as sp_fft
 from scipy import signal
 
+from ace_assets.ephys.band_store import open_signal_store
 from ace_assets.ephys.filters import bridge_nans
 from ace_assets.ephys.masks import blank_unrecorded, unrecorded_runs
 from ace_assets.ephys.sidecars import copy_sidecars, segments_from_meta
@@ -117,7 +118,7 @@ def phase_store(
     not recorded (filled across a short pause, or NaN; ``src.meta['channel_runs']``) are
     NaN in both outputs: an interpolated stretch has no phase of its own.
     """
-    store = src if isinstance(src, ArrayStore) else ArrayStore(src)
+    store = src if isinstance(src, ArrayStore) else open_signal_store(src)
     fs = float(store.meta["sampling_rate_hz"])
     low = low_hz if low_hz is not None else _low_from_meta(store.meta)
     if low is None:
@@ -126,7 +127,6 @@ def phase_store(
             "band-pass or high-pass filter to take it from"
         )
     ov = hilbert_overlap(fs, low, n_cycles)
-    mm = store.mmap
     runs = unrecorded_runs(store.meta)
     info = {**store.meta, "hilbert": {"low_hz": low, "n_cycles": n_cycles, "overlap": ov}}
     info.update(meta or {})
@@ -140,12 +140,10 @@ def phase_store(
             z = z.reshape((-1, *store.shape[1:]))
             ph[a : a + z.shape[0]] = blank_unrecorded(np.angle(z), a, runs)
             am[a : a + z.shape[0]] = blank_unrecorded(np.abs(z), a, runs)
-            release_pages(ph, am, mm)
+            release_pages(ph, am)
 
         for s0, s1 in segments_from_meta(store.meta, store.shape[0]):
-            analytic_stream(
-                lambda a, b: mm[a:b], write, s0, s1, overlap=ov, chunk_samples=chunk_samples
-            )
+            analytic_stream(store.read, write, s0, s1, overlap=ov, chunk_samples=chunk_samples)
         copy_sidecars(store.path, wp.tmp)
         copy_sidecars(store.path, wa.tmp)
         return wp.commit(), wa.commit()

@@ -59,6 +59,9 @@ COMPACT_DTYPE = np.dtype(np.float16)
 #: the largest magnitude a compact store holds
 COMPACT_MAX = float(np.finfo(np.float16).max)
 DROPPED = "dropped"
+#: ``meta['encoding']['kind']`` of a store that keeps a band below its input rate
+#: (:mod:`ace_assets.ephys.band_store`; plain ``ArrayStore`` refuses it)
+BAND_KIND = "band"
 
 
 def store_path(root: str | Path, name: str) -> Path:
@@ -81,6 +84,11 @@ class ArrayStore:
         self.path = Path(path)
         meta_file = self.path / "meta.json"
         self.meta: dict[str, Any] = read_json(meta_file) if meta_file.exists() else {}
+        if (self.meta.get("encoding") or {}).get("kind") == BAND_KIND:
+            raise TypeError(
+                f"{self.path} keeps a band below its input rate: open it with "
+                "ace_assets.ephys.band_store.open_signal_store"
+            )
         self.compact = (self.path / COMPACT).is_file()
         data = self.path / (COMPACT if self.compact else DATA)
         if not data.is_file():
@@ -163,6 +171,8 @@ class ArrayStoreWriter:
     Use as a context manager: on an exception nothing is renamed into place
     and the temporary directory is removed. With ``compact=True`` a float array is
     stored as float16 (see the module docstring); blocks are written as float32.
+    ``data_file`` names the data file of a store that only its own reader may open
+    (a band store: :mod:`ace_assets.ephys.band_store`).
     """
 
     def __init__(
@@ -173,6 +183,7 @@ class ArrayStoreWriter:
         meta: dict[str, Any] | None = None,
         *,
         compact: bool = False,
+        data_file: str = DATA,
     ) -> None:
         self.path = Path(path)
         dtype = np.dtype(dtype)
@@ -183,10 +194,11 @@ class ArrayStoreWriter:
         self.tmp = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
         self.tmp.mkdir()
         self.meta: dict[str, Any] = dict(meta or {})
+        self.meta.pop("encoding", None)  # a source store's, copied with its meta: not ours
         if compact:
             self.meta["encoding"] = {"file": COMPACT, "dtype": "float16", "read_as": "float32"}
         self._array = np.lib.format.open_memmap(
-            self.tmp / (COMPACT if compact else DATA),
+            self.tmp / (COMPACT if compact else data_file),
             mode="w+",
             dtype=COMPACT_DTYPE if compact else dtype,
             shape=tuple(shape),
@@ -214,12 +226,17 @@ class ArrayStoreWriter:
             )
 
     def commit(self) -> ArrayStore:
+        self.publish()
+        return ArrayStore(self.path)
+
+    def publish(self) -> Path:
+        """Commit without opening the result (a store only its own reader opens)."""
         self._array.flush()
         del self._array
         write_json(self.tmp / "meta.json", self.meta)
         replace_dir(self.tmp, self.path)
         self._committed = True
-        return ArrayStore(self.path)
+        return self.path
 
     def abort(self) -> None:
         if hasattr(self, "_array"):

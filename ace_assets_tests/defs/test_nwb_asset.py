@@ -15,8 +15,8 @@ from ace_assets.definitions import all_assets
 from ace_assets.defs.assets.nwb import nwb_file
 from ace_assets.defs.line_runs import materialize_line
 from ace_assets.defs.manifests import asset_dir
+from ace_assets.ephys.band_store import open_signal_store
 from ace_assets.io.jsonio import read_json
-from ace_assets.io.store import ArrayStore
 from ace_assets.miniscope.extraction.result import apply_rejections, load_result
 from ace_assets_tests.export.test_nwb import serious_messages
 from ace_assets_tests.helpers.dagster_helpers import failure_text
@@ -82,7 +82,7 @@ def test_both_modalities_on_the_ephys_clock(exported) -> None:
     result = curated(paths, 1)
     align = manifest(paths, 1, "multimodal_alignment")
     frame_times = np.load(align["frame_times"])["frame_times_s"] + align["zero_time_s"]
-    filtered = ArrayStore(manifest(paths, 1, "filtered_ephys")["store"])
+    filtered = open_signal_store(manifest(paths, 1, "filtered_ephys")["store"])
     events = pd.read_csv(manifest(paths, 1, "ephys_channels")["events_csv"])
     with NWBHDF5IO(str(nwb_path(paths, 1)), "r") as io:
         nwb = io.read()
@@ -131,7 +131,7 @@ def test_miniscope_only_line_uses_the_camera_clock(exported) -> None:
 
 def test_ephys_only_line_has_no_imaging(exported) -> None:
     paths, _ = exported
-    filtered = ArrayStore(manifest(paths, 3, "filtered_ephys")["store"])
+    filtered = open_signal_store(manifest(paths, 3, "filtered_ephys")["store"])
     with NWBHDF5IO(str(nwb_path(paths, 3)), "r") as io:
         nwb = io.read()
         assert "ophys" not in nwb.processing and "raw_movie" not in nwb.acquisition

@@ -224,9 +224,11 @@ def filtered_ephys(
                 f"{params['filter_type']} {low}-{high} Hz, order {params['filter_order']}, zero-phase"
             ),
             "reflection_pad_s": round(filt.padlen / fs, 3),
-            "computed_at": dg.MetadataValue.json(  # the band's internal rate (output: fs)
+            # the band's internal rate: the store keeps it there, reads give every sample at fs
+            "computed_at": dg.MetadataValue.json(
                 filtered.meta["filter"].get("decimated") or {"factor": 1, "internal_rate_hz": fs}
             ),
+            "store_mb": round(filtered.nbytes / 2**20, 1),
             "artifact_intervals": n_artifacts,
             "segments_filtered_separately": len(segments),
             **progress.throughput(),
