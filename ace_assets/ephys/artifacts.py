@@ -200,13 +200,10 @@ def remove_artifacts_store(
     _check_mode(mode)
     store = src if isinstance(src, ArrayStore) else ArrayStore(src)
     fs = float(store.meta["sampling_rate_hz"])
-    mm = store.mmap
     n = store.shape[0]
 
     def read(a: int, b: int) -> np.ndarray:
-        block = _as2d(mm[a:b])
-        release_pages(mm)
-        return block
+        return _as2d(store.read(a, b))
 
     adbv = store.meta.get("ad_bit_volts") if saturation else None
     table = detect_artifacts(

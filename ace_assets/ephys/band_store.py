@@ -35,7 +35,7 @@ from ace_assets.ephys.decimated import (
 )
 from ace_assets.ephys.sidecars import copy_sidecars
 from ace_assets.io.jsonio import read_json
-from ace_assets.io.pages import release_pages
+from ace_assets.io.page_range import release_rows
 from ace_assets.io.row_file import RowFile
 from ace_assets.io.store import BAND_KIND, ArrayStore, ArrayStoreWriter
 
@@ -135,7 +135,7 @@ class BandStore(ArrayStore):
                 p0 = -self.pad + qa * d  # segment position of full[0]
                 p_a, p_b = max(i0, p0), min(i1, p0 + full.shape[0])
                 out[s0 + p_a - a : s0 + p_b - a] = full[p_a - p0 : p_b - p0]
-        release_pages(self._low)
+            release_rows(self._low, row0 + max(0, q_first + ker.u_lo), row0 + q_last + ker.u_hi + 1)
         for c, r0, r1 in self._nan:
             if r0 < b and a < r1:
                 out[max(r0, a) - a : min(r1, b) - a, c] = np.nan
@@ -159,12 +159,15 @@ def write_band_store(
     one_d: bool,
     chunk_samples: int,
     sidecars_from: Path | None = None,
+    unit: np.ndarray | None = None,
 ) -> BandStore:
     """Filter each segment at ``plan``'s rate (:func:`filtfilt_low`) into a band store.
 
     ``read(a, b)`` gives input samples ``(b - a, n_ch)`` (may be called from worker
     threads); ``bounds`` are the segments, each filtered on its own, mirror-padded by
-    ``pad`` input samples. Written atomically, as every store.
+    ``pad`` input samples. ``unit``: what one unit of ``read``'s samples is worth, per
+    channel (int16 counts of a scaled store: its scale); the band is stored in its units.
+    Written atomically, as every store.
     """
     lengths = [low_length(s1 - s0, pad, plan.factor) for s0, s1 in bounds]
     rows = [0, *np.cumsum(lengths).tolist()]
@@ -192,7 +195,7 @@ def write_band_store(
             for (s0, s1), row0 in zip(bounds, rows, strict=False):
 
                 def low_out(k: int, block: np.ndarray, row0: int = row0) -> None:
-                    low_rows.write(row0 + k, block)
+                    low_rows.write(row0 + k, block if unit is None else block * unit)
 
                 nan_ranges += filtfilt_low(
                     plan, read, s0, s1, scratch, low_out,

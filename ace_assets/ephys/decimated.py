@@ -298,7 +298,9 @@ def _filtfilt_decimated(
             idx = mirror_indices(np.arange(i0, i1), 0, n)
             r0, r1 = int(idx.min()), int(idx.max()) + 1
             block = np.asarray(read(start + r0, start + r1))[idx - r0]
-        block = np.ascontiguousarray(block.reshape(i1 - i0, n_ch), dtype=np.float32)
+        # int16 counts stay int16: the products' copy converts them (half the bytes read)
+        kind = None if block.dtype == np.int16 else np.float32
+        block = np.ascontiguousarray(block.reshape(i1 - i0, n_ch), dtype=kind)
         if bridge:
             block = block.copy()
             bridge_nans(block)

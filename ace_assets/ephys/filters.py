@@ -403,15 +403,32 @@ def filter_store(
         },
         **(meta or {}),
     }
-    src_mm = store.mmap
+    src_mm = store.mmap if store.direct else None  # an encoded store is read()
+    one_d = len(store.shape) == 1
     progress_lock = threading.Lock()
     last = threading.local()  # the rows this thread read before (decimated path)
 
+    # A scaled store's band is filtered in counts (the filter is linear; scaled on output):
+    # its int16 rows go to the decimating product as they are, half the bytes of volts
+    scale = store.scale if plan is not None else None
+    counts_mm = store.stored if scale is not None else None
+
     def read(a: int, b: int) -> np.ndarray:
-        if plan is None:
+        if scale is not None:
+            assert counts_mm is not None
+            release_rows(counts_mm, *getattr(last, "rows", (0, 0)))
+            last.rows = (a, b)
+            exact = store.counts(a, b)
+            block = exact if exact is not None else store.read(a, b) / scale.astype(np.float32)
+        elif not store.direct:  # decoded into a new array
+            block = store.read(a, b)
+            block = block.astype(np.float64) if plan is None else block
+        elif plan is None:
+            assert src_mm is not None
             block = np.array(src_mm[a:b], dtype=np.float64)
             release_rows(src_mm, a, b)
         else:  # a view, used before this thread's next read releases its pages
+            assert src_mm is not None
             release_rows(src_mm, *getattr(last, "rows", (0, 0)))
             last.rows = (a, b)
             block = src_mm[a:b]
@@ -423,11 +440,11 @@ def filter_store(
     if plan is not None:
         band = write_band_store(
             plan, read, n, n_ch, bounds, dst_path, info,
-            pad=filt.padlen, one_d=src_mm.ndim == 1, chunk_samples=chunk_samples,
+            pad=filt.padlen, one_d=one_d, chunk_samples=chunk_samples, unit=scale,
             sidecars_from=store.path,
         )  # fmt: skip
         return band
-    with ArrayStoreWriter(dst_path, (n, n_ch) if src_mm.ndim > 1 else (n,), np.float32, info) as w:
+    with ArrayStoreWriter(dst_path, (n,) if one_d else (n, n_ch), np.float32, info) as w:
         scratch_path = w.tmp / "forward.scratch"
         longest = max(b - a for a, b in bounds)
         shape = (longest + filt.padlen, n_ch)

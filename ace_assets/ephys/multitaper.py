@@ -225,9 +225,8 @@ def multitaper_spectrogram(
 
 def store_reader(store: object, column: int) -> Reader:
     """A reader over one channel of an ArrayStore laid out (n_samples, n_channels)."""
-    mmap = store.mmap  # type: ignore[attr-defined]
 
     def read(a: int, b: int) -> np.ndarray:
-        return np.asarray(mmap[a:b, column], dtype=np.float64)
+        return store.read(a, b, column).astype(np.float64)  # type: ignore[attr-defined]
 
     return read

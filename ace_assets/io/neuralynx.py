@@ -632,15 +632,22 @@ def _write_grid_store(
 ) -> ArrayStore:
     """Stream a grid reader into a store; ``finish(meta)`` may add what writing measured."""
     n, n_ch = reader.n_samples, len(reader.sources)
-    with ArrayStoreWriter(path, (n, n_ch), np.float32, meta) as writer:
+    scales = reader.scales  # int16 counts where the grid is channels' counts (io.scaled_store)
+    with ArrayStoreWriter(path, (n, n_ch), np.float32, meta, scale=scales) as writer:
         block = np.empty((min(chunk_samples, n), n_ch), dtype=np.float32)
+        counts = np.empty(block.shape, dtype=np.int16)
+        encoder = writer.encoder
         # written through the file by a second thread, writeback started early: see row_file
         with RowFile(writer.array, writeback=True, background=True) as rows:
             for s0, s1 in reader.grid.segments:
                 for a in range(s0, s1, chunk_samples):
                     b = min(s1, a + chunk_samples)
+                    if encoder is not None and reader.counts_into(a, b, counts[: b - a]):
+                        rows.write(a, counts[: b - a])
+                        continue
                     reader.read_into(a, b, block[: b - a])
-                    rows.write(a, block[: b - a])
+                    out = block[: b - a] if encoder is None else encoder.encode(a, block[: b - a])
+                    rows.write(a, out)
         reader.grid.clock.save(writer.tmp / "clock.npz")
         if finish is not None:
             finish(writer.meta)

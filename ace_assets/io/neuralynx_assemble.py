@@ -92,6 +92,35 @@ class GridReader:
             column[:] = scaled[offset : offset + b - a]
         self._release()
 
+    @property
+    def scales(self) -> list[float] | None:
+        """Volts per count of every column, or None when a column is not a channel's counts
+        (a resampled channel): then there is no int16 form of the grid."""
+        scales = [getattr(source, "volts_per_count", None) for source in self.sources]
+        return None if any(v is None for v in scales) else [float(v) for v in scales]
+
+    def counts_into(self, a: int, b: int, out: np.ndarray) -> bool:
+        """The int16 counts of grid samples ``a:b`` into ``out`` where every column is a
+        channel whose full records cover ``a:b`` back to back (the common case); False, and
+        ``out`` untouched, otherwise (then :meth:`read_into` gives the volts)."""
+        views = []
+        for source in self.sources:
+            fast = getattr(source, "contiguous_records", None)
+            got = fast(a, b) if fast is not None else None
+            if got is None:
+                return False
+            views.append(got)
+        for k, (samples, offset) in enumerate(views):
+            column = out[:, k]
+            if offset == 0 and samples.size == b - a:  # the block is whole records
+                by_record = column.view()
+                by_record.shape = samples.shape  # a view, or an error: never a copy
+                by_record[...] = samples
+            else:
+                column[:] = samples.reshape(-1)[offset : offset + b - a]
+        self._release()
+        return True
+
     def _release(self) -> None:
         """Unmap the channel files' pages this block touched (see :mod:`ace_assets.io.pages`)."""
         for source in self.sources:

@@ -6,6 +6,9 @@ memory-mappable, so any frame range is random access and any tool that reads
 frame rate, parameters, provenance).
 
 * ``data.npy`` — exact: the array as written (uint8 denoised movies, traces, ...).
+* ``data-int16.npy`` — scaled (``scale=[...]``): recorded volts kept as the ADC's int16
+  counts and a scale per column, read back as the same float32 values bit for bit
+  (:mod:`ace_assets.io.scaled_store`, with the exceptions it keeps exactly).
 * ``data-float16.npy`` — compact (``compact=True``): float movies stored as IEEE
   half floats, 2 bytes per pixel instead of 4. ``ArrayStore`` reads them back as
   float32, so every consumer computes in float32 as before. Why float16 and not
@@ -49,8 +52,10 @@ from ace_assets.errors import AceInputError
 from ace_assets.io.atomic import atomic_write_bytes as atomic_write_bytes
 from ace_assets.io.atomic import atomic_write_text as atomic_write_text
 from ace_assets.io.jsonio import read_json, write_json
+from ace_assets.io.page_range import release_rows
 from ace_assets.io.pages import release_pages
 from ace_assets.io.publish import replace_dir
+from ace_assets.io.scaled_store import SCALED, ScaledDecoder, ScaledEncoder
 
 SUFFIX = ".npyd"
 DATA = "data.npy"
@@ -90,7 +95,12 @@ class ArrayStore:
                 "ace_assets.ephys.band_store.open_signal_store"
             )
         self.compact = (self.path / COMPACT).is_file()
-        data = self.path / (COMPACT if self.compact else DATA)
+        self._decoder: ScaledDecoder | None = None
+        if (self.path / SCALED).is_file():
+            self._decoder = ScaledDecoder(self.path, self.meta["encoding"]["scale"])
+        data = self.path / (
+            COMPACT if self.compact else SCALED if self._decoder is not None else DATA
+        )
         if not data.is_file():
             if DROPPED in self.meta:
                 raise DroppedStoreError(
@@ -107,7 +117,29 @@ class ArrayStore:
     @property
     def dtype(self) -> np.dtype:
         """The dtype ``read`` returns."""
-        return np.dtype(np.float32) if self.compact else self._data.dtype
+        return np.dtype(np.float32) if not self.direct else self._data.dtype
+
+    @property
+    def scale(self) -> np.ndarray | None:
+        """Volts per count of each column of a scaled store (None for any other)."""
+        return None if self._decoder is None else self._decoder.scale
+
+    @property
+    def stored(self) -> np.ndarray:
+        """The mapped array exactly as on disk (int16 counts for a scaled store)."""
+        return self._data
+
+    def counts(self, start: int, stop: int) -> np.ndarray | None:
+        """A scaled store's int16 rows ``start:stop`` (a view of the mapping) when each is
+        a count times the scale; None when an exception lies there (then ``read``)."""
+        if self._decoder is None or not self._decoder.exact(start, stop):
+            return None
+        return self._data[start:stop]
+
+    @property
+    def direct(self) -> bool:
+        """Whether the mapped rows are the values (not float16, not int16 counts)."""
+        return not self.compact and self._decoder is None
 
     @property
     def stored_dtype(self) -> np.dtype:
@@ -125,13 +157,20 @@ class ArrayStore:
     def __len__(self) -> int:
         return self.n_frames
 
-    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Frames ``start:stop`` as an in-memory array (a copy); the mapping's pages are released."""
-        if self.compact:
-            out = self._data[start:stop].astype(np.float32)
+    def read(
+        self, start: int = 0, stop: int | None = None, column: int | None = None
+    ) -> np.ndarray:
+        """Frames ``start:stop`` (of one ``column`` of a 2-D store, if given) as an in-memory
+        array (a copy); the mapping's pages are released."""
+        first, last, _ = slice(start, stop).indices(self.n_frames)
+        rows = self._data[first:last] if column is None else self._data[first:last, column]
+        if self._decoder is not None:
+            out = self._decoder.decode(rows, first, column)
+        elif self.compact:
+            out = rows.astype(np.float32)
         else:
-            out = np.array(self._data[start:stop])
-        release_pages(self._data)
+            out = np.array(rows)
+        release_rows(self._data, first, last)  # these rows only: see io.page_range
         return out
 
     def iter_chunks(self, chunk: int = 256) -> Iterator[tuple[int, np.ndarray]]:
@@ -141,7 +180,11 @@ class ArrayStore:
 
     @property
     def mmap(self) -> np.ndarray:
-        """The memory-mapped array as stored (float16 for a compact store), without copying."""
+        """The memory-mapped array as stored (float16 for a compact store), without copying.
+
+        A scaled store has none to offer (its counts are not the values): ``read`` it."""
+        if self._decoder is not None:
+            raise TypeError(f"{self.path} holds int16 counts and a scale: read(start, stop)")
         return self._data
 
 
@@ -184,11 +227,14 @@ class ArrayStoreWriter:
         *,
         compact: bool = False,
         data_file: str = DATA,
+        scale: list[float] | None = None,
     ) -> None:
         self.path = Path(path)
         dtype = np.dtype(dtype)
         if compact and dtype.kind != "f":
             raise ValueError(f"a compact store holds float movies, not {dtype}")
+        if scale is not None and (compact or dtype != np.float32 or len(shape) != 2):
+            raise ValueError("a scaled store holds (samples, channels) float32 volts")
         self.compact = compact
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex[:8]}"
@@ -197,6 +243,17 @@ class ArrayStoreWriter:
         self.meta.pop("encoding", None)  # a source store's, copied with its meta: not ours
         if compact:
             self.meta["encoding"] = {"file": COMPACT, "dtype": "float16", "read_as": "float32"}
+        self.encoder: ScaledEncoder | None = None
+        if scale is not None:
+            self.encoder = ScaledEncoder(self.tmp, scale)
+            self.meta["encoding"] = {
+                "kind": "scaled",
+                "file": SCALED,
+                "dtype": "int16",
+                "scale": [float(v) for v in scale],
+                "read_as": "float32: count * scale, exceptions from patch-*.npy, nan-runs.npy",
+            }
+            data_file, dtype = SCALED, np.dtype(np.int16)
         self._array = np.lib.format.open_memmap(
             self.tmp / (COMPACT if compact else data_file),
             mode="w+",
@@ -212,6 +269,8 @@ class ArrayStoreWriter:
     def write(self, start: int, block: np.ndarray) -> None:
         if self.compact:
             self._check_range(start, block)
+        if self.encoder is not None:
+            block = self.encoder.encode(start, block)
         self._array[start : start + block.shape[0]] = block
         release_pages(self._array)  # written pages stay in the page cache, not in our RSS
 
@@ -233,6 +292,8 @@ class ArrayStoreWriter:
         """Commit without opening the result (a store only its own reader opens)."""
         self._array.flush()
         del self._array
+        if self.encoder is not None:
+            self.meta["encoding"].update(self.encoder.save())
         write_json(self.tmp / "meta.json", self.meta)
         replace_dir(self.tmp, self.path)
         self._committed = True
@@ -241,6 +302,8 @@ class ArrayStoreWriter:
     def abort(self) -> None:
         if hasattr(self, "_array"):
             del self._array
+        if self.encoder is not None:
+            self.encoder.discard()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def __enter__(self) -> ArrayStoreWriter:

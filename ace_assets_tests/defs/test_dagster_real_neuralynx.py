@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from ace_assets.definitions import all_assets
 from ace_assets.defs.line_runs import materialize_line
 from ace_assets.defs.resources import DEMO_PROJECT, PathsResource
+from ace_assets.io.store import ArrayStore
 from ace_assets_tests.helpers.dagster_helpers import failure_text
 from ace_assets_tests.helpers.paths import DATA
 from ace_assets_tests.helpers.projects import catalog_read
@@ -89,7 +91,9 @@ def test_mixed_rates_and_mixed_structures(real) -> None:
     mixed = _manifest(paths, 13, "ephys_channels")
     assert mixed["channel_rates_hz"] == [2000.0, 32000.0]
     assert mixed["resampled_channels"] == ["LAHCu1"]
-    assert Path(mixed["stream_stores"]["32000Hz"], "data.npy").is_file()
+    stream = ArrayStore(mixed["stream_stores"]["32000Hz"])  # at its own rate, as counts
+    assert stream.meta["sampling_rate_hz"] == 32000.0 and stream.stored.dtype == np.int16
+    assert np.isfinite(stream.read(0, 1000)).all()
     both = _manifest(paths, 14, "ephys_channels")
     assert both["n_segments"] == 1 and not both["gaps"]
     assert {r["channel"] for r in both["channel_runs"]} == {"LAHC1_3_gaps"}

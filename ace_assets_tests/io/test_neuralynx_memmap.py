@@ -105,19 +105,24 @@ def test_store_writer_takes_the_fast_path_only_where_records_are_whole(
     assert len(session.grid.segments) == 2 and session.channel_runs().kind.eq("filled").all()
     general = session.read(0, session.n_samples).T.astype(np.float32)
 
-    calls = {"general": 0, "blocks": 0}
-    read, read_into = GridReader.read, GridReader.read_into
+    calls = {"general": 0, "counts": 0}
+    read, counts_into = GridReader.read, GridReader.counts_into
 
     def counting_read(self, a, b):  # noqa: ANN001, ANN202 - a spy
         calls["general"] += 1
         return read(self, a, b)
 
-    def counting_into(self, a, b, out):  # noqa: ANN001, ANN202 - a spy
-        calls["blocks"] += 1
-        return read_into(self, a, b, out)
+    def counting_counts(self, a, b, out):  # noqa: ANN001, ANN202 - a spy
+        took = counts_into(self, a, b, out)
+        calls["counts"] += took
+        return took
 
     monkeypatch.setattr(GridReader, "read", counting_read)
-    monkeypatch.setattr(GridReader, "read_into", counting_into)
+    monkeypatch.setattr(GridReader, "counts_into", counting_counts)
     store = write_session_store(session, tmp_path / "s.npyd", chunk_samples=1000)
+    # int16 counts on disk, the filled samples kept exactly beside them: the same float32
+    assert store.stored.dtype == np.int16 and store.meta["encoding"]["patched_rows"] > 0
     np.testing.assert_array_equal(store.read(0, store.n_frames), general)
-    assert 0 < calls["general"] < calls["blocks"]  # both paths taken, the fast one mostly
+    for c in range(3):
+        np.testing.assert_array_equal(store.read(4000, 13_000, c), general[4000:13_000, c])
+    assert 0 < calls["general"] < calls["counts"]  # both paths taken, the fast one mostly

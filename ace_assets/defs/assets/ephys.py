@@ -200,6 +200,7 @@ def filtered_ephys(
                 },
             )
             copy_sidecars(raw.path, filtered.path)
+            store_mb = round(filtered.nbytes / 2**20, 1)  # here: the folder moves on commit
             rms = recorded_rms(filtered)
             names = store_channels(raw)
             figure = _excerpt_figure(raw, filtered, fs, out)
@@ -228,7 +229,7 @@ def filtered_ephys(
             "computed_at": dg.MetadataValue.json(
                 filtered.meta["filter"].get("decimated") or {"factor": 1, "internal_rate_hz": fs}
             ),
-            "store_mb": round(filtered.nbytes / 2**20, 1),
+            "store_mb": store_mb,
             "artifact_intervals": n_artifacts,
             "segments_filtered_separately": len(segments),
             **progress.throughput(),
