@@ -264,8 +264,10 @@ if __name__ == "__main__":
 # ----------------------------------------------------------------------------- measuring
 
 
-def _tree_rss_kb(root: int) -> int:
-    """VmRSS of ``root`` and every descendant, summed."""
+def _tree_rss_kb(root: int) -> tuple[int, int]:
+    """VmRSS and RssAnon of ``root`` and every descendant, summed. VmRSS also counts pages of
+    memory-mapped files (a store read through a mapping), which the kernel reclaims at
+    will; RssAnon is the memory that must fit."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -276,7 +278,7 @@ def _tree_rss_kb(root: int) -> int:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
+    total, anon, todo = 0, 0, [root]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, []))
@@ -285,9 +287,11 @@ def _tree_rss_kb(root: int) -> int:
                 for line in fh:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1])
+                    elif line.startswith("RssAnon:"):
+                        anon += int(line.split()[1])
         except OSError:
             pass
-    return total
+    return total, anon
 
 
 class ToolFailed(RuntimeError):
@@ -299,17 +303,19 @@ class ToolFailed(RuntimeError):
         super().__init__(f"{cmd[:2]} exited with {returncode}:\n{self.tail}")
 
 
-def run_tree(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str, float, float]:
-    """Run ``cmd``; (stdout, wall s, peak RSS MB of its process tree). Raises ToolFailed."""
+def run_tree(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str, float, float, float]:
+    """Run ``cmd``; (stdout, wall s, peak RSS MB and peak anonymous RSS MB of its process
+    tree). Raises ToolFailed."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    peak = 0
+    peak = peak_anon = 0
     done = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, peak_anon
         while not done.is_set():
-            peak = max(peak, _tree_rss_kb(proc.pid))
+            rss, anon = _tree_rss_kb(proc.pid)
+            peak, peak_anon = max(peak, rss), max(peak_anon, anon)
             done.wait(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -320,7 +326,7 @@ def run_tree(cmd: list[str], env: dict[str, str] | None = None) -> tuple[str, fl
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise ToolFailed(cmd, proc.returncode, err, wall, peak / 1024.0)
-    return out, wall, peak / 1024.0
+    return out, wall, peak / 1024.0, peak_anon / 1024.0
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -363,7 +369,7 @@ def run_minian(cmd: list[str], out_npz: Path, truth: dict[str, np.ndarray], case
     """minian's row; if minian fails, a row naming the error (its traceback tail on stderr),
     so the ace_assets row, the table and the JSON line are still printed."""
     try:
-        out, wall, peak = run_tree(cmd, dict(os.environ))
+        out, wall, peak, anon = run_tree(cmd, dict(os.environ))
     except ToolFailed as exc:
         print(f"minian failed on {case}; the end of its stderr:\n{exc.tail}", file=sys.stderr)
         lines = exc.tail.strip().splitlines() or ["no stderr"]
@@ -376,9 +382,8 @@ def run_minian(cmd: list[str], out_npz: Path, truth: dict[str, np.ndarray], case
             "error": lines[-1],
         }
     times = json.loads(out.strip().splitlines()[-1])
-    return {"tool": "minian", "total_s": wall, "peak_tree_mb": peak, **times} | score(
-        dict(np.load(out_npz)), truth
-    )
+    row = {"tool": "minian", "total_s": wall, "peak_tree_mb": peak, "peak_tree_anon_mb": anon}
+    return row | times | score(dict(np.load(out_npz)), truth)
 
 
 def _json_safe(value: Any) -> Any:
@@ -408,10 +413,11 @@ def run_case(kind: str, frames: int, quick: bool, minian_python: str | None, wor
             "from bench_vs_minian import run_ace; "
             f"print(json.dumps(run_ace({args[1]!r}, {args[2]!r}, {args[3]!r})))"
         )
-        out, wall, peak = run_tree([sys.executable, "-c", code], env)
+        out, wall, peak, anon = run_tree([sys.executable, "-c", code], env)
         times = json.loads(out.strip().splitlines()[-1])
         rows.append(
             {"tool": "ace_assets", "total_s": wall, "peak_tree_mb": peak, **times}
+            | {"peak_tree_anon_mb": anon}
             | score(dict(np.load(ace_out)), truth)
         )
         # minian may run for hours: ace_assets' row is on record before it starts
@@ -463,6 +469,7 @@ def main() -> None:
         ("motion_s", "{:>7.1f}"),
         ("extraction_s", "{:>8.1f}"),
         ("peak_tree_mb", "{:>7.0f}"),
+        ("peak_tree_anon_mb", "{:>7.0f}"),
         ("recall", "{:>5.2f}"),
         ("precision", "{:>5.2f}"),
         ("trace_r", "{:>6.3f}"),

@@ -37,6 +37,7 @@ from ace_assets.ephys.sidecars import copy_sidecars
 from ace_assets.io.jsonio import read_json
 from ace_assets.io.page_range import release_rows
 from ace_assets.io.row_file import RowFile
+from ace_assets.io.scaled_store import NanRuns
 from ace_assets.io.store import BAND_KIND, ArrayStore, ArrayStoreWriter
 
 LOW = "band-low.npy"
@@ -212,24 +213,10 @@ def write_band_store(
 
 def _nan_runs(read: Reader, ranges: list[tuple[int, int]], n_ch: int) -> np.ndarray:
     """``(channel, start, stop)`` of the NaN runs of the input within ``ranges``."""
-    runs: list[tuple[int, int, int]] = []
+    runs = NanRuns()
+    step = max(1, BLOCK_BYTES // (4 * n_ch))
     for a, b in ranges:
-        step = max(1, BLOCK_BYTES // (4 * n_ch))
         for p in range(a, b, step):
             q = min(b, p + step)
-            nan = np.isnan(np.asarray(read(p, q)).reshape(q - p, n_ch))
-            for c in range(n_ch):
-                edges = np.flatnonzero(
-                    np.diff(np.concatenate(([0], nan[:, c].astype(np.int8), [0])))
-                )
-                runs += [
-                    (c, p + int(s), p + int(e))
-                    for s, e in zip(edges[::2], edges[1::2], strict=True)
-                ]
-    merged: list[list[int]] = []
-    for c, s, e in sorted(runs):
-        if merged and merged[-1][0] == c and merged[-1][2] >= s:
-            merged[-1][2] = max(merged[-1][2], e)
-        else:
-            merged.append([c, s, e])
-    return np.asarray(merged, dtype=np.int64).reshape(-1, 3)
+            runs.add(p, np.isnan(np.asarray(read(p, q)).reshape(q - p, n_ch)))
+    return runs.array()

@@ -26,6 +26,32 @@ NAN_RUNS = "nan-runs.npy"
 COUNT_MAX = 32767
 
 
+class NanRuns:
+    """``(channel, start, stop)`` runs of NaN samples, gathered block by block (in any order);
+    runs that touch or overlap are merged."""
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[int, int, int]] = []
+
+    def add(self, start: int, nan: np.ndarray) -> None:
+        """The NaN mask ``(rows, channels)`` of rows ``start : start + rows``."""
+        for c in range(nan.shape[1]):
+            edges = np.flatnonzero(np.diff(np.concatenate(([0], nan[:, c].astype(np.int8), [0]))))
+            self._runs += [
+                (c, start + s, start + e)
+                for s, e in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True)
+            ]
+
+    def array(self) -> np.ndarray:
+        merged: list[list[int]] = []
+        for c, s, e in sorted(self._runs):
+            if merged and merged[-1][0] == c and merged[-1][2] >= s:
+                merged[-1][2] = max(merged[-1][2], e)
+            else:
+                merged.append([c, s, e])
+        return np.asarray(merged, dtype=np.int64).reshape(-1, 3)
+
+
 class ScaledDecoder:
     """Counts to float32 volts, with the stored exceptions put back."""
 
@@ -71,8 +97,7 @@ class ScaledEncoder:
         self._rows = open(folder / "patch-rows.part", "wb")  # noqa: SIM115 - closed in save
         self._values = open(folder / "patch-values.part", "wb")  # noqa: SIM115
         self.n_patch = 0
-        self._runs: list[list[int]] = []
-        self._last: dict[int, list[int]] = {}  # each channel's latest NaN run
+        self._nans = NanRuns()
 
     def encode(self, start: int, block: np.ndarray) -> np.ndarray:
         """The counts of rows ``start : start + len(block)`` (a new int16 array)."""
@@ -90,19 +115,8 @@ class ScaledEncoder:
             self._values.write(np.ascontiguousarray(block[inexact]).tobytes())
             self.n_patch += inexact.size
         if nan.any():
-            self._note_nans(start, nan)
+            self._nans.add(start, nan)
         return counts
-
-    def _note_nans(self, start: int, nan: np.ndarray) -> None:
-        for c in range(nan.shape[1]):
-            edges = np.flatnonzero(np.diff(np.concatenate(([0], nan[:, c].astype(np.int8), [0]))))
-            for s, e in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
-                last = self._last.get(c)
-                if last is not None and last[2] == start + s:
-                    last[2] = start + e  # the run goes on from the block before
-                else:
-                    last = self._last[c] = [c, start + s, start + e]
-                    self._runs.append(last)
 
     def save(self) -> dict[str, int]:
         """Write the exception files into the folder; what they hold."""
@@ -125,7 +139,7 @@ class ScaledEncoder:
         del values, raw
         (self.folder / "patch-rows.part").unlink()
         (self.folder / "patch-values.part").unlink()
-        runs = np.asarray(sorted(self._runs), dtype=np.int64).reshape(-1, 3)
+        runs = self._nans.array()
         np.save(self.folder / NAN_RUNS, runs)
         return {"patched_rows": int(rows.size), "nan_runs": int(runs.shape[0])}
 
