@@ -109,8 +109,11 @@ class BandStore(ArrayStore):
             ker = self._local.ker = PolyphaseKernels(self._taps, self.factor)
         return ker
 
-    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Input-rate samples ``start:stop`` (float32, a new array)."""
+    def read(
+        self, start: int = 0, stop: int | None = None, column: int | None = None
+    ) -> np.ndarray:
+        """Input-rate samples ``start:stop`` (of one ``column``, if given; float32, a new
+        array)."""
         n = self._shape[0]
         a, b, _ = slice(start, stop).indices(n)
         b = max(a, b)
@@ -140,6 +143,8 @@ class BandStore(ArrayStore):
         for c, r0, r1 in self._nan:
             if r0 < b and a < r1:
                 out[max(r0, a) - a : min(r1, b) - a, c] = np.nan
+        if column is not None:
+            return out[:, column].copy()
         return out if len(self._shape) > 1 else out[:, 0]
 
     @property

@@ -54,6 +54,8 @@ def test_band_store_reads_back_the_full_rate_output(tmp_path: Path, n_ch: int) -
     for a in [0, cut - 5, n - 3, *rng.integers(0, n, 40).tolist()]:
         b = min(n, a + int(rng.integers(1, 30_000)))
         np.testing.assert_allclose(band.read(a, b), whole[a:b], rtol=0, atol=tol)  # any range
+    if n_ch > 1:
+        np.testing.assert_array_equal(band.read(cut - 9, cut + 9, 1), whole[cut - 9 : cut + 9, 1])
     chunks = np.concatenate([c for _, c in band.iter_chunks(7_777)])
     np.testing.assert_allclose(chunks, whole, rtol=0, atol=tol)
 
