@@ -37,7 +37,7 @@ from ace_assets.ephys.sidecars import copy_sidecars
 from ace_assets.io.jsonio import read_json
 from ace_assets.io.page_range import release_rows
 from ace_assets.io.row_file import RowFile
-from ace_assets.io.scaled_store import NanRuns
+from ace_assets.io.scaled_store import NanRuns, put_nan_runs
 from ace_assets.io.store import BAND_KIND, ArrayStore, ArrayStoreWriter
 from ace_assets.io.threads import one_blas_thread
 
@@ -123,9 +123,7 @@ class BandStore(ArrayStore):
         # the products are small: BLAS threads spin more than they help (3-4x the CPU here)
         with one_blas_thread():
             self._interpolate_into(out, a, b)
-        for c, r0, r1 in self._nan:
-            if r0 < b and a < r1:
-                out[max(r0, a) - a : min(r1, b) - a, c] = np.nan
+        put_nan_runs(out, self._nan, a)
         if column is not None:
             return out[:, column].copy()
         return out if len(self._shape) > 1 else out[:, 0]

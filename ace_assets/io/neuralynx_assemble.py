@@ -69,15 +69,12 @@ class GridReader:
         on assignment: the same values as :meth:`read`, without its per-block buffers);
         anything else (pauses, partial records, fills, resampled channels) takes
         :meth:`read`."""
-        views = []
-        for source in self.sources:
-            fast = getattr(source, "contiguous_records", None)
-            got = fast(a, b) if fast is not None else None
-            if got is None:
-                out[...] = self.read(a, b)
-                return
-            views.append((source.volts_per_count, *got))
-        for k, (scale, samples, offset) in enumerate(views):
+        views = self._contiguous(a, b)
+        if views is None:
+            out[...] = self.read(a, b)
+            return
+        scales = [source.volts_per_count for source in self.sources]  # type: ignore[attr-defined]
+        for k, (scale, (samples, offset)) in enumerate(zip(scales, views, strict=True)):
             column = out[:, k]
             if offset == 0 and samples.size == b - a:  # the block is whole records
                 by_record = column.view()
@@ -92,6 +89,18 @@ class GridReader:
             column[:] = scaled[offset : offset + b - a]
         self._release()
 
+    def _contiguous(self, a: int, b: int) -> list[tuple[np.ndarray, int]] | None:
+        """Each column's full records covering ``a:b`` back to back (int16 view, offset of
+        ``a`` in it), or None when any column has no such cover."""
+        views = []
+        for source in self.sources:
+            fast = getattr(source, "contiguous_records", None)
+            got = fast(a, b) if fast is not None else None
+            if got is None:
+                return None
+            views.append(got)
+        return views
+
     @property
     def scales(self) -> list[float] | None:
         """Volts per count of every column, or None when a column is not a channel's counts
@@ -103,13 +112,9 @@ class GridReader:
         """The int16 counts of grid samples ``a:b`` into ``out`` where every column is a
         channel whose full records cover ``a:b`` back to back (the common case); False, and
         ``out`` untouched, otherwise (then :meth:`read_into` gives the volts)."""
-        views = []
-        for source in self.sources:
-            fast = getattr(source, "contiguous_records", None)
-            got = fast(a, b) if fast is not None else None
-            if got is None:
-                return False
-            views.append(got)
+        views = self._contiguous(a, b)
+        if views is None:
+            return False
         for k, (samples, offset) in enumerate(views):
             column = out[:, k]
             if offset == 0 and samples.size == b - a:  # the block is whole records

@@ -52,6 +52,19 @@ class NanRuns:
         return np.asarray(merged, dtype=np.int64).reshape(-1, 3)
 
 
+def put_nan_runs(out: np.ndarray, runs: np.ndarray, start: int, column: int | None = None) -> None:
+    """NaN into ``out`` (rows ``start : start + len(out)``, all columns or one) where the
+    ``(channel, start, stop)`` runs (:meth:`NanRuns.array`) reach."""
+    stop = start + out.shape[0]
+    hit = runs[(runs[:, 1] < stop) & (runs[:, 2] > start)]
+    for c, r0, r1 in hit.tolist():
+        rows = slice(max(r0, start) - start, min(r1, stop) - start)
+        if column is None:
+            out[rows, c] = np.nan
+        elif c == column:
+            out[rows] = np.nan
+
+
 class ScaledDecoder:
     """Counts to float32 volts, with the stored exceptions put back."""
 
@@ -77,14 +90,7 @@ class ScaledDecoder:
         if j > i:
             values = np.asarray(self.patch_values[i:j])
             out[self.patch_rows[i:j] - start] = values if column is None else values[:, column]
-        runs = self.nan_runs
-        hit = runs[(runs[:, 1] < stop) & (runs[:, 2] > start)]
-        for c, r0, r1 in hit.tolist():
-            rows = slice(max(r0, start) - start, min(r1, stop) - start)
-            if column is None:
-                out[rows, c] = np.nan
-            elif c == column:
-                out[rows] = np.nan
+        put_nan_runs(out, self.nan_runs, start, column)
         return out
 
 
