@@ -411,27 +411,27 @@ def filter_store(
     # A scaled store's band is filtered in counts (the filter is linear; scaled on output):
     # its int16 rows go to the decimating product as they are, half the bytes of volts
     scale = store.scale if plan is not None else None
-    counts_mm = store.stored if scale is not None else None
+    # the decimated path reads views of these rows, released at this thread's next read
+    viewed = None if plan is None else store.stored if scale is not None else src_mm
 
     def read(a: int, b: int) -> np.ndarray:
-        if scale is not None:
-            assert counts_mm is not None
-            release_rows(counts_mm, *getattr(last, "rows", (0, 0)))
+        if viewed is not None:
+            release_rows(viewed, *getattr(last, "rows", (0, 0)))
             last.rows = (a, b)
-            exact = store.counts(a, b)
-            block = exact if exact is not None else store.read(a, b) / scale.astype(np.float32)
+            counts = store.counts(a, b) if scale is not None else None
+            if scale is None:
+                block = viewed[a:b]
+            elif counts is not None:
+                block = counts
+            else:  # an exception (fill, NaN) lies here: its volts in counts
+                block = store.read(a, b) / scale.astype(np.float32)
         elif not store.direct:  # decoded into a new array
             block = store.read(a, b)
             block = block.astype(np.float64) if plan is None else block
-        elif plan is None:
+        else:
             assert src_mm is not None
             block = np.array(src_mm[a:b], dtype=np.float64)
             release_rows(src_mm, a, b)
-        else:  # a view, used before this thread's next read releases its pages
-            assert src_mm is not None
-            release_rows(src_mm, *getattr(last, "rows", (0, 0)))
-            last.rows = (a, b)
-            block = src_mm[a:b]
         if progress is not None:
             with progress_lock:  # the decimated path reads from worker threads
                 progress(b - a)
