@@ -27,7 +27,7 @@ import numpy as np
 import scipy.fft as sfft
 import scipy.sparse as sp
 
-from ace_assets.io.threads import compute_threads
+from ace_assets.io.threads import compute_threads, ordered_map
 
 from .movie import bin_mean, block_reduce_mean
 
@@ -182,6 +182,41 @@ def upsample(frames: np.ndarray, dims: tuple[int, int]) -> np.ndarray:
     return out
 
 
+def _add_moments(
+    feats: np.ndarray,
+    xd: np.ndarray,
+    sff: np.ndarray,
+    sfx: np.ndarray,
+    sf: np.ndarray,
+    sx: np.ndarray,
+    block: int = 2048,
+) -> None:
+    """Add one chunk's per-pixel sums of feature products to the moments, by pixel block.
+
+    A block's features (frames x J x ``block``) stay in the core's cache for all its J^2
+    products, and blocks run on threads; each pixel's sums run over the frames in the same
+    order whatever the blocks, so the moments do not depend on the thread count.
+    """
+    j, p = feats.shape[1], xd.shape[1]
+
+    def add(a: int) -> None:
+        b = min(a + block, p)
+        f, x = feats[:, :, a:b], xd[:, a:b]
+        for u in range(j):
+            fu = f[:, u]
+            sf[u, a:b] += fu.sum(axis=0, dtype=np.float64)
+            sfx[u, a:b] += np.einsum("tp,tp->p", fu, x)
+            for v in range(u, j):
+                val = np.einsum("tp,tp->p", fu, f[:, v])
+                sff[u, v, a:b] += val
+                if v != u:
+                    sff[v, u, a:b] += val
+        sx[a:b] += x.sum(axis=0, dtype=np.float64)
+
+    for _ in ordered_map(add, range(0, p, block)):
+        pass
+
+
 def fit_ring_model(
     chunks: Iterable[tuple[int, np.ndarray]],
     geometry: RingGeometry,
@@ -229,16 +264,7 @@ def fit_ring_model(
             shift_f, shift_x = feats.mean(axis=0), xd.mean(axis=0)
         feats -= shift_f
         xd -= shift_x
-        for u in range(j):
-            fu = feats[:, u]
-            sf[u] += fu.sum(axis=0, dtype=np.float64)
-            sfx[u] += np.einsum("tp,tp->p", fu, xd)
-            for v in range(u, j):
-                val = np.einsum("tp,tp->p", fu, feats[:, v])
-                sff[u, v] += val
-                if v != u:
-                    sff[v, u] += val
-        sx += xd.sum(axis=0, dtype=np.float64)
+        _add_moments(feats, xd, sff, sfx, sf, sx)
         n_total += m
     n_total = max(n_total, 1)
     mf = sf / n_total

@@ -357,3 +357,85 @@ def test_ring_fit_on_averaged_frames():
 
     assert explained(fit(frames, 2)) > explained(fit(frames, 1)) - 0.02
     assert explained(fit(frames, 2)) > 0.9
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "k", "axis"),
+    [
+        ((101, 13, 9), np.float32, 2, 0),
+        ((101, 13, 9), np.float32, 3, 0),
+        ((12, 1001), np.float32, 4, 1),
+        ((12, 1001), np.float64, 2, 1),
+        ((10, 6, 5), np.uint16, 4, 0),
+        ((5, 4), np.float32, 1, 0),
+    ],
+)
+def test_bin_mean_is_numpys_mean_bit_for_bit(shape, dtype, k, axis):
+    """The binned frames and traces are what numpy's mean of each group gives, exactly
+    (summed in the same order, in the same precision), the short last group included."""
+    from ace_assets.miniscope.extraction.movie import bin_mean
+
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(shape) * 300 + 1000).astype(dtype)
+    y = np.moveaxis(x, axis, 0)
+    n = y.shape[0]
+    groups = [y[a : a + k].mean(axis=0) for a in range(0, n, k)]
+    want = np.moveaxis(np.stack(groups).astype(np.float32), 0, axis)
+    got = bin_mean(x, k, axis=axis)
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)
+
+
+def test_scan_on_threads_equals_the_in_memory_statistics(monkeypatch):
+    """The scan's mean image, frame means, range and non-finite frames equal numpy's on the
+    whole movie, and do not depend on the thread count."""
+    from ace_assets.miniscope.extraction.movie import as_movie, scan_movie
+
+    rng = np.random.default_rng(12)
+    mov = (rng.random((53, 17, 11)) * 50 + 10).astype(np.float32)
+    mov[7, 3, 4] = np.nan
+    mov[40] = np.inf
+    runs = []
+    for threads in ("1", "3"):
+        monkeypatch.setenv("ACE_THREADS", threads)
+        runs.append(scan_movie(as_movie(mov), 10))
+    one, three = runs
+    for field in ("mean", "frame_mean", "nan_frames"):
+        np.testing.assert_array_equal(getattr(one, field), getattr(three, field))
+    assert (one.vmin, one.vmax) == (three.vmin, three.vmax)
+    finite = np.where(np.isfinite(mov), mov, np.nan)
+    np.testing.assert_allclose(one.mean, np.nanmean(finite.astype(np.float64), axis=0), rtol=1e-12)
+    seen = np.arange(len(mov)) != 40  # frame 40 has no finite pixel
+    np.testing.assert_allclose(
+        one.frame_mean[seen],
+        np.nanmean(finite[seen].astype(np.float64), axis=(1, 2)),
+        rtol=1e-12,
+    )
+    assert one.vmin == np.nanmin(finite) and one.vmax == np.nanmax(finite)
+    np.testing.assert_array_equal(one.nan_frames, [7, 40])
+
+
+def test_ring_moments_do_not_depend_on_the_pixel_blocks():
+    """The ring fit's per-pixel sums are taken over frames in the same order whatever the
+    pixel blocks (and so the threads) they are split into."""
+    from ace_assets.miniscope.extraction.background import _add_moments
+
+    rng = np.random.default_rng(13)
+    m, j, p = 37, 5, 1001
+    feats = rng.standard_normal((m, j, p)).astype(np.float32)
+    xd = rng.standard_normal((m, p)).astype(np.float32)
+
+    def sums(block):
+        out = (np.zeros((j, j, p)), np.zeros((j, p)), np.zeros((j, p)), np.zeros(p))
+        _add_moments(feats, xd, *out, block=block)
+        return out
+
+    for got, want in zip(sums(7), sums(10**6), strict=True):
+        np.testing.assert_array_equal(got, want)
+    sff, sfx, _, _ = sums(64)
+    np.testing.assert_allclose(
+        sff[1, 3], (feats[:, 1].astype(np.float64) * feats[:, 3]).sum(0), rtol=1e-4, atol=1e-4
+    )
+    np.testing.assert_allclose(
+        sfx[2], (feats[:, 2].astype(np.float64) * xd).sum(0), rtol=1e-4, atol=1e-4
+    )
