@@ -36,6 +36,7 @@ leaves the previous good store untouched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -53,8 +54,8 @@ from ace_assets.io.atomic import atomic_write_bytes as atomic_write_bytes
 from ace_assets.io.atomic import atomic_write_text as atomic_write_text
 from ace_assets.io.jsonio import read_json, write_json
 from ace_assets.io.page_range import release_rows
-from ace_assets.io.pages import release_pages
 from ace_assets.io.publish import replace_dir
+from ace_assets.io.row_file import RowFile
 from ace_assets.io.scaled_store import SCALED, ScaledDecoder, ScaledEncoder
 
 SUFFIX = ".npyd"
@@ -260,6 +261,7 @@ class ArrayStoreWriter:
             dtype=COMPACT_DTYPE if compact else dtype,
             shape=tuple(shape),
         )
+        self._rows: RowFile | None = None
         self._committed = False
 
     @property
@@ -271,8 +273,16 @@ class ArrayStoreWriter:
             self._check_range(start, block)
         if self.encoder is not None:
             block = self.encoder.encode(start, block)
-        self._array[start : start + block.shape[0]] = block
-        release_pages(self._array)  # written pages stay in the page cache, not in our RSS
+        if self._rows is None:
+            # through the file on a second thread, writeback started early (io.row_file):
+            # a fresh mapping's page faults cost seconds of system time per GB
+            self._rows = RowFile(self._array, writeback=True, background=True)
+        self._rows.write(start, block)
+
+    def _close_rows(self) -> None:
+        rows, self._rows = self._rows, None
+        if rows is not None:
+            rows.close()
 
     def _check_range(self, start: int, block: np.ndarray) -> None:
         with np.errstate(invalid="ignore"):
@@ -290,6 +300,7 @@ class ArrayStoreWriter:
 
     def publish(self) -> Path:
         """Commit without opening the result (a store only its own reader opens)."""
+        self._close_rows()
         self._array.flush()
         del self._array
         if self.encoder is not None:
@@ -300,6 +311,8 @@ class ArrayStoreWriter:
         return self.path
 
     def abort(self) -> None:
+        with contextlib.suppress(Exception):  # the failure being handled is what matters
+            self._close_rows()
         if hasattr(self, "_array"):
             del self._array
         if self.encoder is not None:
