@@ -45,6 +45,7 @@ needs no such correction: it leaves the still scene's content at its bins alone.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -57,6 +58,7 @@ from scipy.signal import butter, sosfiltfilt
 
 from ace_assets.catalog.stage_params import StageParams, stage_params
 from ace_assets.errors import AceInputError
+from ace_assets.io.row_file import RowFile
 from ace_assets.miniscope.chunks import (
     FrameSink,
     MovieSource,
@@ -484,21 +486,25 @@ def _first_pass(
     kymograph window; with ``parked`` the raw frames are copied into the output."""
     means = np.empty(n_frames, np.float64)
     done = 0
-    for start, block in background(factory(), prefetch):
-        _check_block(start, block, done, n_frames, shape)
-        if parked is not None:
-            parked[start : start + len(block)] = block
-        for i, frame in enumerate(block):
-            t = start + i
-            mean = cv2.mean(frame)[0]
-            means[t] = mean
-            judged = screen.push(t, frame, mean)
-            if pairs.wanted(t):
-                pairs.add(t, frame, mean)
-            kymograph.add(t, frame, mean)
-            if judged is not None:
-                pairs.commit(judged, lambda t: bool(screen.rows[t, 0] >= 0))
-        done += len(block)
+    # parked through the file on a second thread (io.row_file: a fresh mapping's page
+    # faults cost seconds per GB); every row is in place when the pass returns
+    with contextlib.ExitStack() as stack:
+        rows = None if parked is None else stack.enter_context(RowFile(parked, background=True))
+        for start, block in background(factory(), prefetch):
+            _check_block(start, block, done, n_frames, shape)
+            if rows is not None:
+                rows.write(start, block)
+            for i, frame in enumerate(block):
+                t = start + i
+                mean = cv2.mean(frame)[0]
+                means[t] = mean
+                judged = screen.push(t, frame, mean)
+                if pairs.wanted(t):
+                    pairs.add(t, frame, mean)
+                kymograph.add(t, frame, mean)
+                if judged is not None:
+                    pairs.commit(judged, lambda t: bool(screen.rows[t, 0] >= 0))
+            done += len(block)
     if done != n_frames:
         raise AceInputError(f"movie has {done} frames, expected {n_frames}")
     pairs.commit(n_frames, lambda t: bool(screen.rows[t, 0] >= 0))
