@@ -30,9 +30,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ace_assets.io.pages import release_pages
+from ace_assets.io.row_file import RowFile
 from ace_assets.io.threads import frame_pool
 from ace_assets.miniscope.chunks import MovieSource, background, chunk_factory
 from ace_assets.miniscope.registrar import MotionParams, Registrar
@@ -112,16 +114,24 @@ def _images(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """``(image index, mean of its k frames)`` over the ranges, in order."""
     first_image = np.cumsum([0] + [(b - a) // k for a, b in ranges])
-    buffer: list[np.ndarray] = []
+    total: np.ndarray | None = None
+    held = 0
     for start, block in _read_ranges(source, ranges, chunk_frames, prefetch):
         r = next(i for i, (a, b) in enumerate(ranges) if a <= start < b)
         a = ranges[r][0]
         for j, frame in enumerate(block):
-            buffer.append(np.asarray(frame, np.float32))
-            if len(buffer) == k:
+            # summed in order in float32 and divided: numpy's mean of the k frames, bit for bit
+            if held == 0:
+                total = np.array(frame, np.float32)
+            else:
+                total += np.asarray(frame, np.float32)  # type: ignore[operator]
+            held += 1
+            if held == k:
                 index = int(first_image[r] + (start + j - a) // k)
-                yield index, (np.mean(buffer, axis=0) if k > 1 else buffer[0]).astype(np.float32)
-                buffer = []
+                if k > 1:
+                    total /= np.float32(k)  # type: ignore[operator]
+                yield index, total  # type: ignore[misc]
+                held = 0
 
 
 def build_template(
@@ -163,10 +173,9 @@ def build_template(
         stack = np.lib.format.open_memmap(
             Path(tmp) / "images.npy", "w+", np.float32, (max(n_images, 1), *shape)
         )
-        for i, img in _images(source, ranges, k, chunk_frames, prefetch):
-            stack[i] = img
-            if i % chunk_frames == chunk_frames - 1:
-                release_pages(stack)
+        with RowFile(stack, background=True) as rows:  # through the file: see io.row_file
+            for i, img in _images(source, ranges, k, chunk_frames, prefetch):
+                rows.write(i, img[None])
 
         def images() -> Iterator[tuple[int, np.ndarray]]:
             return _stored_images(stack, n_images, chunk_frames)
@@ -186,7 +195,7 @@ def build_template(
             seen = np.zeros((2, *shape), np.int32)
             for i, warped in pool.map(warp, ((i, img) for i, img in images() if used[i])):
                 valid = np.isfinite(warped)
-                sums[half_of[i]] += np.where(valid, warped, 0.0)
+                cv2.accumulate(warped, sums[half_of[i]], mask=valid.view(np.uint8))
                 seen[half_of[i]] += valid
             halves = _aligned_halves(sums, seen, halves, rigid)
     template = ((halves[0] + halves[1]) / 2).astype(np.float32)
@@ -222,7 +231,11 @@ def _plain_halves(
     counts = np.zeros(2)
     for i, img in images:
         h = half_of[i]
-        sums[h] += np.nan_to_num(np.asarray(img, np.float64))
+        f = np.asarray(img, np.float32)
+        if np.isfinite(f).all():
+            cv2.accumulate(f, sums[h])  # float64 sums of float32, as numpy adds them
+        else:
+            sums[h] += np.nan_to_num(f.astype(np.float64))
         counts[h] += 1
     if counts[1] == 0:
         mean = (sums[0] / max(counts[0], 1)).astype(np.float32)
