@@ -100,8 +100,8 @@ class _ProgressSink:
         self._writer = writer
         self._progress = progress
 
-    def write(self, start: int, block: Any) -> None:
-        self._writer.write(start, block)
+    def write(self, start: int, block: Any, *, owned: bool = False) -> None:
+        self._writer.write(start, block, owned=owned)
         self._progress.update(start + len(block))
 
     def __getattr__(self, name: str) -> Any:

@@ -12,19 +12,22 @@ core's cache and the kernel's page-cache bookkeeping per call stays small).
 
 ``writeback=True`` (stores, not scratch files) starts the disk writing each few MiB as soon as
 they are written (:mod:`ace_assets.io.writeback`), so the commit's sync waits for little.
-``background=True`` hands each block (copied) to one writer thread, so the copy into the page
-cache overlaps the caller's next block on the second core; at most :data:`QUEUE_BLOCKS`
-blocks wait, so memory stays bounded, and a failed write is raised by the next call.
+``background=True`` hands each block to one writer thread, so the cast to the store's dtype
+and the copy into the page cache overlap the caller's next block on the second core. A
+block is copied first unless the caller hands it over (``owned=True``: it will not touch
+it again). ``check`` (if given) looks at each block, in its own dtype, before the cast:
+on the writer thread when there is one. At most :data:`QUEUE_BLOCKS` blocks wait, so
+memory stays bounded, and a failed write or check is raised by the next call.
 """
 
 from __future__ import annotations
 
 import os
-import queue
-import threading
+from collections.abc import Callable
 
 import numpy as np
 
+from ace_assets.io.threads import InOrderThread
 from ace_assets.io.writeback import Writeback
 
 #: largest single ``pwrite``; bigger blocks are written in pieces of this size
@@ -41,38 +44,48 @@ class RowFile:
     the file once :meth:`close` (or the ``with`` block) returns."""
 
     def __init__(
-        self, array: np.ndarray, *, writeback: bool = False, background: bool = False
+        self,
+        array: np.ndarray,
+        *,
+        writeback: bool = False,
+        background: bool = False,
+        check: Callable[[int, np.ndarray], None] | None = None,
     ) -> None:
         self.array = array
+        self.check = check
         self.dtype = array.dtype
         self.row_bytes = int(array.dtype.itemsize * np.prod(array.shape[1:], dtype=np.int64))
         filename = getattr(array, "filename", None)
         self._fd: int | None = None
         self._writeback: Writeback | None = None
-        self._queue: queue.Queue[tuple[int, np.ndarray] | None] | None = None
-        self._thread: threading.Thread | None = None
-        self._error: BaseException | None = None
+        self._behind: InOrderThread | None = None
         if filename is not None and hasattr(os, "pwrite"):
             self._fd = os.open(filename, os.O_WRONLY)
             self.offset = int(array.offset)
             if writeback:
                 self._writeback = Writeback(self._fd)
             if background:
-                self._queue = queue.Queue(maxsize=QUEUE_BLOCKS)
-                self._thread = threading.Thread(target=self._drain, daemon=True)
-                self._thread.start()
+                self._behind = InOrderThread(self._put, QUEUE_BLOCKS, name="row-writer")
 
-    def write(self, start: int, block: np.ndarray) -> None:
-        """Rows ``start : start + len(block)``, cast to the array's dtype as assignment would."""
+    def write(self, start: int, block: np.ndarray, *, owned: bool = False) -> None:
+        """Rows ``start : start + len(block)``, cast to the array's dtype as assignment would.
+
+        ``owned``: the caller hands ``block`` over and will not change it, so it is not
+        copied before it waits for the writer thread."""
+        if self._behind is None:
+            self._put((start, block))
+        else:
+            self._behind.submit((start, block if owned else np.array(block, order="C")))
+
+    def _put(self, item: tuple[int, np.ndarray]) -> None:
+        start, block = item
+        if self.check is not None:
+            self.check(start, block)
         if self._fd is None:
             self.array[start : start + block.shape[0]] = block
             return
-        position = self.offset + start * self.row_bytes
-        if self._queue is None:
-            self._pwrite(position, np.ascontiguousarray(block, dtype=self.dtype))
-            return
-        self._raise_pending()
-        self._queue.put((position, np.array(block, dtype=self.dtype, order="C")))
+        data = np.ascontiguousarray(block, self.dtype)
+        self._pwrite(self.offset + start * self.row_bytes, data)
 
     def _pwrite(self, position: int, data: np.ndarray) -> None:
         assert self._fd is not None
@@ -84,29 +97,13 @@ class RowFile:
         if self._writeback is not None:
             self._writeback.wrote(position, view.nbytes)
 
-    def _drain(self) -> None:
-        assert self._queue is not None
-        while (item := self._queue.get()) is not None:
-            if self._error is None:  # after a failure, only empty the queue
-                try:
-                    self._pwrite(*item)
-                except BaseException as exc:  # raised in the caller's thread
-                    self._error = exc
-
-    def _raise_pending(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
     def close(self) -> None:
         if self._fd is None:
             return
         try:
-            if self._thread is not None and self._queue is not None:
-                self._queue.put(None)
-                self._thread.join()
-                self._thread = None
-            self._raise_pending()
+            behind, self._behind = self._behind, None
+            if behind is not None:
+                behind.close()
             if self._writeback is not None:
                 self._writeback.start()
         finally:

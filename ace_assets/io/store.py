@@ -268,16 +268,21 @@ class ArrayStoreWriter:
     def array(self) -> np.ndarray:
         return self._array
 
-    def write(self, start: int, block: np.ndarray) -> None:
-        if self.compact:
-            self._check_range(start, block)
+    def write(self, start: int, block: np.ndarray, *, owned: bool = False) -> None:
+        """Rows ``start : start + len(block)``. ``owned``: the caller hands the block over
+        and will not change it (it is then not copied).
+
+        The rows go through the file on a second thread, writeback started early
+        (:mod:`~ace_assets.io.row_file`): a fresh mapping's page faults cost seconds of
+        system time per GB. A compact store's range check and float16 cast run there too;
+        a block it refuses is raised by the next write or the commit, and nothing is
+        published."""
         if self.encoder is not None:
-            block = self.encoder.encode(start, block)
+            block, owned = self.encoder.encode(start, block), True
         if self._rows is None:
-            # through the file on a second thread, writeback started early (io.row_file):
-            # a fresh mapping's page faults cost seconds of system time per GB
-            self._rows = RowFile(self._array, writeback=True, background=True)
-        self._rows.write(start, block)
+            check = self._check_range if self.compact else None
+            self._rows = RowFile(self._array, writeback=True, background=True, check=check)
+        self._rows.write(start, block, owned=owned)
 
     def _close_rows(self) -> None:
         rows, self._rows = self._rows, None

@@ -117,3 +117,61 @@ def one_blas_thread() -> Iterator[None]:
     own oversubscribe the cores (2-4x slower on a shared 2-core machine)."""
     with _blas_controller().limit(limits=1, user_api="blas"):
         yield
+
+
+class InOrderThread:
+    """Runs ``fn(item)`` for each submitted item on one thread of its own, in submission
+    order, while the caller goes on.
+
+    Why: work that must see items in order (sums whose rounding depends on the order, rows
+    written to a file) can still leave the caller's thread. At most ``depth`` items wait,
+    so memory stays bounded. After a failure the rest are dropped, and the error is raised
+    by the next :meth:`submit` or by :meth:`close`, which waits for every item.
+    """
+
+    def __init__(self, fn: Callable[[T], object], depth: int = 2, name: str = "in-order") -> None:
+        import queue
+        import threading
+
+        self._fn = fn
+        self._queue: queue.Queue[tuple[T] | None] = queue.Queue(maxsize=max(1, depth))
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name=name, daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:  # after a failure, only empty the queue
+                try:
+                    self._fn(item[0])
+                except BaseException as exc:  # raised in the caller's thread
+                    self._error = exc
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, item: T) -> None:
+        self._raise_pending()
+        self._queue.put((item,))
+
+    def close(self) -> None:
+        """Wait for every submitted item; raise the first failure."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        self._raise_pending()
+
+    def __enter__(self) -> InOrderThread:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            self.close()
+        except BaseException:
+            if exc_type is None:
+                raise  # else the caller's own error is the one to see

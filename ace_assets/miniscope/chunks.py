@@ -26,7 +26,9 @@ class ChunkedMovie(Protocol):
 
 
 class FrameSink(Protocol):
-    def write(self, start: int, block: np.ndarray) -> None: ...
+    def write(self, start: int, block: np.ndarray, *, owned: bool = False) -> None:
+        """Rows ``start : start + len(block)``; ``owned``: the caller hands the block over
+        and will not change it, so a sink that keeps it need not copy it."""
 
 
 MovieSource = ChunkedMovie | np.ndarray | Callable[[], Chunks]
@@ -64,5 +66,5 @@ class ArraySink:
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype | type | str) -> None:
         self.array = np.zeros(shape, dtype)
 
-    def write(self, start: int, block: np.ndarray) -> None:
+    def write(self, start: int, block: np.ndarray, *, owned: bool = False) -> None:
         self.array[start : start + len(block)] = block

@@ -40,7 +40,7 @@ import numpy as np
 
 from ace_assets.errors import AceInputError
 from ace_assets.io.pages import release_pages
-from ace_assets.io.threads import FramePool, frame_pool, one_blas_thread
+from ace_assets.io.threads import FramePool, InOrderThread, frame_pool, one_blas_thread
 from ace_assets.miniscope.chunks import FrameSink, MovieSource, background, chunk_factory
 from ace_assets.miniscope.motion_template import TemplateInfo, build_template, estimate_template
 from ace_assets.miniscope.registrar import Measurement, MotionParams, Registrar
@@ -107,7 +107,7 @@ class _Frames:
                 )
             if start + len(block) > self.n_frames:
                 raise AceInputError(f"movie has more than the expected {self.n_frames} frames")
-            yield start, block.astype(np.float32)
+            yield start, np.asarray(block, np.float32)  # read only: no copy of float32 blocks
             done += len(block)
         if done != self.n_frames:
             raise AceInputError(f"movie delivered {done} frames, expected {self.n_frames}")
@@ -313,8 +313,8 @@ def _apply(
 ) -> dict[str, Any]:
     """Pass 2: warp each frame by its smoothed shift; QC accumulated on the way.
 
-    Frames are warped on ``pool``'s threads; sums are accumulated here, in frame order.
-    Returns the :class:`MotionReport` fields it measures, by name.
+    Frames are warped on ``pool``'s threads into the block the writer is handed; the
+    mean images are summed on a thread of their own, in frame order. Returns the :class:`MotionReport` fields it measures, by name.
     """
     p = reg.params
     n, shape = frames.n_frames, frames.shape
@@ -338,44 +338,51 @@ def _apply(
     sum_after = np.zeros(shape, np.float64)
     count_after = np.zeros(shape, np.int64)
 
-    def correct(item: tuple[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None, int]:
-        t, frame = item
+    def correct(item: tuple[int, np.ndarray, np.ndarray]) -> tuple[np.ndarray | None, int]:
+        t, frame, dst = item
         patch_shifts, n_low = None, 0
         if pw:
             patch_shifts, n_low = _patch_shifts(measured, t, lags[t], bool(used[t]), p)
-        corrected = reg.apply(frame, shifts[t], patch_shifts)
+        reg.apply(frame, shifts[t], patch_shifts, out=dst)
         corr_before[t] = _correlation(frame, ref, inner)
-        corr_after[t] = _correlation(corrected, ref, inner)
-        return corrected, patch_shifts, n_low
+        corr_after[t] = _correlation(dst, ref, inner)
+        return patch_shifts, n_low
 
-    for start, block in frames:
-        out = np.empty_like(block)
-        patch_block = None
-        if pw and patch_shift_writer is not None:
-            patch_block = np.empty((len(block), *reg.grid.grid_shape, 2), np.float32)  # type: ignore[union-attr]
-        items = ((start + i, frame) for i, frame in enumerate(block))
-        for i, (corrected, patch_shifts, n_low) in enumerate(pool.map(correct, items)):
-            t = start + i
-            if pw:
-                patch_low += n_low
-                pw_max_dev[t] = np.abs(patch_shifts - shifts[t]).max()  # type: ignore[index,operator]
-                pw_max_abs[t] = np.abs(patch_shifts).max()  # type: ignore[index,arg-type]
-                if patch_block is not None:
-                    patch_block[i] = patch_shifts
-            out[i] = corrected
-            cv2.accumulate(block[i], sum_before)
+    def add_means(item: tuple[np.ndarray, np.ndarray]) -> None:
+        """Frames in order into the mean images (the rounding of the sums is the order's)."""
+        block, out = item
+        for before, after in zip(block, out, strict=True):
+            cv2.accumulate(before, sum_before)
             if nan_borders:
-                finite = np.isfinite(corrected)
-                cv2.accumulate(np.nan_to_num(corrected), sum_after)
-                count_after += finite
+                cv2.accumulate(np.nan_to_num(after), sum_after)
+                count_after[...] += np.isfinite(after)
             else:
-                cv2.accumulate(corrected, sum_after)
+                cv2.accumulate(after, sum_after)
         if not nan_borders:
-            count_after += len(block)
-        writer.write(start, out)
-        if patch_block is not None:
-            patch_shift_writer.write(start, patch_block)  # type: ignore[union-attr]
-        del out, block  # free before the next chunk is allocated
+            count_after[...] += len(block)
+
+    # each chunk's frames are warped on the pool straight into a block handed to the
+    # writer; its mean-image sums are taken on a thread of their own, in frame order
+    with InOrderThread(add_means, depth=1, name="motion-means") as means:
+        for start, block in frames:
+            out = np.empty_like(block)
+            patch_block = None
+            if pw and patch_shift_writer is not None:
+                patch_block = np.empty((len(block), *reg.grid.grid_shape, 2), np.float32)  # type: ignore[union-attr]
+            items = ((start + i, frame, out[i]) for i, frame in enumerate(block))
+            for i, (patch_shifts, n_low) in enumerate(pool.map(correct, items)):
+                t = start + i
+                if pw:
+                    patch_low += n_low
+                    pw_max_dev[t] = np.abs(patch_shifts - shifts[t]).max()  # type: ignore[index,operator]
+                    pw_max_abs[t] = np.abs(patch_shifts).max()  # type: ignore[index,arg-type]
+                    if patch_block is not None:
+                        patch_block[i] = patch_shifts
+            writer.write(start, out, owned=True)
+            if patch_block is not None:
+                patch_shift_writer.write(start, patch_block)  # type: ignore[union-attr]
+            means.submit((block, out))
+            del out, block  # the threads hold what they still need
 
     mean_before = (sum_before / max(n, 1)).astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -262,12 +262,24 @@ class Registrar:
             conf[a:b] = peak_confidence(corrs, peaks)
         return lags.reshape(ny, nx, 2), conf.reshape(ny, nx)
 
-    def apply(self, frame: np.ndarray, shift: np.ndarray, patch_shifts: np.ndarray | None = None):
-        """Warp a float32 frame by the correction ``shift`` (or the patch shifts' smooth field)."""
+    def apply(
+        self,
+        frame: np.ndarray,
+        shift: np.ndarray,
+        patch_shifts: np.ndarray | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Warp a float32 frame by the correction ``shift`` (or the patch shifts' smooth
+        field), into ``out`` when given (float32, the frame's shape)."""
+        border = self.params.border_nan
         if patch_shifts is None:
-            return warp_rigid(frame, (shift[0], shift[1]), self.params.border_nan, self.interp)
-        maps = self.field.maps(patch_shifts)
-        return warp_field(frame, maps, self.params.border_nan, self.interp)
+            warped = warp_rigid(frame, (shift[0], shift[1]), border, self.interp, out)
+        else:
+            warped = warp_field(frame, self.field.maps(patch_shifts), border, self.interp, out)
+        if out is not None and not np.shares_memory(warped, out):  # OpenCV chose a new array
+            out[...] = warped
+            return out
+        return warped
 
     def register(
         self, frame: np.ndarray, pw: bool | None = None

@@ -351,15 +351,21 @@ def _grid_coordinate(length: int, centres: np.ndarray) -> np.ndarray:
 
 
 def warp_rigid(
-    frame: np.ndarray, shift: tuple[float, float], border: object, interpolation: int
+    frame: np.ndarray,
+    shift: tuple[float, float],
+    border: object,
+    interpolation: int,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``corrected[y, x] = frame[y - dy, x - dx]`` for the correction ``shift = (dy, dx)``."""
+    """``corrected[y, x] = frame[y - dy, x - dx]`` for the correction ``shift = (dy, dx)``
+    (into ``out`` when given)."""
     h, w = frame.shape
     m = np.float32([[1, 0, shift[1]], [0, 1, shift[0]]])
     return cv2.warpAffine(
         frame,
         m,
         (w, h),
+        dst=out,
         flags=interpolation,
         borderMode=BORDER_MODES[border],  # type: ignore[index]
         borderValue=_border_value(border),
@@ -367,13 +373,18 @@ def warp_rigid(
 
 
 def warp_field(
-    frame: np.ndarray, maps: tuple[np.ndarray, np.ndarray], border: object, interpolation: int
+    frame: np.ndarray,
+    maps: tuple[np.ndarray, np.ndarray],
+    border: object,
+    interpolation: int,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     return cv2.remap(
         frame,
         maps[0],
         maps[1],
         interpolation,
+        dst=out,
         borderMode=BORDER_MODES[border],  # type: ignore[index]
         borderValue=_border_value(border),
     )
