@@ -272,22 +272,3 @@ def test_params_from_csv_values() -> None:
         MotionParams(strides=(16, 16), overlaps=(8, 8)).validate((128, 128))
     with pytest.raises(AceInputError, match="max_shifts"):
         MotionParams(pw_rigid=False, max_shifts=(40, 40)).validate((64, 64))
-
-
-def test_patch_measurements_do_not_depend_on_how_many_patches_go_through_the_ffts_together(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Patches are transformed a few grid rows at a time to stay in the cache; one row at a
-    time, or all at once, gives the same lags and confidences."""
-    import ace_assets.miniscope.registrar as registrar
-
-    frames, _, scene = nonrigid_movie()
-    reg = registrar.Registrar(scene[PAD : PAD + H, PAD : PAD + W], PW)
-    results = []
-    for block in (1, 1 << 40):
-        monkeypatch.setattr(registrar, "PATCH_BLOCK_BYTES", block)
-        results.append([reg.measure(f) for f in frames[:5]])
-    for one, many in zip(*results, strict=True):
-        np.testing.assert_array_equal(one.patch_lags, many.patch_lags)
-        np.testing.assert_array_equal(one.patch_confidence, many.patch_confidence)
-        np.testing.assert_array_equal(one.lag, many.lag)
