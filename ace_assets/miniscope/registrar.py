@@ -123,10 +123,6 @@ class MotionParams(StageParams):
         return MotionParams(**values)
 
 
-#: bytes of patches transformed together: a few rows of the grid, to stay in the core's cache
-PATCH_BLOCK_BYTES = 1 << 20
-
-
 @dataclass(frozen=True)
 class Measurement:
     """What one frame's correlation with the template says."""
@@ -230,36 +226,16 @@ class Registrar:
         return Measurement(lags[0], confidence, window, patch_lags, patch_conf)
 
     def _patches(self, g: np.ndarray, rigid_lag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each patch's lag near the rigid one, and its confidence.
-
-        Patches go through the FFTs a few rows of the grid at a time
-        (:data:`PATCH_BLOCK_BYTES` of patches): the arrays of all 169 patches of a 608 x
-        608 frame (3.5 MB each) overflowed the core's cache, and blocks of rows measured
-        1.6x faster. Every patch is transformed on its own, so the result is the same.
-        """
         assert self.grid is not None
-        grid = self.grid
-        ny, nx = grid.grid_shape
-        sy, sx = grid.size
+        patches = np.stack(self.grid.patches(g))
+        spectra = scipy.fft.rfft2(patches, axes=(1, 2))
+        spectra *= self.patch_spectra
+        corrs = scipy.fft.irfft2(spectra, s=self.grid.size, axes=(1, 2))
         d = self.params.max_deviation_rigid
         centre = (int(round(rigid_lag[0])), int(round(rigid_lag[1])))
-        lags = np.empty((ny * nx, 2))
-        conf = np.empty(ny * nx)
-        step = max(1, PATCH_BLOCK_BYTES // (nx * sy * sx * 4))
-        for r0 in range(0, ny, step):
-            a, b = r0 * nx, min(r0 + step, ny) * nx
-            patches = np.stack(
-                [
-                    g[y : y + sy, x : x + sx]
-                    for y in grid.starts_y[r0 : r0 + step]
-                    for x in grid.starts_x
-                ]
-            )
-            spectra = scipy.fft.rfft2(patches, axes=(1, 2))
-            spectra *= self.patch_spectra[a:b]
-            corrs = scipy.fft.irfft2(spectra, s=grid.size, axes=(1, 2), overwrite_x=True)
-            lags[a:b], peaks = peak_in_window(corrs, centre, (d, d), self.limit, with_peak=True)
-            conf[a:b] = peak_confidence(corrs, peaks)
+        lags, peaks = peak_in_window(corrs, centre, (d, d), self.limit, with_peak=True)
+        conf = peak_confidence(corrs, peaks)
+        ny, nx = self.grid.grid_shape
         return lags.reshape(ny, nx, 2), conf.reshape(ny, nx)
 
     def apply(
