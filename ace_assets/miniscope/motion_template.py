@@ -24,7 +24,7 @@ replicated border stripes never enter the template.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -35,7 +35,7 @@ import numpy as np
 
 from ace_assets.io.pages import release_pages
 from ace_assets.io.row_file import RowFile
-from ace_assets.io.threads import frame_pool
+from ace_assets.io.threads import FramePool, frame_pool
 from ace_assets.miniscope.chunks import MovieSource, background, chunk_factory
 from ace_assets.miniscope.registrar import MotionParams, Registrar
 from ace_assets.miniscope.shift_tracking import track
@@ -78,17 +78,19 @@ def template_frame_ranges(n_frames: int, params: MotionParams) -> tuple[list[tup
     return [(int(a), int(a) + length) for a in starts], k
 
 
+def _random_access(source: MovieSource) -> bool:
+    return isinstance(source, np.ndarray) or hasattr(source, "read")
+
+
+def _read(source: MovieSource, start: int, stop: int) -> np.ndarray:
+    block = source[start:stop] if isinstance(source, np.ndarray) else source.read(start, stop)  # type: ignore[union-attr]
+    return np.asarray(block)
+
+
 def _read_ranges(
     source: MovieSource, ranges: list[tuple[int, int]], chunk_frames: int, prefetch: bool
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Frames of each range as ``(first index, block)``; random access when available."""
-    if isinstance(source, np.ndarray) or hasattr(source, "read"):
-        for a, b in ranges:
-            for s in range(a, b, chunk_frames):
-                e = min(s + chunk_frames, b)
-                block = source[s:e] if isinstance(source, np.ndarray) else source.read(s, e)  # type: ignore[union-attr]
-                yield s, np.asarray(block)
-        return
+    """Frames of each range as ``(first index, block)``, from a plain iterator of blocks."""
     last = max(b for _, b in ranges)
     chunks = background(chunk_factory(source, chunk_frames)(), prefetch)
     try:
@@ -105,33 +107,63 @@ def _read_ranges(
             close()
 
 
+def _mean_image(frames: Iterable[np.ndarray], k: int) -> np.ndarray:
+    """The mean of ``k`` frames, summed in order in float32 and divided: numpy's mean of
+    them, bit for bit, without stacking them."""
+    total: np.ndarray | None = None
+    for frame in frames:
+        if total is None:
+            total = np.array(frame, np.float32)
+        else:
+            total += np.asarray(frame, np.float32)
+    assert total is not None
+    if k > 1:
+        total /= np.float32(k)
+    return total
+
+
 def _images(
     source: MovieSource,
     ranges: list[tuple[int, int]],
     k: int,
     chunk_frames: int,
     prefetch: bool,
+    pool: FramePool,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """``(image index, mean of its k frames)`` over the ranges, in order."""
+    """``(image index, mean of its k frames)`` over the ranges, in order.
+
+    With random access, a few images at a time are read and averaged on ``pool``'s
+    threads (each image from its own frames: the same images whatever the threads).
+    """
     first_image = np.cumsum([0] + [(b - a) // k for a, b in ranges])
-    total: np.ndarray | None = None
-    held = 0
+    if _random_access(source):
+        per_task = max(1, chunk_frames // k) * k
+        spans = [
+            (int(first_image[r] + (s - a) // k), s, min(s + per_task, b))
+            for r, (a, b) in enumerate(ranges)
+            for s in range(a, b, per_task)
+        ]
+
+        def averaged(span: tuple[int, int, int]) -> list[tuple[int, np.ndarray]]:
+            index, s, e = span
+            block = _read(source, s, e)
+            return [
+                (index + j, _mean_image(block[o : o + k], k))
+                for j, o in enumerate(range(0, e - s, k))
+            ]
+
+        for images in pool.map(averaged, spans):
+            yield from images
+        return
+    held: list[np.ndarray] = []
     for start, block in _read_ranges(source, ranges, chunk_frames, prefetch):
         r = next(i for i, (a, b) in enumerate(ranges) if a <= start < b)
         a = ranges[r][0]
         for j, frame in enumerate(block):
-            # summed in order in float32 and divided: numpy's mean of the k frames, bit for bit
-            if held == 0:
-                total = np.array(frame, np.float32)
-            else:
-                total += np.asarray(frame, np.float32)  # type: ignore[operator]
-            held += 1
-            if held == k:
-                index = int(first_image[r] + (start + j - a) // k)
-                if k > 1:
-                    total /= np.float32(k)  # type: ignore[operator]
-                yield index, total  # type: ignore[misc]
-                held = 0
+            held.append(frame)
+            if len(held) == k:
+                yield int(first_image[r] + (start + j - a) // k), _mean_image(held, k)
+                held = []
 
 
 def build_template(
@@ -174,7 +206,7 @@ def build_template(
             Path(tmp) / "images.npy", "w+", np.float32, (max(n_images, 1), *shape)
         )
         with RowFile(stack, background=True) as rows:  # through the file: see io.row_file
-            for i, img in _images(source, ranges, k, chunk_frames, prefetch):
+            for i, img in _images(source, ranges, k, chunk_frames, prefetch, pool):
                 rows.write(i, img[None])
 
         def images() -> Iterator[tuple[int, np.ndarray]]:

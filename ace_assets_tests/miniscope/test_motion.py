@@ -272,3 +272,33 @@ def test_params_from_csv_values() -> None:
         MotionParams(strides=(16, 16), overlaps=(8, 8)).validate((128, 128))
     with pytest.raises(AceInputError, match="max_shifts"):
         MotionParams(pw_rigid=False, max_shifts=(40, 40)).validate((64, 64))
+
+
+def test_template_images_are_the_same_from_random_access_or_a_stream_on_any_threads() -> None:
+    """The template's images are read and averaged on threads when the source allows
+    random access, and in one stream otherwise (bins of 3 across blocks of 16 frames):
+    the same template either way, on 1 or 3 threads."""
+    from ace_assets.miniscope.motion_template import build_template
+
+    frames, _, _ = rigid_movie(n=90)
+    params = MotionParams(
+        pw_rigid=False,
+        max_shifts=(8, 8),
+        gSig_filt=(3.0, 3.0),
+        template_frames=25,
+        template_bin=3,
+        template_blocks=2,
+    )
+
+    def stream():
+        return ((s, frames[s : s + 16]) for s in range(0, len(frames), 16))
+
+    made = [
+        build_template(src, len(frames), (H, W), params, threads=threads)
+        for src in (frames, stream)
+        for threads in (1, 3)
+    ]
+    for template, info in made[1:]:
+        np.testing.assert_array_equal(template, made[0][0])
+        np.testing.assert_array_equal(info.used, made[0][1].used)
+    assert made[0][1].bin == 3
