@@ -434,25 +434,31 @@ def build_init_cache(
 ) -> tuple[TiledCache, TiledCache | None]:
     """Bin the movie by ``tsub`` frames and ``ssub`` x ``ssub`` pixels into a TiledCache;
     with ``kernel``, also the binned frames spatially filtered whole (second cache), so
-    patches need not filter their overlaps again and see no patch-edge effects."""
+    patches need not filter their overlaps again and see no patch-edge effects.
+
+    Quarter chunks are read, binned, filtered and written to their own places in the
+    caches on threads (:func:`~ace_assets.io.threads.ordered_map`); every binned frame is
+    the mean of its own ``tsub`` frames, so the caches do not depend on the threads.
+    """
     t, h, w = frames.shape
     t_init = -(-t // tsub)
     hs, ws = -(-h // ssub), -(-w // ssub)
     cache = TiledCache((t_init, hs, ws), tile, workdir)
     fcache = TiledCache((t_init, hs, ws), tile, workdir) if kernel is not None else None
-    step = max(tsub, (chunk // tsub) * tsub)
+    step = max(tsub, (max(1, chunk // 4) // tsub) * tsub)
+
+    def bin_part(a: int) -> None:
+        binned = bin_mean(block_reduce_mean(frames.read(a, min(a + step, t)), ssub), tsub)
+        cache.write(a // tsub, binned)
+        if fcache is not None and kernel is not None:
+            filt = np.empty_like(binned)
+            for frame, out in zip(binned, filt, strict=True):
+                cv2.filter2D(frame, -1, kernel, dst=out, borderType=cv2.BORDER_REPLICATE)
+            fcache.write(a // tsub, filt)
+
     try:
-        for a in range(0, t, step):
-            b = min(a + step, t)
-            binned = bin_mean(block_reduce_mean(frames.read(a, b), ssub), tsub)
-            cache.write(a // tsub, binned)
-            if fcache is not None and kernel is not None:
-
-                def smooth(frame: np.ndarray) -> np.ndarray:
-                    return cv2.filter2D(frame, -1, kernel, borderType=cv2.BORDER_REPLICATE)
-
-                filt = np.stack(list(ordered_map(smooth, binned)))
-                fcache.write(a // tsub, filt)
+        for _ in ordered_map(bin_part, range(0, t, step)):
+            pass
     except BaseException:
         cache.close()
         if fcache is not None:
