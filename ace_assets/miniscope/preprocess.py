@@ -235,14 +235,16 @@ def preprocess_movie(
         for start, block in cropped(prefetching):
             f = block.astype(np.float32)
             sl = slice(start, start + len(f))
-            if p.detrend is not None:
-                f *= gain[sl, None, None]
-                f += offset[sl, None, None]
+            if p.detrend is not None:  # one of them is the identity: skip it
+                if p.detrend_operation == "divide":
+                    f *= gain[sl, None, None]
+                else:
+                    f += offset[sl, None, None]
             yield start, f
 
     if p.dff is None:
         for start, f in corrected():
-            writer.write(start, f)
+            writer.write(start, f, owned=True)  # a fresh block: the writer need not copy it
         return report
 
     window = max(1, int(round(p.secs_window * fps)))
@@ -265,7 +267,7 @@ def preprocess_movie(
                 f /= base
             else:
                 f /= np.sqrt(base)
-            writer.write(start, f)
+            writer.write(start, f, owned=True)
         report = replace(
             report,
             baseline_blocks=len(centres),
