@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ace_assets.io.threads import InOrderThread
+from ace_assets.io.threads import ClosesOnExit, InOrderThread
 from ace_assets.io.writeback import Writeback
 
 #: largest single ``pwrite``; bigger blocks are written in pieces of this size
@@ -36,7 +36,7 @@ PIECE_BYTES = 1 << 20
 QUEUE_BLOCKS = 2
 
 
-class RowFile:
+class RowFile(ClosesOnExit):
     """Rows of an ``np.memmap`` (a store being written), written with ``os.pwrite``.
 
     Falls back to assigning through the array where ``pwrite`` or a file is missing.
@@ -109,13 +109,3 @@ class RowFile:
         finally:
             os.close(self._fd)
             self._fd = None
-
-    def __enter__(self) -> RowFile:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        try:
-            self.close()
-        except BaseException:
-            if exc_type is None:
-                raise  # else the caller's own error is the one to see

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Self, TypeVar
 
 from threadpoolctl import ThreadpoolController
 
@@ -119,7 +119,26 @@ def one_blas_thread() -> Iterator[None]:
         yield
 
 
-class InOrderThread:
+class ClosesOnExit:
+    """``with`` support for an object whose :meth:`close` waits for work and may raise: on
+    leaving the block it is closed, and a failure of the block itself is the error that
+    propagates (a close failure then stays silent)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            self.close()
+        except BaseException:
+            if exc_type is None:
+                raise  # else the caller's own error is the one to see
+
+
+class InOrderThread(ClosesOnExit):
     """Runs ``fn(item)`` for each submitted item on one thread of its own, in submission
     order, while the caller goes on.
 
@@ -165,13 +184,3 @@ class InOrderThread:
             self._thread.join()
             self._thread = None
         self._raise_pending()
-
-    def __enter__(self) -> InOrderThread:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        try:
-            self.close()
-        except BaseException:
-            if exc_type is None:
-                raise  # else the caller's own error is the one to see
