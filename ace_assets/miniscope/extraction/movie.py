@@ -291,10 +291,13 @@ def bin_mean(x: np.ndarray, k: int, axis: int = 0) -> np.ndarray:
     full = n // k
     if full:
         body = out[:full]
-        np.copyto(body, y[0 : full * k : k])
-        for i in range(1, k):
-            body += y[i : full * k : k]
-        body /= k
+        if k == 1:
+            np.copyto(body, y[:full])
+        else:
+            np.add(y[0 : full * k : k], y[1 : full * k : k], out=body, dtype=body.dtype)
+            for i in range(2, k):
+                body += y[i : full * k : k]
+            body /= k
     if n % k:
         out[full] = y[full * k :].mean(axis=0)
     return np.moveaxis(out.astype(np.float32, copy=False), 0, axis)
