@@ -9,6 +9,7 @@ extraction's phases) pass :meth:`Progress.message` as their callback.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,24 +35,33 @@ class Progress:
         self.start = self.last = clock()
         self.done = 0
         self.read = 0  # units read by a counted source, over all its passes
+        self._lock = threading.Lock()  # stages read and write on several threads
 
     def update(self, done: int) -> None:
         """``done`` units finished so far; logs if the last line is ``every_s`` old."""
-        self.done = max(self.done, int(done))
-        now = self.clock()
-        if now - self.last >= self.every_s or (
-            self.done >= self.total > 0 and self.last == self.start
-        ):
-            self.last = now
-            self.log(self.line(now))
+        with self._lock:
+            self.done = max(self.done, int(done))
+            now = self.clock()
+            due = now - self.last >= self.every_s or (
+                self.done >= self.total > 0 and self.last == self.start
+            )
+            if due:
+                self.last = now
+                line = self.line(now)
+        if due:
+            self.log(line)
 
     def advance(self, n: int) -> None:
         """A counted source delivered ``n`` more units; a stage may read its input in passes."""
-        self.read += int(n)
-        now = self.clock()
-        if now - self.last >= self.every_s:
-            self.last = now
-            self.log(self.line(now))
+        with self._lock:
+            self.read += int(n)
+            now = self.clock()
+            due = now - self.last >= self.every_s
+            if due:
+                self.last = now
+                line = self.line(now)
+        if due:
+            self.log(line)
 
     def line(self, now: float | None = None) -> str:
         now = self.clock() if now is None else now

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import os
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -149,9 +151,6 @@ class InOrderThread(ClosesOnExit):
     """
 
     def __init__(self, fn: Callable[[T], object], depth: int = 2, name: str = "in-order") -> None:
-        import queue
-        import threading
-
         self._fn = fn
         self._queue: queue.Queue[tuple[T] | None] = queue.Queue(maxsize=max(1, depth))
         self._error: BaseException | None = None

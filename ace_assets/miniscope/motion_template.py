@@ -207,7 +207,7 @@ def build_template(
         )
         with RowFile(stack, background=True) as rows:  # through the file: see io.row_file
             for i, img in _images(source, ranges, k, chunk_frames, prefetch, pool):
-                rows.write(i, img[None])
+                rows.write(i, img[None], owned=True)  # a fresh image
 
         def images() -> Iterator[tuple[int, np.ndarray]]:
             return _stored_images(stack, n_images, chunk_frames)
