@@ -41,27 +41,26 @@ class Progress:
         """``done`` units finished so far; logs if the last line is ``every_s`` old."""
         with self._lock:
             self.done = max(self.done, int(done))
-            now = self.clock()
-            due = now - self.last >= self.every_s or (
-                self.done >= self.total > 0 and self.last == self.start
-            )
-            if due:
-                self.last = now
-                line = self.line(now)
-        if due:
+            line = self._due_line(finished=self.done >= self.total > 0)
+        if line is not None:
             self.log(line)
 
     def advance(self, n: int) -> None:
         """A counted source delivered ``n`` more units; a stage may read its input in passes."""
         with self._lock:
             self.read += int(n)
-            now = self.clock()
-            due = now - self.last >= self.every_s
-            if due:
-                self.last = now
-                line = self.line(now)
-        if due:
+            line = self._due_line()
+        if line is not None:
             self.log(line)
+
+    def _due_line(self, finished: bool = False) -> str | None:
+        """The line to log now (under the lock), if the last is ``every_s`` old or the work
+        just finished with nothing logged yet; it is logged outside the lock."""
+        now = self.clock()
+        if now - self.last >= self.every_s or (finished and self.last == self.start):
+            self.last = now
+            return self.line(now)
+        return None
 
     def line(self, now: float | None = None) -> str:
         now = self.clock() if now is None else now

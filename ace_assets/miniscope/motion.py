@@ -314,7 +314,8 @@ def _apply(
     """Pass 2: warp each frame by its smoothed shift; QC accumulated on the way.
 
     Frames are warped on ``pool``'s threads into the block the writer is handed; the
-    mean images are summed on a thread of their own, in frame order. Returns the :class:`MotionReport` fields it measures, by name.
+    mean images are summed on a thread of their own, in frame order. Returns the
+    :class:`MotionReport` fields it measures, by name.
     """
     p = reg.params
     n, shape = frames.n_frames, frames.shape

@@ -175,7 +175,6 @@ def _scan_chunk(
             f"frames {a}..{b} came back with shape {block.shape}, expected ({b - a}, {h}, {w})",
             file=source,
         )
-    none = np.zeros(0, dtype=np.int64)
     if np.issubdtype(block.dtype, np.floating):
         finite = np.isfinite(block)
         bad = ~finite.all(axis=(1, 2))
@@ -206,7 +205,7 @@ def _scan_chunk(
         block.reshape(b - a, -1).mean(axis=1, dtype=np.float64),
         float(block.min()),
         float(block.max()),
-        none,
+        np.zeros(0, dtype=np.int64),
     )
 
 
