@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ace_assets.io.half_float import cast
 from ace_assets.io.threads import ClosesOnExit, InOrderThread
 from ace_assets.io.writeback import Writeback
 
@@ -84,7 +85,7 @@ class RowFile(ClosesOnExit):
         if self._fd is None:
             self.array[start : start + block.shape[0]] = block
             return
-        data = np.ascontiguousarray(block, self.dtype)
+        data = cast(block, self.dtype)
         self._pwrite(self.offset + start * self.row_bytes, data)
 
     def _pwrite(self, position: int, data: np.ndarray) -> None:

@@ -22,7 +22,7 @@ frame rate, parameters, provenance).
 
 Why not compressed: stage outputs are read many times frame-by-frame by later
 stages; uncompressed memmap gives O(1) seeks and zero decode cost (a float16 to
-float32 conversion is a few hundred microseconds per 608 x 608 frame). The raw
+float32 conversion is ~0.15 ms per 608 x 608 frame, through :mod:`.half_float`). The raw
 movies stay compressed (FFV1) under data_path.
 
 A movie can be *dropped* once what needs it exists (``drop_store``): the data file
@@ -52,6 +52,7 @@ from ace_assets.errors import AceInputError
 # re-exported: defs and test helpers import the atomic writers from here
 from ace_assets.io.atomic import atomic_write_bytes as atomic_write_bytes
 from ace_assets.io.atomic import atomic_write_text as atomic_write_text
+from ace_assets.io.half_float import cast
 from ace_assets.io.jsonio import read_json, write_json
 from ace_assets.io.page_range import release_rows
 from ace_assets.io.publish import replace_dir
@@ -168,7 +169,7 @@ class ArrayStore:
         if self._decoder is not None:
             out = self._decoder.decode(rows, first, column)
         elif self.compact:
-            out = rows.astype(np.float32)
+            out = cast(rows, np.float32)
         else:
             out = np.array(rows)
         release_rows(self._data, first, last)  # these rows only: see io.page_range
