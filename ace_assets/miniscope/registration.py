@@ -23,6 +23,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ace_assets.miniscope.frame_filter import FrameFilter
+
 BORDER_MODES = {"copy": cv2.BORDER_REPLICATE, True: cv2.BORDER_CONSTANT, False: cv2.BORDER_CONSTANT}
 INTERPOLATIONS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 
@@ -48,17 +50,6 @@ def high_pass(frame: np.ndarray, gsig: tuple[float, float] | None) -> np.ndarray
     return cv2.filter2D(f, -1, ker, borderType=cv2.BORDER_REFLECT)
 
 
-def wrapped_kernel(ker: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """The kernel embedded in a frame-sized array with its centre at (0, 0), wrapping."""
-    out = np.zeros(shape, np.float32)
-    kh, kw = ker.shape
-    cy, cx = kh // 2, kw // 2
-    ys = (np.arange(kh) - cy) % shape[0]
-    xs = (np.arange(kw) - cx) % shape[1]
-    np.add.at(out, (ys[:, None], xs[None, :]), ker.astype(np.float32))
-    return out
-
-
 class HighPass:
     """CaImAn's spatial high-pass for one frame shape, computed with OpenCV's DFT.
 
@@ -71,30 +62,15 @@ class HighPass:
     def __init__(self, shape: tuple[int, int], gsig: tuple[float, float] | None) -> None:
         self.shape = (int(shape[0]), int(shape[1]))
         self.active = gsig is not None
-        if gsig is None:
-            return
-        ker = high_pass_kernel(gsig)
-        self.ry, self.rx = ker.shape[0] // 2, ker.shape[1] // 2
-        h, w = self.shape
-        self.padded = (
-            cv2.getOptimalDFTSize(h + 2 * self.ry),
-            cv2.getOptimalDFTSize(w + 2 * self.rx),
-        )
-        self.ccs = cv2.dft(wrapped_kernel(ker, self.padded))
+        if gsig is not None:
+            self._filter = FrameFilter(self.shape, high_pass_kernel(gsig), cv2.BORDER_REFLECT)
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
         """High-passed float32 frame (a new array)."""
         f = np.asarray(frame, np.float32)
         if not self.active:
             return f.copy()
-        h, w = self.shape
-        ph, pw = self.padded
-        big = cv2.copyMakeBorder(
-            f, self.ry, ph - h - self.ry, self.rx, pw - w - self.rx, cv2.BORDER_REFLECT
-        )
-        spec = cv2.mulSpectrums(cv2.dft(big), self.ccs, 0)
-        out = cv2.idft(spec, flags=cv2.DFT_REAL_OUTPUT | cv2.DFT_SCALE)
-        return np.ascontiguousarray(out[self.ry : self.ry + h, self.rx : self.rx + w])
+        return self._filter.apply(f)
 
 
 def kernel_radius(gsig: tuple[float, float] | None) -> tuple[int, int]:

@@ -28,6 +28,8 @@ import numpy as np
 from ace_assets.errors import AceInputError
 from ace_assets.io.threads import ordered_map
 
+from .summary_images import spatial_filter
+
 
 class NpyFrames:
     """Read-only frame ranges of a ``.npy`` file by file reads (no memory map)."""
@@ -453,10 +455,7 @@ def build_init_cache(
         binned = bin_mean(block_reduce_mean(frames.read(a, min(a + step, t)), ssub), tsub)
         cache.write(a // tsub, binned)
         if fcache is not None and kernel is not None:
-            filt = np.empty_like(binned)
-            for frame, out in zip(binned, filt, strict=True):
-                cv2.filter2D(frame, -1, kernel, dst=out, borderType=cv2.BORDER_REPLICATE)
-            fcache.write(a // tsub, filt)
+            fcache.write(a // tsub, spatial_filter(binned, kernel))
 
     try:
         for _ in ordered_map(bin_part, range(0, t, step)):

@@ -24,6 +24,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ace_assets.miniscope.frame_filter import FrameFilter
+
 # the four neighbour directions; each pair contributes to both pixels' 8-neighbour means
 _SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
@@ -44,13 +46,10 @@ def center_psf_kernel(gSig: tuple[int, int], center_psf: bool = True) -> np.ndar
 def spatial_filter(frames: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Filter each frame of a (n, h, w) block (border: replicate, as CNMF-E)."""
     out = np.empty(frames.shape, dtype=np.float32)
-    for i in range(frames.shape[0]):
-        out[i] = cv2.filter2D(
-            np.ascontiguousarray(frames[i], dtype=np.float32),
-            -1,
-            kernel,
-            borderType=cv2.BORDER_REPLICATE,
-        )
+    if frames.shape[0]:
+        filt = FrameFilter(frames.shape[1:], kernel, cv2.BORDER_REPLICATE)
+        for frame, dst in zip(frames, out, strict=True):
+            filt.apply(frame, dst)
     return out
 
 
