@@ -23,6 +23,17 @@ def phase_of(message: str) -> str:
     return " ".join(words)
 
 
+def preprocessed_store_kind(source_dtype: np.dtype) -> dict[str, bool]:
+    """How the preprocessed_movie asset stores its movie: exactly as frames and per-frame
+    gains where it can (since 2026-11-28), else float16 (and always before)."""
+    from ace_assets.miniscope import preprocess
+
+    decide = getattr(preprocess, "output_is_frame_affine", None)
+    if decide is not None and decide(None, source_dtype):
+        return {"frame_affine": True}
+    return {"compact": True}
+
+
 def run_chain(folder: str, workdir: str, out_npz: str) -> dict[str, float]:
     """Stage wall and CPU seconds, and extraction's by phase (``phase:<name>_s`` and
     ``phase:<name>_cpu_s``, from its progress messages); sources, traces and shifts saved
@@ -52,7 +63,8 @@ def run_chain(folder: str, workdir: str, out_npz: str) -> dict[str, float]:
         denoised = wr.commit()
     lap("denoise")
     shape = output_shape(n, (h, w))
-    with ArrayStoreWriter(work / "pre.npyd", shape, np.float32, {"fps": fps}, compact=True) as wr:
+    pre_store = preprocessed_store_kind(denoised.stored_dtype)
+    with ArrayStoreWriter(work / "pre.npyd", shape, np.float32, {"fps": fps}, **pre_store) as wr:
         preprocess_movie(
             denoised, n, (h, w), fps, group_defaults("preprocess"), wr, scratch_dir=work
         )

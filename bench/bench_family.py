@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from _chain import preprocessed_store_kind  # noqa: E402
 from _memory import measure  # noqa: E402
 
 from ace_assets.demo.families import HARD_FAMILY  # noqa: E402
@@ -99,9 +100,8 @@ def run_member(name: str, frames: int, workdir: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     pre_params = defaults("preprocess")
     shape_out = output_shape(n, (h, w))
-    with ArrayStoreWriter(
-        work / "pre.npyd", shape_out, np.float32, {"fps": cfg.fps}, compact=True
-    ) as wr:
+    kind = preprocessed_store_kind(denoised.stored_dtype)
+    with ArrayStoreWriter(work / "pre.npyd", shape_out, np.float32, {"fps": cfg.fps}, **kind) as wr:
         preprocess_movie(denoised, n, (h, w), cfg.fps, pre_params, wr, scratch_dir=work)
         pre = wr.commit()
     times["preprocess_s"] = time.perf_counter() - t0

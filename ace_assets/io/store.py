@@ -9,6 +9,10 @@ frame rate, parameters, provenance).
 * ``data-int16.npy`` — scaled (``scale=[...]``): recorded volts kept as the ADC's int16
   counts and a scale per column, read back as the same float32 values bit for bit
   (:mod:`ace_assets.io.scaled_store`, with the exceptions it keeps exactly).
+* ``data-uint8.npy`` — frame-affine (``frame_affine=True``): a movie that is its uint8
+  frames times a gain plus an offset per frame (the preprocessed movie without ΔF/F), kept
+  as those frames and pairs and read back as the same float32 values bit for bit
+  (:mod:`ace_assets.io.frame_affine`).
 * ``data-float16.npy`` — compact (``compact=True``): float movies stored as IEEE
   half floats, 2 bytes per pixel instead of 4. ``ArrayStore`` reads them back as
   float32, so every consumer computes in float32 as before. Why float16 and not
@@ -52,6 +56,8 @@ from ace_assets.errors import AceInputError
 # re-exported: defs and test helpers import the atomic writers from here
 from ace_assets.io.atomic import atomic_write_bytes as atomic_write_bytes
 from ace_assets.io.atomic import atomic_write_text as atomic_write_text
+from ace_assets.io.frame_affine import AFFINE, FRAMES, FrameAffineDecoder, save_affine
+from ace_assets.io.frame_affine import KIND as AFFINE_KIND
 from ace_assets.io.half_float import cast
 from ace_assets.io.jsonio import read_json, write_json
 from ace_assets.io.page_range import release_rows
@@ -100,8 +106,17 @@ class ArrayStore:
         self._decoder: ScaledDecoder | None = None
         if (self.path / SCALED).is_file():
             self._decoder = ScaledDecoder(self.path, self.meta["encoding"]["scale"])
+        self._affine: FrameAffineDecoder | None = None
+        if (self.path / FRAMES).is_file():
+            self._affine = FrameAffineDecoder(self.path)
         data = self.path / (
-            COMPACT if self.compact else SCALED if self._decoder is not None else DATA
+            COMPACT
+            if self.compact
+            else SCALED
+            if self._decoder is not None
+            else FRAMES
+            if self._affine is not None
+            else DATA
         )
         if not data.is_file():
             if DROPPED in self.meta:
@@ -140,8 +155,8 @@ class ArrayStore:
 
     @property
     def direct(self) -> bool:
-        """Whether the mapped rows are the values (not float16, not int16 counts)."""
-        return not self.compact and self._decoder is None
+        """Whether the mapped rows are the values (not float16, int16 or uint8 counts)."""
+        return not self.compact and self._decoder is None and self._affine is None
 
     @property
     def stored_dtype(self) -> np.dtype:
@@ -168,6 +183,8 @@ class ArrayStore:
         rows = self._data[first:last] if column is None else self._data[first:last, column]
         if self._decoder is not None:
             out = self._decoder.decode(rows, first, column)
+        elif self._affine is not None:
+            out = self._affine.decode(rows, first)
         elif self.compact:
             out = cast(rows, np.float32)
         else:
@@ -184,9 +201,12 @@ class ArrayStore:
     def mmap(self) -> np.ndarray:
         """The memory-mapped array as stored (float16 for a compact store), without copying.
 
-        A scaled store has none to offer (its counts are not the values): ``read`` it."""
+        A scaled or frame-affine store has none to offer (its counts are not the values):
+        ``read`` it."""
         if self._decoder is not None:
             raise TypeError(f"{self.path} holds int16 counts and a scale: read(start, stop)")
+        if self._affine is not None:
+            raise TypeError(f"{self.path} holds uint8 frames and their gains: read(start, stop)")
         return self._data
 
 
@@ -200,12 +220,12 @@ def drop_store(path: str | Path, reason: str) -> int:
     meta_file = path / "meta.json"
     meta = read_json(meta_file) if meta_file.exists() else {}
     freed = 0
-    for name in (DATA, COMPACT):
+    for name in (DATA, COMPACT, FRAMES, AFFINE):
         if (path / name).is_file():
             freed += (path / name).stat().st_size
     meta[DROPPED] = {"reason": reason, "bytes_freed": freed}
     write_json(meta_file, meta)
-    for name in (DATA, COMPACT):
+    for name in (DATA, COMPACT, FRAMES, AFFINE):
         (path / name).unlink(missing_ok=True)
     return freed
 
@@ -215,7 +235,9 @@ class ArrayStoreWriter:
 
     Use as a context manager: on an exception nothing is renamed into place
     and the temporary directory is removed. With ``compact=True`` a float array is
-    stored as float16 (see the module docstring); blocks are written as float32.
+    stored as float16 (see the module docstring); blocks are written as float32. With
+    ``frame_affine=True`` a float32 movie is written as its uint8 frames, and
+    :meth:`set_frame_affine` gives each frame's gain and offset.
     ``data_file`` names the data file of a store that only its own reader may open
     (a band store: :mod:`ace_assets.ephys.band_store`).
     """
@@ -230,11 +252,14 @@ class ArrayStoreWriter:
         compact: bool = False,
         data_file: str = DATA,
         scale: list[float] | None = None,
+        frame_affine: bool = False,
     ) -> None:
         self.path = Path(path)
         dtype = np.dtype(dtype)
         if compact and dtype.kind != "f":
             raise ValueError(f"a compact store holds float movies, not {dtype}")
+        if frame_affine and (compact or scale is not None or dtype != np.float32):
+            raise ValueError("a frame-affine store holds a float32 movie, and nothing else")
         if scale is not None and (compact or dtype != np.float32 or len(shape) != 2):
             raise ValueError("a scaled store holds (samples, channels) float32 volts")
         self.compact = compact
@@ -256,6 +281,17 @@ class ArrayStoreWriter:
                 "read_as": "float32: count * scale, exceptions from patch-*.npy, nan-runs.npy",
             }
             data_file, dtype = SCALED, np.dtype(np.int16)
+        self.affine: tuple[np.ndarray, np.ndarray] | None = None
+        if frame_affine:
+            n = int(shape[0])
+            self.affine = (np.ones(n, np.float32), np.zeros(n, np.float32))
+            self.meta["encoding"] = {
+                "kind": AFFINE_KIND,
+                "file": FRAMES,
+                "dtype": "uint8",
+                "read_as": f"float32: float32(frame) * gain + offset, per frame from {AFFINE}",
+            }
+            data_file, dtype = FRAMES, np.dtype(np.uint8)
         self._array = np.lib.format.open_memmap(
             self.tmp / (COMPACT if compact else data_file),
             mode="w+",
@@ -280,10 +316,27 @@ class ArrayStoreWriter:
         published."""
         if self.encoder is not None:
             block, owned = self.encoder.encode(start, block), True
+        if self.affine is not None and block.dtype != np.uint8:
+            raise TypeError(
+                f"{self.path}: a frame-affine store takes uint8 frames, not {block.dtype}"
+            )
         if self._rows is None:
             check = self._check_range if self.compact else None
             self._rows = RowFile(self._array, writeback=True, background=True, check=check)
         self._rows.write(start, block, owned=owned)
+
+    def set_frame_affine(self, gain: np.ndarray, offset: np.ndarray) -> None:
+        """Each frame's gain and offset (a frame-affine store): value = frame * gain + offset."""
+        if self.affine is None:
+            raise TypeError(f"{self.path} is not a frame-affine store")
+        n = len(self.affine[0])
+        pair = (
+            np.asarray(gain, np.float32).reshape(-1),
+            np.asarray(offset, np.float32).reshape(-1),
+        )
+        if any(len(v) != n for v in pair):
+            raise ValueError(f"{self.path}: {n} frames need {n} gains and offsets")
+        self.affine = (pair[0].copy(), pair[1].copy())
 
     def _close_rows(self) -> None:
         rows, self._rows = self._rows, None
@@ -311,6 +364,8 @@ class ArrayStoreWriter:
         del self._array
         if self.encoder is not None:
             self.meta["encoding"].update(self.encoder.save())
+        if self.affine is not None:
+            save_affine(self.tmp, *self.affine)
         write_json(self.tmp / "meta.json", self.meta)
         replace_dir(self.tmp, self.path)
         self._committed = True

@@ -102,6 +102,15 @@ def output_shape(
     return (int(n_frames), ys.stop - ys.start, xs.stop - xs.start)
 
 
+def output_is_frame_affine(
+    params: PreprocessParams | Mapping[str, Any] | None, source_dtype: np.dtype | type
+) -> bool:
+    """Whether the output is each uint8 frame times a gain plus an offset (no ΔF/F): what
+    ``ArrayStoreWriter(frame_affine=True)`` keeps exactly, in a byte a pixel."""
+    p = params if isinstance(params, PreprocessParams) else PreprocessParams.from_mapping(params)
+    return p.dff is None and np.dtype(source_dtype) == np.uint8
+
+
 def frame_medians(block: np.ndarray) -> np.ndarray:
     """Exact per-frame medians; uint8 frames go through a 256-bin histogram (fast)."""
     if block.dtype != np.uint8:
@@ -182,7 +191,10 @@ def preprocess_movie(
     """Crop, detrend and optionally ΔF/F a movie into float32 blocks for ``writer``.
 
     Reads ``source`` once per enabled step (trend, baseline) plus once to write.
-    ``writer`` must accept ``output_shape(n_frames, shape, params)``.
+    ``writer`` must accept ``output_shape(n_frames, shape, params)``. Without ΔF/F, a
+    writer that keeps frames and per-frame gains (``ArrayStoreWriter(frame_affine=True)``,
+    for a uint8 source) gets the cropped frames and ``float32(frame) * gain + offset``
+    instead of the values: the same values, in half the bytes of float16.
     """
     p = params if isinstance(params, PreprocessParams) else PreprocessParams.from_mapping(params)
     p.validate()
@@ -242,6 +254,12 @@ def preprocess_movie(
                     f += offset[sl, None, None]
             yield start, f
 
+    if p.dff is None and getattr(writer, "affine", None) is not None:
+        # the sink keeps uint8 frames and each frame's gain and offset (io.frame_affine)
+        writer.set_frame_affine(gain, offset)  # type: ignore[attr-defined]
+        for start, block in cropped():
+            writer.write(start, block)
+        return report
     if p.dff is None:
         for start, f in corrected():
             writer.write(start, f, owned=True)  # a fresh block: the writer need not copy it

@@ -15,6 +15,7 @@ from ace_assets.miniscope.preprocess import (
     block_edges,
     crop_box,
     frame_medians,
+    output_is_frame_affine,
     output_shape,
     preprocess_movie,
 )
@@ -102,6 +103,39 @@ def test_detrend_subtract(movie: dict) -> None:
     means = out.reshape(T, -1).mean(1)
     assert np.ptp(np.median(out.reshape(T, -1), axis=1)) < 0.25 * np.ptp(raw.reshape(T, -1).mean(1))
     assert means.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"detrend": "median"},
+        {"detrend": "linear", "detrend_operation": "subtract"},
+        {"detrend": None, "crop_coords": (3, 5, 40, 33)},
+        {"detrend": "median", "crop_coords": (0, 2, 48, 39)},
+    ],
+)
+def test_frame_affine_store_holds_the_float_values_bit_for_bit(
+    movie: dict, settings: dict, tmp_path: Path
+) -> None:
+    """The preprocessed_movie asset keeps a movie without ΔF/F as its cropped uint8 frames
+    and per-frame gains: every value read back is the one the float path computes."""
+    raw = movie["raw"]
+    params = PreprocessParams(**settings)
+    assert output_is_frame_affine(params, raw.dtype)
+    expected, _ = run(raw, params, chunk=13)
+    shape = output_shape(T, (H, W), params)
+    with ArrayStoreWriter(tmp_path / "p.npyd", shape, np.float32, frame_affine=True) as w:
+        preprocess_movie(raw, T, (H, W), FPS, params, w, chunk_frames=13)
+        store = w.commit()
+    got = store.read()
+    assert store.stored_dtype == np.uint8
+    assert np.array_equal(got.view(np.uint32), expected.view(np.uint32))
+
+
+def test_frame_affine_only_without_dff_and_for_uint8() -> None:
+    assert not output_is_frame_affine(PreprocessParams(dff="delta_f_over_f"), np.uint8)
+    assert not output_is_frame_affine(PreprocessParams(), np.float32)
+    assert output_is_frame_affine(None, np.uint8)
 
 
 def reference_dff(frames: np.ndarray, window: int, quantile: float, method: str) -> np.ndarray:

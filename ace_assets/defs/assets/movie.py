@@ -24,6 +24,7 @@ from ace_assets.miniscope.motion import MotionReport, motion_correct
 from ace_assets.miniscope.preprocess import (
     PreprocessParams,
     PreprocessReport,
+    output_is_frame_affine,
     output_shape,
     preprocess_movie,
 )
@@ -292,7 +293,8 @@ def preprocessed_movie(
     denoised_movie: MovieResult,
     analysis_parameters: Parameters,
 ):
-    """Cropped, photobleaching-detrended (and optionally ΔF/F) movie, stored as float16."""
+    """Cropped, photobleaching-detrended (and optionally ΔF/F) movie: stored exactly as the
+    uint8 frames and a gain and offset per frame, or as float16 with ΔF/F."""
     line = line_of(context)
     own = MovieResult.of(context, paths)
     params = analysis_parameters.values
@@ -305,7 +307,10 @@ def preprocessed_movie(
         progress = Progress(context.log.info, f"line {line} {own.asset}", n)
         with staged(context, paths) as out:
             meta = {"stage": own.asset, "line": line, "fps": fps}
-            with ArrayStoreWriter(out / MOVIE, shape_out, np.float32, meta, compact=True) as writer:
+            exact = output_is_frame_affine(p, source.stored_dtype)  # kept as frames and gains
+            with ArrayStoreWriter(
+                out / MOVIE, shape_out, np.float32, meta, compact=not exact, frame_affine=exact
+            ) as writer:
                 report = preprocess_movie(
                     progress.source(source), n, (h, w), fps, p, writer, scratch_dir=out
                 )
