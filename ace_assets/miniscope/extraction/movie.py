@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ import cv2
 import numpy as np
 
 from ace_assets.errors import AceInputError
+from ace_assets.io.page_range import release_rows
 from ace_assets.io.threads import ordered_map
 
 from .summary_images import spatial_filter
@@ -307,6 +309,9 @@ def bin_mean(x: np.ndarray, k: int, axis: int = 0) -> np.ndarray:
 class TiledCache:
     """A (T, H, W) float32 movie on disk in tiles: fast patch-over-time and frame-range reads.
 
+    Written with file writes; read by copying straight out of a read-only mapping of the
+    file (one copy, where ``np.fromfile`` copied each tile twice: 1.4-2x faster), whose
+    pages are released after each read, so the resident set stays at one read block.
     Memory: one read block; disk: ``T * H * W * 4`` bytes in ``workdir`` (deleted by
     :meth:`close`).
     """
@@ -322,6 +327,8 @@ class TiledCache:
         self._tile_items = t * self.tile * self.tile
         with open(self.path, "wb") as fh:
             fh.truncate(self.nty * self.ntx * self._tile_items * 4)
+        self._map: np.memmap | None = None
+        self._map_lock = threading.Lock()
 
     @property
     def n_frames(self) -> int:
@@ -344,23 +351,32 @@ class TiledCache:
                     fh.seek(self._tile_offset(i, j, t0))
                     fh.write(memoryview(np.ascontiguousarray(tiles[i, j])))  # no extra copy
 
+    def _tiles(self) -> np.memmap:
+        """The file as (tile, frame, row, column), mapped read-only (tile ``i * ntx + j``)."""
+        with self._map_lock:  # patches are read on several threads
+            if self._map is None:
+                t, s = self.shape[0], self.tile
+                self._map = np.memmap(
+                    self.path, np.float32, "r", shape=(self.nty * self.ntx, t, s, s)
+                )
+            return self._map
+
     def read_patch(self, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """All frames of the rectangle ``[y0:y1, x0:x1]`` as (T, y1-y0, x1-x0) float32."""
         t = self.shape[0]
         s = self.tile
+        tiles = self._tiles()
         out = np.empty((t, y1 - y0, x1 - x0), dtype=np.float32)
-        with open(self.path, "rb") as fh:
-            for i in range(y0 // s, -(-y1 // s)):
-                for j in range(x0 // s, -(-x1 // s)):
-                    fh.seek(self._tile_offset(i, j, 0))
-                    data = np.fromfile(fh, dtype=np.float32, count=self._tile_items)
-                    data = data.reshape(t, s, s)
-                    ty0, tx0 = i * s, j * s
-                    ya, yb = max(y0, ty0), min(y1, ty0 + s)
-                    xa, xb = max(x0, tx0), min(x1, tx0 + s)
-                    out[:, ya - y0 : yb - y0, xa - x0 : xb - x0] = data[
-                        :, ya - ty0 : yb - ty0, xa - tx0 : xb - tx0
-                    ]
+        j0, j1 = x0 // s, -(-x1 // s)
+        for i in range(y0 // s, -(-y1 // s)):
+            for j in range(j0, j1):
+                ty0, tx0 = i * s, j * s
+                ya, yb = max(y0, ty0), min(y1, ty0 + s)
+                xa, xb = max(x0, tx0), min(x1, tx0 + s)
+                out[:, ya - y0 : yb - y0, xa - x0 : xb - x0] = tiles[
+                    i * self.ntx + j, :, ya - ty0 : yb - ty0, xa - tx0 : xb - tx0
+                ]
+            release_rows(tiles, i * self.ntx + j0, i * self.ntx + j1)
         return out
 
     def read(self, start: int, stop: int) -> np.ndarray:
@@ -369,14 +385,15 @@ class TiledCache:
         stop = min(stop, t)
         n = stop - start
         s = self.tile
+        tiles = self._tiles()
         out = np.empty((n, h, w), dtype=np.float32)  # contiguous: callers reshape it freely
-        with open(self.path, "rb") as fh:
-            for i in range(self.nty):
-                for j in range(self.ntx):
-                    fh.seek(self._tile_offset(i, j, start))
-                    data = np.fromfile(fh, dtype=np.float32, count=n * s * s).reshape(n, s, s)
-                    yb, xb = min(s, h - i * s), min(s, w - j * s)
-                    out[:, i * s : i * s + yb, j * s : j * s + xb] = data[:, :yb, :xb]
+        for i in range(self.nty):
+            for j in range(self.ntx):
+                yb, xb = min(s, h - i * s), min(s, w - j * s)
+                out[:, i * s : i * s + yb, j * s : j * s + xb] = tiles[
+                    i * self.ntx + j, start:stop, :yb, :xb
+                ]
+        release_rows(tiles, 0, len(tiles))
         return out
 
     def chunks(self, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -384,6 +401,7 @@ class TiledCache:
             yield a, self.read(a, min(a + chunk, self.n_frames))
 
     def close(self) -> None:
+        self._map = None  # the mapping closes with its last view
         try:
             os.remove(self.path)
         except OSError:
