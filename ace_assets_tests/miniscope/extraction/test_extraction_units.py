@@ -10,7 +10,7 @@ import pytest
 import scipy.linalg
 import scipy.sparse as sp
 from scipy.optimize import nnls
-from scipy.signal import lfilter
+from scipy.signal import lfilter, welch
 
 from ace_assets.errors import AceInputError
 from ace_assets.miniscope.extraction import (
@@ -26,6 +26,7 @@ from ace_assets.miniscope.extraction.deconvolution import (
     estimate_ar,
     noise_psd,
     oasis_ar1,
+    welch_density,
 )
 from ace_assets.miniscope.extraction.evaluation import event_exceptionality_snr, match_centers
 from ace_assets.miniscope.extraction.movie import TiledCache, block_reduce_mean, patch_cache_tile
@@ -162,6 +163,20 @@ def test_noise_estimate_ignores_slow_signal():
     t = np.arange(3000)
     y = 10 * np.sin(2 * np.pi * t / 300) + 2.0 * rng.standard_normal(len(t))
     assert noise_psd(y) == pytest.approx(2.0, rel=0.1)
+
+
+@pytest.mark.parametrize("n", [4, 5, 100, 255, 256, 257, 1000, 2667])
+def test_welch_density_is_scipys_welch(n):
+    """Every segment count and parity (one short segment, Nyquist bin or not), 1-D and 2-D."""
+    rng = np.random.default_rng(n)
+    y = rng.standard_normal((3, n)).cumsum(axis=-1) + rng.standard_normal((3, n))
+    nperseg = min(n, 256)
+    f_ref, p_ref = welch(y, nperseg=nperseg, axis=-1)
+    f, p = welch_density(y, nperseg)
+    np.testing.assert_array_equal(f, f_ref)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-12, atol=1e-14 * p_ref.max())
+    f1, p1 = welch_density(y[0], nperseg)
+    np.testing.assert_allclose(p1, p_ref[0], rtol=1e-12, atol=1e-14 * p_ref.max())
 
 
 def test_snr_orders_traces():
