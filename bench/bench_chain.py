@@ -19,6 +19,7 @@ Ratios are to the variants of the same run. Last line: one JSON object.
     python bench/bench_chain.py --before dbcb3d4            # demo kind, 1000 frames
     python bench/bench_chain.py --kind highfreq_608 --frames 1000 --before dbcb3d4
     python bench/bench_chain.py --quick                      # 200 x 200, 300 frames
+    python bench/bench_chain.py --frames 8000 --no-one-thread --before dbcb3d4
 """
 
 from __future__ import annotations
@@ -69,16 +70,17 @@ def export_tree(ref: str, dest: Path) -> Path:
     return dest
 
 
-def run(kind: str, frames: int, quick: bool, before: str | None) -> list[dict[str, Any]]:
+def run(
+    kind: str, frames: int, quick: bool, before: str | None, one_thread: bool = True
+) -> list[dict[str, Any]]:
     cfg = movie_config(kind, frames, quick)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-chain-") as tmp:
         root = Path(tmp)
         truth = write_movie(cfg, root / "movie")
-        variants: list[tuple[str, dict[str, str], str | None]] = [
-            ("now", {}, None),
-            ("now, 1 thread", {"ACE_THREADS": "1"}, None),
-        ]
+        variants: list[tuple[str, dict[str, str], str | None]] = [("now", {}, None)]
+        if one_thread:
+            variants.append(("now, 1 thread", {"ACE_THREADS": "1"}, None))
         if before:
             variants.append((before, {}, str(export_tree(before, root / "before"))))
         for label, env, tree in variants:
@@ -133,8 +135,12 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--before", metavar="REF", help="also run the package at this git revision")
     ap.add_argument("--quick", action="store_true", help="200 x 200, 300 frames")
+    ap.add_argument(
+        "--no-one-thread", action="store_true", help="skip the 1-thread variant (long movies)"
+    )
     args = ap.parse_args()
-    rows = run(args.kind, 300 if args.quick else args.frames, args.quick, args.before)
+    frames = 300 if args.quick else args.frames
+    rows = run(args.kind, frames, args.quick, args.before, not args.no_one_thread)
     cols = [
         ("variant", "{:<14}"),
         ("size", "{:>8}"),
