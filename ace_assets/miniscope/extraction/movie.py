@@ -339,17 +339,36 @@ class TiledCache:
         return (base + t0 * self.tile * self.tile) * 4
 
     def write(self, t0: int, block: np.ndarray) -> None:
-        """Store frames ``t0 : t0 + len(block)``."""
+        """Store frames ``t0 : t0 + len(block)``.
+
+        The block is copied once, into tile order (the whole tiles in one strided copy, the
+        edge tiles zero-padded), and each tile's frames go to the file in one ``pwrite``.
+        """
         n, h, w = block.shape
         s = self.tile
-        padded = np.zeros((n, self.nty * s, self.ntx * s), dtype=np.float32)
-        padded[:, :h, :w] = block
-        tiles = padded.reshape(n, self.nty, s, self.ntx, s).transpose(1, 3, 0, 2, 4)
-        with open(self.path, "r+b") as fh:
+        tiles = np.empty((self.nty, self.ntx, n, s, s), dtype=np.float32)
+        fy, fx = h // s, w // s  # whole tiles along each axis
+        whole = block[:, : fy * s, : fx * s].reshape(n, fy, s, fx, s)
+        tiles[:fy, :fx] = whole.transpose(1, 3, 0, 2, 4)
+        for i in range(self.nty):
+            for j in range(self.ntx):
+                if i < fy and j < fx:
+                    continue
+                tile = tiles[i, j]
+                yb, xb = min(s, h - i * s), min(s, w - j * s)
+                tile[...] = 0.0
+                tile[:, :yb, :xb] = block[:, i * s : i * s + yb, j * s : j * s + xb]
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
             for i in range(self.nty):
                 for j in range(self.ntx):
-                    fh.seek(self._tile_offset(i, j, t0))
-                    fh.write(memoryview(np.ascontiguousarray(tiles[i, j])))  # no extra copy
+                    data = memoryview(tiles[i, j].reshape(-1)).cast("B")
+                    offset = self._tile_offset(i, j, t0)
+                    done = 0
+                    while done < data.nbytes:
+                        done += os.pwrite(fd, data[done:], offset + done)
+        finally:
+            os.close(fd)
 
     def _tiles(self) -> np.memmap:
         """The file as (tile, frame, row, column), mapped read-only (tile ``i * ntx + j``)."""
