@@ -65,7 +65,7 @@ from .params import ExtractionParams
 from .quality import Quality, Rules, assess, describe
 from .result import ExtractionResult, compute_contours, empty_result
 from .seeding import seed_patch
-from .summary_images import center_psf_kernel, pixel_noise_robust
+from .summary_images import center_psf_kernel, centred_cn_pnr, pixel_noise_robust
 from .updates import (
     TemporalResult,
     active_weights,
@@ -487,23 +487,30 @@ def _run(
     traces: list[np.ndarray] = []
     traces_raw: list[np.ndarray] = []
 
-    # each pixel's noise depends on its own filtered trace only: computed once here, in
-    # blocks of the patch cores, rather than again in every overlapping patch (~1.8x the
+    # each pixel's noise, correlation and PNR depend on its own filtered trace (and its
+    # neighbours') only: computed once here, in blocks of the patch cores (with a pixel of
+    # margin for the neighbours), rather than again in every overlapping patch (~1.8x the
     # pixels at rf=40, stride=20)
     log(f"seeding {len(windows)} patches")
-    noise_img = None
+    noise_img = cn_seed = pnr_seed = None
     if fcache is not None:
         noise_img = np.zeros((hs, ws), np.float32)
+        cn_seed = np.zeros((hs, ws), np.float32)
+        pnr_seed = np.zeros((hs, ws), np.float32)
 
-        def core_noise(window: tuple[int, ...]) -> np.ndarray:
+        def core_images(window: tuple[int, ...]) -> tuple[tuple[slice, slice], list[np.ndarray]]:
             _, _, _, _, cy0, cy1, cx0, cx1 = window
-            block = fcache.read_patch(cy0, cy1, cx0, cx1)
+            y0, y1, x0, x1 = max(cy0 - 1, 0), min(cy1 + 1, hs), max(cx0 - 1, 0), min(cx1 + 1, ws)
+            block = fcache.read_patch(y0, y1, x0, x1)
             block -= block.mean(axis=0)
-            return pixel_noise_robust(block).astype(np.float32)
+            noise = pixel_noise_robust(block).astype(np.float32)
+            cn, pnr = centred_cn_pnr(block, noise, prm.thresh_init)
+            core = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
+            return (slice(cy0, cy1), slice(cx0, cx1)), [v[core] for v in (noise, cn, pnr)]
 
-        for window, noise_core in zip(windows, ordered_map(core_noise, windows), strict=True):
-            _, _, _, _, cy0, cy1, cx0, cx1 = window
-            noise_img[cy0:cy1, cx0:cx1] = noise_core
+        for at, values in ordered_map(core_images, windows):
+            for image, value in zip((noise_img, cn_seed, pnr_seed), values, strict=True):
+                image[at] = value
 
     def seed_window(window: tuple[int, ...]) -> Any:
         y0, y1, x0, x1, cy0, cy1, cx0, cx1 = window
@@ -533,6 +540,9 @@ def _run(
             s_min_sd=prm.s_min_sd,
             filtered=fblock,
             noise=None if noise_img is None else noise_img[y0:y1, x0:x1],
+            images=None
+            if cn_seed is None or pnr_seed is None
+            else (cn_seed[y0:y1, x0:x1], pnr_seed[y0:y1, x0:x1]),
         )
 
     # patches are seeded independently (each reads its own window), on every core; the

@@ -28,6 +28,7 @@ from .deconvolution import deconvolve, noise_psd
 from .summary_images import (
     center_psf_kernel,
     correlation_pnr,
+    median_of_rows,
     thresholded_correlations,
 )
 
@@ -114,7 +115,7 @@ def extract_ac(
     if bg.any():
         idx = np.flatnonzero(bg)
         idx = idx[:: max(1, len(idx) // MAX_BG_PIXELS)]  # a median needs no more
-        y_bg = np.median(raw_box[:, idx], axis=1)
+        y_bg = median_of_rows(raw_box[:, idx])
     else:
         y_bg = np.ones(len(ci), dtype=np.float32)
     x = np.stack([ci, y_bg, np.ones_like(ci)], axis=1).astype(np.float32)
@@ -152,6 +153,7 @@ def seed_patch(
     s_min_sd: float = 3.0,
     filtered: np.ndarray | None = None,
     noise: np.ndarray | None = None,
+    images: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> PatchSeeds:
     """Greedy CNMF-E initialisation of one (T, h, w) block; ``data`` is modified in place.
 
@@ -159,11 +161,18 @@ def seed_patch(
     whose peak lies outside it belongs to another patch. ``excluded`` (bool (h, w)) marks
     pixels that are no data at all (the frame border, ``border_pix``). ``filtered``: the
     block already spatially filtered (modified in place). ``noise``: its per-pixel noise SD,
-    when computed once for the whole field (overlapping patches then skip it).
+    when computed once for the whole field (overlapping patches then skip it); ``images``
+    its correlation and PNR images, likewise.
     """
     t, h, w = data.shape
     cn, pnr, filtered, noise = correlation_pnr(
-        data, gSig, center_psf=center_psf, thresh_init=thresh_init, filtered=filtered, noise=noise
+        data,
+        gSig,
+        center_psf=center_psf,
+        thresh_init=thresh_init,
+        filtered=filtered,
+        noise=noise,
+        images=images,
     )
     cn_out, pnr_out = cn.copy(), pnr.copy()
     kernel = center_psf_kernel(gSig, center_psf)

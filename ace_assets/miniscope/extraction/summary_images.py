@@ -89,13 +89,23 @@ def median_of_columns(x: np.ndarray) -> np.ndarray:
 
     Why: numpy sorts with SIMD kernels but partitions (what its median uses) without, and
     along axis 0 with strided access: sorting each column's contiguous copy is 4.6x faster
-    for 500 x 4096 float32 (10 against 46 ms). The middle pair is averaged with
-    ``np.mean``, as numpy's median averages it; a column with a NaN gives NaN.
+    for 500 x 4096 float32 (10 against 46 ms).
     """
-    n = x.shape[0]
-    if n == 0 or x.ndim != 2 or x.dtype.kind != "f":
+    if x.ndim != 2 or x.shape[0] == 0 or x.dtype.kind != "f":
         return np.median(x, axis=0)
-    ordered = np.sort(np.ascontiguousarray(x.T), axis=1)
+    return median_of_rows(np.ascontiguousarray(x.T))
+
+
+def median_of_rows(x: np.ndarray) -> np.ndarray:
+    """``np.median(x, axis=1)`` of a 2-D array, equal to it bit for bit, by sorting each row
+    (7x faster for 500 rows of 250 float32, a seed's background pixels per frame).
+
+    The middle pair is averaged with ``np.mean``, as numpy's median averages it; a row with
+    a NaN gives NaN."""
+    n = x.shape[-1] if x.ndim == 2 else 0
+    if n == 0 or x.dtype.kind != "f":
+        return np.median(x, axis=1)
+    ordered = np.sort(x, axis=1)
     mid = n // 2
     out = np.mean(ordered[:, mid - 1 + n % 2 : mid + 1], axis=1)
     out[np.isnan(ordered[:, -1])] = np.nan  # sorting puts NaN last
@@ -136,6 +146,7 @@ def correlation_pnr(
     thresh_init: float = 2.0,
     filtered: np.ndarray | None = None,
     noise: np.ndarray | None = None,
+    images: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(cn, pnr, filtered, noise)`` for an in-memory (T, h, w) block.
 
@@ -144,19 +155,36 @@ def correlation_pnr(
     the block was already filtered (e.g. whole frames, before cutting patches); it is then
     centred in place. ``noise``: the per-pixel noise SD when it is already known (it
     depends on each pixel's own trace only, so whole-frame values equal a block's).
+    ``images``: the block's ``(cn, pnr)`` when already known (:func:`centred_cn_pnr` on
+    the whole field: a pixel's values depend on its own and its neighbours' traces only).
     """
     if filtered is None:
         filtered = spatial_filter(data, center_psf_kernel(gSig, center_psf))
     filtered -= filtered.mean(axis=0)
     if noise is None:
         noise = pixel_noise_robust(filtered).astype(np.float32)
-    else:
-        noise = np.array(noise, dtype=np.float32)
-    noise[noise <= 0] = np.inf
-    pnr = filtered.max(axis=0) / noise
+    if images is not None:
+        cn, pnr = (np.array(v, dtype=np.float32) for v in images)
+        return cn, pnr, filtered, _usable_noise(noise)
+    return (*centred_cn_pnr(filtered, noise, thresh_init), filtered, _usable_noise(noise))
+
+
+def centred_cn_pnr(
+    filtered: np.ndarray, noise: np.ndarray, thresh_init: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(cn, pnr)`` of a filtered block already centred in time, given its noise SD."""
+    usable = _usable_noise(noise)
+    pnr = filtered.max(axis=0) / usable
     pnr[~np.isfinite(pnr) | (pnr < 0)] = 0
-    cn = thresholded_correlations(filtered, noise, thresh_init)
-    return cn, pnr.astype(np.float32), filtered, noise
+    cn = thresholded_correlations(filtered, usable, thresh_init)
+    return cn, pnr.astype(np.float32)
+
+
+def _usable_noise(noise: np.ndarray) -> np.ndarray:
+    """float32 noise SDs, with inf where there is none (no pixel passes a threshold there)."""
+    out = np.array(noise, dtype=np.float32)
+    out[out <= 0] = np.inf
+    return out
 
 
 def thresholded_correlations(filtered: np.ndarray, noise: np.ndarray, thresh: float) -> np.ndarray:

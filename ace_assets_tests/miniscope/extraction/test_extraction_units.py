@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -31,7 +32,11 @@ from ace_assets.miniscope.extraction.deconvolution import (
 from ace_assets.miniscope.extraction.evaluation import event_exceptionality_snr, match_centers
 from ace_assets.miniscope.extraction.movie import TiledCache, block_reduce_mean, patch_cache_tile
 from ace_assets.miniscope.extraction.pipeline import patch_windows
-from ace_assets.miniscope.extraction.summary_images import median_of_columns, pixel_noise_robust
+from ace_assets.miniscope.extraction.summary_images import (
+    median_of_columns,
+    median_of_rows,
+    pixel_noise_robust,
+)
 from ace_assets_tests.helpers.paths import TEMPLATES
 from ace_assets_tests.helpers.synth_cnmfe import make_movie
 
@@ -207,16 +212,18 @@ def test_pixel_noise_ignores_the_pixels_own_transients():
 
 @pytest.mark.parametrize("shape", [(498, 300), (499, 17), (1, 5), (2, 3), (0, 4)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_median_of_columns_is_numpys_median_bit_for_bit(shape, dtype):
+@pytest.mark.parametrize("axis", [0, 1])
+def test_median_by_sorting_is_numpys_median_bit_for_bit(shape, dtype, axis):
     """Even and odd lengths (the middle pair averaged or not), ties, NaN and infinities."""
     rng = np.random.default_rng(7)
     x = np.round(rng.standard_normal(shape), 1).astype(dtype)  # rounding makes ties
     if x.size >= 6:
         x[0, 0], x[-1, 1], x[0, 2] = np.nan, np.inf, -np.inf
+    x = x if axis == 0 else np.ascontiguousarray(x.T)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # numpy's empty-slice warning
-        expected = np.median(x, axis=0)
-        got = median_of_columns(x)
+        expected = np.median(x, axis=axis)
+        got = median_of_columns(x) if axis == 0 else median_of_rows(x)
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)  # NaN equals NaN here
 
@@ -250,6 +257,12 @@ def test_tiled_cache_and_decimation(tmp_path):
         cache.write(20, mov[20:])
         np.testing.assert_array_equal(cache.read(5, 30), mov[5:30])
         np.testing.assert_array_equal(cache.read_patch(3, 40, 7, 29), mov[:, 3:40, 7:29])
+        boxes = [(y, y + 17, x, x + 9) for y in range(0, 28, 7) for x in range(0, 20, 5)]
+        with ThreadPoolExecutor(4) as pool:  # patches are read on threads
+            for box, got in zip(
+                boxes, pool.map(lambda b: cache.read_patch(*b), boxes), strict=True
+            ):
+                np.testing.assert_array_equal(got, mov[:, box[0] : box[1], box[2] : box[3]])
     finally:
         cache.close()
     assert not any(tmp_path.iterdir())
