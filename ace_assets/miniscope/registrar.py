@@ -175,7 +175,7 @@ class Registrar:
         self.grid: PatchGrid | None = None
         if params.pw_rigid:
             self.grid = PatchGrid.build(self.shape, params.strides, params.overlaps)
-            patches_t = np.stack(self.grid.patches(hp_t))
+            patches_t = self.grid.patches(hp_t)
             self.patch_spectra = np.conj(scipy.fft.rfft2(patches_t, axes=(1, 2)))
             self.patch_spectra[:, 0, 0] = 0.0
             self.field = ShiftField(self.shape, self.grid)
@@ -227,7 +227,7 @@ class Registrar:
 
     def _patches(self, g: np.ndarray, rigid_lag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert self.grid is not None
-        patches = np.stack(self.grid.patches(g))
+        patches = self.grid.patches(g)
         spectra = scipy.fft.rfft2(patches, axes=(1, 2))
         spectra *= self.patch_spectra
         corrs = scipy.fft.irfft2(spectra, s=self.grid.size, axes=(1, 2))
