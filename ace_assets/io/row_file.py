@@ -37,6 +37,16 @@ PIECE_BYTES = 1 << 20
 QUEUE_BLOCKS = 2
 
 
+def pwrite_all(fd: int, data: np.ndarray, position: int) -> int:
+    """All bytes of a C-contiguous array into the file at ``position``, in ``pwrite`` calls
+    of at most :data:`PIECE_BYTES` (a call may write less than asked); the bytes written."""
+    view = memoryview(data.reshape(-1)).cast("B")
+    done = 0
+    while done < view.nbytes:
+        done += os.pwrite(fd, view[done : done + PIECE_BYTES], position + done)
+    return view.nbytes
+
+
 class RowFile(ClosesOnExit):
     """Rows of an ``np.memmap`` (a store being written), written with ``os.pwrite``.
 
@@ -90,13 +100,9 @@ class RowFile(ClosesOnExit):
 
     def _pwrite(self, position: int, data: np.ndarray) -> None:
         assert self._fd is not None
-        view = memoryview(data.reshape(-1)).cast("B")
-        done = 0
-        while done < view.nbytes:
-            piece = view[done : done + PIECE_BYTES]
-            done += os.pwrite(self._fd, piece, position + done)
+        nbytes = pwrite_all(self._fd, data, position)
         if self._writeback is not None:
-            self._writeback.wrote(position, view.nbytes)
+            self._writeback.wrote(position, nbytes)
 
     def close(self) -> None:
         if self._fd is None:

@@ -44,6 +44,13 @@ class FrameFilter:
         # filter2D correlates, which is a convolution with the kernel turned by 180 degrees
         self.ccs = cv2.dft(wrapped_kernel(np.asarray(kernel)[::-1, ::-1], self.padded))
 
+    def apply_frames(self, frames: np.ndarray) -> np.ndarray:
+        """Each frame of a (n, h, w) block filtered, as a new float32 array."""
+        out = np.empty(frames.shape, np.float32)
+        for frame, dst in zip(frames, out, strict=True):
+            self.apply(frame, dst)
+        return out
+
     def apply(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The filtered float32 frame: a new array, or ``out`` (float32, the frame's shape)."""
         f = np.asarray(frame, np.float32)

@@ -28,9 +28,10 @@ import numpy as np
 
 from ace_assets.errors import AceInputError
 from ace_assets.io.page_range import release_rows
+from ace_assets.io.row_file import pwrite_all
 from ace_assets.io.threads import ordered_map
 
-from .summary_images import spatial_filter
+from .summary_images import cnmfe_filter
 
 
 class NpyFrames:
@@ -362,11 +363,7 @@ class TiledCache:
         try:
             for i in range(self.nty):
                 for j in range(self.ntx):
-                    data = memoryview(tiles[i, j].reshape(-1)).cast("B")
-                    offset = self._tile_offset(i, j, t0)
-                    done = 0
-                    while done < data.nbytes:
-                        done += os.pwrite(fd, data[done:], offset + done)
+                    pwrite_all(fd, tiles[i, j], self._tile_offset(i, j, t0))
         finally:
             os.close(fd)
 
@@ -487,12 +484,13 @@ def build_init_cache(
     cache = TiledCache((t_init, hs, ws), tile, workdir)
     fcache = TiledCache((t_init, hs, ws), tile, workdir) if kernel is not None else None
     step = max(tsub, (max(1, chunk // 4) // tsub) * tsub)
+    smooth = None if kernel is None else cnmfe_filter((hs, ws), kernel)  # one for every part
 
     def bin_part(a: int) -> None:
         binned = bin_mean(block_reduce_mean(frames.read(a, min(a + step, t)), ssub), tsub)
         cache.write(a // tsub, binned)
-        if fcache is not None and kernel is not None:
-            fcache.write(a // tsub, spatial_filter(binned, kernel))
+        if fcache is not None and smooth is not None:
+            fcache.write(a // tsub, smooth.apply_frames(binned))
 
     try:
         for _ in ordered_map(bin_part, range(0, t, step)):

@@ -43,14 +43,15 @@ def center_psf_kernel(gSig: tuple[int, int], center_psf: bool = True) -> np.ndar
     return psf
 
 
+def cnmfe_filter(shape: tuple[int, int], kernel: np.ndarray) -> FrameFilter:
+    """CNMF-E's spatial filter for one frame shape (border: replicate, as CNMF-E). Built
+    once per movie: its kernel transform costs as much as filtering a frame."""
+    return FrameFilter(shape, kernel, cv2.BORDER_REPLICATE)
+
+
 def spatial_filter(frames: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Filter each frame of a (n, h, w) block (border: replicate, as CNMF-E)."""
-    out = np.empty(frames.shape, dtype=np.float32)
-    if frames.shape[0]:
-        filt = FrameFilter(frames.shape[1:], kernel, cv2.BORDER_REPLICATE)
-        for frame, dst in zip(frames, out, strict=True):
-            filt.apply(frame, dst)
-    return out
+    return cnmfe_filter(frames.shape[1:], kernel).apply_frames(frames)
 
 
 #: MAD of ``x[t+1] - 2 x[t] + x[t-1]`` for white noise of SD 1: ``sqrt(6) / 1.4826``
@@ -214,13 +215,13 @@ def streamed_correlation_pnr(
     chunks of each chunk's :func:`pixel_noise_robust`.
     """
     t, h, w = (int(v) for v in movie.shape[:3])
-    kernel = center_psf_kernel(gSig, center_psf)
+    smooth = cnmfe_filter((h, w), center_psf_kernel(gSig, center_psf))
     chunk = max(16, int(chunk))
 
     def blocks() -> Iterator[tuple[int, np.ndarray]]:
         for a in range(0, t, chunk):
             block = np.asarray(movie.read(a, min(a + chunk, t)), dtype=np.float32)
-            yield a, spatial_filter(block, kernel)
+            yield a, smooth.apply_frames(block)
 
     total = np.zeros((h, w), dtype=np.float64)
     vmax = np.full((h, w), -np.inf, dtype=np.float64)
