@@ -19,12 +19,16 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Self, TypeVar
+from typing import Any, Self, TypeVar
 
 from threadpoolctl import ThreadpoolController
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: ``map`` or :meth:`FramePool.map`: how a step that splits into independent parts is
+#: told whether to run them on threads (each part writes only its own output).
+MapFn = Callable[[Callable[[Any], Any], Iterable[Any]], Iterable[Any]]
 
 #: Threads beyond this gain nothing for frame-sized work and cost memory.
 MAX_THREADS = 8

@@ -27,7 +27,7 @@ import numpy as np
 import scipy.fft as sfft
 import scipy.sparse as sp
 
-from ace_assets.io.threads import compute_threads, ordered_map
+from ace_assets.io.threads import MapFn, compute_threads, frame_pool, ordered_map
 
 from .movie import bin_mean, block_reduce_mean
 
@@ -82,18 +82,27 @@ class RingFeatures:
         )
         self.kernel_fft = sfft.rfft2(self.kernels, s=self.fft_shape, axes=(-2, -1))
 
-    def __call__(self, x: np.ndarray, block: int = 8) -> np.ndarray:
+    def __call__(
+        self,
+        x: np.ndarray,
+        block: int = 8,
+        workers: int | None = None,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
         """(n, hb, wb) -> (n, J, hb, wb) float32 ring features (zero outside the frame).
 
-        Each kernel's products of a block go through one batched inverse transform on every
-        core (:func:`~ace_assets.io.threads.compute_threads`), one kernel at a time: 2.2x
-        faster than one transform of all J products, whose (block, J, ...) spectrum array
-        is too large for the caches. The result does not depend on the thread count.
+        Each kernel's products of a block go through one batched inverse transform on
+        ``workers`` threads (default :func:`~ace_assets.io.threads.compute_threads`), one
+        kernel at a time: 2.2x faster than one transform of all J products, whose
+        (block, J, ...) spectrum array is too large for the caches. Each frame is
+        transformed on its own, so the result depends neither on the threads nor on which
+        frames are passed together. ``out``: where to write them.
         """
         hb, wb = self.bg_dims
         h0 = self.half
-        workers = compute_threads()
-        out = np.empty((x.shape[0], len(self.kernels), hb, wb), dtype=np.float32)
+        workers = compute_threads() if workers is None else workers
+        if out is None:
+            out = np.empty((x.shape[0], len(self.kernels), hb, wb), dtype=np.float32)
         for a in range(0, x.shape[0], block):
             xf = sfft.rfft2(
                 x[a : a + block].astype(np.float32, copy=False),
@@ -190,12 +199,14 @@ def _add_moments(
     sf: np.ndarray,
     sx: np.ndarray,
     block: int = 2048,
+    map_fn: MapFn | None = None,
 ) -> None:
     """Add one chunk's per-pixel sums of feature products to the moments, by pixel block.
 
     A block's features (frames x J x ``block``) stay in the core's cache for all its J^2
-    products, and blocks run on threads; each pixel's sums run over the frames in the same
-    order whatever the blocks, so the moments do not depend on the thread count.
+    products, and blocks run on threads (``map_fn``, default a pool of its own); each
+    pixel's sums run over the frames in the same order whatever the blocks, so the moments
+    do not depend on the thread count.
     """
     j, p = feats.shape[1], xd.shape[1]
 
@@ -213,7 +224,7 @@ def _add_moments(
                     sff[v, u, a:b] += val
         sx[a:b] += x.sum(axis=0, dtype=np.float64)
 
-    for _ in ordered_map(add, range(0, p, block)):
+    for _ in (map_fn or ordered_map)(add, range(0, p, block)):
         pass
 
 
@@ -251,21 +262,42 @@ def fit_ring_model(
     shift_f: np.ndarray | None = None
     shift_x: np.ndarray | None = None
     n_total = 0
-    for t0, frames in chunks:
-        cc = c[:, t0 : t0 + frames.shape[0]]
-        if tsub > 1:
-            frames, cc = bin_mean(frames, tsub), bin_mean(cc, tsub, axis=1)
-        m = frames.shape[0]
-        xd = block_reduce_mean(frames, geometry.factor).reshape(m, p)
-        if a_ds.shape[1]:
-            xd -= to_frames_major(np.asarray(a_ds @ cc, dtype=np.float32))
-        feats = feats_of(xd.reshape(m, hb, wb)).reshape(m, j, p)
-        if shift_f is None or shift_x is None:
-            shift_f, shift_x = feats.mean(axis=0), xd.mean(axis=0)
-        feats -= shift_f
-        xd -= shift_x
-        _add_moments(feats, xd, sff, sfx, sf, sx)
-        n_total += m
+    k = max(int(tsub), 1)
+    with frame_pool() as pool:
+        for t0, frames in chunks:
+            m = -(-frames.shape[0] // k)
+            xd = np.empty((m, p), np.float32)
+            feats = np.empty((m, j, hb, wb), np.float32)
+
+            def part(
+                groups: range, t0: int = t0, frames: np.ndarray = frames, xd=xd, feats=feats
+            ) -> None:
+                """Binned frames ``groups`` of the chunk: residuals and ring features, each
+                frame on its own (so the parts may run on threads)."""
+                f0, f1 = groups.start * k, min(groups.stop * k, frames.shape[0])
+                fr, cc = frames[f0:f1], c[:, t0 + f0 : t0 + f1]
+                if k > 1:
+                    fr, cc = bin_mean(fr, k), bin_mean(cc, k, axis=1)
+                x = block_reduce_mean(fr, geometry.factor).reshape(len(groups), p)
+                if a_ds.shape[1]:
+                    x -= to_frames_major(np.asarray(a_ds @ cc, dtype=np.float32))
+                xd[groups.start : groups.stop] = x
+                feats_of(
+                    x.reshape(len(groups), hb, wb),
+                    workers=1,
+                    out=feats[groups.start : groups.stop],
+                )
+
+            step = max(1, -(-m // (2 * pool.threads)))
+            for _ in pool.map(part, (range(a, min(a + step, m)) for a in range(0, m, step))):
+                pass
+            feats = feats.reshape(m, j, p)
+            if shift_f is None or shift_x is None:
+                shift_f, shift_x = feats.mean(axis=0), xd.mean(axis=0)
+            feats -= shift_f
+            xd -= shift_x
+            _add_moments(feats, xd, sff, sfx, sf, sx, map_fn=pool.map)
+            n_total += m
     n_total = max(n_total, 1)
     mf = sf / n_total
     mx = sx / n_total

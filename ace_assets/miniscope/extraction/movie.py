@@ -29,7 +29,7 @@ import numpy as np
 from ace_assets.errors import AceInputError
 from ace_assets.io.page_range import release_rows
 from ace_assets.io.row_file import pwrite_all
-from ace_assets.io.threads import ordered_map
+from ace_assets.io.threads import MapFn, ordered_map
 
 from .summary_images import cnmfe_filter
 
@@ -261,8 +261,16 @@ def describe_frames(idx: np.ndarray, limit: int = 20) -> str:
     return f"{shown}{more}"
 
 
-def block_reduce_mean(block: np.ndarray, f: int) -> np.ndarray:
-    """Mean-pool the last two axes by ``f`` (edges padded by repetition)."""
+def block_reduce_mean(
+    block: np.ndarray,
+    f: int,
+    map_fn: MapFn = map,
+    group: int = 16,
+) -> np.ndarray:
+    """Mean-pool the last two axes by ``f`` (edges padded by repetition).
+
+    Frames are pooled in groups of ``group`` through ``map_fn`` (a thread pool's map: each
+    group writes only its own frames, so the result does not depend on it)."""
     if f == 1:
         return block
     *lead, h, w = block.shape
@@ -272,8 +280,14 @@ def block_reduce_mean(block: np.ndarray, f: int) -> np.ndarray:
         block = np.pad(block, pad, mode="edge")
     flat = np.ascontiguousarray(block, dtype=np.float32).reshape(-1, hp, wp)
     out = np.empty((flat.shape[0], hp // f, wp // f), dtype=np.float32)
-    for i in range(flat.shape[0]):  # INTER_AREA with an integer factor is the block mean
-        out[i] = cv2.resize(flat[i], (wp // f, hp // f), interpolation=cv2.INTER_AREA)
+
+    def pool(frames: range) -> None:
+        for i in frames:  # INTER_AREA with an integer factor is the block mean
+            out[i] = cv2.resize(flat[i], (wp // f, hp // f), interpolation=cv2.INTER_AREA)
+
+    n = flat.shape[0]
+    for _ in map_fn(pool, (range(a, min(a + group, n)) for a in range(0, n, group))):
+        pass
     return out.reshape(*lead, hp // f, wp // f)
 
 

@@ -28,6 +28,8 @@ import numpy as np
 import scipy.fft as sfft
 import scipy.sparse as sp
 
+from ace_assets.io.threads import MapFn
+
 from .background import RingModel, decimation_matrix, ring_kernels
 
 Box = tuple[int, int, int, int]  # (y0, y1, x0, x1), half-open
@@ -104,6 +106,7 @@ class PassTerms:
     deliver component ``j``'s rows of ``C R^T`` (where its footprint may grow, and its
     support). ``a`` are the footprints of the model (``X = D Z - A_ds C``); ``a_seen`` the
     footprints as the tile products see them (``A^T Z``), if only part of ``a``.
+    ``map_fn`` may be a thread pool's map: components are independent (results in order).
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class PassTerms:
         n_frames: int,
         n_weights: int,
         a_seen: sp.csc_matrix | None = None,
+        map_fn: MapFn = map,
     ) -> None:
         geom = ring.geometry
         self.dims = geom.dims
@@ -125,32 +129,37 @@ class PassTerms:
         self.regions = np.asarray(regions, dtype=np.int64).reshape(n, 4)
         self.a_ds = sp.csr_matrix(decimation_matrix(geom.dims, geom.factor) @ a, dtype=np.float64)
         hr = self.ring.half + 1  # ring reach, plus the bilinear neighbour
-        self.boxes: list[Box] = []
-        self.g: list[np.ndarray] = []  # G_j on its box, flattened (float32)
-        rows_all, cols_all, vals_all = [], [], []
         a = sp.csc_matrix(a if a_seen is None else a_seen)
-        for j in range(n):
+
+        def component(j: int) -> tuple[Box, np.ndarray]:
+            """Component ``j``'s box on the background grid and ``G_j`` on it."""
             ry0, ry1, rx0, rx1 = (int(v) for v in self.regions[j])
             q0, q1 = _nonzero_span(self.uy[ry0:ry1])
             p0, p1 = _nonzero_span(self.ux[rx0:rx1])
             box = (max(0, q0 - hr), min(hb, q1 + hr), max(0, p0 - hr), min(wb, p1 + hr))
-            self.boxes.append(box)
             by0, by1, bx0, bx1 = box
             rows = a.indices[a.indptr[j] : a.indptr[j + 1]]
             vals = a.data[a.indptr[j] : a.indptr[j + 1]].astype(np.float64)
-            gj = np.zeros((by1 - by0, bx1 - bx0))
-            if len(rows):
-                ys, xs = rows // w, rows % w
-                ay0, ax0 = int(ys.min()), int(xs.min())
-                img = np.zeros((int(ys.max()) - ay0 + 1, int(xs.max()) - ax0 + 1))
-                img[ys - ay0, xs - ax0] = vals
-                uta = (
-                    self.uy[ay0 : ay0 + img.shape[0], by0:by1].T
-                    @ img
-                    @ self.ux[ax0 : ax0 + img.shape[1], bx0:bx1]
-                )
-                gj = self.ring.adjoint(uta, box)
+            if not len(rows):
+                return box, np.zeros((by1 - by0, bx1 - bx0))
+            ys, xs = rows // w, rows % w
+            ay0, ax0 = int(ys.min()), int(xs.min())
+            img = np.zeros((int(ys.max()) - ay0 + 1, int(xs.max()) - ax0 + 1))
+            img[ys - ay0, xs - ax0] = vals
+            uta = (
+                self.uy[ay0 : ay0 + img.shape[0], by0:by1].T
+                @ img
+                @ self.ux[ax0 : ax0 + img.shape[1], bx0:bx1]
+            )
+            return box, self.ring.adjoint(uta, box)
+
+        self.boxes: list[Box] = []
+        self.g: list[np.ndarray] = []  # G_j on its box, flattened (float32)
+        rows_all, cols_all, vals_all = [], [], []
+        for j, (box, gj) in enumerate(map_fn(component, range(n))):
+            self.boxes.append(box)
             self.g.append(gj.astype(np.float32).ravel())
+            by0, by1, bx0, bx1 = box
             gy, gx = np.mgrid[by0:by1, bx0:bx1]
             rows_all.append((gy * wb + gx).ravel())
             cols_all.append(np.full(gj.size, j))
@@ -174,17 +183,34 @@ class PassTerms:
             [np.zeros((b[1] - b[0]) * (b[3] - b[2])) for b in self.boxes] for _ in range(n_weights)
         ]
 
-    def accumulate(self, t0: int, dz: np.ndarray, weights: Sequence[np.ndarray]) -> None:
+    def accumulate(
+        self,
+        t0: int,
+        dz: np.ndarray,
+        weights: Sequence[np.ndarray],
+        map_fn: MapFn = map,
+        block: int = 16,
+    ) -> None:
         """Add one chunk: ``dz`` (m, hb, wb) = ``D Z``; ``weights[i]`` (N, m) this chunk's
-        columns of each weighting (traces, active-frame weights)."""
+        columns of each weighting (traces, active-frame weights).
+
+        Components are independent, so blocks of ``block`` of them may go through
+        ``map_fn`` (a thread pool's map): each writes only its own rows and sums."""
         m = dz.shape[0]
         t1 = t0 + m
         self.mean_x[t0:t1] = dz.reshape(m, -1) @ self.g_mean32
-        for j, (y0, y1, x0, x1) in enumerate(self.boxes):
-            blk = dz[:, y0:y1, x0:x1].reshape(m, -1)
-            self.gx[j, t0:t1] = blk @ self.g[j]
-            for i, wmat in enumerate(weights):
-                self.sums[i][j] += wmat[j] @ blk
+
+        def add(js: range) -> None:
+            for j in js:
+                y0, y1, x0, x1 = self.boxes[j]
+                blk = dz[:, y0:y1, x0:x1].reshape(m, -1)
+                self.gx[j, t0:t1] = blk @ self.g[j]
+                for i, wmat in enumerate(weights):
+                    self.sums[i][j] += wmat[j] @ blk
+
+        n = len(self.boxes)
+        for _ in map_fn(add, (range(a, min(a + block, n)) for a in range(0, n, block))):
+            pass
 
     def trace_terms(self, c: np.ndarray) -> np.ndarray:
         """``A^T U F X`` (N, T) for the pass's traces ``c``: what ``A^T Z`` loses to ``B``."""

@@ -21,6 +21,7 @@ footprint and to ``gSiz`` around its centre.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,7 @@ import scipy.sparse as sp
 from scipy import ndimage
 
 from ace_assets.io.prefetch import prefetched
+from ace_assets.io.threads import MapFn, frame_pool
 
 from .background import RingModel
 from .deconvolution import deconvolve
@@ -250,8 +252,10 @@ def run_pass(
     """Stream the frames once; see the module docstring for what is accumulated.
 
     The background ``B`` is never formed: the tile products take ``Z = Y - b0`` and the
-    ring's share is folded into per-component box sums (:mod:`.pass_terms`), taken in a
-    thread on the next chunk while this chunk's tile products run here. ``u_a`` and
+    ring's share is folded into per-component box sums (:mod:`.pass_terms`), taken on the
+    next chunk while this chunk's tile products run; both split into independent parts
+    (components, tiles) on a pool of frame threads, and every shared sum is added in one
+    order, so the results do not depend on the threads. ``u_a`` and
     ``r_act`` hold each component's rows only inside its region
     (:func:`component_regions`: where it may grow, and its support); elsewhere NaN.
     """
@@ -264,47 +268,57 @@ def run_pass(
     b0_ds = block_reduce_mean(b0[None], geom.factor)[0]
     regions = component_regions(a, tiles, (h, w), mask)
     weights_of = [c_prev] + ([active] if active is not None else [])
-    terms = PassTerms(
-        ring, a, regions, n_frames, len(weights_of), a_seen=_tile_covered(a, tiles, w)
-    )
-    tile_pix = [t.pixels(w) for t in tiles]
-    a_tiles = [
-        a_csr[pix][:, t.comps].toarray().astype(np.float32) if len(t.comps) else None
-        for t, pix in zip(tiles, tile_pix, strict=True)
-    ]
-    u_c = np.zeros((n, n_frames), dtype=np.float32)
-    # accumulators are (local components, tile pixels): C-contiguous GEMMs, few calls
-    u_a = [
-        np.zeros((len(t.comps), len(pix)), dtype=np.float64)
-        for t, pix in zip(tiles, tile_pix, strict=True)
-    ]
-    r_act = (
-        [
+    with frame_pool() as pool:
+        terms = PassTerms(
+            ring,
+            a,
+            regions,
+            n_frames,
+            len(weights_of),
+            a_seen=_tile_covered(a, tiles, w),
+            map_fn=pool.map,
+        )
+        tile_pix = [t.pixels(w) for t in tiles]
+        a_tiles = [
+            a_csr[pix][:, t.comps].toarray().astype(np.float32) if len(t.comps) else None
+            for t, pix in zip(tiles, tile_pix, strict=True)
+        ]
+        u_c = np.zeros((n, n_frames), dtype=np.float32)
+        # accumulators are (local components, tile pixels): C-contiguous GEMMs, few calls
+        u_a = [
             np.zeros((len(t.comps), len(pix)), dtype=np.float64)
             for t, pix in zip(tiles, tile_pix, strict=True)
         ]
-        if active is not None
-        else None
-    )
+        r_act = (
+            [
+                np.zeros((len(t.comps), len(pix)), dtype=np.float64)
+                for t, pix in zip(tiles, tile_pix, strict=True)
+            ]
+            if active is not None
+            else None
+        )
 
-    def box_sums(item: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
-        t0, frames = item
-        m = frames.shape[0]
-        dz = block_reduce_mean(frames, geom.factor) - b0_ds
-        terms.accumulate(t0, dz, [wm[:, t0 : t0 + m] for wm in weights_of])
-        return t0, frames
+        def box_sums(item: tuple[int, np.ndarray]) -> tuple[int, np.ndarray]:
+            t0, frames = item
+            m = frames.shape[0]
+            dz = block_reduce_mean(frames, geom.factor, pool.map) - b0_ds
+            terms.accumulate(t0, dz, [wm[:, t0 : t0 + m] for wm in weights_of], pool.map)
+            return t0, frames
 
-    buf: np.ndarray | None = None
-    for t0, frames in prefetched(map(box_sums, chunks)):
-        m = frames.shape[0]
-        t1 = t0 + m
-        cc = c_prev[:, t0:t1]
-        for ti, tile in enumerate(tiles):
-            if len(tile.comps) == 0:
-                continue
+        busy = [ti for ti, tile in enumerate(tiles) if len(tile.comps)]
+        scratch = threading.local()
+
+        def tile_products(job: tuple[int, int, np.ndarray]) -> tuple[int, np.ndarray]:
+            """One tile's products of a chunk; its own ``u_a`` and ``r_act`` rows are added here,
+            the shared ``u_c`` rows by the caller, in tile order (so the sums do not depend on
+            the threads)."""
+            ti, t0, frames = job
+            tile = tiles[ti]
+            m = frames.shape[0]
             th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
+            buf = getattr(scratch, "buf", None)
             if buf is None or buf.size < m * th * tw:
-                buf = np.empty(m * th * tw, dtype=np.float32)
+                buf = scratch.buf = np.empty(m * th * tw, dtype=np.float32)
             zt = buf[: m * th * tw].reshape(m, th, tw)
             np.subtract(
                 frames[:, tile.y0 : tile.y1, tile.x0 : tile.x1],
@@ -312,16 +326,21 @@ def run_pass(
                 out=zt,
             )
             zt = zt.reshape(m, -1)
-            u_a[ti] += np.ascontiguousarray(cc[tile.comps]) @ zt
-            u_c[tile.comps, t0:t1] += (zt @ a_tiles[ti]).T
+            u_a[ti] += np.ascontiguousarray(c_prev[tile.comps, t0 : t0 + m]) @ zt
             if r_act is not None and active is not None:
-                r_act[ti] += np.ascontiguousarray(active[tile.comps, t0:t1]) @ zt
-        if progress:
-            progress(t1)
-    u_c -= terms.trace_terms(c_prev)
-    for i, acc in enumerate([u_a] + ([r_act] if r_act is not None else [])):
-        _subtract_pixel_terms(acc, terms, i, weights_of[i], c_prev, tiles, regions)
-    bg_mean = (terms.background_mean(c_prev) + float(b0.mean())).astype(np.float32)
+                r_act[ti] += np.ascontiguousarray(active[tile.comps, t0 : t0 + m]) @ zt
+            return ti, (zt @ a_tiles[ti]).T
+
+        for t0, frames in prefetched(map(box_sums, chunks)):
+            t1 = t0 + frames.shape[0]
+            for ti, prod in pool.map(tile_products, ((ti, t0, frames) for ti in busy)):
+                u_c[tiles[ti].comps, t0:t1] += prod
+            if progress:
+                progress(t1)
+        u_c -= terms.trace_terms(c_prev)
+        for i, acc in enumerate([u_a] + ([r_act] if r_act is not None else [])):
+            _subtract_pixel_terms(acc, terms, i, weights_of[i], c_prev, tiles, regions, pool.map)
+        bg_mean = (terms.background_mean(c_prev) + float(b0.mean())).astype(np.float32)
     return PassResult(u_c, u_a, r_act, bg_mean)
 
 
@@ -333,16 +352,20 @@ def _subtract_pixel_terms(
     c_prev: np.ndarray,
     tiles: list[Tile],
     regions: np.ndarray,
+    map_fn: MapFn = map,
 ) -> None:
-    """``acc`` holds ``W Z^T`` per tile; make it ``W R^T`` inside each region, NaN outside."""
+    """``acc`` holds ``W Z^T`` per tile; make it ``W R^T`` inside each region, NaN outside.
+
+    Each component's terms are computed once (through ``map_fn``: they are independent)."""
     cw = c_prev.astype(np.float64) @ weights.T.astype(np.float64)  # (N, N): C w_j^T by column
-    cache: dict[int, np.ndarray] = {}
+    needed = sorted({int(k) for tile in tiles for k in tile.comps})
+    cache = dict(
+        zip(needed, map_fn(lambda k: terms.pixel_terms(i, k, cw[:, k]), needed), strict=True)
+    )
     for ti, tile in enumerate(tiles):
         th, tw = tile.y1 - tile.y0, tile.x1 - tile.x0
         for loc, k in enumerate(tile.comps):
             k = int(k)
-            if k not in cache:
-                cache[k] = terms.pixel_terms(i, k, cw[:, k])
             ry0, ry1, rx0, rx1 = (int(v) for v in regions[k])
             y0, y1 = max(ry0, tile.y0), min(ry1, tile.y1)
             x0, x1 = max(rx0, tile.x0), min(rx1, tile.x1)
@@ -497,26 +520,26 @@ def component_r_values(
     m = c.astype(np.float64) @ active.T.astype(np.float64)
     a = sp.csc_matrix(a)
     a_csr = sp.csr_matrix(a)
-    # gather each component's pixels from the tiles
-    pix_vals: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    # where each component's rows are: (tile, row of the tile's r_act); tiles are disjoint
+    # rectangles, so a pixel's value is found by its offset in the one tile holding it
+    held: dict[int, list[tuple[int, int]]] = {}
     for ti, tile in enumerate(tiles):
-        if len(tile.comps) == 0:
-            continue
-        pix = tile.pixels(w)
-        ract = pass_result.r_act[ti].T
         for j, k in enumerate(tile.comps):
-            pix_vals.setdefault(int(k), []).append((pix, ract[:, j]))
+            held.setdefault(int(k), []).append((ti, j))
     for k in range(n):
         rows = a.indices[a.indptr[k] : a.indptr[k + 1]]
         vals = a.data[a.indptr[k] : a.indptr[k + 1]].astype(np.float64)
-        if len(rows) < 3 or k not in pix_vals or active[k].sum() == 0:
+        if len(rows) < 3 or k not in held or active[k].sum() == 0:
             continue
         keep = vals >= athresh * vals.max()
         rows, vals = rows[keep], vals[keep]
-        lookup = {}
-        for pix, rv in pix_vals[k]:
-            lookup.update(zip(pix.tolist(), rv.tolist(), strict=True))
-        data = np.array([lookup.get(int(r), np.nan) for r in rows])
+        ys, xs = rows // w, rows % w
+        data = np.full(len(rows), np.nan)
+        for ti, j in held[k]:
+            t = tiles[ti]
+            inside = (ys >= t.y0) & (ys < t.y1) & (xs >= t.x0) & (xs < t.x1)
+            at = (ys[inside] - t.y0) * (t.x1 - t.x0) + (xs[inside] - t.x0)
+            data[inside] = pass_result.r_act[ti][j, at]
         others = a_csr[rows] @ m[:, k] - vals * m[k, k]
         resid = data - others
         ok = np.isfinite(resid)
