@@ -136,6 +136,12 @@ def estimate_baseline(y: np.ndarray, sn: float) -> float:
     return float(0.5 * (edges[k] + edges[k + 1]))
 
 
+@functools.lru_cache(maxsize=8)
+def _powers(g: float, n: int) -> tuple[float, ...]:
+    """``g ** k`` for k = 0 .. n, shared by the many traces deconvolved with one ``g``."""
+    return tuple(g**k for k in range(n + 1))
+
+
 def oasis_ar1(
     y: np.ndarray, g: float, lam: float = 0.0, s_min: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -152,36 +158,37 @@ def oasis_ar1(
         yv = yv - lam * (1.0 - g)
         yv[-1] -= lam * g
     ys = yv.tolist()
+    # the pool stack; the newest pool lives in locals until nothing merges it backwards
     v = [0.0] * n  # pool value at its start (unclipped)
     w = [0.0] * n  # pool weight sum g^(2k)
-    t0 = [0] * n
     ln = [0] * n
+    gp = _powers(g, n)  # g ** (pool length): a lookup, not a pow per test
+    merge_weights = g * g != 0.0
     i = -1
-    g2 = g * g
-    for t in range(n):
-        i += 1
-        v[i] = ys[t]
-        w[i] = 1.0
-        t0[i] = t
-        ln[i] = 1
-        while i > 0:
-            prev = v[i - 1]
-            if i == 1 and prev < 0.0:
+    for vt in ys:
+        wt = 1.0
+        lt = 1
+        while i >= 0:
+            prev = v[i]
+            if i == 0 and prev < 0.0:
                 prev = 0.0
-            gl = g ** ln[i - 1]
-            if prev * gl + s_min <= v[i]:
+            gl = gp[ln[i]]
+            if prev * gl + s_min <= vt:
                 break
-            wi = w[i] * gl * gl if g2 else 0.0
-            wn = w[i - 1] + wi
-            v[i - 1] = (w[i - 1] * v[i - 1] + gl * w[i] * v[i]) / wn if wn > 0 else v[i - 1]
-            w[i - 1] = wn
-            ln[i - 1] += ln[i]
+            wn = w[i] + (wt * gl * gl if merge_weights else 0.0)
+            vt = (w[i] * v[i] + gl * wt * vt) / wn if wn > 0 else v[i]
+            wt = wn
+            lt += ln[i]
             i -= 1
+        i += 1
+        v[i] = vt
+        w[i] = wt
+        ln[i] = lt
     m = i + 1
     vals = np.asarray(v[:m])
     vals[0] = max(vals[0], 0.0)
-    starts = np.asarray(t0[:m], dtype=np.int64)
     lens = np.asarray(ln[:m], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lens[:-1])])  # pools tile 0 .. n - 1
     offs = np.arange(n) - np.repeat(starts, lens)
     c = np.repeat(vals, lens) * np.power(g, offs)
     c = np.maximum(c, 0.0)
