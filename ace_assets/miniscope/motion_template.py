@@ -181,7 +181,9 @@ def build_template(
 
     The movie is read once: the template images (``template_frames`` of them, each a mean
     of up to ``template_bin`` frames) go to a scratch file under ``scratch_dir`` that the
-    refinement passes read back (608 x 608: 1.5 MB per image), and each pass measures
+    refinement passes read back (608 x 608: 1.5 MB per image; with more than one round,
+    the first round keeps each image's spectrum there too, 1.6 MB, so the later rounds
+    neither filter nor transform it again), and each pass measures
     and warps them on ``threads`` threads.
     """
     p = params if isinstance(params, MotionParams) else MotionParams.from_mapping(params)
@@ -214,12 +216,33 @@ def build_template(
 
         used = np.ones(n_images, bool)
         halves = _plain_halves(images(), half_of, shape)
-        for _ in range(p.template_iterations):
+        spectra: np.ndarray | None = None
+        for round_ in range(p.template_iterations):
             regs = [Registrar(h, rigid) for h in halves]
             windows = np.zeros((n_images, *regs[0].window_shape), np.float32)
-            measure = partial(_window, regs, half_of)
-            for i, win in enumerate(pool.map(measure, images())):
-                windows[i] = win
+            if spectra is not None:  # later rounds: the images' spectra, kept from the first
+                measured = pool.map(
+                    partial(_window_of_spectrum, regs, half_of),
+                    _stored_images(spectra, n_images, chunk_frames),
+                )
+                for i, win in enumerate(measured):
+                    windows[i] = win
+            elif round_ + 1 < p.template_iterations:
+                spectra = np.lib.format.open_memmap(
+                    Path(tmp) / "spectra.npy",
+                    "w+",
+                    np.float32,
+                    (max(n_images, 1), *regs[0].padded),
+                )
+                with RowFile(spectra, background=True) as rows:
+                    for i, (spec, win) in enumerate(
+                        pool.map(partial(_spectrum_and_window, regs, half_of), images())
+                    ):
+                        windows[i] = win
+                        rows.write(i, spec[None], owned=True)  # a fresh spectrum
+            else:
+                for i, win in enumerate(pool.map(partial(_window, regs, half_of), images())):
+                    windows[i] = win
             tr = track(windows, regs[0].limit, p.min_registration_confidence, starts)
             used = tr.smoothed.used & ~tr.pooled  # the image's own peak, not its neighbours'
             warp = partial(_warp, regs[0], -tr.smoothed.lags)
@@ -247,6 +270,22 @@ def _window(regs: list[Registrar], half_of: np.ndarray, item: tuple[int, np.ndar
     """An image's correlation window against the other half's template."""
     i, img = item
     return regs[1 - half_of[i]].measure(img, pw=False).window
+
+
+def _spectrum_and_window(
+    regs: list[Registrar], half_of: np.ndarray, item: tuple[int, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """An image's spectrum (kept for the later rounds) and its window, as :func:`_window`."""
+    i, img = item
+    spec = regs[0].spectrum(img)  # the same for either half's registrar
+    return spec, regs[1 - half_of[i]].measure_spectrum(spec).window
+
+
+def _window_of_spectrum(
+    regs: list[Registrar], half_of: np.ndarray, item: tuple[int, np.ndarray]
+) -> np.ndarray:
+    i, spec = item
+    return regs[1 - half_of[i]].measure_spectrum(spec).window
 
 
 def _warp(

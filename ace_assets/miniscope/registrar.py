@@ -198,13 +198,26 @@ class Registrar:
         m = self.params.max_shifts
         return 2 * m[0] + 3, 2 * m[1] + 3
 
+    def spectrum(self, frame: np.ndarray) -> np.ndarray:
+        """The DFT of the prepared frame, as :meth:`measure_spectrum` takes it. It depends
+        on the frame and the settings, not on the template, so a frame measured against
+        several templates (the template's refinement rounds) is prepared once."""
+        return cv2.dft(self._pad(self.prepare(frame)))
+
     def measure(self, frame: np.ndarray, pw: bool | None = None) -> Measurement:
         """Highest rigid peak and its confidence, the z-scored correlation window, and patches."""
         pw = self.params.pw_rigid if pw is None else pw
         g = self.prepare(frame)
+        rigid = self.measure_spectrum(cv2.dft(self._pad(g)))
+        if not pw:
+            return rigid
+        patch_lags, patch_conf = self._patches(g, rigid.lag)
+        return Measurement(rigid.lag, rigid.confidence, rigid.window, patch_lags, patch_conf)
+
+    def measure_spectrum(self, spectrum: np.ndarray) -> Measurement:
+        """The rigid part of :meth:`measure`, from the frame's :meth:`spectrum`."""
         corr = cv2.idft(
-            cv2.mulSpectrums(cv2.dft(self._pad(g)), self.spec_t, 0, conjB=True),
-            flags=cv2.DFT_REAL_OUTPUT,
+            cv2.mulSpectrums(spectrum, self.spec_t, 0, conjB=True), flags=cv2.DFT_REAL_OUTPUT
         )
         m = self.params.max_shifts
         lags, peaks = peak_in_window(corr[None], (0, 0), (m[0], m[1]), self.limit, with_peak=True)
@@ -220,10 +233,7 @@ class Registrar:
         else:
             window = np.zeros_like(window)
             confidence = 0.0
-        if not pw:
-            return Measurement(lags[0], confidence, window)
-        patch_lags, patch_conf = self._patches(g, lags[0])
-        return Measurement(lags[0], confidence, window, patch_lags, patch_conf)
+        return Measurement(lags[0], confidence, window)
 
     def _patches(self, g: np.ndarray, rigid_lag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         assert self.grid is not None
