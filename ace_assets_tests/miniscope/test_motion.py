@@ -302,3 +302,35 @@ def test_template_images_are_the_same_from_random_access_or_a_stream_on_any_thre
         np.testing.assert_array_equal(template, made[0][0])
         np.testing.assert_array_equal(info.used, made[0][1].used)
     assert made[0][1].bin == 3
+
+
+def test_a_frame_measured_from_its_kept_spectrum_is_measured_the_same() -> None:
+    """The template's later rounds measure each image from the spectrum kept in the first:
+    lag, confidence and window equal a fresh measurement bit for bit, against either half."""
+    from ace_assets.miniscope.registrar import Registrar
+
+    frames, _, _ = rigid_movie(n=6, seed=9)
+    first, second = (Registrar(frames[i], RIGID) for i in (0, 1))
+    for frame in frames[2:]:
+        spec = first.spectrum(frame)  # the same spectrum whichever registrar makes it
+        np.testing.assert_array_equal(spec, second.spectrum(frame))
+        for reg in (first, second):
+            fresh, kept = reg.measure(frame, pw=False), reg.measure_spectrum(spec)
+            np.testing.assert_array_equal(kept.lag, fresh.lag)
+            assert kept.confidence == fresh.confidence
+            np.testing.assert_array_equal(kept.window, fresh.window)
+
+
+@pytest.mark.parametrize("rounds", [1, 3])
+def test_templates_refined_over_several_rounds_do_not_depend_on_threads(rounds: int) -> None:
+    """With more than one round the spectra kept in scratch feed rounds 2 and on; one round
+    keeps none. Either way the template sharpens and is the same on 1 or 3 threads."""
+    from ace_assets.miniscope.motion_template import build_template
+
+    frames, _, scene = rigid_movie(n=80, seed=4)
+    params = MotionParams(**{**RIGID.__dict__, "template_iterations": rounds})
+    made = [build_template(frames, 80, (H, W), params, threads=t) for t in (1, 3)]
+    np.testing.assert_array_equal(made[1][0], made[0][0])
+    np.testing.assert_array_equal(made[1][1].used, made[0][1].used)
+    truth = scene[PAD : PAD + H, PAD : PAD + W][10:-10, 10:-10].ravel()
+    assert np.corrcoef(made[0][0][10:-10, 10:-10].ravel(), truth)[0, 1] > 0.95

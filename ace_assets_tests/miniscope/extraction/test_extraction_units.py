@@ -149,6 +149,57 @@ def test_oasis_matches_nnls_and_recovers_spikes():
     assert np.count_nonzero(d.s) <= 1.3 * np.count_nonzero(s)
 
 
+def _oasis_ar1_plain(y, g, lam=0.0, s_min=0.0):
+    """OASIS for AR(1) as Friedrich et al. (2017) write it: every pool on the stack, a
+    power per comparison. The reference the optimised loop must equal bit for bit."""
+    yv = np.asarray(y, dtype=np.float64)
+    n = len(yv)
+    if lam:
+        yv = yv - lam * (1.0 - g)
+        yv[-1] -= lam * g
+    v, w, t0, ln = [0.0] * n, [0.0] * n, [0] * n, [0] * n
+    i = -1
+    for t in range(n):
+        i += 1
+        v[i], w[i], t0[i], ln[i] = float(yv[t]), 1.0, t, 1
+        while i > 0:
+            prev = v[i - 1]
+            if i == 1 and prev < 0.0:
+                prev = 0.0
+            gl = g ** ln[i - 1]
+            if prev * gl + s_min <= v[i]:
+                break
+            wn = w[i - 1] + (w[i] * gl * gl if g * g else 0.0)
+            v[i - 1] = (w[i - 1] * v[i - 1] + gl * w[i] * v[i]) / wn if wn > 0 else v[i - 1]
+            w[i - 1] = wn
+            ln[i - 1] += ln[i]
+            i -= 1
+    m = i + 1
+    vals = np.asarray(v[:m])
+    vals[0] = max(vals[0], 0.0)
+    starts, lens = np.asarray(t0[:m]), np.asarray(ln[:m])
+    c = np.maximum(np.repeat(vals, lens) * np.power(g, np.arange(n) - np.repeat(starts, lens)), 0)
+    s = np.zeros(n)
+    s[starts[1:]] = np.maximum(vals[1:] - vals[:-1] * np.power(g, lens[:-1]), 0.0)
+    return c, s
+
+
+@pytest.mark.parametrize("g", [0.0, 0.5, 0.93, 1.0])
+@pytest.mark.parametrize(("lam", "s_min"), [(0.0, 0.0), (0.0, 0.8), (0.4, 0.0)])
+def test_oasis_equals_the_plain_algorithm_bit_for_bit(g, lam, s_min):
+    """The optimised loop (newest pool in locals, powers looked up and shared between
+    calls) gives the plain algorithm's traces exactly, on traces of several lengths and
+    offsets (negative first pools included)."""
+    rng = np.random.default_rng(int(g * 100) + int(s_min * 10))
+    for n in (1, 2, 57, 400, 400):  # the same length twice: the shared powers reused
+        spikes = (rng.random(n) < 0.05) * rng.exponential(4.0, n)
+        y = lfilter([1.0], [1.0, -min(g, 0.99)], spikes) + rng.normal(-0.5, 0.7, n)
+        got_c, got_s = oasis_ar1(y, g, lam, s_min)
+        want_c, want_s = _oasis_ar1_plain(y, g, lam, s_min)
+        np.testing.assert_array_equal(got_c, want_c)
+        np.testing.assert_array_equal(got_s, want_s)
+
+
 def test_ar_estimation_and_ar2_deconvolution():
     rng = np.random.default_rng(1)
     s, c, y = _ar1_trace(rng, t=4000, g=0.9)
@@ -487,3 +538,62 @@ def test_ring_moments_do_not_depend_on_the_pixel_blocks():
     np.testing.assert_allclose(
         sfx[2], (feats[:, 2].astype(np.float64) * xd).sum(0), rtol=1e-4, atol=1e-4
     )
+
+
+def test_block_mean_and_ring_features_by_parts_on_threads_equal_the_whole():
+    """The passes pool frames by groups on threads and the ring fit takes features of
+    parts of a chunk: each frame is computed on its own, so any split equals the whole."""
+    from ace_assets.miniscope.extraction.background import RingFeatures
+
+    rng = np.random.default_rng(21)
+    frames = rng.normal(100.0, 5.0, (23, 37, 30)).astype(np.float32)
+    whole = block_reduce_mean(frames, 2)
+    with ThreadPoolExecutor(3) as pool:
+        for group in (1, 4, 100):
+            np.testing.assert_array_equal(block_reduce_mean(frames, 2, pool.map, group), whole)
+    feats = RingFeatures(whole.shape[1:], 3, 2)
+    want = feats(whole)
+    got = np.empty_like(want)
+    for a, b in ((0, 5), (5, 6), (6, 23)):
+        feats(whole[a:b], workers=1, out=got[a:b])
+    np.testing.assert_array_equal(got, want)
+
+
+def test_r_values_read_each_pixel_from_the_tile_holding_it():
+    """Component r-values take each footprint pixel's active-frame mean from the one tile
+    that holds it: the same values as looking every tile pixel up by its index."""
+    from ace_assets.miniscope.extraction.updates import PassResult, component_r_values, make_tiles
+
+    rng = np.random.default_rng(8)
+    h, w, n, t = 40, 52, 9, 30
+    dense = np.zeros((h * w, n), np.float32)
+    for k in range(n):
+        cy, cx = rng.integers(3, h - 3), rng.integers(3, w - 3)
+        yy, xx = np.mgrid[:h, :w]
+        dense[:, k] = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / 8.0).ravel()
+    dense[dense < 0.05] = 0
+    a = sp.csc_matrix(dense)
+    c = rng.random((n, t)).astype(np.float32)
+    active = (rng.random((n, t)) < 0.3).astype(np.float32)
+    tiles = make_tiles(sp.csc_matrix(dense > 0), (h, w), 16)  # footprints span tiles
+    r_act = [rng.normal(size=(len(tl.comps), (tl.y1 - tl.y0) * (tl.x1 - tl.x0))) for tl in tiles]
+    got = component_r_values(a, c, active, PassResult(c, [], r_act, np.zeros(t)), tiles, (h, w))
+
+    m = c.astype(np.float64) @ active.T.astype(np.float64)
+    want = np.full(n, np.nan)
+    for k in range(n):
+        lookup = {}
+        for tl, ract in zip(tiles, r_act, strict=True):
+            if k in tl.comps:
+                row = ract[list(tl.comps).index(k)]
+                lookup.update(zip(tl.pixels(w).tolist(), row.tolist(), strict=True))
+        col = a[:, k]
+        rows, vals = col.indices, col.data.astype(np.float64)
+        keep = vals >= 0.1 * vals.max()
+        rows, vals = rows[keep], vals[keep]
+        data = np.array([lookup.get(int(r), np.nan) for r in rows])
+        resid = data - (sp.csr_matrix(a)[rows] @ m[:, k] - vals * m[k, k])
+        ok = np.isfinite(resid)
+        want[k] = np.corrcoef(vals[ok], resid[ok])[0, 1]
+    assert np.isfinite(got).all()
+    np.testing.assert_array_equal(got, want)
