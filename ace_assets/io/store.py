@@ -237,7 +237,8 @@ class ArrayStoreWriter:
     and the temporary directory is removed. With ``compact=True`` a float array is
     stored as float16 (see the module docstring); blocks are written as float32. With
     ``frame_affine=True`` a float32 movie is written as its uint8 frames, and
-    :meth:`set_frame_affine` gives each frame's gain and offset.
+    :meth:`set_frame_affine` gives each frame's gain and offset. ``range_hint``: the
+    ``(column, advice)`` to give when a compact movie's value is beyond float16's range.
     ``data_file`` names the data file of a store that only its own reader may open
     (a band store: :mod:`ace_assets.ephys.band_store`).
     """
@@ -253,8 +254,10 @@ class ArrayStoreWriter:
         data_file: str = DATA,
         scale: list[float] | None = None,
         frame_affine: bool = False,
+        range_hint: tuple[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.range_hint = range_hint
         dtype = np.dtype(dtype)
         if compact and dtype.kind != "f":
             raise ValueError(f"a compact store holds float movies, not {dtype}")
@@ -347,10 +350,13 @@ class ArrayStoreWriter:
         with np.errstate(invalid="ignore"):
             peak = float(np.nanmax(np.abs(block))) if block.size else 0.0
         if peak > COMPACT_MAX and np.isfinite(peak):
+            column, hint = self.range_hint or (None, "")
             raise AceInputError(
                 f"frames {start}..{start + len(block) - 1} hold a value of magnitude {peak:.6g}, "
-                f"beyond the {COMPACT_MAX:g} a compact (float16) movie can store",
+                f"beyond the {COMPACT_MAX:g} a compact (float16) movie can store"
+                + (f"; {hint}" if hint else ""),
                 file=self.path,
+                column=column,
             )
 
     def commit(self) -> ArrayStore:

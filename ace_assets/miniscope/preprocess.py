@@ -42,6 +42,14 @@ from ace_assets.miniscope.stage_report import SplitReport
 DETRENDS = (None, "median", "linear")
 DFF_METHODS = (None, "delta_f_over_f", "delta_f_over_sqrt_f")
 
+#: What bounds the values of a float movie made here, and so what to change when one is
+#: beyond what a compact (float16) movie stores: (analysis_parameters column, advice).
+RANGE_HINT = (
+    "dff",
+    "a ΔF/F that large divides by a baseline near zero (dark pixels): leave dff empty for "
+    "no ΔF/F, crop the dark border (crop_coords), or raise the min_baseline setting",
+)
+
 
 @stage_params("preprocess", frozen=True)
 class PreprocessParams(StageParams):

@@ -79,6 +79,28 @@ def test_values_beyond_float16_are_refused_with_the_store_named(tmp_path: Path) 
         ArrayStoreWriter(tmp_path / "u8.npyd", (2, 4, 4), np.uint8, compact=True)
 
 
+def test_a_value_beyond_float16_names_the_setting_to_change(tmp_path: Path) -> None:
+    """The movie assets name what bounds their values: the dff column of
+    analysis_parameters.csv, and the crop and baseline settings that exist."""
+    from ace_assets.catalog.parameter_specs import ENGINE_SPECS, SPECS
+    from ace_assets.miniscope.preprocess import RANGE_HINT
+
+    column, advice = RANGE_HINT
+    assert column in SPECS and "crop_coords" in SPECS and "min_baseline" in ENGINE_SPECS
+    frames = np.full((2, 8, 8), 1.0, np.float32)
+    frames[1, 3, 4] = -9e4
+    path = tmp_path / "dff.npyd"
+    with pytest.raises(AceInputError, match="frames 0..1 .* min_baseline setting") as info:
+        with ArrayStoreWriter(
+            path, frames.shape, np.float32, compact=True, range_hint=RANGE_HINT
+        ) as w:
+            w.write(0, frames)
+            w.commit()
+    assert info.value.column == column and "dff.npyd" in str(info.value)
+    assert f"column '{column}'" in str(info.value) and advice in str(info.value)
+    assert not path.exists()
+
+
 def test_exact_stores_are_unchanged(tmp_path: Path) -> None:
     frames = np.arange(2 * 4 * 5, dtype=np.uint8).reshape(2, 4, 5)
     with ArrayStoreWriter(tmp_path / "u.npyd", frames.shape, np.uint8) as w:

@@ -22,6 +22,7 @@ from ace_assets.io.store import ArrayStore, ArrayStoreWriter, atomic_save_npz, d
 from ace_assets.miniscope.denoise import DenoiseReport, denoise_movie
 from ace_assets.miniscope.motion import MotionReport, motion_correct
 from ace_assets.miniscope.preprocess import (
+    RANGE_HINT,
     PreprocessParams,
     PreprocessReport,
     output_is_frame_affine,
@@ -309,7 +310,13 @@ def preprocessed_movie(
             meta = {"stage": own.asset, "line": line, "fps": fps}
             exact = output_is_frame_affine(p, source.stored_dtype)  # kept as frames and gains
             with ArrayStoreWriter(
-                out / MOVIE, shape_out, np.float32, meta, compact=not exact, frame_affine=exact
+                out / MOVIE,
+                shape_out,
+                np.float32,
+                meta,
+                compact=not exact,
+                frame_affine=exact,
+                range_hint=RANGE_HINT,
             ) as writer:
                 report = preprocess_movie(
                     progress.source(source), n, (h, w), fps, p, writer, scratch_dir=out
@@ -392,7 +399,9 @@ def motion_corrected_movie(
         progress = Progress(context.log.info, f"line {line} {own.asset}", n)
         with staged(context, paths) as out:
             meta = {"stage": own.asset, "line": line, "fps": fps}
-            with ArrayStoreWriter(out / MOVIE, (n, h, w), np.float32, meta, compact=True) as writer:
+            with ArrayStoreWriter(
+                out / MOVIE, (n, h, w), np.float32, meta, compact=True, range_hint=RANGE_HINT
+            ) as writer:
                 report = motion_correct(
                     progress.source(source),
                     n,
