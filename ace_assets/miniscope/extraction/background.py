@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
@@ -228,6 +229,35 @@ def _add_moments(
         pass
 
 
+def _residuals_and_features(
+    frames: np.ndarray,
+    c: np.ndarray,
+    k: int,
+    factor: int,
+    a_ds: sp.csr_matrix,
+    feats_of: RingFeatures,
+    xd: np.ndarray,
+    feats: np.ndarray,
+    groups: range,
+) -> None:
+    """Into ``xd`` and ``feats``: binned frames ``groups`` of a chunk (means of ``k``
+    frames, traces ``c`` alike), their residuals ``Down(Y - A C)`` and ring features. Each
+    frame is computed on its own, so parts of a chunk may run on threads."""
+    f0, f1 = groups.start * k, min(groups.stop * k, frames.shape[0])
+    fr, cc = frames[f0:f1], c[:, f0:f1]
+    if k > 1:
+        fr, cc = bin_mean(fr, k), bin_mean(cc, k, axis=1)
+    x = block_reduce_mean(fr, factor).reshape(len(groups), -1)
+    if a_ds.shape[1]:
+        x -= to_frames_major(np.asarray(a_ds @ cc, dtype=np.float32))
+    xd[groups.start : groups.stop] = x
+    feats_of(
+        x.reshape(len(groups), *feats.shape[2:]),
+        workers=1,
+        out=feats[groups.start : groups.stop],
+    )
+
+
 def fit_ring_model(
     chunks: Iterable[tuple[int, np.ndarray]],
     geometry: RingGeometry,
@@ -269,25 +299,17 @@ def fit_ring_model(
             xd = np.empty((m, p), np.float32)
             feats = np.empty((m, j, hb, wb), np.float32)
 
-            def part(
-                groups: range, t0: int = t0, frames: np.ndarray = frames, xd=xd, feats=feats
-            ) -> None:
-                """Binned frames ``groups`` of the chunk: residuals and ring features, each
-                frame on its own (so the parts may run on threads)."""
-                f0, f1 = groups.start * k, min(groups.stop * k, frames.shape[0])
-                fr, cc = frames[f0:f1], c[:, t0 + f0 : t0 + f1]
-                if k > 1:
-                    fr, cc = bin_mean(fr, k), bin_mean(cc, k, axis=1)
-                x = block_reduce_mean(fr, geometry.factor).reshape(len(groups), p)
-                if a_ds.shape[1]:
-                    x -= to_frames_major(np.asarray(a_ds @ cc, dtype=np.float32))
-                xd[groups.start : groups.stop] = x
-                feats_of(
-                    x.reshape(len(groups), hb, wb),
-                    workers=1,
-                    out=feats[groups.start : groups.stop],
-                )
-
+            part = partial(
+                _residuals_and_features,
+                frames,
+                c[:, t0 : t0 + frames.shape[0]],
+                k,
+                geometry.factor,
+                a_ds,
+                feats_of,
+                xd,
+                feats,
+            )
             step = max(1, -(-m // (2 * pool.threads)))
             for _ in pool.map(part, (range(a, min(a + step, m)) for a in range(0, m, step))):
                 pass
