@@ -123,7 +123,11 @@ class FloatFrames:
         return self.shape[0]
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        block = np.asarray(self.movie.read(start, stop), dtype=np.float32)
+        return self.as_float(self.movie.read(start, stop))
+
+    def as_float(self, raw: Any) -> np.ndarray:
+        """A block as the movie returned it, as these frames give it."""
+        block = np.asarray(raw, dtype=np.float32)
         if block.ndim == 4:  # (n, H, W, 3) grey stored as colour: use one channel
             block = block[..., 0]
         if self.fill is not None:
@@ -171,8 +175,14 @@ class _ChunkStats:
 def _scan_chunk(
     movie: Any, dims: tuple[int, int], source: str | None, a: int, b: int
 ) -> _ChunkStats:
+    return chunk_stats(np.asarray(movie.read(a, b)), dims, source, a, b)
+
+
+def chunk_stats(
+    block: np.ndarray, dims: tuple[int, int], source: str | None, a: int, b: int
+) -> _ChunkStats:
+    """The :class:`MovieStats` share of frames ``a:b``, given as read from the movie."""
     h, w = dims
-    block = np.asarray(movie.read(a, b))
     if block.ndim == 4:
         block = block[..., 0]
     if block.shape[1:] != (h, w) or block.shape[0] != b - a:
@@ -214,6 +224,47 @@ def _scan_chunk(
     )
 
 
+class StatsSum:
+    """Chunk statistics added in frame order, so the sums do not depend on the threads."""
+
+    def __init__(self, t: int, dims: tuple[int, int], source: str | None = None) -> None:
+        if t < 1:
+            raise AceInputError("the movie has no frames", file=source)
+        self.t, self.dims = t, dims
+        self.total = np.zeros(dims, dtype=np.float64)
+        self.count = np.zeros(dims, dtype=np.float64)
+        self.frame_mean = np.zeros(t, dtype=np.float64)
+        self.vmin, self.vmax = np.inf, -np.inf
+        self.nan_frames: list[np.ndarray] = []
+
+    def add(self, part: _ChunkStats) -> None:
+        self.total += part.total
+        self.count += part.count
+        self.frame_mean[part.start : part.start + len(part.frame_mean)] = part.frame_mean
+        self.vmin, self.vmax = min(self.vmin, part.vmin), max(self.vmax, part.vmax)
+        if len(part.bad):
+            self.nan_frames.append(part.bad)
+
+    def result(self) -> MovieStats:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(self.count > 0, self.total / np.maximum(self.count, 1), np.nan)
+        if not np.isfinite(mean).all():
+            fallback = float(np.nanmean(mean)) if np.isfinite(mean).any() else 0.0
+            mean = np.where(np.isfinite(mean), mean, fallback)
+        nan_idx = (
+            np.concatenate(self.nan_frames) if self.nan_frames else np.zeros(0, dtype=np.int64)
+        )
+        return MovieStats(
+            n_frames=self.t,
+            dims=self.dims,
+            mean=mean,
+            frame_mean=self.frame_mean,
+            vmin=float(self.vmin) if np.isfinite(self.vmin) else 0.0,
+            vmax=float(self.vmax) if np.isfinite(self.vmax) else 0.0,
+            nan_frames=nan_idx.astype(np.int64),
+        )
+
+
 def scan_movie(movie: Any, chunk: int, *, source: str | None = None) -> MovieStats:
     """Mean image, per-frame means, value range and non-finite frames, in one pass.
 
@@ -222,37 +273,12 @@ def scan_movie(movie: Any, chunk: int, *, source: str | None = None) -> MovieSta
     so the result does not depend on the thread count.
     """
     t, h, w = (int(v) for v in movie.shape[:3])
-    if t < 1:
-        raise AceInputError("the movie has no frames", file=source)
-    total = np.zeros((h, w), dtype=np.float64)
-    count = np.zeros((h, w), dtype=np.float64)
-    frame_mean = np.zeros(t, dtype=np.float64)
-    vmin, vmax = np.inf, -np.inf
-    nan_frames: list[np.ndarray] = []
+    stats = StatsSum(t, (h, w), source)
     step = max(1, chunk // 4)  # four pieces in flight hold one chunk
     ranges = [(a, min(a + step, t)) for a in range(0, t, step)]
     for part in ordered_map(lambda r: _scan_chunk(movie, (h, w), source, *r), ranges):
-        total += part.total
-        count += part.count
-        frame_mean[part.start : part.start + len(part.frame_mean)] = part.frame_mean
-        vmin, vmax = min(vmin, part.vmin), max(vmax, part.vmax)
-        if len(part.bad):
-            nan_frames.append(part.bad)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
-    if not np.isfinite(mean).all():
-        fallback = float(np.nanmean(mean)) if np.isfinite(mean).any() else 0.0
-        mean = np.where(np.isfinite(mean), mean, fallback)
-    nan_idx = np.concatenate(nan_frames) if nan_frames else np.zeros(0, dtype=np.int64)
-    return MovieStats(
-        n_frames=t,
-        dims=(h, w),
-        mean=mean,
-        frame_mean=frame_mean,
-        vmin=float(vmin) if np.isfinite(vmin) else 0.0,
-        vmax=float(vmax) if np.isfinite(vmax) else 0.0,
-        nan_frames=nan_idx.astype(np.int64),
-    )
+        stats.add(part)
+    return stats.result()
 
 
 def describe_frames(idx: np.ndarray, limit: int = 20) -> str:
@@ -483,10 +509,15 @@ def build_init_cache(
     tile: int,
     workdir: str | Path | None,
     kernel: np.ndarray | None = None,
+    stats: StatsSum | None = None,
+    source: str | None = None,
 ) -> tuple[TiledCache, TiledCache | None]:
     """Bin the movie by ``tsub`` frames and ``ssub`` x ``ssub`` pixels into a TiledCache;
     with ``kernel``, also the binned frames spatially filtered whole (second cache), so
     patches need not filter their overlaps again and see no patch-edge effects.
+
+    ``stats``: also add each block's :func:`chunk_stats` to it, so the movie is read once
+    for both (a non-finite value then reaches the caches as it is: see ``stats.nan_frames``).
 
     Quarter chunks are read, binned, filtered and written to their own places in the
     caches on threads (:func:`~ace_assets.io.threads.ordered_map`); every binned frame is
@@ -500,15 +531,25 @@ def build_init_cache(
     step = max(tsub, (max(1, chunk // 4) // tsub) * tsub)
     smooth = None if kernel is None else cnmfe_filter((hs, ws), kernel)  # one for every part
 
-    def bin_part(a: int) -> None:
-        binned = bin_mean(block_reduce_mean(frames.read(a, min(a + step, t)), ssub), tsub)
+    def bin_part(a: int) -> _ChunkStats | None:
+        b = min(a + step, t)
+        part = None
+        if stats is None:
+            block = frames.read(a, b)
+        else:
+            raw = np.asarray(frames.movie.read(a, b))
+            part = chunk_stats(raw, (h, w), source, a, b)
+            block = frames.as_float(raw)
+        binned = bin_mean(block_reduce_mean(block, ssub), tsub)
         cache.write(a // tsub, binned)
         if fcache is not None and smooth is not None:
             fcache.write(a // tsub, smooth.apply_frames(binned))
+        return part
 
     try:
-        for _ in ordered_map(bin_part, range(0, t, step)):
-            pass
+        for part in ordered_map(bin_part, range(0, t, step)):
+            if stats is not None and part is not None:
+                stats.add(part)
     except BaseException:
         cache.close()
         if fcache is not None:

@@ -51,6 +51,7 @@ from .evaluation import event_exceptionality_snr
 from .merging import merge_components
 from .movie import (
     FloatFrames,
+    StatsSum,
     TiledCache,
     as_movie,
     bin_mean,
@@ -342,49 +343,6 @@ def extract(
     chunk = prm.chunk_frames
     p = prm.p
 
-    log("scanning movie")
-    stats = scan_movie(mv, chunk, source=str(source) if source else None)
-    fill = None
-    if len(stats.nan_frames):
-        msg = (
-            f"{len(stats.nan_frames)} frame(s) contain NaN/inf values (frames "
-            f"{describe_frames(stats.nan_frames)})"
-        )
-        if prm.nan_policy == "error":
-            raise AceInputError(
-                msg + "; fix the motion correction border or set nan_policy='fill' to replace "
-                "them by the pixel means",
-                file=source,
-            )
-        warnings.append(msg + "; non-finite values replaced by the pixel means")
-        fill = stats.mean.astype(np.float32)
-    info["nan_frames"] = stats.nan_frames.tolist()[:1000]
-    params_dict = prm.to_dict() | {"fps": fps}
-
-    def empty(reason: str, **kw: Any) -> ExtractionResult:
-        warnings.append(reason)
-        info["seconds"] = time.perf_counter() - t_start
-        return empty_result(
-            (h, w),
-            n_frames,
-            fps,
-            p=p,
-            warnings=warnings,
-            params=params_dict,
-            b0=stats.mean.astype(np.float32),
-            info=info,
-            **kw,
-        )
-
-    if stats.constant:
-        return empty(f"the movie is constant (every value {stats.vmin:g}): no components")
-    if prm.K == 0:
-        return empty("K=0: no components requested")
-
-    frames = FloatFrames(mv, fill)
-    # AR(1): g from decay_time (estimated per trace without one); AR(2): always estimated
-    g_full = ar_from_decay(prm.decay_time, fps, 1) if (prm.decay_time and p == 1) else None
-
     # ---------------------------------------------------------- initialisation movie
     ssub = prm.ssub
     hs, ws = -(-h // ssub), -(-w // ssub)
@@ -407,20 +365,80 @@ def extract(
     gsiz_s = tuple(_odd(v / ssub) for v in prm.gSiz)
     pnr_scale = _pnr_scale(ssub, prm.tsub, tsub)
     min_pnr_eff = prm.min_pnr * pnr_scale
-    log(f"building initialisation movie (tsub={tsub}, ssub={ssub})")
-    cache, fcache = build_init_cache(
-        frames,
-        tsub=tsub,
-        ssub=ssub,
-        chunk=chunk,
-        tile=patch_cache_tile((-(-n_frames // tsub), hs, ws), windows, chunk, prm.tile_size),
-        workdir=workdir,
-        kernel=center_psf_kernel(gsig_s, prm.center_psf),
-    )
-    # Seeding and the passes run threads of their own beside many mid-sized products: a
-    # BLAS pool beside them oversubscribes the cores (on the demo's 1,000 frames, one BLAS
-    # thread took 15% less wall and 25% less CPU), and no sum depends on its size
+    src = str(source) if source else None
+
+    def build(fill: np.ndarray | None, stats: StatsSum | None) -> tuple[Any, Any]:
+        return build_init_cache(
+            FloatFrames(mv, fill),
+            tsub=tsub,
+            ssub=ssub,
+            chunk=chunk,
+            tile=patch_cache_tile((-(-n_frames // tsub), hs, ws), windows, chunk, prm.tile_size),
+            workdir=workdir,
+            kernel=center_psf_kernel(gsig_s, prm.center_psf),
+            stats=stats,
+            source=src,
+        )
+
+    # the movie's statistics are taken in the same read as the initialisation movie (one
+    # pass over the movie less); a movie with non-finite values is binned again, filled
+    caches: tuple[Any, ...] = ()
+    if prm.K == 0:
+        stats = scan_movie(mv, chunk, source=src)
+    else:
+        log(f"building initialisation movie (tsub={tsub}, ssub={ssub}; scanning the movie)")
+        summed = StatsSum(n_frames, (h, w), src)
+        caches = build(None, summed)
+        stats = summed.result()
+    fill = None
     try:
+        if len(stats.nan_frames):
+            msg = (
+                f"{len(stats.nan_frames)} frame(s) contain NaN/inf values (frames "
+                f"{describe_frames(stats.nan_frames)})"
+            )
+            if prm.nan_policy == "error":
+                raise AceInputError(
+                    msg + "; fix the motion correction border or set nan_policy='fill' to "
+                    "replace them by the pixel means",
+                    file=source,
+                )
+            warnings.append(msg + "; non-finite values replaced by the pixel means")
+            fill = stats.mean.astype(np.float32)
+        info["nan_frames"] = stats.nan_frames.tolist()[:1000]
+        params_dict = prm.to_dict() | {"fps": fps}
+
+        def empty(reason: str, **kw: Any) -> ExtractionResult:
+            warnings.append(reason)
+            info["seconds"] = time.perf_counter() - t_start
+            return empty_result(
+                (h, w),
+                n_frames,
+                fps,
+                p=p,
+                warnings=warnings,
+                params=params_dict,
+                b0=stats.mean.astype(np.float32),
+                info=info,
+                **kw,
+            )
+
+        if stats.constant:
+            return empty(f"the movie is constant (every value {stats.vmin:g}): no components")
+        if prm.K == 0:
+            return empty("K=0: no components requested")
+        if fill is not None:
+            _close(*caches)
+            caches = ()
+            log(f"building initialisation movie (tsub={tsub}, ssub={ssub}; NaN filled)")
+            caches = build(fill, None)
+        cache, fcache = caches
+        frames = FloatFrames(mv, fill)
+        # AR(1): g from decay_time (estimated per trace without one); AR(2): always estimated
+        g_full = ar_from_decay(prm.decay_time, fps, 1) if (prm.decay_time and p == 1) else None
+        # Seeding and the passes run threads of their own beside many mid-sized products: a
+        # BLAS pool beside them oversubscribes the cores (on the demo's 1,000 frames, one
+        # BLAS thread took 15% less wall and 25% less CPU), and no sum depends on its size
         with one_blas_thread():
             return _run(
                 prm,
@@ -445,9 +463,13 @@ def extract(
                 stripes=stripes,
             )
     finally:
-        cache.close()
-        if fcache is not None:
-            fcache.close()
+        _close(*caches)
+
+
+def _close(*caches: Any) -> None:
+    for cache in caches:
+        if cache is not None:
+            cache.close()
 
 
 def _run(

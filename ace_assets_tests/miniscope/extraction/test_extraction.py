@@ -136,14 +136,19 @@ def test_constant_movie_gives_empty_result_with_warning():
     assert any("constant" in w for w in res.warnings)
 
 
-def test_nan_frames_are_reported_or_filled():
+def test_nan_frames_are_reported_or_filled(tmp_path):
+    """Non-finite frames are found in the read that bins the initialisation movie: an error
+    leaves no cache behind, and a fill bins the movie again, filled."""
     mov = empty_movie(n_frames=120).astype(np.float32)
     mov[[5, 77]] = np.nan
     mov[90, 3, 3] = np.inf
     with pytest.raises(AceInputError, match=r"3 frame\(s\).*5, 77, 90"):
-        extract(mov, ExtractionParams(**PARAMS))
-    res = extract(mov, ExtractionParams(**PARAMS, nan_policy="fill"))
+        extract(mov, ExtractionParams(**PARAMS), workdir=tmp_path)
+    assert not any(tmp_path.iterdir())
+    res = extract(mov, ExtractionParams(**PARAMS, nan_policy="fill"), workdir=tmp_path)
     assert any("NaN" in w for w in res.warnings)
+    assert not any(tmp_path.iterdir())
+    assert np.isfinite(res.b0).all() and np.isfinite(res.correlation_image).all()
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -33,6 +33,7 @@ from ace_assets.miniscope.extraction.evaluation import event_exceptionality_snr,
 from ace_assets.miniscope.extraction.movie import TiledCache, block_reduce_mean, patch_cache_tile
 from ace_assets.miniscope.extraction.pipeline import patch_windows
 from ace_assets.miniscope.extraction.summary_images import (
+    center_psf_kernel,
     median_of_columns,
     median_of_rows,
     pixel_noise_robust,
@@ -512,6 +513,37 @@ def test_scan_on_threads_equals_the_in_memory_statistics(monkeypatch):
     )
     assert one.vmin == np.nanmin(finite) and one.vmax == np.nanmax(finite)
     np.testing.assert_array_equal(one.nan_frames, [7, 40])
+
+
+def test_init_cache_built_with_the_scan_gives_the_scans_statistics(tmp_path):
+    """Statistics summed while the initialisation movie is binned equal a scan of their own
+    (the movie is then read once for both), and the caches equal a build without them."""
+    from ace_assets.miniscope.extraction.movie import (
+        FloatFrames,
+        StatsSum,
+        as_movie,
+        build_init_cache,
+        scan_movie,
+    )
+
+    rng = np.random.default_rng(13)
+    mov = (rng.random((61, 23, 19)) * 50 + 10).astype(np.float32)
+    mov[9, 2, 5] = np.nan
+    mov[44] = -np.inf
+    kernel = center_psf_kernel((2, 2))
+    kw = dict(tsub=2, ssub=2, chunk=16, tile=8, workdir=tmp_path, kernel=kernel)
+    summed = StatsSum(len(mov), mov.shape[1:])
+    with_stats = build_init_cache(FloatFrames(as_movie(mov)), stats=summed, **kw)
+    plain = build_init_cache(FloatFrames(as_movie(mov)), **kw)
+    got, want = summed.result(), scan_movie(as_movie(mov), 16)
+    for field in ("mean", "frame_mean", "nan_frames"):
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
+    assert (got.vmin, got.vmax) == (want.vmin, want.vmax)
+    for a, b in zip(with_stats, plain, strict=True):
+        np.testing.assert_array_equal(a.read(0, a.n_frames), b.read(0, b.n_frames))
+        a.close()
+        b.close()
+    assert not any(tmp_path.iterdir())
 
 
 def test_ring_moments_do_not_depend_on_the_pixel_blocks():
