@@ -47,6 +47,19 @@ def pwrite_all(fd: int, data: np.ndarray, position: int) -> int:
     return view.nbytes
 
 
+def pread_into(fd: int, out: np.ndarray, position: int) -> None:
+    """Fill a C-contiguous array with the file's bytes at ``position`` (``pread`` calls
+    until it is full: a call may read less than asked). Raises ``EOFError`` at the end of
+    the file."""
+    view = memoryview(out.reshape(-1)).cast("B")
+    done = 0
+    while done < view.nbytes:
+        got = os.preadv(fd, [view[done : done + PIECE_BYTES]], position + done)
+        if got <= 0:
+            raise EOFError(f"{view.nbytes - done} bytes short at byte {position + done}")
+        done += got
+
+
 class RowFile(ClosesOnExit):
     """Rows of an ``np.memmap`` (a store being written), written with ``os.pwrite``.
 

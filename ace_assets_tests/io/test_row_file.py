@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from ace_assets.io.row_file import RowFile
+from ace_assets.io import row_file
+from ace_assets.io.row_file import RowFile, pread_into, pwrite_all
 from ace_assets.io.store import ArrayStore, ArrayStoreWriter
 
 
@@ -57,3 +60,23 @@ def test_a_background_write_failure_is_raised_to_the_caller(tmp_path: Path) -> N
 
 def _failing(position: int, data: np.ndarray) -> None:
     raise OSError("disk full")
+
+
+def test_pread_fills_the_array_in_pieces_and_names_a_short_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reads of at most PIECE_BYTES (made tiny here) fill the whole array from its offset;
+    a file that ends first raises instead of leaving the rest unread."""
+    data = np.arange(1000, dtype=np.float32).reshape(10, 100)
+    path = tmp_path / "f.bin"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        pwrite_all(fd, data, 64)
+        monkeypatch.setattr(row_file, "PIECE_BYTES", 24)
+        out = np.empty((4, 100), np.float32)
+        pread_into(fd, out, 64 + 3 * 400)
+        np.testing.assert_array_equal(out, data[3:7])
+        with pytest.raises(EOFError, match="bytes short"):
+            pread_into(fd, np.empty((5, 100), np.float32), 64 + 6 * 400)
+    finally:
+        os.close(fd)

@@ -28,7 +28,7 @@ import numpy as np
 
 from ace_assets.errors import AceInputError
 from ace_assets.io.page_range import release_rows
-from ace_assets.io.row_file import pwrite_all
+from ace_assets.io.row_file import pread_into, pwrite_all
 from ace_assets.io.threads import MapFn, ordered_map
 
 from .summary_images import cnmfe_filter
@@ -350,9 +350,10 @@ def bin_mean(x: np.ndarray, k: int, axis: int = 0) -> np.ndarray:
 class TiledCache:
     """A (T, H, W) float32 movie on disk in tiles: fast patch-over-time and frame-range reads.
 
-    Written with file writes; read by copying straight out of a read-only mapping of the
+    Written with file writes. A patch is copied straight out of a read-only mapping of the
     file (one copy, where ``np.fromfile`` copied each tile twice: 1.4-2x faster), whose
-    pages are released after each read, so the resident set stays at one read block.
+    pages are released after each read, so the resident set stays at one read block; a
+    range of whole frames is read tile by tile with ``pread`` (see :meth:`read`).
     Memory: one read block; disk: ``T * H * W * 4`` bytes in ``workdir`` (deleted by
     :meth:`close`).
     """
@@ -436,20 +437,28 @@ class TiledCache:
         return out
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames ``start:stop`` (all pixels)."""
+        """Frames ``start:stop`` (all pixels).
+
+        Each tile's frames are one ``pread`` into a small buffer, then copied into place:
+        where copying out of the mapping faulted in every page of the range first (2.2x
+        the CPU: 166 against 77 ms for 100 frames of 608 x 608 in 20 px tiles)."""
         t, h, w = self.shape
         stop = min(stop, t)
-        n = stop - start
+        n = max(stop - start, 0)
         s = self.tile
-        tiles = self._tiles()
         out = np.empty((n, h, w), dtype=np.float32)  # contiguous: callers reshape it freely
-        for i in range(self.nty):
-            for j in range(self.ntx):
-                yb, xb = min(s, h - i * s), min(s, w - j * s)
-                out[:, i * s : i * s + yb, j * s : j * s + xb] = tiles[
-                    i * self.ntx + j, start:stop, :yb, :xb
-                ]
-        release_rows(tiles, 0, len(tiles))
+        if n == 0:
+            return out
+        buf = np.empty((n, s, s), dtype=np.float32)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for i in range(self.nty):
+                for j in range(self.ntx):
+                    pread_into(fd, buf, self._tile_offset(i, j, start))
+                    yb, xb = min(s, h - i * s), min(s, w - j * s)
+                    out[:, i * s : i * s + yb, j * s : j * s + xb] = buf[:, :yb, :xb]
+        finally:
+            os.close(fd)
         return out
 
     def chunks(self, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
