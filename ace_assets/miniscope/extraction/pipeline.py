@@ -2,7 +2,8 @@
 
 Stages (each a pass over frames read in ``chunk_frames`` blocks; the movie is never held):
 
-0. scan: mean image, per-frame means, value range, NaN/inf frames (``nan_policy``);
+0. scan: mean image, per-frame means, value range, NaN/inf frames (``nan_policy``),
+   taken in the same read as 1.;
 1. initialisation movie: frames binned by ``tsub`` (raised as needed so it has at most
    ``max_init_frames`` frames and a patch of it fits ``init_memory_mb``) and pixels by
    ``ssub``, written to a temporary tiled file;
@@ -10,8 +11,9 @@ Stages (each a pass over frames read in ``chunk_frames`` blocks; the movie is ne
    (:mod:`.seeding`); seeds belong to the patch whose core holds them;
 3. ring-model background (:mod:`.background`) fitted on the initialisation movie, then
    ``n_init_iter`` A/C/merge/background iterations on that movie;
-4. ``n_iter`` full-resolution passes: traces (deconvolved with OASIS), footprints (HALS,
-   except after the last pass), merging, background refit;
+4. ``n_iter`` full-resolution passes (empty: one at ``ssub = 1``, two otherwise; see
+   :attr:`.ExtractionParams.full_passes`): traces (deconvolved with OASIS), footprints
+   (HALS, except after the last pass), merging, background refit;
 5. SNR and r-values; a candidate is kept only if it passes every rule of :mod:`.quality`
    (``min_SNR`` as a hard floor, footprint shape against ``gSig``, a trace not periodic
    at the denoiser's stripe frequencies or at one of its own); rejected ones and their
@@ -662,9 +664,11 @@ def _run(
     ring_full = full_ring(ring)
     r_values = np.full(full.n, np.nan)
     bg_mean = np.zeros(n_frames, np.float32)
-    for it in range(prm.n_iter):
-        last = it == prm.n_iter - 1
-        log(f"full-resolution pass {it + 1}/{prm.n_iter} ({full.n} components)")
+    n_passes = prm.full_passes
+    info["n_iter_effective"] = n_passes
+    for it in range(n_passes):
+        last = it == n_passes - 1
+        log(f"full-resolution pass {it + 1}/{n_passes} ({full.n} components)")
         r, bg_mean = _iterate(
             full,
             lambda: prefetched(frames.chunks(chunk)),

@@ -100,6 +100,7 @@ def test_params_from_the_reference_template():
         ({"rf": 20, "stride": 40}, "stride"),
         ({"method_init": "greedy_roi"}, "method_init"),
         ({"tsub": 0}, "tsub"),
+        ({"n_iter": 0}, "n_iter"),
     ],
 )
 def test_params_validation_names_the_column(values, column):
@@ -107,6 +108,17 @@ def test_params_validation_names_the_column(values, column):
         ExtractionParams.from_dict(values, source="analysis_parameters.csv", line=4)
     assert err.value.column == column
     assert "analysis_parameters.csv" in str(err.value) and "line number 4" in str(err.value)
+
+
+def test_full_passes_one_at_full_resolution_two_after_a_binned_initialisation():
+    """An empty n_iter runs one full-resolution pass when the initialisation already had the
+    full spatial resolution (ssub = 1) and two when its footprints were binned; a given
+    n_iter is taken as it is."""
+    assert ExtractionParams.from_dict({}).n_iter is None
+    assert ExtractionParams.from_dict({}).full_passes == 1
+    assert ExtractionParams.from_dict({"ssub": 2}).full_passes == 2
+    assert ExtractionParams.from_dict({"ssub": 2, "n_iter": 1}).full_passes == 1
+    assert ExtractionParams.from_dict({"n_iter": 3}).full_passes == 3
 
 
 def test_params_strict_rejects_unknown_and_movie_checks():
