@@ -560,8 +560,13 @@ def build_init_cache(
             if stats is not None and part is not None:
                 stats.add(part)
     except BaseException:
-        cache.close()
-        if fcache is not None:
-            fcache.close()
+        close_caches(cache, fcache)
         raise
     return cache, fcache
+
+
+def close_caches(*caches: TiledCache | None) -> None:
+    """Close (delete) each cache given; None stands for one that was not built."""
+    for cache in caches:
+        if cache is not None:
+            cache.close()

@@ -35,9 +35,9 @@ class ExtractionParams(StageParams):
     Engine settings (``ENGINE_SPECS``, not CSV columns): ``fps`` (frames per second;
     required unless the movie metadata carries it), ``chunk_frames``, ``max_init_frames``
     and ``init_memory_mb`` (bounds on the temporally downsampled initialisation movie),
-    ``n_iter`` (``None``: :attr:`full_passes`), ``n_init_iter``, ``ring_harmonics``, ``s_min`` (``None`` = ``s_min_sd`` x
-    noise), ``thresh_init``, ``min_pixel``, ``nan_policy`` (``"error"`` or ``"fill"``) and
-    ``tile_size``.
+    ``n_iter`` (``None``: :attr:`full_passes`), ``n_init_iter``, ``ring_harmonics``,
+    ``s_min`` (``None`` = ``s_min_sd`` x noise), ``thresh_init``, ``min_pixel``,
+    ``nan_policy`` (``"error"`` or ``"fill"``) and ``tile_size``.
     """
 
     decay_time: float

@@ -59,6 +59,7 @@ from .movie import (
     bin_mean,
     block_reduce_mean,
     build_init_cache,
+    close_caches,
     describe_frames,
     movie_fps,
     patch_cache_tile,
@@ -430,7 +431,7 @@ def extract(
         if prm.K == 0:
             return empty("K=0: no components requested")
         if fill is not None:
-            _close(*caches)
+            close_caches(*caches)
             caches = ()
             log(f"building initialisation movie (tsub={tsub}, ssub={ssub}; NaN filled)")
             caches = build(fill, None)
@@ -465,13 +466,7 @@ def extract(
                 stripes=stripes,
             )
     finally:
-        _close(*caches)
-
-
-def _close(*caches: Any) -> None:
-    for cache in caches:
-        if cache is not None:
-            cache.close()
+        close_caches(*caches)
 
 
 def _run(
